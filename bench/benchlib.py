@@ -1,0 +1,63 @@
+"""Small helpers shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples) if samples else float("nan")
+
+
+def ratio(candidate: float, baseline: float) -> float:
+    return candidate / baseline if baseline > 0 else float("nan")
+
+
+def verdict(value: float, target: float) -> str:
+    return "ok" if value <= target else "MISSED"
+
+
+def mib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:,.0f} MiB"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """What a reader needs to judge whether two result files are comparable."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "packages": {
+            d: _version(d) for d in ("lakehouse", "deltalake", "duckdb", "pyarrow", "polars")
+        },
+    }
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    body = {
+        "benchmark": name,
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **payload,
+        "environment": environment(),
+    }
+    path.write_text(json.dumps(body, indent=2, default=str) + "\n")
+    return path

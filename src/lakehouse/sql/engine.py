@@ -1,0 +1,274 @@
+"""The SQL engine: DuckDB over the live files of Delta table versions.
+
+Each ``layer.table`` a query names becomes a DuckDB view over exactly the parquet files the
+table's Delta log lists for the version asked (with partition values taken from the log,
+not from paths). Views are rebuilt only when the table's version moves, so repeated queries
+cost one look at the log.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
+
+from lakehouse.errors import SQLError, TableNotFoundError, VersionNotFoundError
+from lakehouse.names import LAYERS, parse_table_name
+from lakehouse.sql.names import find_references
+from lakehouse.sql.result import Result
+from lakehouse.tables.convert import normalize_schema
+from lakehouse.tables.snapshot import Snapshot, file_columns, snapshot_of
+
+if TYPE_CHECKING:
+    from lakehouse.warehouse import Lakehouse
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        value = value.isoformat(sep=" ")
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class SQLEngine:
+    def __init__(self, lh: Lakehouse) -> None:
+        self.lh = lh
+        self.db = duckdb.connect(":memory:")
+        # Data files never change once written, so caching their footers is always safe.
+        self.db.execute("SET parquet_metadata_cache = true")
+        self.db.execute("SET TimeZone = 'UTC'")
+        for layer in LAYERS:
+            self.db.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
+        self._lock = threading.RLock()
+        self._handles: dict[str, DeltaTable] = {}
+        self._views: dict[str, int] = {}  # view key -> version it shows
+        self._local = threading.local()
+
+    # -- public ---------------------------------------------------------------------------
+    def query(self, sql: str) -> Result:
+        if not isinstance(sql, str) or not sql.strip():
+            raise SQLError("empty query", "pass a SQL statement, e.g. SELECT 1")
+        started = time.perf_counter()
+        text, unknown = self._prepare(sql)
+        cursor = self._cursor()
+        try:
+            relation = cursor.sql(text)
+            table = relation.to_arrow_table() if relation is not None else pa.table({})
+        except duckdb.Error as exc:
+            if isinstance(exc, duckdb.CatalogException) and unknown:
+                raise TableNotFoundError(unknown[0], self.suggest(unknown[0])) from exc
+            raise self._sql_error(exc) from exc
+        return Result(table, sql, time.perf_counter() - started)
+
+    def prepare(self, sql: str) -> str:
+        """Make every referenced table's view current; rewrite time travel to versioned
+        views. Returns the SQL to run."""
+        return self._prepare(sql)[0]
+
+    def _prepare(self, sql: str) -> tuple[str, list[str]]:
+        refs = find_references(sql)
+        known = set(self.lh.catalog.names())
+        pieces: list[str] = []
+        unknown: list[str] = []
+        last = 0
+        for ref in refs:
+            if ref.name not in known and not self.lh.discover(ref.name):
+                if ref.version is not None or ref.timestamp is not None:
+                    raise TableNotFoundError(ref.name, self.suggest(ref.name))
+                unknown.append(ref.name)
+                continue  # may be an alias.column; DuckDB has the last word
+            if ref.version is None and ref.timestamp is None:
+                self._ensure_current(ref.name)
+                continue
+            version = self._resolve_version(ref.name, ref.version, ref.timestamp)
+            view = self._ensure_version(ref.name, version)
+            pieces.append(sql[last : ref.start])
+            pieces.append(view)
+            last = ref.end
+        pieces.append(sql[last:])
+        return "".join(pieces), unknown
+
+    def snapshot(self, name: str, version: int | None = None) -> Snapshot:
+        return snapshot_of(self._load(name, version))
+
+    def read(self, name: str, version: int | None = None) -> pa.Table:
+        """A whole table version through the same reader path SQL uses."""
+        view = (
+            self._ensure_version(name, version) if version is not None else self._current(name)
+        )
+        return self._cursor().sql(f"SELECT * FROM {view}").to_arrow_table()
+
+    def suggest(self, name: str) -> list[str]:
+        names = self.lh.catalog.names()
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        bare = name.split(".")[-1]
+        close += [n for n in names if n.split(".")[-1] == bare and n not in close]
+        return close[:5]
+
+    # -- views ----------------------------------------------------------------------------
+    def _current(self, name: str) -> str:
+        self._ensure_current(name)
+        layer, table = name.split(".")
+        return f"{layer}.{quote(table)}"
+
+    def _ensure_current(self, name: str) -> None:
+        with self._lock:
+            handle = self._handles.get(name)
+            if handle is None:
+                handle = self._load(name, None)
+                self._handles[name] = handle
+            else:
+                handle.update_incremental()
+            version = handle.version()
+            if self._views.get(name) != version:
+                layer, table = name.split(".")
+                self._create_view(f"{layer}.{quote(table)}", snapshot_of(handle), handle)
+                self._views[name] = version
+
+    def _ensure_version(self, name: str, version: int) -> str:
+        layer, table = name.split(".")
+        view = f"{layer}.{quote(f'{table}@v{version}')}"
+        key = f"{name}@v{version}"
+        with self._lock:
+            if key not in self._views:
+                handle = self._load(name, version)
+                self._create_view(view, snapshot_of(handle), handle)
+                self._views[key] = version
+        return view
+
+    def _resolve_version(self, name: str, version: int | None, ts: datetime | None) -> int:
+        if version is not None:
+            return version
+        handle = self._load(name, None)
+        try:
+            handle.load_as_version(ts)
+        except Exception as exc:  # noqa: BLE001 - delta-rs raises several kinds here
+            raise VersionNotFoundError(
+                f"{name} has no version at or before {ts.isoformat() if ts else ts}: {exc}",
+                f"see `lakehouse history {name}` for the versions and their times",
+            ) from exc
+        return handle.version()
+
+    def _load(self, name: str, version: int | None) -> DeltaTable:
+        parsed = parse_table_name(name)
+        uri = self.lh.table_uri(parsed)
+        try:
+            handle = DeltaTable(uri, storage_options=self.lh.storage_options)
+        except DeltaTableNotFound as exc:
+            raise TableNotFoundError(name, self.suggest(name)) from exc
+        if version is not None:
+            if version < 0 or version > handle.version():
+                raise VersionNotFoundError(
+                    f"{name} has no version {version} (latest is {handle.version()})",
+                    f"see `lakehouse history {name}`",
+                )
+            try:
+                handle.load_as_version(version)
+            except Exception as exc:  # noqa: BLE001
+                raise VersionNotFoundError(
+                    f"{name} version {version} cannot be read any more: {exc}",
+                    "its files or log were removed by vacuum or log cleanup",
+                ) from exc
+        return handle
+
+    def _create_view(self, view: str, snap: Snapshot, handle: DeltaTable) -> None:
+        body = self._direct_sql(snap) if snap.direct else self._fallback_sql(view, handle)
+        self.db.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+
+    def _duck_types(self, schema: pa.Schema) -> dict[str, str]:
+        empty = pa.table({f.name: pa.array([], f.type) for f in normalize_schema(schema)})
+        relation = self.db.from_arrow(empty)
+        return {c: str(t) for c, t in zip(relation.columns, relation.types, strict=True)}
+
+    def _direct_sql(self, snap: Snapshot) -> str:
+        expected = self._duck_types(snap.schema)
+        names = snap.schema.names
+        if not snap.files:
+            cols = ", ".join(f"CAST(NULL AS {expected[c]}) AS {quote(c)}" for c in names)
+            return f"SELECT {cols} LIMIT 0"
+        paths = [f.path for f in snap.files]
+        present = file_columns(paths)
+        data_columns = [c for c in names if c not in snap.partition_columns]
+        all_present = set().union(*present.values())
+        readable = [c for c in data_columns if c in all_present]
+        actual = {}
+        if readable:
+            probe = self.db.sql(
+                f"SELECT {', '.join(quote(c) for c in readable)} FROM "
+                f"{_read_parquet(paths, union=len(set(present.values())) > 1)}"
+            )
+            actual = {c: str(t) for c, t in zip(probe.columns, probe.types, strict=True)}
+        groups: dict[tuple, list[str]] = defaultdict(list)
+        for f in snap.files:
+            groups[f.partition].append(f.path)
+        selects = []
+        for partition, group in groups.items():
+            have = set().union(*(present[p] for p in group))
+            values = dict(partition)
+            cols = []
+            for c in names:
+                if c in values:
+                    cols.append(f"CAST({literal(values[c])} AS {expected[c]}) AS {quote(c)}")
+                elif c not in have:
+                    cols.append(f"CAST(NULL AS {expected[c]}) AS {quote(c)}")
+                elif actual.get(c) != expected[c]:
+                    cols.append(f"CAST({quote(c)} AS {expected[c]}) AS {quote(c)}")
+                else:
+                    cols.append(quote(c))
+            mixed = len({present[p] for p in group}) > 1
+            selects.append(f"SELECT {', '.join(cols)} FROM {_read_parquet(group, union=mixed)}")
+        return "\nUNION ALL\n".join(selects)
+
+    def _fallback_sql(self, view: str, handle: DeltaTable) -> str:
+        """Deletion vectors, column mapping or remote storage: let delta-rs read the files."""
+        source = "__lh_" + re.sub(r"[^a-z0-9_]", "_", view.lower())
+        schema = normalize_schema(pa.schema(handle.schema().to_arrow()))
+        reader = pa.RecordBatchReader.from_stream(handle.scan())
+        table = pa.Table.from_batches(list(reader)).cast(schema)
+        self.db.register(source, table)
+        return f"SELECT * FROM {source}"
+
+    # -- errors ---------------------------------------------------------------------------
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self.db.cursor()
+            self._local.cursor = cursor
+        return cursor
+
+    def _sql_error(self, exc: duckdb.Error) -> Exception:
+        text = str(exc)
+        if isinstance(exc, duckdb.CatalogException):
+            match = re.search(r'Table with name "?([^"!\s]+)"? does not exist', text)
+            if match:
+                missing = match.group(1)
+                if "." not in missing:
+                    candidates = [n for n in self.lh.catalog.names() if n.endswith("." + missing)]
+                    if candidates:
+                        return SQLError(
+                            text, f"tables are named layer.table: did you mean {candidates[0]}?"
+                        )
+                return TableNotFoundError(missing, self.suggest(missing))
+        return SQLError(text)
+
+
+def _read_parquet(paths: list[str], union: bool) -> str:
+    files = "[" + ", ".join(literal(p) for p in paths) + "]"
+    extra = ", union_by_name = true" if union else ""
+    return f"read_parquet({files}, hive_partitioning = false{extra})"

@@ -1,0 +1,1 @@
+"""The table format: Delta Lake tables, their one write path and their maintenance."""

@@ -1,0 +1,251 @@
+"""A handle on one table: its schema, versions and the operations users run on it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, WriterProperties
+from deltalake.exceptions import DeltaError
+
+from lakehouse.errors import ConstraintViolationError, LakehouseError
+from lakehouse.names import TableName
+from lakehouse.sql.names import parse_timestamp
+from lakehouse.tables.writer import after_commit, open_delta
+
+if TYPE_CHECKING:
+    from lakehouse.catalog import TableInfo
+    from lakehouse.warehouse import Lakehouse
+
+
+class Table:
+    def __init__(self, lh: Lakehouse, name: TableName) -> None:
+        self._lh = lh
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<Table {self.name} v{self.version}>"
+
+    def __str__(self) -> str:
+        return str(self.name)
+
+    # -- state ----------------------------------------------------------------------------
+    def _delta(self) -> DeltaTable:
+        dt = open_delta(self._lh, self.name)
+        if dt is None:
+            from lakehouse.errors import TableNotFoundError
+
+            raise TableNotFoundError(str(self.name), self._lh.engine.suggest(str(self.name)))
+        return dt
+
+    @property
+    def info(self) -> TableInfo:
+        info = self._lh.catalog.get(str(self.name), with_history=True)
+        assert info is not None
+        return info
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema(self._delta().schema().to_arrow())
+
+    @property
+    def version(self) -> int:
+        return self._delta().version()
+
+    @property
+    def location(self) -> str:
+        return self._lh.table_uri(self.name)
+
+    @property
+    def partition_by(self) -> list[str]:
+        return list(self._delta().metadata().partition_columns)
+
+    @property
+    def constraints(self) -> dict[str, str]:
+        config = self._delta().metadata().configuration
+        return {
+            k.removeprefix("delta.constraints."): v
+            for k, v in config.items()
+            if k.startswith("delta.constraints.")
+        }
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Commits newest first: version, timestamp, operation, parameters, metrics."""
+        out = []
+        for entry in self._delta().history(limit):
+            ts = entry.get("timestamp")
+            out.append(
+                {
+                    "version": entry.get("version"),
+                    "timestamp": datetime.fromtimestamp(ts / 1000).astimezone().isoformat()
+                    if ts
+                    else None,
+                    "operation": entry.get("operation"),
+                    "parameters": entry.get("operationParameters", {}),
+                    "metrics": entry.get("operationMetrics", {}),
+                    "user": (entry.get("lakehouse.user") or entry.get("userName")),
+                }
+            )
+        return out
+
+    def schema_history(self) -> list[dict[str, Any]]:
+        return self.info.schema_history
+
+    # -- reading --------------------------------------------------------------------------
+    def to_arrow(
+        self, version: int | None = None, timestamp: str | datetime | None = None
+    ) -> pa.Table:
+        if timestamp is not None:
+            ts = parse_timestamp(timestamp) if isinstance(timestamp, str) else timestamp
+            version = self._lh.engine._resolve_version(str(self.name), None, ts)
+        return self._lh.engine.read(str(self.name), version)
+
+    def to_pandas(self, version: int | None = None) -> Any:
+        return self.to_arrow(version).to_pandas()
+
+    def to_polars(self, version: int | None = None) -> Any:
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow(version))
+
+    def count(self) -> int:
+        return self._lh.engine.snapshot(str(self.name)).row_count
+
+    # -- changes --------------------------------------------------------------------------
+    def _committed(self, operation: str) -> int:
+        dt = self._delta()
+        return after_commit(self._lh, self.name, dt, change=None)
+
+    def _commit_properties(self, operation: str) -> CommitProperties:
+        from lakehouse.tables.writer import _user
+
+        return CommitProperties(
+            custom_metadata={"lakehouse.operation": operation, "lakehouse.user": _user()}
+        )
+
+    def _writer_properties(self) -> WriterProperties:
+        info = self._lh.catalog.get(str(self.name))
+        compression = (info.options.get("compression") if info else None) or "zstd"
+        return WriterProperties(compression=compression.upper())
+
+    def delete(self, predicate: str | None = None) -> dict[str, Any]:
+        """Delete the rows matching a SQL predicate (all rows when none is given)."""
+        dt = self._delta()
+        try:
+            metrics = dt.delete(
+                predicate,
+                writer_properties=self._writer_properties(),
+                commit_properties=self._commit_properties("delete"),
+            )
+        except DeltaError as exc:
+            raise LakehouseError(
+                f"{self.name}: delete failed: {exc}", "check the predicate's SQL"
+            ) from exc
+        self._committed("delete")
+        return dict(metrics)
+
+    def restore(self, version: int | str | datetime) -> int:
+        """Make the table's content what it was at an earlier version (a new commit)."""
+        dt = self._delta()
+        target: Any = version
+        if isinstance(version, str) and not version.isdigit():
+            target = parse_timestamp(version)
+        elif isinstance(version, str):
+            target = int(version)
+        if isinstance(target, int) and not 0 <= target <= dt.version():
+            from lakehouse.errors import VersionNotFoundError
+
+            raise VersionNotFoundError(
+                f"{self.name} has no version {target} (latest is {dt.version()})",
+                f"see `lakehouse history {self.name}`",
+            )
+        try:
+            dt.restore(target, commit_properties=self._commit_properties("restore"))
+        except DeltaError as exc:
+            raise LakehouseError(f"{self.name}: restore to {version} failed: {exc}") from exc
+        return self._committed("restore")
+
+    def optimize(self, target_size: int | None = None) -> dict[str, Any]:
+        """Compact small files into larger ones."""
+        metrics = self._delta().optimize.compact(
+            target_size=target_size,
+            writer_properties=self._writer_properties(),
+            commit_properties=self._commit_properties("optimize"),
+        )
+        self._committed("optimize")
+        return dict(metrics)
+
+    def zorder(self, columns: list[str]) -> dict[str, Any]:
+        """Rewrite the files clustered on ``columns`` so filters on them skip more data."""
+        unknown = [c for c in columns if c not in self.schema.names]
+        if unknown:
+            raise LakehouseError(
+                f"{self.name}: no column {', '.join(unknown)} to z-order by",
+                f"the columns are {', '.join(self.schema.names)}",
+            )
+        metrics = self._delta().optimize.z_order(
+            columns,
+            writer_properties=self._writer_properties(),
+            commit_properties=self._commit_properties("zorder"),
+        )
+        self._committed("zorder")
+        return dict(metrics)
+
+    def vacuum(self, retain_hours: float = 168, dry_run: bool = False) -> list[str]:
+        """Remove data files no version within ``retain_hours`` needs. Time travel to older
+        versions stops working."""
+        if retain_hours < 0:
+            raise LakehouseError("retain_hours must be zero or more")
+        files = self._delta().vacuum(
+            retention_hours=int(retain_hours),
+            dry_run=dry_run,
+            enforce_retention_duration=False,
+            commit_properties=self._commit_properties("vacuum"),
+        )
+        if not dry_run:
+            self._committed("vacuum")
+        return list(files)
+
+    def add_constraint(self, name: str, expression: str) -> None:
+        """A CHECK constraint every existing and future row must satisfy."""
+        try:
+            self._delta().alter.add_constraint(
+                {name: expression}, commit_properties=self._commit_properties("constraint")
+            )
+        except DeltaError as exc:
+            raise ConstraintViolationError(
+                f"{self.name}: cannot add constraint {name} ({expression}): {exc}",
+                "existing rows must satisfy it; fix them first",
+            ) from exc
+        self._committed("constraint")
+
+    def drop_constraint(self, name: str) -> None:
+        self._delta().alter.drop_constraint(name, raise_if_not_exists=True)
+        self._committed("constraint")
+
+    def set(
+        self,
+        *,
+        owner: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        column_tags: dict[str, list[str]] | None = None,
+        retention_days: int | None = None,
+    ) -> None:
+        """Change what the catalog says of the table."""
+        fields: dict[str, Any] = {}
+        for key, value in dict(
+            owner=owner,
+            description=description,
+            tags=tags,
+            column_tags=column_tags,
+            retention_days=retention_days,
+        ).items():
+            if value is not None:
+                fields[key] = value
+        if column_tags:
+            unknown = [c for c in column_tags if c not in self.schema.names]
+            if unknown:
+                raise LakehouseError(f"{self.name}: no column {', '.join(unknown)} to tag")
+        self._lh.catalog.update_info(str(self.name), **fields)

@@ -1,0 +1,440 @@
+"""The one write path: every table write goes through ``write_table``.
+
+It turns the data into Delta-friendly Arrow, fits it to the table's schema, adds the bronze
+metadata columns and derived partition columns, commits through delta-rs with retries on
+conflicts, and then registers the table and its new figures in the catalog.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from lakehouse.config import TableOptions, options_for
+from lakehouse.errors import (
+    ConcurrentWriteError,
+    ConstraintViolationError,
+    InvalidDataError,
+    LakehouseError,
+    SchemaMismatchError,
+)
+from lakehouse.names import TableName
+from lakehouse.tables.convert import cast_batch, normalize_schema, to_arrow
+from lakehouse.tables.schema import SchemaPlan, plan_schema, schema_columns, type_name
+from lakehouse.tables.snapshot import snapshot_of
+
+if TYPE_CHECKING:
+    from lakehouse.warehouse import Lakehouse
+
+WriteMode = Literal["append", "overwrite", "merge"]
+METADATA_COLUMNS = ("_ingested_at", "_ingest_date", "_source_system", "_source", "_record_hash")
+MAX_ATTEMPTS = 12
+
+
+@dataclass
+class WriteResult:
+    table: str
+    mode: str
+    version: int
+    rows: int
+    seconds: float
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    schema_changes: list[str] = field(default_factory=list)
+
+
+def open_delta(lh: Lakehouse, name: TableName, version: int | None = None) -> DeltaTable | None:
+    try:
+        return DeltaTable(lh.table_uri(name), version=version, storage_options=lh.storage_options)
+    except TableNotFoundError:
+        return None
+
+
+def write_table(
+    lh: Lakehouse,
+    name: TableName,
+    data: Any,
+    *,
+    mode: WriteMode = "append",
+    keys: list[str] | None = None,
+    predicate: str | None = None,
+    evolve: bool = False,
+    options: TableOptions | None = None,
+    source_system: str | None = None,
+    source: str | None = None,
+) -> WriteResult:
+    if mode not in ("append", "overwrite", "merge"):
+        raise LakehouseError(
+            f"unknown write mode {mode!r}", "use mode='append', 'overwrite' or 'merge'"
+        )
+    if mode == "merge" and not keys:
+        raise LakehouseError(f"{name}: mode='merge' needs keys", "e.g. keys=['user_id']")
+    if predicate is not None and mode != "overwrite":
+        raise LakehouseError(f"{name}: predicate= goes with mode='overwrite'")
+    started = time.perf_counter()
+    arrow = to_arrow(data)
+    info = lh.catalog.get(str(name))
+    if info is not None:
+        opts = TableOptions(**_options_from_catalog(info.options))
+    else:
+        opts = options_for(name.layer, options)
+    if mode == "merge" and keys and not opts.keys:
+        opts = TableOptions(**{**_options_dict(opts), "keys": tuple(keys)})
+    stream = isinstance(arrow, pa.RecordBatchReader)
+    prepared = _Prepared(name, arrow, opts, source_system, source)
+
+    for attempt in range(MAX_ATTEMPTS):
+        dt = open_delta(lh, name)
+        try:
+            result = _write_once(lh, name, dt, prepared, mode, keys, predicate, evolve, opts)
+            break
+        except CommitFailedError as exc:
+            if stream or attempt == MAX_ATTEMPTS - 1:
+                raise ConcurrentWriteError(
+                    f"{name}: {mode} kept conflicting with concurrent writers ({exc})",
+                    "retry the write; if it keeps failing, write from one process at a time",
+                ) from exc
+            time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+        except DeltaError as exc:
+            raise _translate(name, exc) from exc
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+class _Prepared:
+    """The incoming data with its target schema worked out; batches are produced on demand
+    so a RecordBatchReader is streamed, never materialised."""
+
+    def __init__(
+        self,
+        name: TableName,
+        arrow: pa.Table | pa.RecordBatchReader,
+        opts: TableOptions,
+        source_system: str | None,
+        source: str | None,
+    ) -> None:
+        self.name = name
+        self.arrow = arrow
+        self.opts = opts
+        self.given = normalize_schema(arrow.schema)
+        self.ingested_at = datetime.now(UTC)
+        self.source_system = source_system
+        self.source = source
+        self.rows = 0
+        fields = list(self.given)
+        names = set(self.given.names)
+        if opts.metadata_columns:
+            meta = [
+                pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
+                pa.field("_ingest_date", pa.date32()),
+                pa.field("_source_system", pa.string()),
+                pa.field("_source", pa.string()),
+                pa.field("_record_hash", pa.string()),
+            ]
+            fields += [f for f in meta if f.name not in names]
+        derived = self.derived_column
+        if derived and derived not in names:
+            fields.append(pa.field(derived, pa.date32()))
+        self.schema = pa.schema(fields)
+
+    @property
+    def derived_column(self) -> str | None:
+        o = self.opts
+        if o.date_column and o.granularity and o.partition_by and len(o.partition_by) == 1:
+            column = o.partition_by[0]
+            if column == f"{o.date_column}_{o.granularity}":
+                return column
+        return None
+
+    def batches(self, target: pa.Schema) -> Iterator[pa.RecordBatch]:
+        source = self.arrow.to_batches() if isinstance(self.arrow, pa.Table) else self.arrow
+        user_columns = [n for n in self.given.names if n not in METADATA_COLUMNS]
+        for batch in source:
+            batch = cast_batch(batch, self.given)
+            if self.opts.metadata_columns:
+                batch = self._with_metadata(batch, user_columns)
+            if self.derived_column and self.derived_column not in self.given.names:
+                batch = self._with_derived(batch)
+            self.rows += batch.num_rows
+            yield cast_batch(batch, target)
+
+    def _with_metadata(self, batch: pa.RecordBatch, user_columns: list[str]) -> pa.RecordBatch:
+        n = batch.num_rows
+        have = set(batch.schema.names)
+        if "_ingested_at" not in have:
+            ts = pa.scalar(self.ingested_at, pa.timestamp("us", tz="UTC"))
+            batch = batch.append_column("_ingested_at", pa.repeat(ts, n))
+        if "_ingest_date" not in have:
+            day = pc.cast(
+                pc.cast(batch.column("_ingested_at"), pa.timestamp("us", tz="UTC")), pa.date32()
+            )
+            batch = batch.append_column("_ingest_date", day)
+        if "_source_system" not in have:
+            batch = batch.append_column(
+                "_source_system", pa.repeat(pa.scalar(self.source_system, pa.string()), n)
+            )
+        if "_source" not in have:
+            batch = batch.append_column(
+                "_source", pa.repeat(pa.scalar(self.source, pa.string()), n)
+            )
+        if "_record_hash" not in have:
+            batch = batch.append_column("_record_hash", record_hash(batch, user_columns))
+        return batch
+
+    def _with_derived(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        o = self.opts
+        assert o.date_column is not None
+        index = batch.schema.get_field_index(o.date_column)
+        if index < 0:
+            raise SchemaMismatchError(
+                str(self.name),
+                o.date_column,
+                "date or timestamp",
+                None,
+                hint="the table is partitioned by this date column: include it in the data",
+            )
+        values = batch.column(index)
+        day = values if pa.types.is_date32(values.type) else pc.cast(values, pa.date32())
+        if o.granularity in ("month", "year"):
+            unit = o.granularity
+            day = pc.cast(pc.floor_temporal(day, unit=unit), pa.date32())
+        return batch.append_column(self.derived_column, day)
+
+
+def record_hash(batch: pa.RecordBatch, columns: list[str]) -> pa.Array:
+    """A stable hash of a row's own values, used to recognise the same record twice."""
+    con = duckdb.connect()
+    try:
+        rows = pa.Table.from_batches([batch.select(columns)])  # noqa: F841 - read by DuckDB
+        return con.sql("SELECT md5(to_json(r)) AS h FROM rows AS r").to_arrow_table().column(0)
+    finally:
+        con.close()
+
+
+def _write_once(
+    lh: Lakehouse,
+    name: TableName,
+    dt: DeltaTable | None,
+    prepared: _Prepared,
+    mode: WriteMode,
+    keys: list[str] | None,
+    predicate: str | None,
+    evolve: bool,
+    opts: TableOptions,
+) -> WriteResult:
+    current = pa.schema(dt.schema().to_arrow()) if dt is not None else None
+    plan = plan_schema(str(name), current, prepared.schema, evolve)
+    if keys:
+        missing = [k for k in keys if k not in plan.target.names]
+        if missing:
+            raise LakehouseError(
+                f"{name}: merge key column(s) {', '.join(missing)} not in the data",
+                f"the columns are {', '.join(plan.target.names)}",
+            )
+    writer_properties = WriterProperties(compression=(opts.compression or "zstd").upper())
+    changes: list[str] = []
+    if plan.widened and dt is not None:
+        _widen(lh, name, dt, plan, writer_properties)
+        changes += [f"widened {c} to {type_name(t)}" for c, t in plan.widened.items()]
+        dt = open_delta(lh, name)
+    changes += [f"added column {c}" for c in plan.new_columns]
+    schema_mode = "merge" if plan.new_columns else None
+    counts = {"inserted": 0, "updated": 0, "deleted": 0}
+    commit = CommitProperties(
+        max_commit_retries=100,
+        custom_metadata={"lakehouse.operation": mode, "lakehouse.user": _user()},
+    )
+
+    if dt is None or mode in ("append", "overwrite"):
+        reader = pa.RecordBatchReader.from_batches(plan.target, prepared.batches(plan.target))
+        write_deltalake(
+            dt if dt is not None else lh.table_uri(name),
+            reader,
+            mode="overwrite" if mode == "overwrite" else "append",
+            predicate=predicate if dt is not None else None,
+            partition_by=list(opts.partition_by or []) or None if dt is None else None,
+            schema_mode=schema_mode,
+            writer_properties=writer_properties,
+            commit_properties=commit,
+            storage_options=lh.storage_options if dt is None else None,
+        )
+        if mode == "merge":
+            counts["inserted"] = prepared.rows
+    else:
+        assert keys is not None
+        source_schema = pa.schema([f for f in plan.target if f.name in prepared.schema.names])
+        source = pa.Table.from_batches(list(prepared.batches(source_schema)), source_schema)
+        source = _last_per_key(str(name), source, keys)
+        on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys)
+        columns = {_q(c): f"s.{_q(c)}" for c in source.schema.names}
+        metrics = (
+            dt.merge(
+                source,
+                predicate=on,
+                source_alias="s",
+                target_alias="t",
+                merge_schema=bool(plan.new_columns),
+                writer_properties=writer_properties,
+                commit_properties=commit,
+            )
+            .when_matched_update(updates=columns)
+            .when_not_matched_insert(updates=columns)
+            .execute()
+        )
+        counts["inserted"] = int(metrics.get("num_target_rows_inserted", 0))
+        counts["updated"] = int(metrics.get("num_target_rows_updated", 0))
+    fresh = open_delta(lh, name)
+    assert fresh is not None
+    version = after_commit(lh, name, fresh, opts, change="; ".join(changes) or None)
+    return WriteResult(
+        table=str(name),
+        mode=mode,
+        version=version,
+        rows=prepared.rows,
+        seconds=0.0,
+        schema_changes=changes,
+        **counts,
+    )
+
+
+def _widen(
+    lh: Lakehouse,
+    name: TableName,
+    dt: DeltaTable,
+    plan: SchemaPlan,
+    writer_properties: WriterProperties,
+) -> None:
+    """Widen column types by rewriting the table's data in one commit (delta-rs has no
+    in-place type widening). Readers see the old version until the commit lands."""
+    current = pa.schema(dt.schema().to_arrow())
+    wide = pa.schema(
+        [pa.field(f.name, plan.widened.get(f.name, f.type), f.nullable) for f in current]
+    )
+    reader = pa.RecordBatchReader.from_stream(dt.scan())
+    batches = (cast_batch(b, wide) for b in reader)
+    write_deltalake(
+        dt,
+        pa.RecordBatchReader.from_batches(wide, batches),
+        mode="overwrite",
+        schema_mode="overwrite",
+        partition_by=list(dt.metadata().partition_columns) or None,
+        writer_properties=writer_properties,
+        commit_properties=CommitProperties(
+            custom_metadata={"lakehouse.operation": "widen", "lakehouse.user": _user()}
+        ),
+    )
+
+
+def _last_per_key(table: str, source: pa.Table, keys: list[str]) -> pa.Table:
+    """Upsert semantics: of several source rows with one key, the last one wins."""
+    if source.num_rows == 0:
+        return source
+    indexed = source.append_column("__row", pa.array(range(source.num_rows), pa.int64()))
+    last = indexed.group_by(keys, use_threads=False).aggregate([("__row", "max")])
+    if last.num_rows == source.num_rows:
+        return source
+    return source.take(np.sort(last.column("__row_max").to_numpy()))
+
+
+def after_commit(
+    lh: Lakehouse,
+    name: TableName,
+    dt: DeltaTable,
+    opts: TableOptions | None = None,
+    change: str | None = None,
+) -> int:
+    """Register the table on its first commit and record its new figures and schema."""
+    snap = snapshot_of(dt)
+    columns = schema_columns(snap.schema)
+    info = lh.catalog.get(str(name))
+    if info is None:
+        o = opts or options_for(name.layer, None)
+        lh.catalog.register(
+            name=str(name),
+            layer=name.layer,
+            location=lh.table_uri(name),
+            fmt="delta",
+            columns=columns,
+            options=_options_dict(o),
+            owner=o.owner or _user(),
+            description=o.description,
+            tags=list(o.tags),
+            column_tags={k: list(v) for k, v in o.column_tags.items()},
+            retention_days=o.retention_days,
+            version=snap.version,
+        )
+    lh.catalog.record_commit(
+        str(name),
+        version=snap.version,
+        row_count=snap.row_count,
+        size_bytes=snap.size_bytes,
+        num_files=len(snap.files),
+        columns=columns,
+        change=change,
+    )
+    return snap.version
+
+
+def _options_dict(o: TableOptions) -> dict[str, Any]:
+    return {
+        "partition_by": list(o.partition_by) if o.partition_by is not None else None,
+        "date_column": o.date_column,
+        "granularity": o.granularity,
+        "compression": o.compression,
+        "retention_days": o.retention_days,
+        "metadata_columns": o.metadata_columns,
+        "keys": list(o.keys),
+        "owner": o.owner,
+        "description": o.description,
+        "tags": list(o.tags),
+        "column_tags": {k: list(v) for k, v in o.column_tags.items()},
+    }
+
+
+def _options_from_catalog(d: dict[str, Any]) -> dict[str, Any]:
+    out = dict(d)
+    for k in ("partition_by", "keys", "tags"):
+        if out.get(k) is not None:
+            out[k] = tuple(out[k])
+    out["keys"] = out.get("keys") or ()
+    out["tags"] = out.get("tags") or ()
+    out["column_tags"] = {k: tuple(v) for k, v in (out.get("column_tags") or {}).items()}
+    return out
+
+
+def _q(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
+
+
+def _user() -> str:
+    try:
+        return os.environ.get("LAKEHOUSE_USER") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+def _translate(name: TableName, exc: DeltaError) -> LakehouseError:
+    text = str(exc)
+    lowered = text.lower()
+    if "invariant" in lowered or "check constraint" in lowered or "constraint" in lowered:
+        return ConstraintViolationError(
+            f"{name}: the write breaks a constraint of the table: {text}",
+            "fix or filter the offending rows; nothing was committed",
+        )
+    if "matched a target row with multiple source rows" in lowered:
+        return InvalidDataError(f"{name}: {text}")
+    return LakehouseError(f"{name}: write failed: {text}", "nothing was committed")

@@ -1,0 +1,178 @@
+"""``Lakehouse``: the one object a user opens. It owns the storage root, the catalog and
+the SQL engine; everything else (CLI, API, pipelines) goes through it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from deltalake import DeltaTable
+
+from lakehouse.catalog import Catalog, TableInfo
+from lakehouse.config import TableOptions, default_warehouse
+from lakehouse.errors import LakehouseError, TableNotFoundError
+from lakehouse.names import LAYERS, TableName, parse_table_name
+from lakehouse.sql import Result, SQLEngine
+from lakehouse.tables.snapshot import is_local
+from lakehouse.tables.table import Table
+from lakehouse.tables.writer import WriteMode, WriteResult, after_commit, write_table
+
+CATALOG_FILE = "_catalog.db"
+
+
+class Lakehouse:
+    """Open (or create) a warehouse.
+
+    ``root`` is a folder (default ``./lakehouse_data`` or ``LAKEHOUSE_WAREHOUSE``) or an
+    object-store URI such as ``s3://bucket/prefix``. The catalog is a SQLite file in the
+    warehouse folder unless ``catalog_url`` (or ``LAKEHOUSE_CATALOG_URL``) names another
+    database, e.g. ``postgresql+psycopg://user@host/db``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        catalog_url: str | None = None,
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        root = str(root) if root is not None else default_warehouse()
+        if not root:
+            raise LakehouseError("the warehouse location is empty")
+        self.local = is_local(root)
+        if self.local:
+            path = Path(root.removeprefix("file://")).expanduser().resolve()
+            if path.exists() and not path.is_dir():
+                raise LakehouseError(f"warehouse {path} is a file, not a folder")
+            path.mkdir(parents=True, exist_ok=True)
+            self.root = str(path)
+        else:
+            self.root = root.rstrip("/")
+        self.storage_options = storage_options
+        url = catalog_url or os.environ.get("LAKEHOUSE_CATALOG_URL")
+        if url is None:
+            if self.local:
+                url = f"sqlite:///{Path(self.root) / CATALOG_FILE}"
+            else:
+                digest = hashlib.sha256(self.root.encode()).hexdigest()[:16]
+                home = Path(os.environ.get("LAKEHOUSE_HOME", Path.home() / ".lakehouse"))
+                url = f"sqlite:///{home / 'catalogs' / (digest + '.db')}"
+        self.catalog = Catalog(url)
+        self.engine = SQLEngine(self)
+
+    def __repr__(self) -> str:
+        return f"<Lakehouse {self.root}>"
+
+    # -- locations ------------------------------------------------------------------------
+    def table_uri(self, name: TableName) -> str:
+        if self.local:
+            return str(Path(self.root) / name.layer / name.name)
+        return f"{self.root}/{name.layer}/{name.name}"
+
+    def discover(self, name: str) -> bool:
+        """Register a Delta table found in the warehouse but unknown to the catalog (written
+        by another engine, or before the catalog was reset)."""
+        try:
+            parsed = parse_table_name(name)
+        except LakehouseError:
+            return False
+        uri = self.table_uri(parsed)
+        if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
+            return False
+        after_commit(self, parsed, DeltaTable(uri, storage_options=self.storage_options))
+        return True
+
+    # -- the API ----------------------------------------------------------------------------
+    def write(
+        self,
+        table: str,
+        data: Any,
+        mode: WriteMode = "append",
+        *,
+        keys: list[str] | None = None,
+        predicate: str | None = None,
+        evolve: bool = False,
+        partition_by: list[str] | None = None,
+        date_column: str | None = None,
+        options: TableOptions | None = None,
+        source_system: str | None = None,
+        source: str | None = None,
+        **table_options: Any,
+    ) -> WriteResult:
+        """Write data to a table, creating and registering it on first write.
+
+        mode: ``append``; ``overwrite`` (the whole table, or the rows matching ``predicate``);
+        ``merge`` (upsert on ``keys``). ``evolve=True`` adds new columns and widens types.
+        """
+        name = parse_table_name(table)
+        opts = options or TableOptions()
+        extra: dict[str, Any] = dict(table_options)
+        if partition_by is not None:
+            extra["partition_by"] = tuple(partition_by)
+        if date_column is not None:
+            extra["date_column"] = date_column
+            if "partition_by" not in extra:
+                layer_gran = {"silver": "day", "gold": "month"}.get(name.layer, "day")
+                gran = extra.get("granularity") or opts.granularity or layer_gran
+                extra["granularity"] = gran
+                extra["partition_by"] = (f"{date_column}_{gran}",)
+        for key in ("keys", "tags"):
+            if key in extra:
+                extra[key] = tuple(extra[key])
+        if keys and "keys" not in extra:
+            extra["keys"] = tuple(keys)
+        if extra:
+            try:
+                opts = TableOptions(**{**opts.__dict__, **extra})
+            except TypeError as exc:
+                raise LakehouseError(f"unknown table option: {exc}") from exc
+        return write_table(
+            self,
+            name,
+            data,
+            mode=mode,
+            keys=keys,
+            predicate=predicate,
+            evolve=evolve,
+            options=opts,
+            source_system=source_system,
+            source=source,
+        )
+
+    def table(self, name: str) -> Table:
+        parsed = parse_table_name(name)
+        if self.catalog.get(str(parsed)) is None and not self.discover(str(parsed)):
+            raise TableNotFoundError(str(parsed), self.engine.suggest(str(parsed)))
+        return Table(self, parsed)
+
+    def tables(
+        self,
+        layer: str | None = None,
+        *,
+        tag: str | None = None,
+        search: str | None = None,
+        column: str | None = None,
+    ) -> list[TableInfo]:
+        """What the catalog knows, filtered by layer, tag, text or column name."""
+        if layer is not None and layer not in LAYERS:
+            raise LakehouseError(
+                f"unknown layer {layer!r}", f"the layers are {', '.join(LAYERS)}"
+            )
+        return self.catalog.list(layer=layer, tag=tag, search=search, column=column)
+
+    def sql(self, query: str) -> Result:
+        """Run SQL over the warehouse: ``layer.table`` names, joins across layers, time travel
+        with ``VERSION AS OF n`` / ``TIMESTAMP AS OF '...'``, EXPLAIN."""
+        return self.engine.query(query)
+
+    def drop(self, name: str) -> None:
+        """Forget a table in the catalog and delete its files."""
+        parsed = parse_table_name(name)
+        self.table(str(parsed))
+        self.catalog.drop(str(parsed))
+        if self.local:
+            import shutil
+
+            shutil.rmtree(self.table_uri(parsed), ignore_errors=True)

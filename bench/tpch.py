@@ -106,6 +106,23 @@ def lakehouse_runner(sf: float) -> Runner:
     return lambda sql: lh.sql(sql).to_arrow()
 
 
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS.
+
+    VmHWM belongs to the address space, which exec replaces. ru_maxrss is not used on
+    Linux because a child inherits the parent's high-water mark across fork and exec,
+    so every worker would report at least the parent's peak (the warehouse load).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
 def run_worker(args: argparse.Namespace) -> None:
     """Warm up once per query (keeping that result for the check), then time `repeat` passes."""
     out = Path(args.out)
@@ -136,8 +153,7 @@ def run_worker(args: argparse.Namespace) -> None:
         "setup_s": setup_s,
         "samples": samples,
         "errors": errors,
-        # Linux reports ru_maxrss in KiB; this is the child's own high-water mark.
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
     }
     (out / f"{args.worker}-round{args.round}.json").write_text(json.dumps(report))
 

@@ -1,0 +1,335 @@
+"""The ``lakehouse`` command: a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from lakehouse.config import default_warehouse
+from lakehouse.errors import LakehouseError
+
+app = typer.Typer(
+    help="Lakehouse: Delta Lake tables in bronze, silver and gold, with SQL over all of them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+_state: dict[str, Any] = {"warehouse": None}
+
+Warehouse = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse",
+        "-w",
+        envvar="LAKEHOUSE_WAREHOUSE",
+        help="Warehouse folder or URI (default ./lakehouse_data).",
+        show_default=False,
+    ),
+]
+Format = Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")]
+
+
+@app.callback()
+def _main(
+    warehouse: Warehouse = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["warehouse"] = warehouse
+    _state["debug"] = debug
+
+
+def _lh():
+    from lakehouse.warehouse import Lakehouse
+
+    return Lakehouse(_state.get("warehouse") or default_warehouse())
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in ("table", "json", "csv"):
+        raise LakehouseError(f"unknown format {fmt!r}", "use --format table, json or csv")
+    return fmt
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value) if not isinstance(value, int | float | str | bool | type(None)) else value
+
+
+def print_arrow(table: pa.Table, fmt: str, title: str | None = None) -> None:
+    if fmt == "json":
+        rows = table.to_pylist()
+        sys.stdout.write(json.dumps(rows, default=_jsonable, indent=2) + "\n")
+        return
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        sys.stdout.write(sink.getvalue().to_pybytes().decode())
+        return
+    grid = RichTable(title=title, show_lines=False, header_style="bold cyan")
+    for name, field in zip(table.column_names, table.schema, strict=True):
+        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or (
+            pa.types.is_decimal(field.type)
+        )
+        grid.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    for row in table.to_pylist():
+        grid.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(grid)
+    console.print(f"[dim]{table.num_rows} row{'s' if table.num_rows != 1 else ''}[/dim]")
+
+
+def print_records(records: list[dict[str, Any]], fmt: str, title: str | None = None) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(records, default=_jsonable, indent=2) + "\n")
+        return
+    if not records:
+        console.print("[dim]nothing to show[/dim]")
+        return
+    columns = list(records[0])
+    table = pa.table({c: [_cell(r.get(c)) for r in records] for c in columns})
+    print_arrow(table, fmt, title)
+
+
+def _cell(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)
+
+
+def _spinner(text: str) -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn(text), TimeElapsedColumn(), console=err_console, transient=True
+    )
+
+
+# -- commands --------------------------------------------------------------------------------
+@app.command()
+def tables(
+    layer: Annotated[str | None, typer.Option(help="Only this layer.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only tables (or columns) with this tag.")] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", "-s", help="Text in name, description, columns.")
+    ] = None,
+    column: Annotated[str | None, typer.Option(help="Only tables with this column.")] = None,
+    fmt: Format = "table",
+) -> None:
+    """List the tables the catalog knows."""
+    _check_format(fmt)
+    infos = _lh().tables(layer, tag=tag, search=search, column=column)
+    records = [
+        {
+            "table": i.name,
+            "layer": i.layer,
+            "version": i.version,
+            "rows": i.row_count,
+            "files": i.num_files,
+            "size": _size(i.size_bytes) if fmt == "table" else i.size_bytes,
+            "owner": i.owner,
+            "tags": ", ".join(i.tags) if fmt == "table" else i.tags,
+            "updated": i.updated_at.strftime("%Y-%m-%d %H:%M:%S")
+            if fmt == "table"
+            else i.updated_at.isoformat(),
+        }
+        for i in infos
+    ]
+    print_records(records, fmt, title="Tables")
+
+
+@app.command()
+def describe(table: str, fmt: Format = "table") -> None:
+    """A table's metadata, schema and schema history."""
+    _check_format(fmt)
+    t = _lh().table(table)
+    info = t.info
+    if fmt != "table":
+        out = info.to_dict()
+        out["constraints"] = t.constraints
+        print_records([out], fmt)
+        return
+    grid = RichTable.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in [
+        ("table", info.name),
+        ("location", info.location),
+        ("format", info.format),
+        ("version", info.version),
+        ("rows", f"{info.row_count:,}"),
+        ("files", info.num_files),
+        ("size", _size(info.size_bytes)),
+        ("partitioned by", ", ".join(info.partition_by) or "-"),
+        ("keys", ", ".join(info.keys) or "-"),
+        ("compression", info.options.get("compression") or "-"),
+        ("retention", f"{info.retention_days} days" if info.retention_days else "-"),
+        ("owner", info.owner or "-"),
+        ("description", info.description or "-"),
+        ("tags", ", ".join(info.tags) or "-"),
+        ("constraints", ", ".join(f"{k}: {v}" for k, v in t.constraints.items()) or "-"),
+        ("created", info.created_at.isoformat(timespec="seconds")),
+        ("updated", info.updated_at.isoformat(timespec="seconds")),
+    ]:
+        grid.add_row(label, str(value))
+    console.print(grid)
+    print_records(
+        [
+            {
+                "column": c["name"],
+                "type": c["type"],
+                "nullable": c["nullable"],
+                "tags": ", ".join(info.column_tags.get(c["name"], [])),
+            }
+            for c in info.columns
+        ],
+        "table",
+        title="Schema",
+    )
+    if len(info.schema_history) > 1:
+        print_records(
+            [
+                {"version": h["version"], "change": h["change"], "at": h["recorded_at"]}
+                for h in info.schema_history
+            ],
+            "table",
+            title="Schema history",
+        )
+
+
+@app.command()
+def history(
+    table: str,
+    limit: Annotated[int | None, typer.Option(help="Only the newest N commits.")] = None,
+    fmt: Format = "table",
+) -> None:
+    """A table's commits, newest first."""
+    _check_format(fmt)
+    entries = _lh().table(table).history(limit)
+    if fmt == "table":
+        for e in entries:
+            m = e.pop("metrics")
+            e.pop("parameters")
+            e["rows added"] = m.get("num_added_rows", m.get("num_target_rows_inserted"))
+            e["files +/-"] = f"{m.get('num_added_files', m.get('num_target_files_added', 0))}/" + (
+                f"{m.get('num_removed_files', m.get('num_target_files_removed', 0))}"
+            )
+    print_records(entries, fmt, title=f"History of {table}")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="The SQL; '-' reads it from standard input.")],
+    fmt: Format = "table",
+    limit: Annotated[int | None, typer.Option(help="Show at most N rows.")] = None,
+) -> None:
+    """Run SQL over the warehouse (layer.table names, VERSION AS OF, TIMESTAMP AS OF)."""
+    _check_format(fmt)
+    if query == "-":
+        query = sys.stdin.read()
+    result = _lh().sql(query)
+    table = result.to_arrow()
+    if limit is not None:
+        table = table.slice(0, limit)
+    print_arrow(table, fmt)
+    if fmt == "table":
+        err_console.print(f"[dim]{result.seconds * 1000:.0f} ms[/dim]")
+
+
+@app.command()
+def restore(table: str, version: str) -> None:
+    """Restore a table to an earlier version (or timestamp); this adds a new version."""
+    with _spinner(f"restoring {table} to {version}"):
+        new = _lh().table(table).restore(version)
+    console.print(f"restored {table} to {version}: now at version {new}")
+
+
+@app.command()
+def optimize(
+    table: str,
+    zorder: Annotated[
+        str | None, typer.Option(help="Comma-separated columns to z-order by.")
+    ] = None,
+) -> None:
+    """Compact small files (and z-order them on the columns given)."""
+    t = _lh().table(table)
+    with _spinner(f"optimizing {table}"):
+        if zorder:
+            metrics = t.zorder([c.strip() for c in zorder.split(",") if c.strip()])
+        else:
+            metrics = t.optimize()
+    console.print(
+        f"{table}: {metrics.get('numFilesRemoved', 0)} files rewritten into "
+        f"{metrics.get('numFilesAdded', 0)}; now at version {t.version}"
+    )
+
+
+@app.command()
+def vacuum(
+    table: str,
+    retain_hours: Annotated[
+        float, typer.Option(help="Keep files needed by versions of the last N hours.")
+    ] = 168,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be removed.")] = False,
+) -> None:
+    """Delete data files that no recent version needs."""
+    with _spinner(f"vacuuming {table}"):
+        files = _lh().table(table).vacuum(retain_hours, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    console.print(f"{table}: {verb} {len(files)} file{'s' if len(files) != 1 else ''}")
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="How many app events to generate.")] = 1500,
+) -> None:
+    """Generate sample app events, load them into bronze and query them."""
+    from lakehouse.demo import run_demo
+
+    run_demo(_lh(), events=events, console=console)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv or os.environ.get("LAKEHOUSE_DEBUG") == "1"
+    try:
+        app(prog_name="lakehouse")
+    except LakehouseError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        if exc.hint:
+            err_console.print(f"[yellow]hint:[/yellow] {exc.hint}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last word for anything unexpected
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        err_console.print("[dim]run with --debug to see the traceback[/dim]")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

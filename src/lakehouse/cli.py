@@ -81,8 +81,10 @@ def print_arrow(table: pa.Table, fmt: str, title: str | None = None) -> None:
         return
     grid = RichTable(title=title, show_lines=False, header_style="bold cyan")
     for name, field in zip(table.column_names, table.schema, strict=True):
-        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or (
-            pa.types.is_decimal(field.type)
+        numeric = (
+            pa.types.is_integer(field.type)
+            or pa.types.is_floating(field.type)
+            or (pa.types.is_decimal(field.type))
         )
         grid.add_column(name, justify="right" if numeric else "left", overflow="fold")
     for row in table.to_pylist():

@@ -157,9 +157,7 @@ class Lakehouse:
     ) -> list[TableInfo]:
         """What the catalog knows, filtered by layer, tag, text or column name."""
         if layer is not None and layer not in LAYERS:
-            raise LakehouseError(
-                f"unknown layer {layer!r}", f"the layers are {', '.join(LAYERS)}"
-            )
+            raise LakehouseError(f"unknown layer {layer!r}", f"the layers are {', '.join(LAYERS)}")
         return self.catalog.list(layer=layer, tag=tag, search=search, column=column)
 
     def sql(self, query: str) -> Result:

@@ -109,9 +109,7 @@ class SQLEngine:
 
     def read(self, name: str, version: int | None = None) -> pa.Table:
         """A whole table version through the same reader path SQL uses."""
-        view = (
-            self._ensure_version(name, version) if version is not None else self._current(name)
-        )
+        view = self._ensure_version(name, version) if version is not None else self._current(name)
         return self._cursor().sql(f"SELECT * FROM {view}").to_arrow_table()
 
     def suggest(self, name: str) -> list[str]:
@@ -148,22 +146,33 @@ class SQLEngine:
         with self._lock:
             if key not in self._views:
                 handle = self._load(name, version)
-                self._create_view(view, snapshot_of(handle), handle)
+                try:
+                    self._create_view(view, snapshot_of(handle), handle)
+                except (FileNotFoundError, duckdb.IOException) as exc:
+                    raise VersionNotFoundError(
+                        f"{name} version {version} cannot be read any more: its data files "
+                        "were removed by vacuum",
+                        f"see `lakehouse history {name}`; restore needs a version vacuum kept",
+                    ) from exc
                 self._views[key] = version
         return view
 
     def _resolve_version(self, name: str, version: int | None, ts: datetime | None) -> int:
+        """The version current at ``ts``: the newest commit made at or before it."""
         if version is not None:
             return version
-        handle = self._load(name, None)
-        try:
-            handle.load_as_version(ts)
-        except Exception as exc:  # noqa: BLE001 - delta-rs raises several kinds here
+        assert ts is not None
+        wanted = ts.timestamp() * 1000
+        commits = self._load(name, None).history()
+        older = [c["version"] for c in commits if c.get("timestamp", 0) <= wanted]
+        if not older:
+            first = min((c.get("timestamp", 0) for c in commits), default=0) / 1000
             raise VersionNotFoundError(
-                f"{name} has no version at or before {ts.isoformat() if ts else ts}: {exc}",
+                f"{name} has no version at or before {ts.isoformat()}: its oldest readable "
+                f"version is from {datetime.fromtimestamp(first).astimezone().isoformat()}",
                 f"see `lakehouse history {name}` for the versions and their times",
-            ) from exc
-        return handle.version()
+            )
+        return max(older)
 
     def _load(self, name: str, version: int | None) -> DeltaTable:
         parsed = parse_table_name(name)

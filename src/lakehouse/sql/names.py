@@ -52,8 +52,7 @@ class TableRef:
 
 def tokens(sql: str) -> list[Token]:
     return [
-        Token(m.lastgroup or "other", m.group(), m.start(), m.end())
-        for m in _TOKEN.finditer(sql)
+        Token(m.lastgroup or "other", m.group(), m.start(), m.end()) for m in _TOKEN.finditer(sql)
     ]
 
 
@@ -75,9 +74,14 @@ def find_references(sql: str) -> list[TableRef]:
             version = timestamp = None
             j = i + 3
             words = [x.ident for x in toks[j : j + 3]]
-            if len(words) == 3 and words[1:] == ["as", "of"] and words[0] in (
-                "version",
-                "timestamp",
+            if (
+                len(words) == 3
+                and words[1:] == ["as", "of"]
+                and words[0]
+                in (
+                    "version",
+                    "timestamp",
+                )
             ):
                 kind = words[0]
                 k = j + 3

@@ -46,8 +46,7 @@ class Result:
         """The single value of a one-row, one-column result."""
         if self._table.num_rows != 1 or self._table.num_columns != 1:
             raise ValueError(
-                f"scalar() needs a 1x1 result, got {self._table.num_rows}x"
-                f"{self._table.num_columns}"
+                f"scalar() needs a 1x1 result, got {self._table.num_rows}x{self._table.num_columns}"
             )
         return self._table.column(0)[0].as_py()
 

@@ -43,8 +43,11 @@ def normalize_type(t: pa.DataType) -> pa.DataType:
         return pa.date32()
     if pa.types.is_decimal256(t) and t.precision <= 38:
         return pa.decimal128(t.precision, t.scale)
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t) or (
-        pa.types.is_large_list_view(t)
+    if (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_list_view(t)
+        or (pa.types.is_large_list_view(t))
     ):
         return pa.list_(_plain_field(t.value_field))
     if pa.types.is_fixed_size_list(t):

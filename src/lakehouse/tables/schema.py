@@ -22,7 +22,7 @@ def widens_to(narrow: pa.DataType, wide: pa.DataType) -> bool:
     if narrow in _INT_ORDER and wide in _INT_ORDER:
         return _INT_ORDER.index(narrow) <= _INT_ORDER.index(wide)
     if narrow in _FLOAT_ORDER and wide in _FLOAT_ORDER:
-        return True
+        return _FLOAT_ORDER.index(narrow) <= _FLOAT_ORDER.index(wide)
     if narrow in _INT_ORDER[:3] and wide == pa.float64():
         return True
     if pa.types.is_decimal(narrow) and pa.types.is_decimal(wide):
@@ -56,9 +56,7 @@ class SchemaPlan:
         return bool(self.new_columns or self.widened)
 
 
-def plan_schema(
-    table: str, current: pa.Schema | None, data: pa.Schema, evolve: bool
-) -> SchemaPlan:
+def plan_schema(table: str, current: pa.Schema | None, data: pa.Schema, evolve: bool) -> SchemaPlan:
     """Decide the schema of the write; raise ``SchemaMismatchError`` naming the column if the
     data cannot go in as asked."""
     if current is None:

@@ -110,7 +110,7 @@ def write_table(
                 ) from exc
             time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
         except DeltaError as exc:
-            raise _translate(name, exc) from exc
+            raise _translate(name, exc, dt) from exc
     result.seconds = time.perf_counter() - started
     return result
 
@@ -162,6 +162,7 @@ class _Prepared:
 
     def batches(self, target: pa.Schema) -> Iterator[pa.RecordBatch]:
         source = self.arrow.to_batches() if isinstance(self.arrow, pa.Table) else self.arrow
+        self.rows = 0  # a retried write reads the data again
         user_columns = [n for n in self.given.names if n not in METADATA_COLUMNS]
         for batch in source:
             batch = cast_batch(batch, self.given)
@@ -261,6 +262,11 @@ def _write_once(
 
     if dt is None or mode in ("append", "overwrite"):
         reader = pa.RecordBatchReader.from_batches(plan.target, prepared.batches(plan.target))
+        if mode == "merge":  # merging into a table that does not exist yet: insert
+            assert keys is not None
+            first = _last_per_key(pa.Table.from_batches(list(reader), plan.target), keys)
+            counts["inserted"] = first.num_rows
+            reader = first.to_reader()
         write_deltalake(
             dt if dt is not None else lh.table_uri(name),
             reader,
@@ -272,13 +278,11 @@ def _write_once(
             commit_properties=commit,
             storage_options=lh.storage_options if dt is None else None,
         )
-        if mode == "merge":
-            counts["inserted"] = prepared.rows
     else:
         assert keys is not None
         source_schema = pa.schema([f for f in plan.target if f.name in prepared.schema.names])
         source = pa.Table.from_batches(list(prepared.batches(source_schema)), source_schema)
-        source = _last_per_key(str(name), source, keys)
+        source = _last_per_key(source, keys)
         on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys)
         columns = {_q(c): f"s.{_q(c)}" for c in source.schema.names}
         metrics = (
@@ -339,7 +343,7 @@ def _widen(
     )
 
 
-def _last_per_key(table: str, source: pa.Table, keys: list[str]) -> pa.Table:
+def _last_per_key(source: pa.Table, keys: list[str]) -> pa.Table:
     """Upsert semantics: of several source rows with one key, the last one wins."""
     if source.num_rows == 0:
         return source
@@ -427,12 +431,19 @@ def _user() -> str:
         return "unknown"
 
 
-def _translate(name: TableName, exc: DeltaError) -> LakehouseError:
+def _translate(name: TableName, exc: DeltaError, dt: DeltaTable | None) -> LakehouseError:
     text = str(exc)
     lowered = text.lower()
-    if "invariant" in lowered or "check constraint" in lowered or "constraint" in lowered:
+    if "failed validation check" in lowered or "invariant" in lowered:
+        config = dt.metadata().configuration if dt is not None else {}
+        checks = [
+            f"{k.removeprefix('delta.constraints.')} ({v})"
+            for k, v in config.items()
+            if k.startswith("delta.constraints.")
+        ]
+        rules = "; the table's constraints: " + ", ".join(checks) if checks else ""
         return ConstraintViolationError(
-            f"{name}: the write breaks a constraint of the table: {text}",
+            f"{name}: the write breaks a constraint of the table{rules}\n{text}",
             "fix or filter the offending rows; nothing was committed",
         )
     if "matched a target row with multiple source rows" in lowered:

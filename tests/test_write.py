@@ -1,0 +1,274 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from lakehouse import InvalidDataError, LakehouseError, SchemaMismatchError
+
+ROWS = [
+    {"user_id": 1, "name": "ada", "score": 1.5},
+    {"user_id": 2, "name": "bob", "score": 2.5},
+]
+
+
+def rows(lh, sql):
+    return lh.sql(sql).rows()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ROWS,
+        lambda: pa.Table.from_pylist(ROWS),
+        lambda: pa.Table.from_pylist(ROWS).to_batches(),
+        lambda: pa.RecordBatch.from_pylist(ROWS),
+        lambda: pa.Table.from_pylist(ROWS).to_reader(),
+        lambda: pd.DataFrame(ROWS),
+        lambda: pl.DataFrame(ROWS),
+        lambda: pl.DataFrame(ROWS).lazy(),
+        lambda: {"user_id": [1, 2], "name": ["ada", "bob"], "score": [1.5, 2.5]},
+    ],
+    ids=["dicts", "arrow", "batches", "batch", "reader", "pandas", "polars", "lazy", "columns"],
+)
+def test_write_accepts_every_input_kind(lh, make):
+    result = lh.write("silver.users", make(), mode="overwrite")
+    assert result.version == 0 and result.rows == 2
+    assert rows(lh, "SELECT user_id, name, score FROM silver.users ORDER BY 1") == [
+        (1, "ada", 1.5),
+        (2, "bob", 2.5),
+    ]
+
+
+def test_string_view_and_nanoseconds_are_normalised(lh, tmp_path):
+    data = pl.DataFrame(
+        {"s": ["x", "y"], "t": [dt.datetime(2026, 1, 1, 1, 2, 3, 456789)] * 2}
+    ).with_columns(pl.col("t").cast(pl.Datetime("ns")))
+    lh.write("silver.views", data)
+    schema = lh.table("silver.views").schema
+    assert schema.field("s").type == pa.string()
+    assert schema.field("t").type == pa.timestamp("us")
+    assert rows(lh, "SELECT s, t FROM silver.views ORDER BY s")[0] == (
+        "x",
+        dt.datetime(2026, 1, 1, 1, 2, 3, 456789),
+    )
+
+
+def test_append_overwrite_predicate_and_merge(lh):
+    lh.write("silver.users", ROWS, mode="append")
+    lh.write("silver.users", [{"user_id": 3, "name": "cy", "score": 0.5}])
+    assert rows(lh, "SELECT count(*) FROM silver.users") == [(3,)]
+    lh.write(
+        "silver.users",
+        [{"user_id": 3, "name": "cyd", "score": 9.0}],
+        mode="overwrite",
+        predicate="user_id = 3",
+    )
+    assert rows(lh, "SELECT user_id, name FROM silver.users ORDER BY 1") == [
+        (1, "ada"),
+        (2, "bob"),
+        (3, "cyd"),
+    ]
+    result = lh.write(
+        "silver.users",
+        [
+            {"user_id": 2, "name": "bobby", "score": 3.0},
+            {"user_id": 4, "name": "dee", "score": 4.0},
+            {"user_id": 4, "name": "dee2", "score": 4.5},  # the last row per key wins
+        ],
+        mode="merge",
+        keys=["user_id"],
+    )
+    assert (result.inserted, result.updated) == (1, 1)
+    assert rows(lh, "SELECT user_id, name, score FROM silver.users ORDER BY 1") == [
+        (1, "ada", 1.5),
+        (2, "bobby", 3.0),
+        (3, "cyd", 9.0),
+        (4, "dee2", 4.5),
+    ]
+    lh.write("silver.users", [{"user_id": 9, "name": "z", "score": 0.0}], mode="overwrite")
+    assert rows(lh, "SELECT user_id FROM silver.users") == [(9,)]
+    assert lh.table("silver.users").version == 4
+
+
+def test_merge_updates_only_given_columns(lh):
+    lh.write("silver.users", ROWS)
+    lh.write("silver.users", [{"user_id": 1, "score": 7.0}], mode="merge", keys=["user_id"])
+    assert rows(lh, "SELECT user_id, name, score FROM silver.users ORDER BY 1") == [
+        (1, "ada", 7.0),
+        (2, "bob", 2.5),
+    ]
+
+
+def test_merge_creates_missing_table(lh):
+    result = lh.write("silver.users", ROWS + ROWS[:1], mode="merge", keys=["user_id"])
+    assert result.version == 0
+    assert result.inserted == 2
+    assert rows(lh, "SELECT user_id, name FROM silver.users ORDER BY 1") == [
+        (1, "ada"),
+        (2, "bob"),
+    ]
+
+
+def test_wrong_type_names_column_and_commits_nothing(lh):
+    lh.write("silver.users", ROWS)
+    before = lh.table("silver.users").version
+    with pytest.raises(SchemaMismatchError) as err:
+        lh.write("silver.users", [{"user_id": "three", "name": "x", "score": 1.0}])
+    message = str(err.value)
+    assert "'user_id'" in message and "long" in message and "string" in message
+    assert err.value.column == "user_id"
+    assert err.value.expected == "long" and err.value.given == "string"
+    assert lh.table("silver.users").version == before
+    assert rows(lh, "SELECT count(*) FROM silver.users") == [(2,)]
+
+
+def test_new_column_without_evolve_is_refused(lh):
+    lh.write("silver.users", ROWS)
+    with pytest.raises(SchemaMismatchError) as err:
+        lh.write("silver.users", [{"user_id": 3, "name": "c", "score": 1.0, "age": 30}])
+    assert "'age'" in str(err.value) and "evolve=True" in str(err.value)
+    assert lh.table("silver.users").version == 0
+
+
+def test_evolve_adds_columns_and_records_schema_history(lh):
+    lh.write("silver.users", ROWS)
+    result = lh.write(
+        "silver.users", [{"user_id": 3, "name": "c", "score": 1.0, "age": 30}], evolve=True
+    )
+    assert result.schema_changes == ["added column age"]
+    assert rows(lh, "SELECT user_id, age FROM silver.users ORDER BY 1") == [
+        (1, None),
+        (2, None),
+        (3, 30),
+    ]
+    history = lh.table("silver.users").schema_history()
+    assert [h["version"] for h in history] == [0, 1]
+    assert history[1]["change"] == "added column age"
+    assert [c["name"] for c in history[1]["columns"]] == ["user_id", "name", "score", "age"]
+
+
+def test_widening_needs_evolve_and_keeps_data(lh):
+    small = pa.table({"id": pa.array([1, 2], pa.int32()), "v": pa.array([1.0, 2.0], pa.float32())})
+    lh.write("silver.nums", small)
+    big = pa.table({"id": pa.array([2**40], pa.int64()), "v": pa.array([0.1], pa.float64())})
+    with pytest.raises(SchemaMismatchError) as err:
+        lh.write("silver.nums", big)
+    assert "integer" in str(err.value) and "long" in str(err.value)
+    assert "evolve=True" in str(err.value)
+    result = lh.write("silver.nums", big, evolve=True)
+    assert "widened id to long" in result.schema_changes
+    schema = lh.table("silver.nums").schema
+    assert schema.field("id").type == pa.int64()
+    assert schema.field("v").type == pa.float64()
+    assert rows(lh, "SELECT id FROM silver.nums ORDER BY id") == [(1,), (2,), (2**40,)]
+    # Narrower data goes into a wider column without ceremony.
+    lh.write("silver.nums", pa.table({"id": pa.array([5], pa.int16())}))
+    assert rows(lh, "SELECT count(*), count(v) FROM silver.nums") == [(4, 3)]
+
+
+def test_missing_nullable_columns_are_filled(lh):
+    lh.write("silver.users", ROWS)
+    lh.write("silver.users", [{"user_id": 3}])
+    assert rows(lh, "SELECT name, score FROM silver.users WHERE user_id = 3") == [(None, None)]
+
+
+def test_all_null_column_on_create_is_refused(lh):
+    with pytest.raises(SchemaMismatchError) as err:
+        lh.write("silver.t", [{"a": 1, "b": None}])
+    assert "'b'" in str(err.value) and "cast" in str(err.value)
+    assert "silver.t" not in [t.name for t in lh.tables()]
+
+
+def test_mixed_types_in_rows_name_the_column(lh):
+    with pytest.raises(InvalidDataError) as err:
+        lh.write("silver.t", [{"a": 1, "b": "x"}, {"a": 2, "b": 3}])
+    assert "'b'" in str(err.value)
+
+
+def test_bad_arguments(lh):
+    with pytest.raises(InvalidDataError):
+        lh.write("silver.t", 42)
+    with pytest.raises(LakehouseError, match="needs keys"):
+        lh.write("silver.t", ROWS, mode="merge")
+    with pytest.raises(LakehouseError, match="unknown write mode"):
+        lh.write("silver.t", ROWS, mode="upsert")
+    with pytest.raises(LakehouseError, match="merge key"):
+        lh.write("silver.t", ROWS, mode="merge", keys=["nope"])
+    assert lh.tables() == []
+
+
+def test_bronze_gets_metadata_columns_and_ingest_day_partitions(lh):
+    lh.write("bronze.events", ROWS, source_system="crm", source="file:a.json")
+    table = lh.table("bronze.events")
+    assert table.partition_by == ["_ingest_date"]
+    got = lh.sql(
+        "SELECT _source_system, _source, _ingest_date, _ingested_at, _record_hash "
+        "FROM bronze.events ORDER BY user_id"
+    ).to_dicts()
+    assert {r["_source_system"] for r in got} == {"crm"}
+    assert {r["_source"] for r in got} == {"file:a.json"}
+    assert got[0]["_ingest_date"] == got[0]["_ingested_at"].date()
+    assert len({r["_record_hash"] for r in got}) == 2
+    # The same record ingested again has the same hash.
+    lh.write("bronze.events", ROWS[:1])
+    hashes = rows(lh, "SELECT _record_hash FROM bronze.events WHERE user_id = 1")
+    assert hashes[0] == hashes[1]
+
+
+def _codecs(path: str) -> set[str]:
+    codecs = set()
+    for f in Path(path).rglob("*.parquet"):
+        meta = pq.ParquetFile(f).metadata
+        codecs |= {meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
+    return codecs
+
+
+def test_layer_defaults_compression_partitioning_retention(lh):
+    lh.write("bronze.raw", ROWS)
+    lh.write(
+        "silver.events",
+        [{"id": 1, "event_time": dt.datetime(2026, 3, 4, 5, tzinfo=dt.UTC)}],
+        date_column="event_time",
+    )
+    lh.write(
+        "gold.monthly",
+        [{"id": 1, "day": dt.date(2026, 3, 4)}, {"id": 2, "day": dt.date(2026, 4, 1)}],
+        date_column="day",
+    )
+    lh.write("silver.custom", ROWS, compression="snappy", retention_days=10, partition_by=["name"])
+    assert _codecs(lh.table("bronze.raw").location) == {"SNAPPY"}
+    assert _codecs(lh.table("silver.events").location) == {"ZSTD"}
+    assert _codecs(lh.table("silver.custom").location) == {"SNAPPY"}
+    assert lh.table("silver.events").partition_by == ["event_time_day"]
+    assert lh.table("gold.monthly").partition_by == ["day_month"]
+    assert lh.table("silver.custom").partition_by == ["name"]
+    assert rows(lh, "SELECT day_month FROM gold.monthly ORDER BY id") == [
+        (dt.date(2026, 3, 1),),
+        (dt.date(2026, 4, 1),),
+    ]
+    retention = {t.name: t.retention_days for t in lh.tables()}
+    assert retention == {
+        "bronze.raw": 90,
+        "gold.monthly": 2555,
+        "silver.custom": 10,
+        "silver.events": 730,
+    }
+
+
+def test_tables_stay_readable_by_other_engines(lh):
+    lh.write("silver.users", ROWS, partition_by=["name"])
+    lh.write("silver.users", [{"user_id": 3, "name": "ada", "score": 0.0}])
+    path = lh.table("silver.users").location
+    assert DeltaTable(path).to_pyarrow_table().num_rows == 3
+    assert pl.read_delta(path).height == 3
+    import duckdb
+
+    files = DeltaTable(path).file_uris()
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet({files})").fetchall() == [(3,)]

@@ -249,8 +249,14 @@ class SQLEngine:
         source = "__lh_" + re.sub(r"[^a-z0-9_]", "_", view.lower())
         schema = normalize_schema(pa.schema(handle.schema().to_arrow()))
         reader = pa.RecordBatchReader.from_stream(handle.scan())
-        table = pa.Table.from_batches(list(reader)).cast(schema)
-        self.db.register(source, table)
+        table = pa.Table.from_batches(list(reader), reader.schema).cast(schema)
+        # A registered Arrow object is private to one connection; a table is seen by all
+        # the per-thread cursors.
+        self.db.register("__lh_incoming", table)
+        try:
+            self.db.execute(f"CREATE OR REPLACE TABLE {source} AS SELECT * FROM __lh_incoming")
+        finally:
+            self.db.unregister("__lh_incoming")
         return f"SELECT * FROM {source}"
 
     # -- errors ---------------------------------------------------------------------------

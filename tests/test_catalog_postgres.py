@@ -1,0 +1,34 @@
+"""The catalog in PostgreSQL instead of the warehouse's SQLite file."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakehouse import Lakehouse
+from tests.postgres import postgres_server
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    with postgres_server() as url:
+        yield url
+
+
+def test_catalog_in_postgres(tmp_path, pg_url):
+    lh = Lakehouse(tmp_path / "w", catalog_url=pg_url)
+    lh.write("silver.users", [{"id": 1, "email": "a@x"}], tags=["core"])
+    lh.write("silver.users", [{"id": 2, "email": "b@x", "age": 3}], evolve=True)
+    assert not (tmp_path / "w" / "_catalog.db").exists()
+    again = Lakehouse(tmp_path / "w", catalog_url=pg_url)
+    info = again.table("silver.users").info
+    assert info.row_count == 2 and info.version == 1
+    assert [h["change"] for h in info.schema_history] == ["created", "added column age"]
+    assert [t.name for t in again.tables(tag="core")] == ["silver.users"]
+    assert again.sql("SELECT sum(id) FROM silver.users").scalar() == 3
+
+
+def test_catalog_url_from_environment(tmp_path, pg_url, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_CATALOG_URL", pg_url)
+    lh = Lakehouse(tmp_path / "w2")
+    lh.write("gold.kpi", [{"k": 1}])
+    assert "gold.kpi" in [t.name for t in Lakehouse(tmp_path / "w2").tables()]

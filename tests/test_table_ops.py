@@ -151,3 +151,25 @@ def test_catalog_survives_reopen_and_finds_foreign_tables(tmp_path):
     write_deltalake(str(tmp_path / "w" / "gold" / "other"), pa.table({"x": [1, 2, 3]}))
     assert again.sql("SELECT sum(x) FROM gold.other").rows() == [(6,)]
     assert "gold.other" in [t.name for t in again.tables()]
+
+
+def test_apply_retention_deletes_old_rows(lh):
+    now = datetime.now(UTC)
+    from datetime import timedelta
+
+    lh.write(
+        "silver.events",
+        [
+            {"id": 1, "at": now - timedelta(days=40)},
+            {"id": 2, "at": now - timedelta(days=5)},
+            {"id": 3, "at": now},
+        ],
+        date_column="at",
+        retention_days=30,
+    )
+    result = lh.table("silver.events").apply_retention()
+    assert result["deleted_rows"] == 1
+    assert ids(lh, "silver.events") == [2, 3]
+    lh.write("silver.plain", [{"id": 1}])
+    with pytest.raises(LakehouseError, match="no date column"):
+        lh.table("silver.plain").apply_retention()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -206,6 +206,31 @@ class Table:
         if not dry_run:
             self._committed("vacuum")
         return list(files)
+
+    def apply_retention(self, vacuum_hours: float = 168) -> dict[str, Any]:
+        """Delete the rows older than the table's retention (by its date column, or the
+        ingestion time in bronze), then vacuum files older than ``vacuum_hours``."""
+        info = self.info
+        days = info.retention_days
+        column = info.options.get("date_column") or (
+            "_ingested_at" if "_ingested_at" in self.schema.names else None
+        )
+        if not days or not column:
+            raise LakehouseError(
+                f"{self.name}: no retention to apply "
+                f"({'no retention days' if not days else 'no date column'})",
+                "set retention_days and a date_column for the table",
+            )
+        cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
+        field = self.schema.field(column)
+        literal = f"'{cutoff[:10]}'" if pa.types.is_date(field.type) else f"'{cutoff}'"
+        metrics = self.delete(f"`{column}` < {literal}")
+        removed = self.vacuum(vacuum_hours)
+        return {
+            "cutoff": cutoff,
+            "deleted_rows": metrics.get("num_deleted_rows", 0),
+            "removed_files": len(removed),
+        }
 
     def add_constraint(self, name: str, expression: str) -> None:
         """A CHECK constraint every existing and future row must satisfy."""

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import statistics
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +37,35 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def load_average() -> float:
+    """1-minute load average; above ~0.5 per core something else competes for the CPU."""
+    return os.getloadavg()[0]
+
+
+def warn_if_busy(label: str) -> float:
+    load = load_average()
+    if load > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: load average {load:.2f} {label}; figures may be noisy", flush=True)
+    return load
+
+
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS.
+
+    VmHWM belongs to the address space, which exec replaces. ru_maxrss is not used on
+    Linux because a child inherits the parent's high-water mark across fork and exec,
+    so a worker would report at least its parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def environment() -> dict[str, Any]:

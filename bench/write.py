@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from benchlib import BENCH_DIR, median, ratio, verdict, write_result
+
+from benchlib import BENCH_DIR, median, ratio, verdict, warn_if_busy, write_result
 
 TARGET = 1.2
 SCRATCH = BENCH_DIR / "data" / "write-bench"
@@ -71,12 +72,19 @@ def lakehouse_writer(table: pa.Table, target: Path) -> Write:
     return lambda: lh.write("silver.bench_write", table, mode="overwrite")
 
 
-def timed(prepare: Callable[[pa.Table, Path], Write], table: pa.Table, target: Path) -> float:
+def timed(
+    prepare: Callable[[pa.Table, Path], Write], table: pa.Table, target: Path
+) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (all threads) of one write.
+
+    CPU time is reported next to wall time because it barely moves when other work
+    competes for the cores, which wall time on a shared machine does a lot.
+    """
     shutil.rmtree(target, ignore_errors=True)
     write = prepare(table, target)
-    started = time.perf_counter()
+    cpu, wall = time.process_time(), time.perf_counter()
     write()
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def check_delta(table: pa.Table, target: Path) -> None:
@@ -97,28 +105,44 @@ def main() -> None:
 
     table = event_table(args.rows)
     print(f"table: {table.num_rows:,} rows, {table.nbytes / 2**20:,.0f} MiB in memory")
-    writers = {"parquet": parquet_writer, "lakehouse": lakehouse_writer}
+    writers: dict[str, Callable[[pa.Table, Path], Write]] = {
+        "parquet": parquet_writer,
+        "lakehouse": lakehouse_writer,
+    }
     targets = {name: SCRATCH / name for name in writers}
     samples: dict[str, list[float]] = {name: [] for name in writers}
+    cpu: dict[str, list[float]] = {name: [] for name in writers}
+    load_before = warn_if_busy("before the run")
     # One untimed write each first: imports, allocator growth and first-touch page faults.
     for name, write in writers.items():
         timed(write, table, targets[name])
-    for _ in range(args.repeat):
-        for name, write in writers.items():
-            samples[name].append(timed(write, table, targets[name]))
+    for i in range(args.repeat):
+        # Swap which writer goes first each repeat, so carry-over from the previous write
+        # (page-cache writeback, allocator state) falls on both alike.
+        order = list(writers) if i % 2 == 0 else list(writers)[::-1]
+        for name in order:
+            wall, cpu_s = timed(writers[name], table, targets[name])
+            samples[name].append(wall)
+            cpu[name].append(cpu_s)
+    load_after = warn_if_busy("after the run")
     check_delta(table, targets["lakehouse"])
     sizes = {name: folder_bytes(path) for name, path in targets.items()}
     shutil.rmtree(SCRATCH, ignore_errors=True)
 
     medians = {name: median(s) for name, s in samples.items()}
+    cpu_medians = {name: median(s) for name, s in cpu.items()}
     r = ratio(medians["lakehouse"], medians["parquet"])
     for name in writers:
         rate = args.rows / medians[name] / 1e6
         print(
             f"{name:>9}: median {medians[name]:6.3f}s  ({rate:5.2f} M rows/s,"
-            f" {sizes[name] / 2**20:,.0f} MiB on disk)  samples {samples[name]}"
+            f" CPU {cpu_medians[name]:6.3f}s,"
+            f" {sizes[name] / 2**20:,.0f} MiB on disk)"
+            f"  samples {[round(x, 3) for x in samples[name]]}"
         )
     print(f"ratio lakehouse/parquet: {r:.2f}   target <= {TARGET}: {verdict(r, TARGET)}")
+    cpu_ratio = ratio(cpu_medians["lakehouse"], cpu_medians["parquet"])
+    print(f"CPU time ratio (informative): {cpu_ratio:.2f}")
     path = write_result(
         "write",
         {
@@ -128,8 +152,12 @@ def main() -> None:
             "target_ratio": TARGET,
             "median_s": medians,
             "samples_s": samples,
+            "cpu_median_s": cpu_medians,
+            "cpu_samples_s": cpu,
+            "cpu_ratio": cpu_ratio,
             "bytes_on_disk": sizes,
             "ratio": r,
+            "load_average": {"before": load_before, "after": load_after},
         },
     )
     print(f"wrote {path}")

@@ -78,11 +78,11 @@ def test_warehouse_on_object_storage(s3_endpoint, tmp_path):
         (2, "B"),
         (3, "c"),
     ]
-    assert lh.sql("SELECT count(*) FROM silver.users VERSION AS OF 0").scalar() == 2
+    assert lh.sql("SELECT count(*) FROM silver.users VERSION AS OF 1").scalar() == 2
     joined = lh.sql("SELECT u.name, g.score FROM silver.users u JOIN gold.t g USING (id)")
     assert joined.rows() == [("a", 5)]
     info = lh.table("silver.users").info
     assert info.location == "s3://lake/warehouse/silver/users"
-    assert info.row_count == 3 and info.version == 2
-    lh.table("silver.users").restore(0)
+    assert info.row_count == 3 and info.version == 3
+    lh.table("silver.users").restore(1)
     assert lh.sql("SELECT count(*) FROM silver.users").scalar() == 2

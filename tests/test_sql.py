@@ -78,15 +78,16 @@ def test_time_travel_syntax(shop):
     shop.table("silver.users").delete("user_id = 1")
     q = "SELECT count(*) FROM silver.users"
     assert shop.sql(q).scalar() == 3
-    assert shop.sql(q + " VERSION AS OF 0").scalar() == 3
-    assert shop.sql(q + " VERSION AS OF 1").scalar() == 4
+    assert shop.sql(q + " VERSION AS OF 0").scalar() == 0
+    assert shop.sql(q + " VERSION AS OF 1").scalar() == 3
+    assert shop.sql(q + " VERSION AS OF 2").scalar() == 4
     assert shop.sql(f"{q} TIMESTAMP AS OF '{between}'").scalar() == 3
     assert shop.sql(f"{q} TIMESTAMP AS OF TIMESTAMP '{between}'").scalar() == 3
     # Two versions of one table in one query: what changed between them.
     changed = shop.sql(
         """
-        SELECT name FROM silver.users VERSION AS OF 1
-        EXCEPT SELECT name FROM silver.users version as of 2
+        SELECT name FROM silver.users VERSION AS OF 2
+        EXCEPT SELECT name FROM silver.users version as of 3
         """
     ).rows()
     assert changed == [("ada",)]

@@ -22,13 +22,14 @@ def test_history_versions_and_time_travel(lh):
     lh.write("silver.t", [{"id": 2}])
     lh.write("silver.t", [{"id": 3}], mode="overwrite")
     t = lh.table("silver.t")
-    assert t.version == 2
+    assert t.version == 3
     history = t.history()
-    assert [h["version"] for h in history] == [2, 1, 0]
+    assert [h["version"] for h in history] == [3, 2, 1, 0]
     assert history[0]["operation"] == "WRITE"
     assert history[0]["parameters"]["mode"] == "Overwrite"
-    assert t.to_arrow(version=0).column("id").to_pylist() == [1]
-    assert sorted(t.to_arrow(version=1).column("id").to_pylist()) == [1, 2]
+    assert t.to_arrow(version=0).num_rows == 0  # the table's creation
+    assert t.to_arrow(version=1).column("id").to_pylist() == [1]
+    assert sorted(t.to_arrow(version=2).column("id").to_pylist()) == [1, 2]
     assert t.to_arrow().column("id").to_pylist() == [3]
     assert t.to_arrow(timestamp=between).column("id").to_pylist() == [1]
     assert t.to_arrow(timestamp=between.isoformat()).column("id").to_pylist() == [1]
@@ -43,13 +44,13 @@ def test_restore_adds_a_version(lh):
     lh.write("silver.t", [{"id": 2}])
     lh.write("silver.t", [{"id": 3}], mode="overwrite")
     t = lh.table("silver.t")
-    assert t.restore(1) == 3
+    assert t.restore(2) == 4
     assert ids(lh) == [1, 2]
     assert t.history()[0]["operation"] == "RESTORE"
     assert lh.tables()[0].row_count == 2
     with pytest.raises(VersionNotFoundError):
         t.restore(99)
-    assert t.version == 3
+    assert t.version == 4
 
 
 def test_delete_by_predicate(lh):
@@ -85,7 +86,7 @@ def test_optimize_zorder_vacuum(lh):
     assert len(list(location.glob("*.parquet"))) == 1
     assert ids(lh) == list(range(12))
     with pytest.raises(VersionNotFoundError):
-        t.to_arrow(version=0)
+        t.to_arrow(version=1)
 
 
 def test_check_constraint(lh):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,13 @@ class Table:
 
     @property
     def info(self) -> TableInfo:
+        """The catalog's entry, brought up to date first if the table moved on without it
+        (a writer killed between its commit and its catalog update)."""
         info = self._lh.catalog.get(str(self.name), with_history=True)
+        dt = self._delta()
+        if info is None or info.version != dt.version():
+            after_commit(self._lh, self.name, dt)
+            info = self._lh.catalog.get(str(self.name), with_history=True)
         assert info is not None
         return info
 
@@ -197,10 +204,13 @@ class Table:
         versions stops working."""
         if retain_hours < 0:
             raise LakehouseError("retain_hours must be zero or more")
+        # delta-rs counts whole hours: round up, so a file the user asked to keep is kept.
+        # full=True also removes files no version ever referenced (left by killed writes).
         files = self._delta().vacuum(
-            retention_hours=int(retain_hours),
+            retention_hours=math.ceil(retain_hours),
             dry_run=dry_run,
             enforce_retention_duration=False,
+            full=True,
             commit_properties=self._commit_properties("vacuum"),
         )
         if not dry_run:

@@ -257,29 +257,45 @@ def _write_once(
     counts = {"inserted": 0, "updated": 0, "deleted": 0}
     commit = CommitProperties(
         max_commit_retries=100,
-        custom_metadata={"lakehouse.operation": mode, "lakehouse.user": _user()},
+        custom_metadata={
+            "lakehouse.operation": mode,
+            "lakehouse.user": _user(),
+        },
     )
 
-    if dt is None or mode in ("append", "overwrite"):
-        reader = pa.RecordBatchReader.from_batches(plan.target, prepared.batches(plan.target))
-        if mode == "merge":  # merging into a table that does not exist yet: insert
-            assert keys is not None
-            first = _last_per_key(pa.Table.from_batches(list(reader), plan.target), keys)
-            counts["inserted"] = first.num_rows
-            reader = first.to_reader()
+    if dt is None:
+        # Version 0 of a table is its creation: schema, partitioning, no rows. The data
+        # then goes in through the same path as for an existing table, so writers racing
+        # to create a table append, overwrite or merge one after the other (delta-rs would
+        # turn a losing data-carrying creation into an append) and every write knows the
+        # version it committed.
         write_deltalake(
-            dt if dt is not None else lh.table_uri(name),
+            lh.table_uri(name),
+            plan.target.empty_table(),
+            mode="append",
+            partition_by=list(opts.partition_by or []) or None,
+            writer_properties=writer_properties,
+            commit_properties=CommitProperties(
+                custom_metadata={"lakehouse.operation": "create", "lakehouse.user": _user()}
+            ),
+            storage_options=lh.storage_options,
+        )
+        dt = open_delta(lh, name)
+        assert dt is not None
+    if mode in ("append", "overwrite"):
+        reader = pa.RecordBatchReader.from_batches(plan.target, prepared.batches(plan.target))
+        write_deltalake(
+            dt,
             reader,
-            mode="overwrite" if mode == "overwrite" else "append",
-            predicate=predicate if dt is not None else None,
-            partition_by=list(opts.partition_by or []) or None if dt is None else None,
+            mode=mode,
+            predicate=predicate,
             schema_mode=schema_mode,
             writer_properties=writer_properties,
             commit_properties=commit,
-            storage_options=lh.storage_options if dt is None else None,
         )
+        version = dt.version()  # the handle moves to the version its own commit made
     else:
-        assert keys is not None
+        assert keys is not None and dt is not None
         source_schema = pa.schema([f for f in plan.target if f.name in prepared.schema.names])
         source = pa.Table.from_batches(list(prepared.batches(source_schema)), source_schema)
         source = _last_per_key(source, keys)
@@ -301,9 +317,10 @@ def _write_once(
         )
         counts["inserted"] = int(metrics.get("num_target_rows_inserted", 0))
         counts["updated"] = int(metrics.get("num_target_rows_updated", 0))
+        version = dt.version()
     fresh = open_delta(lh, name)
     assert fresh is not None
-    version = after_commit(lh, name, fresh, opts, change="; ".join(changes) or None)
+    after_commit(lh, name, fresh, opts, change="; ".join(changes) or None)
     return WriteResult(
         table=str(name),
         mode=mode,

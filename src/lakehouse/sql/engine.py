@@ -16,6 +16,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import arro3.core as arro3
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -201,8 +202,9 @@ class SQLEngine:
         self.db.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
 
     def _duck_types(self, schema: pa.Schema) -> dict[str, str]:
-        empty = pa.table({f.name: pa.array([], f.type) for f in normalize_schema(schema)})
-        relation = self.db.from_arrow(empty)
+        # An arro3 table: building a pyarrow one would import pandas (see snapshot.py).
+        empty = arro3.Table.from_batches([], schema=normalize_schema(schema))  # noqa: F841
+        relation = self.db.sql("SELECT * FROM empty")
         return {c: str(t) for c, t in zip(relation.columns, relation.types, strict=True)}
 
     def _direct_sql(self, snap: Snapshot) -> str:

@@ -9,14 +9,13 @@ mapping, remote storage) are marked so the reader falls back to delta-rs's own s
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 from urllib.parse import unquote
 
+import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 
@@ -54,36 +53,44 @@ def local_path(uri: str) -> str:
 
 
 def snapshot_of(dt: DeltaTable) -> Snapshot:
+    """The version ``dt`` is loaded at. The log's add actions are read with DuckDB straight
+    from delta-rs's Arrow export: turning them into pyarrow tables would import pandas,
+    50 MiB a query process does not otherwise need."""
     schema = pa.schema(dt.schema().to_arrow())
     partition_columns = tuple(dt.metadata().partition_columns)
-    actions = pa.table(dt.get_add_actions(flatten=True)).to_pydict()
-    root = local_path(dt.table_uri).rstrip("/")
-    files = []
-    part_keys = [f"partition.{c}" for c in partition_columns]
-    n = len(actions.get("path", []))
-    for i in range(n):
-        rel = actions["path"][i]
-        path = rel if "://" in rel else os.path.join(root, unquote(rel))
-        files.append(
-            DataFile(
-                path=path,
-                partition=tuple(
-                    (c, actions[k][i]) for c, k in zip(partition_columns, part_keys, strict=True)
-                ),
-                num_records=actions["num_records"][i] if "num_records" in actions else None,
-                size_bytes=actions["size_bytes"][i],
-            )
+    actions = dt.get_add_actions(flatten=True)  # noqa: F841 - scanned by DuckDB below
+    names = ["path", "size_bytes", "num_records"] + [f"partition.{c}" for c in partition_columns]
+    con = duckdb.connect()
+    try:
+        present = set(con.sql("SELECT * FROM actions LIMIT 0").columns)
+        select = ", ".join(
+            '"' + n.replace('"', '""') + '"' if n in present else "NULL" for n in names
         )
-    protocol = dt.protocol()
-    features = set(protocol.reader_features or [])
-    direct = is_local(dt.table_uri) and "columnMapping" not in features
-    if direct and "deletionVectors" in features:
-        direct = pa.table(dt.deletion_vectors()).num_rows == 0
+        rows = con.sql(f"SELECT {select} FROM actions").fetchall()
+        protocol = dt.protocol()
+        features = set(protocol.reader_features or [])
+        direct = is_local(dt.table_uri) and "columnMapping" not in features
+        if direct and "deletionVectors" in features:
+            vectors = dt.deletion_vectors()  # noqa: F841 - scanned by DuckDB below
+            direct = con.sql("SELECT count(*) FROM vectors").fetchone()[0] == 0
+    finally:
+        con.close()
+    root = local_path(dt.table_uri).rstrip("/")
+    files = tuple(
+        DataFile(
+            path=rel if "://" in rel else os.path.join(root, unquote(rel)),
+            partition=tuple(zip(partition_columns, row[3:], strict=True)),
+            num_records=row[2],
+            size_bytes=row[1],
+        )
+        for row in rows
+        for rel in (row[0],)
+    )
     return Snapshot(
         version=dt.version(),
         schema=schema,
         partition_columns=partition_columns,
-        files=tuple(files),
+        files=files,
         direct=direct,
     )
 
@@ -97,8 +104,34 @@ def file_columns(paths: list[str]) -> dict[str, frozenset[str]]:
     so the answer is cached for the life of the process."""
     missing = [p for p in paths if p not in _columns_cache]
     if missing:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            found = list(pool.map(lambda p: frozenset(pq.read_schema(p).names), missing))
+        found = _read_top_level_names(missing)
         with _cache_lock:
-            _columns_cache.update(zip(missing, found, strict=True))
+            _columns_cache.update(found)
     return {p: _columns_cache[p] for p in paths}
+
+
+def _read_top_level_names(paths: list[str]) -> dict[str, frozenset[str]]:
+    """DuckDB's parquet_schema lists each file's schema tree depth first, root first; the
+    root's children are the columns."""
+    con = duckdb.connect()
+    try:
+        listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+        rows = con.sql(
+            f"SELECT file_name, name, coalesce(num_children, 0) FROM parquet_schema({listing})"
+        ).fetchall()
+    finally:
+        con.close()
+    by_file: dict[str, list[tuple[str, int]]] = {}
+    for file_name, name, children in rows:
+        by_file.setdefault(file_name, []).append((name, children))
+    out: dict[str, frozenset[str]] = {}
+    for file_name, tree in by_file.items():
+        names, i = [], 1
+        for _ in range(tree[0][1]):
+            names.append(tree[i][0])
+            pending = 1
+            while pending:  # skip the column's whole subtree
+                pending += tree[i][1] - 1
+                i += 1
+        out[file_name] = frozenset(names)
+    return out

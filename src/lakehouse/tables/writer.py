@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
@@ -180,9 +179,8 @@ class _Prepared:
             ts = pa.scalar(self.ingested_at, pa.timestamp("us", tz="UTC"))
             batch = batch.append_column("_ingested_at", pa.repeat(ts, n))
         if "_ingest_date" not in have:
-            day = pc.cast(
-                pc.cast(batch.column("_ingested_at"), pa.timestamp("us", tz="UTC")), pa.date32()
-            )
+            stamp = batch.column("_ingested_at").cast(pa.timestamp("us", tz="UTC"))
+            day = stamp.cast(pa.date32())
             batch = batch.append_column("_ingest_date", day)
         if "_source_system" not in have:
             batch = batch.append_column(
@@ -209,10 +207,12 @@ class _Prepared:
                 hint="the table is partitioned by this date column: include it in the data",
             )
         values = batch.column(index)
-        day = values if pa.types.is_date32(values.type) else pc.cast(values, pa.date32())
+        day = values if pa.types.is_date32(values.type) else values.cast(pa.date32())
         if o.granularity in ("month", "year"):
             unit = o.granularity
-            day = pc.cast(pc.floor_temporal(day, unit=unit), pa.date32())
+            import pyarrow.compute as pc  # only here: it costs query processes 10 MiB
+
+            day = pc.floor_temporal(day, unit=unit).cast(pa.date32())
         return batch.append_column(self.derived_column, day)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from lakehouse.catalog import schema as cs
 from lakehouse.errors import CatalogError
@@ -75,12 +75,14 @@ class Catalog:
         self._retry(lambda: cs.metadata.create_all(self.engine))
 
     def _retry(self, fn, attempts: int = 20):
-        """Run ``fn``; SQLite under several writer processes can report a busy database."""
+        """Run ``fn``; SQLite under several writer processes can report a busy database,
+        and processes opening a new warehouse together race to create the catalog."""
         for attempt in range(attempts):
             try:
                 return fn()
-            except OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+            except (OperationalError, ProgrammingError) as exc:
+                transient = ("locked", "busy", "already exists", "duplicate")
+                if not any(word in str(exc) for word in transient):
                     raise CatalogError(f"catalog {self.url} failed: {exc.orig}") from exc
                 if attempt == attempts - 1:
                     raise CatalogError(f"catalog {self.url} stayed busy: {exc.orig}") from exc

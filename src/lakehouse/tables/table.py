@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -213,9 +215,24 @@ class Table:
             full=True,
             commit_properties=self._commit_properties("vacuum"),
         )
+        removed = list(files)
         if not dry_run:
+            removed += self._remove_partial_uploads(retain_hours)
             self._committed("vacuum")
-        return list(files)
+        return removed
+
+    def _remove_partial_uploads(self, retain_hours: float) -> list[str]:
+        """A write killed while a data file was being written leaves it under a temporary
+        name (``part-...parquet#1``) that no vacuum of delta-rs looks at."""
+        if not self._lh.local:
+            return []
+        cutoff = time.time() - math.ceil(retain_hours) * 3600
+        removed = []
+        for path in Path(self.location).rglob("*.parquet#*"):
+            if path.is_file() and path.stat().st_mtime <= cutoff:
+                path.unlink(missing_ok=True)
+                removed.append(str(path))
+        return removed
 
     def apply_retention(self, vacuum_hours: float = 168) -> dict[str, Any]:
         """Delete the rows older than the table's retention (by its date column, or the

@@ -7,13 +7,16 @@ conflicts, and then registers the table and its new figures in the catalog.
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import os
 import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
@@ -237,8 +240,10 @@ def _write_once(
     evolve: bool,
     opts: TableOptions,
 ) -> WriteResult:
-    current = pa.schema(dt.schema().to_arrow()) if dt is not None else None
-    plan = plan_schema(str(name), current, prepared.schema, evolve)
+    writer_properties = WriterProperties(compression=(opts.compression or "zstd").upper())
+    if dt is None:
+        dt = _create(lh, name, plan_schema(str(name), None, prepared.schema, evolve), opts)
+    plan = plan_schema(str(name), pa.schema(dt.schema().to_arrow()), prepared.schema, evolve)
     if keys:
         missing = [k for k in keys if k not in plan.target.names]
         if missing:
@@ -246,42 +251,19 @@ def _write_once(
                 f"{name}: merge key column(s) {', '.join(missing)} not in the data",
                 f"the columns are {', '.join(plan.target.names)}",
             )
-    writer_properties = WriterProperties(compression=(opts.compression or "zstd").upper())
     changes: list[str] = []
-    if plan.widened and dt is not None:
+    if plan.widened:
         _widen(lh, name, dt, plan, writer_properties)
         changes += [f"widened {c} to {type_name(t)}" for c, t in plan.widened.items()]
         dt = open_delta(lh, name)
+        assert dt is not None
     changes += [f"added column {c}" for c in plan.new_columns]
     schema_mode = "merge" if plan.new_columns else None
     counts = {"inserted": 0, "updated": 0, "deleted": 0}
     commit = CommitProperties(
         max_commit_retries=100,
-        custom_metadata={
-            "lakehouse.operation": mode,
-            "lakehouse.user": _user(),
-        },
+        custom_metadata={"lakehouse.operation": mode, "lakehouse.user": _user()},
     )
-
-    if dt is None:
-        # Version 0 of a table is its creation: schema, partitioning, no rows. The data
-        # then goes in through the same path as for an existing table, so writers racing
-        # to create a table append, overwrite or merge one after the other (delta-rs would
-        # turn a losing data-carrying creation into an append) and every write knows the
-        # version it committed.
-        write_deltalake(
-            lh.table_uri(name),
-            plan.target.empty_table(),
-            mode="append",
-            partition_by=list(opts.partition_by or []) or None,
-            writer_properties=writer_properties,
-            commit_properties=CommitProperties(
-                custom_metadata={"lakehouse.operation": "create", "lakehouse.user": _user()}
-            ),
-            storage_options=lh.storage_options,
-        )
-        dt = open_delta(lh, name)
-        assert dt is not None
     if mode in ("append", "overwrite"):
         reader = pa.RecordBatchReader.from_batches(plan.target, prepared.batches(plan.target))
         write_deltalake(
@@ -358,6 +340,48 @@ def _widen(
             custom_metadata={"lakehouse.operation": "widen", "lakehouse.user": _user()}
         ),
     )
+
+
+def _create(lh: Lakehouse, name: TableName, plan: SchemaPlan, opts: TableOptions) -> DeltaTable:
+    """Version 0 of a table is its creation: schema, partitioning, no rows. The data then
+    goes in through the same path as for an existing table, so writers racing to create a
+    table append, overwrite or merge one after the other (delta-rs would turn a losing
+    data-carrying creation into an append) and every write knows the version it made."""
+    with _creation_lock(lh, name):
+        dt = open_delta(lh, name)
+        if dt is None:
+            write_deltalake(
+                lh.table_uri(name),
+                plan.target.empty_table(),
+                mode="append",
+                partition_by=list(opts.partition_by or []) or None,
+                commit_properties=CommitProperties(
+                    custom_metadata={"lakehouse.operation": "create", "lakehouse.user": _user()}
+                ),
+                storage_options=lh.storage_options,
+            )
+            dt = open_delta(lh, name)
+    assert dt is not None
+    return dt
+
+
+@contextmanager
+def _creation_lock(lh: Lakehouse, name: TableName) -> Iterator[None]:
+    """Serialise processes creating one local table: delta-rs commits a losing creation
+    after the winner, and its protocol and metadata would then replace the table's. The
+    lock is released by the kernel if the process dies. Object stores get no lock; their
+    racing creators keep delta-rs's behaviour."""
+    if not lh.local:
+        yield
+        return
+    lock_path = Path(lh.table_uri(name)).parent / f".{name.name}.create.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _last_per_key(source: pa.Table, keys: list[str]) -> pa.Table:

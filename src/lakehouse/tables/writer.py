@@ -34,6 +34,7 @@ from lakehouse.errors import (
     SchemaMismatchError,
 )
 from lakehouse.names import TableName
+from lakehouse.tables import parallel
 from lakehouse.tables.convert import cast_batch, normalize_schema, to_arrow
 from lakehouse.tables.schema import SchemaPlan, plan_schema, schema_columns, type_name
 from lakehouse.tables.snapshot import snapshot_of
@@ -264,7 +265,18 @@ def _write_once(
         max_commit_retries=100,
         custom_metadata={"lakehouse.operation": mode, "lakehouse.user": _user()},
     )
-    if mode in ("append", "overwrite"):
+    if (
+        mode in ("append", "overwrite")
+        and predicate is None
+        and schema_mode is None
+        and isinstance(prepared.arrow, pa.Table)
+        and parallel.eligible(dt, prepared.arrow.num_rows, lh.local)
+    ):
+        table = pa.Table.from_batches(prepared.batches(plan.target), plan.target)
+        version = parallel.write_files(
+            dt, table, mode=mode, compression=opts.compression or "zstd", commit=commit
+        )
+    elif mode in ("append", "overwrite"):
         reader = pa.RecordBatchReader.from_batches(plan.target, prepared.batches(plan.target))
         write_deltalake(
             dt,

@@ -1,0 +1,148 @@
+"""Large appends and overwrites of unpartitioned local tables, written as several parquet
+files at once (one per core) and committed to the Delta log in one transaction.
+
+delta-rs encodes a write on one thread; a table of millions of rows is written faster by
+pyarrow on every core. The add actions carry the same statistics delta-rs would record
+(row count, per-column min, max and null count), taken from the parquet footers, so
+other readers skip files exactly as they would for delta-rs's own files.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+import math
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable
+from deltalake.transaction import AddAction
+
+MIN_ROWS = 1_000_000  # below this, one thread is as quick
+STATS_COLUMNS = 32  # delta.dataSkippingNumIndexedCols default
+MAX_STRING_STAT = 64  # longer strings get no min/max rather than a truncated one
+
+
+def eligible(dt: DeltaTable, rows: int, local: bool) -> bool:
+    return (
+        local
+        and rows >= MIN_ROWS
+        and (os.cpu_count() or 1) > 1
+        and not dt.metadata().partition_columns
+    )
+
+
+def write_files(
+    dt: DeltaTable,
+    table: pa.Table,
+    *,
+    mode: str,
+    compression: str,
+    commit: CommitProperties,
+) -> int:
+    """Write ``table`` and commit it; returns the version the commit made."""
+    import pyarrow.parquet as pq
+
+    root = Path(dt.table_uri.removeprefix("file://"))
+    parts = min(os.cpu_count() or 1, math.ceil(table.num_rows / MIN_ROWS))
+    size = math.ceil(table.num_rows / parts)
+    slices = [table.slice(i * size, size) for i in range(parts)]
+    batch = uuid.uuid4()
+    names = [f"part-{i:05d}-{batch}-c000.{compression.lower()}.parquet" for i in range(parts)]
+
+    def write(i: int) -> AddAction:
+        path = root / names[i]
+        pq.write_table(slices[i], path, compression=compression.lower())
+        meta = pq.ParquetFile(path).metadata
+        return AddAction(
+            path=names[i],
+            size=path.stat().st_size,
+            partition_values={},
+            modification_time=int(time.time() * 1000),
+            data_change=True,
+            stats=json.dumps(file_stats(meta, table.schema)),
+        )
+
+    with ThreadPoolExecutor(max_workers=parts) as pool:
+        actions = list(pool.map(write, range(parts)))
+    before = dt.version()
+    write_id = str(batch)
+    marked = CommitProperties(
+        custom_metadata={**(commit.custom_metadata or {}), "lakehouse.write_id": write_id},
+        max_commit_retries=commit.max_commit_retries,
+    )
+    dt.create_write_transaction(actions, mode=mode, schema=table.schema, commit_properties=marked)
+    return _committed_version(dt, root, before, write_id)
+
+
+def _committed_version(dt: DeltaTable, root: Path, before: int, write_id: str) -> int:
+    """The handle is not moved by the commit and other writers may have committed since,
+    so the log's new entries are read for this write's id."""
+    dt.update_incremental()
+    for version in range(before + 1, dt.version() + 1):
+        for line in (root / "_delta_log" / f"{version:020d}.json").read_text().splitlines():
+            info = json.loads(line).get("commitInfo")
+            if info is not None and info.get("lakehouse.write_id") == write_id:
+                return version
+    raise RuntimeError(f"commit {write_id} not found in the log of {root}")
+
+
+def file_stats(meta: Any, schema: pa.Schema) -> dict[str, Any]:
+    """Delta's per-file statistics from a parquet footer, for top-level primitive
+    columns; a column whose bounds cannot be stated exactly gets none."""
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    leaves = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
+    for field in list(schema)[:STATS_COLUMNS]:
+        index = leaves.get(field.name)
+        if index is None:  # nested: its leaves have dotted paths
+            continue
+        chunks = [meta.row_group(g).column(index).statistics for g in range(meta.num_row_groups)]
+        if any(c is None or not c.has_null_count for c in chunks):
+            continue
+        nulls[field.name] = sum(c.null_count for c in chunks)
+        bounded = [c for c in chunks if c.has_min_max]
+        if not bounded:
+            continue
+        lo = _stat(field.type, min(_key(field.type, c, "min") for c in bounded), low=True)
+        hi = _stat(field.type, max(_key(field.type, c, "max") for c in bounded), low=False)
+        if lo is not None and hi is not None:
+            mins[field.name], maxs[field.name] = lo, hi
+    return {"numRecords": meta.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+
+
+def _key(t: pa.DataType, stats: Any, which: str) -> Any:
+    """Comparable bound of one row group; timestamps by their raw microseconds."""
+    if pa.types.is_timestamp(t):
+        return getattr(stats, f"{which}_raw")
+    return getattr(stats, which)
+
+
+def _stat(t: pa.DataType, value: Any, low: bool) -> Any:
+    if pa.types.is_timestamp(t):
+        # Delta records milliseconds: round the lower bound down and the upper bound up,
+        # so a reader never skips a file that holds a matching row.
+        millis = value // 1000 if low else -(-value // 1000)
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+        if t.tz:
+            return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        as_float = float(value)
+        return as_float if decimal.Decimal(repr(as_float)) == value else None
+    if isinstance(value, str):
+        return value if len(value) <= MAX_STRING_STAT else None
+    return None

@@ -71,9 +71,9 @@ def run_demo(lh: Lakehouse, *, events: int = 1500, console: Console | None = Non
         f"bronze.app_events has {t.count():,} rows at version {t.version} in {lh.root}"
     )
     console.print(
-        "try next:\n"
+        "try next (after `source .venv/bin/activate`):\n"
         "  lakehouse tables\n"
         "  lakehouse describe bronze.app_events\n"
         "  lakehouse history bronze.app_events\n"
-        '  lakehouse sql "SELECT * FROM bronze.app_events VERSION AS OF 0 LIMIT 5"'
+        '  lakehouse sql "SELECT * FROM bronze.app_events VERSION AS OF 1 LIMIT 5"'
     )

@@ -122,9 +122,9 @@ class Table:
         return self._lh.engine.snapshot(str(self.name)).row_count
 
     # -- changes --------------------------------------------------------------------------
-    def _committed(self, operation: str) -> int:
-        dt = self._delta()
-        return after_commit(self._lh, self.name, dt, change=None)
+    def _committed(self) -> int:
+        """Record the table's new version and figures in the catalog; return the version."""
+        return after_commit(self._lh, self.name, self._delta())
 
     def _commit_properties(self, operation: str) -> CommitProperties:
         from lakehouse.tables.writer import _user
@@ -151,7 +151,7 @@ class Table:
             raise LakehouseError(
                 f"{self.name}: delete failed: {exc}", "check the predicate's SQL"
             ) from exc
-        self._committed("delete")
+        self._committed()
         return dict(metrics)
 
     def restore(self, version: int | str | datetime) -> int:
@@ -173,7 +173,7 @@ class Table:
             dt.restore(target, commit_properties=self._commit_properties("restore"))
         except DeltaError as exc:
             raise LakehouseError(f"{self.name}: restore to {version} failed: {exc}") from exc
-        return self._committed("restore")
+        return self._committed()
 
     def optimize(self, target_size: int | None = None) -> dict[str, Any]:
         """Compact small files into larger ones."""
@@ -182,7 +182,7 @@ class Table:
             writer_properties=self._writer_properties(),
             commit_properties=self._commit_properties("optimize"),
         )
-        self._committed("optimize")
+        self._committed()
         return dict(metrics)
 
     def zorder(self, columns: list[str]) -> dict[str, Any]:
@@ -198,7 +198,7 @@ class Table:
             writer_properties=self._writer_properties(),
             commit_properties=self._commit_properties("zorder"),
         )
-        self._committed("zorder")
+        self._committed()
         return dict(metrics)
 
     def vacuum(self, retain_hours: float = 168, dry_run: bool = False) -> list[str]:
@@ -218,7 +218,7 @@ class Table:
         removed = list(files)
         if not dry_run:
             removed += self._remove_partial_uploads(retain_hours)
-            self._committed("vacuum")
+            self._committed()
         return removed
 
     def _remove_partial_uploads(self, retain_hours: float) -> list[str]:
@@ -270,11 +270,11 @@ class Table:
                 f"{self.name}: cannot add constraint {name} ({expression}): {exc}",
                 "existing rows must satisfy it; fix them first",
             ) from exc
-        self._committed("constraint")
+        self._committed()
 
     def drop_constraint(self, name: str) -> None:
         self._delta().alter.drop_constraint(name, raise_if_not_exists=True)
-        self._committed("constraint")
+        self._committed()
 
     def set(
         self,

@@ -105,9 +105,9 @@ def print_records(records: list[dict[str, Any]], fmt: str, title: str | None = N
     print_arrow(table, fmt, title)
 
 
-def _cell(value: Any) -> str | None:
-    if value is None:
-        return None
+def _cell(value: Any) -> Any:
+    if value is None or isinstance(value, int | float):
+        return value  # numbers stay numbers, so the table right-aligns them
     if isinstance(value, dict | list):
         return json.dumps(value, default=str)
     return str(value)

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -96,7 +96,7 @@ def write_table(
     else:
         opts = options_for(name.layer, options)
     if mode == "merge" and keys and not opts.keys:
-        opts = TableOptions(**{**_options_dict(opts), "keys": tuple(keys)})
+        opts = replace(opts, keys=tuple(keys))
     stream = isinstance(arrow, pa.RecordBatchReader)
     prepared = _Prepared(name, arrow, opts, source_system, source)
 

@@ -90,8 +90,10 @@ def test_parallel_overwrite_replaces_and_appends_add(lh):
     lh.write("silver.big", table)
     lh.write("silver.big", table.slice(0, MIN_ROWS + 5), mode="overwrite")
     assert lh.sql("SELECT count(*) FROM silver.big").scalar() == MIN_ROWS + 5
-    result = lh.write("silver.big", table)
+    result = lh.write("silver.big", table, txn=("loader", 5))
     assert result.version == 3
+    assert lh.table("silver.big").transaction_version("loader") == 5
+    assert lh.write("silver.big", table, txn=("loader", 5)).skipped
     assert lh.sql("SELECT count(*) FROM silver.big").scalar() == 2 * MIN_ROWS + 15
     assert lh.table("silver.big").info.row_count == 2 * MIN_ROWS + 15
     history = [h["operation"] for h in lh.table("silver.big").history()]

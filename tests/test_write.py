@@ -275,3 +275,21 @@ def test_tables_stay_readable_by_other_engines(lh):
 
     files = DeltaTable(path).file_uris()
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet({files})").fetchall() == [(3,)]
+
+
+def test_transaction_ids_make_writes_idempotent(lh):
+    first = lh.write("bronze.feed", ROWS, txn=("feed-1", 1))
+    assert not first.skipped and first.version == 1
+    table = lh.table("bronze.feed")
+    assert table.transaction_version("feed-1") == 1
+    again = lh.write("bronze.feed", ROWS, txn=("feed-1", 1))  # a retry after a crash
+    assert again.skipped and again.rows == 0 and again.version == 1
+    older = lh.write("bronze.feed", ROWS, txn=("feed-1", 0))
+    assert older.skipped
+    assert rows(lh, "SELECT count(*) FROM bronze.feed") == [(2,)]
+    lh.write("bronze.feed", ROWS, txn=("feed-1", 2))
+    lh.write("bronze.feed", ROWS[:1], mode="merge", keys=["user_id"], txn=("other", 7))
+    assert table.transaction_version("feed-1") == 2
+    assert table.transaction_version("other") == 7
+    assert table.transaction_version("unknown") is None
+    assert rows(lh, "SELECT count(*) FROM bronze.feed") == [(4,)]

@@ -99,12 +99,15 @@ class Lakehouse:
         options: TableOptions | None = None,
         source_system: str | None = None,
         source: str | None = None,
+        txn: tuple[str, int] | None = None,
         **table_options: Any,
     ) -> WriteResult:
         """Write data to a table, creating and registering it on first write.
 
         mode: ``append``; ``overwrite`` (the whole table, or the rows matching ``predicate``);
         ``merge`` (upsert on ``keys``). ``evolve=True`` adds new columns and widens types.
+        ``txn=(app_id, n)`` commits a Delta transaction identifier with the write and skips
+        the write if ``n`` was committed for ``app_id`` already (exactly-once sources).
         """
         name = parse_table_name(table)
         opts = options or TableOptions()
@@ -139,6 +142,7 @@ class Lakehouse:
             options=opts,
             source_system=source_system,
             source=source,
+            txn=txn,
         )
 
     def table(self, name: str) -> Table:

@@ -76,6 +76,7 @@ def write_files(
     marked = CommitProperties(
         custom_metadata={**(commit.custom_metadata or {}), "lakehouse.write_id": write_id},
         max_commit_retries=commit.max_commit_retries,
+        app_transactions=commit.app_transactions,
     )
     dt.create_write_transaction(actions, mode=mode, schema=table.schema, commit_properties=marked)
     return _committed_version(dt, root, before, write_id)

@@ -79,6 +79,10 @@ class Table:
             if k.startswith("delta.constraints.")
         }
 
+    def transaction_version(self, app_id: str) -> int | None:
+        """The last transaction number committed for ``app_id`` (see ``write(txn=...)``)."""
+        return self._delta().transaction_version(app_id)
+
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Commits newest first: version, timestamp, operation, parameters, metrics."""
         out = []

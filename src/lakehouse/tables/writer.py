@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import (
+    CommitProperties,
+    DeltaTable,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from lakehouse.config import TableOptions, options_for
@@ -58,6 +64,7 @@ class WriteResult:
     updated: int = 0
     deleted: int = 0
     schema_changes: list[str] = field(default_factory=list)
+    skipped: bool = False  # the write's transaction id was committed before: nothing done
 
 
 def open_delta(lh: Lakehouse, name: TableName, version: int | None = None) -> DeltaTable | None:
@@ -79,7 +86,12 @@ def write_table(
     options: TableOptions | None = None,
     source_system: str | None = None,
     source: str | None = None,
+    txn: tuple[str, int] | None = None,
 ) -> WriteResult:
+    """``txn=(app_id, n)`` makes the write idempotent: it commits together with that
+    transaction identifier, and is skipped if the table already holds ``n`` (or a later
+    number) for ``app_id``, so a source that crashed between its write and its own
+    bookkeeping can simply write again."""
     if mode not in ("append", "overwrite", "merge"):
         raise LakehouseError(
             f"unknown write mode {mode!r}", "use mode='append', 'overwrite' or 'merge'"
@@ -103,7 +115,7 @@ def write_table(
     for attempt in range(MAX_ATTEMPTS):
         dt = open_delta(lh, name)
         try:
-            result = _write_once(lh, name, dt, prepared, mode, keys, predicate, evolve, opts)
+            result = _write_once(lh, name, dt, prepared, mode, keys, predicate, evolve, opts, txn)
             break
         except CommitFailedError as exc:
             if stream or attempt == MAX_ATTEMPTS - 1:
@@ -240,7 +252,12 @@ def _write_once(
     predicate: str | None,
     evolve: bool,
     opts: TableOptions,
+    txn: tuple[str, int] | None = None,
 ) -> WriteResult:
+    if txn is not None and dt is not None:
+        done = dt.transaction_version(txn[0])
+        if done is not None and done >= txn[1]:
+            return WriteResult(str(name), mode, dt.version(), 0, 0.0, skipped=True)
     writer_properties = WriterProperties(compression=(opts.compression or "zstd").upper())
     if dt is None:
         dt = _create(lh, name, plan_schema(str(name), None, prepared.schema, evolve), opts)
@@ -264,6 +281,7 @@ def _write_once(
     commit = CommitProperties(
         max_commit_retries=100,
         custom_metadata={"lakehouse.operation": mode, "lakehouse.user": _user()},
+        app_transactions=[Transaction(txn[0], txn[1])] if txn is not None else None,
     )
     if (
         mode in ("append", "overwrite")

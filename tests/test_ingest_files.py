@@ -151,3 +151,29 @@ def test_kill_during_ingestion_then_rerun_gives_every_file_once(tmp_path):
         "SELECT file, count(*), count(DISTINCT n) FROM bronze.many GROUP BY file ORDER BY file"
     ).rows()
     assert per_source == [(f, per_file, per_file) for f in range(files)]
+
+
+def test_cli_ingest(tmp_path, landing):
+    command = [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(tmp_path / "w")]
+    first = subprocess.run(
+        [*command, "ingest", str(landing), "--table", "bronze.events"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert first.returncode == 0, first.stderr
+    assert "4 new file(s), 7 rows" in first.stdout and "2 quarantined" in first.stdout
+    second = subprocess.run(
+        [*command, "ingest", str(landing), "--table", "bronze.events"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "0 new file(s)" in second.stdout and "4 file(s) already ingested" in second.stdout
+    bad = subprocess.run(
+        [*command, "ingest", str(tmp_path / "nope"), "--table", "bronze.events"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1 and "no folder" in bad.stderr and "Traceback" not in bad.stderr

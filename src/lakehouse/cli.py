@@ -303,6 +303,27 @@ def vacuum(
 
 
 @app.command()
+def ingest(
+    folder: Annotated[str, typer.Argument(help="Folder of CSV, JSON lines, JSON, Parquet files.")],
+    table: Annotated[str, typer.Option("--table", "-t", help="Bronze table, e.g. bronze.events.")],
+    source_system: Annotated[
+        str | None, typer.Option(help="Name of the system the files come from.")
+    ] = None,
+) -> None:
+    """Ingest the folder's new files into a bronze table, each file exactly once."""
+    from lakehouse.ingest.files import ingest_folder
+
+    with _spinner(f"ingesting {folder} into {table}"):
+        report = ingest_folder(_lh(), folder, table, source_system=source_system)
+    console.print(
+        f"{table}: {len(report.files_ingested)} new file(s), {report.rows:,} rows, "
+        f"{report.rescued} with rescued values, {report.quarantined} quarantined; "
+        f"{len(report.files_skipped)} file(s) already ingested",
+        soft_wrap=True,
+    )
+
+
+@app.command()
 def demo(
     events: Annotated[int, typer.Option(help="How many app events to generate.")] = 1500,
 ) -> None:

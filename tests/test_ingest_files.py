@@ -177,3 +177,40 @@ def test_cli_ingest(tmp_path, landing):
         timeout=120,
     )
     assert bad.returncode == 1 and "no folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+RACER = """
+import sys, time
+from lakehouse import Lakehouse
+lh = Lakehouse(sys.argv[1])
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+result = lh.write("bronze.t", [{"i": int(sys.argv[3])}], txn=("one-file", 1))
+print("skipped" if result.skipped else "committed")
+"""
+
+
+def test_racing_writers_of_one_transaction_id_commit_once(tmp_path):
+    warehouse = tmp_path / "w"
+    Lakehouse(warehouse).write("bronze.t", [{"i": -1}])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    start = time.time() + 3
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(warehouse), str(start), str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    try:
+        outcomes = [p.communicate(timeout=120)[0].strip() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert sorted(outcomes) == ["committed", "skipped", "skipped", "skipped"]
+    assert Lakehouse(warehouse).sql("SELECT count(*) FROM bronze.t").scalar() == 2

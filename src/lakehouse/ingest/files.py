@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
 from lakehouse.names import parse_table_name
-from lakehouse.tables.writer import METADATA_COLUMNS
+from lakehouse.tables.writer import METADATA_COLUMNS, open_delta
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -61,12 +61,16 @@ def ingest_folder(
         raise LakehouseError(f"no folder {root} to ingest from", "check the path")
     report = IngestReport(str(name))
     quarantine = f"{name}_quarantine"
+    # One look at the log for the whole folder. It may be stale if another loader runs at
+    # the same time; the write itself re-checks the file's transaction id on the newest
+    # version (and Delta refuses two commits of one id), so no file lands twice.
+    target = open_delta(lh, name)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         fmt = FORMATS.get(path.suffix.lower())
         if fmt is None:
             continue
         txn = (file_id(path), 1)
-        if _done(lh, str(name), txn[0]):
+        if target is not None and target.transaction_version(txn[0]) is not None:
             report.files_skipped.append(str(path))
             continue
         rows, bad = _read(path, fmt)
@@ -81,9 +85,12 @@ def ingest_folder(
             (report.files_ingested if fresh else report.files_skipped).append(str(path))
             continue
         data, rescued = _fit(lh, str(name), rows)
-        lh.write(
+        written = lh.write(
             str(name), data, evolve=True, source_system=source_system, source=str(path), txn=txn
         )
+        if written.skipped:  # a concurrent loader committed it first
+            report.files_skipped.append(str(path))
+            continue
         report.rescued += rescued
         report.files_ingested.append(str(path))
         report.rows += data.num_rows
@@ -92,10 +99,6 @@ def ingest_folder(
 
 def _exists(lh: Lakehouse, table: str) -> bool:
     return lh.catalog.get(table) is not None or lh.discover(table)
-
-
-def _done(lh: Lakehouse, table: str, app_id: str) -> bool:
-    return _exists(lh, table) and lh.table(table).transaction_version(app_id) is not None
 
 
 def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict], list[dict]]:

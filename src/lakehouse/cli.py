@@ -45,8 +45,7 @@ def _main(
     warehouse: Warehouse = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
-    _state["warehouse"] = warehouse
-    _state["debug"] = debug
+    _state["warehouse"] = warehouse  # --debug is read in main(), before Typer parses
 
 
 def _lh():

@@ -11,7 +11,7 @@ from typing import Any
 from deltalake import DeltaTable
 
 from lakehouse.catalog import Catalog, TableInfo
-from lakehouse.config import TableOptions, default_warehouse
+from lakehouse.config import LAYER_DEFAULTS, TableOptions, default_warehouse
 from lakehouse.errors import LakehouseError, TableNotFoundError
 from lakehouse.names import LAYERS, TableName, parse_table_name
 from lakehouse.sql import Result, SQLEngine
@@ -117,7 +117,7 @@ class Lakehouse:
         if date_column is not None:
             extra["date_column"] = date_column
             if "partition_by" not in extra:
-                layer_gran = {"silver": "day", "gold": "month"}.get(name.layer, "day")
+                layer_gran = LAYER_DEFAULTS[name.layer].granularity or "day"
                 gran = extra.get("granularity") or opts.granularity or layer_gran
                 extra["granularity"] = gran
                 extra["partition_by"] = (f"{date_column}_{gran}",)
@@ -174,6 +174,7 @@ class Lakehouse:
         parsed = parse_table_name(name)
         self.table(str(parsed))
         self.catalog.drop(str(parsed))
+        self.engine.forget(str(parsed))
         if self.local:
             import shutil
 

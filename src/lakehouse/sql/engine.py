@@ -77,14 +77,14 @@ class SQLEngine:
             raise self._sql_error(exc) from exc
         return Result(table, sql, time.perf_counter() - started)
 
-    def prepare(self, sql: str) -> str:
-        """Make every referenced table's view current; rewrite time travel to versioned
-        views. Returns the SQL to run."""
-        return self._prepare(sql)[0]
-
     def _prepare(self, sql: str) -> tuple[str, list[str]]:
+        """Make every referenced table's view current and rewrite time travel to versioned
+        views; returns the SQL to run and the references that name no table."""
         refs = find_references(sql)
-        known = set(self.lh.catalog.names())
+        # Tables this engine has read before need no catalog look-up on every query.
+        known = set(self._handles)
+        if any(ref.name not in known for ref in refs):
+            known |= set(self.lh.catalog.names())
         pieces: list[str] = []
         unknown: list[str] = []
         last = 0
@@ -112,6 +112,14 @@ class SQLEngine:
         """A whole table version through the same reader path SQL uses."""
         view = self._ensure_version(name, version) if version is not None else self._current(name)
         return self._cursor().sql(f"SELECT * FROM {view}").to_arrow_table()
+
+    def forget(self, name: str) -> None:
+        """Drop what the engine holds of a table that no longer exists."""
+        layer, table = name.split(".")
+        with self._lock:
+            self._handles.pop(name, None)
+            self._views.pop(name, None)
+            self.db.execute(f"DROP VIEW IF EXISTS {layer}.{quote(table)}")
 
     def suggest(self, name: str) -> list[str]:
         names = self.lh.catalog.names()

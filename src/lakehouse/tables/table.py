@@ -9,13 +9,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, WriterProperties
+from deltalake import DeltaTable, WriterProperties
 from deltalake.exceptions import DeltaError
 
-from lakehouse.errors import ConstraintViolationError, LakehouseError
+from lakehouse.errors import (
+    ConstraintViolationError,
+    LakehouseError,
+    TableNotFoundError,
+    VersionNotFoundError,
+)
 from lakehouse.names import TableName
 from lakehouse.sql.names import parse_timestamp
-from lakehouse.tables.writer import after_commit, open_delta
+from lakehouse.tables.writer import after_commit, commit_properties, open_delta
 
 if TYPE_CHECKING:
     from lakehouse.catalog import TableInfo
@@ -37,8 +42,6 @@ class Table:
     def _delta(self) -> DeltaTable:
         dt = open_delta(self._lh, self.name)
         if dt is None:
-            from lakehouse.errors import TableNotFoundError
-
             raise TableNotFoundError(str(self.name), self._lh.engine.suggest(str(self.name)))
         return dt
 
@@ -130,13 +133,6 @@ class Table:
         """Record the table's new version and figures in the catalog; return the version."""
         return after_commit(self._lh, self.name, self._delta())
 
-    def _commit_properties(self, operation: str) -> CommitProperties:
-        from lakehouse.tables.writer import _user
-
-        return CommitProperties(
-            custom_metadata={"lakehouse.operation": operation, "lakehouse.user": _user()}
-        )
-
     def _writer_properties(self) -> WriterProperties:
         info = self._lh.catalog.get(str(self.name))
         compression = (info.options.get("compression") if info else None) or "zstd"
@@ -149,7 +145,7 @@ class Table:
             metrics = dt.delete(
                 predicate,
                 writer_properties=self._writer_properties(),
-                commit_properties=self._commit_properties("delete"),
+                commit_properties=commit_properties("delete"),
             )
         except DeltaError as exc:
             raise LakehouseError(
@@ -167,14 +163,12 @@ class Table:
         elif isinstance(version, str):
             target = int(version)
         if isinstance(target, int) and not 0 <= target <= dt.version():
-            from lakehouse.errors import VersionNotFoundError
-
             raise VersionNotFoundError(
                 f"{self.name} has no version {target} (latest is {dt.version()})",
                 f"see `lakehouse history {self.name}`",
             )
         try:
-            dt.restore(target, commit_properties=self._commit_properties("restore"))
+            dt.restore(target, commit_properties=commit_properties("restore"))
         except DeltaError as exc:
             raise LakehouseError(f"{self.name}: restore to {version} failed: {exc}") from exc
         return self._committed()
@@ -184,7 +178,7 @@ class Table:
         metrics = self._delta().optimize.compact(
             target_size=target_size,
             writer_properties=self._writer_properties(),
-            commit_properties=self._commit_properties("optimize"),
+            commit_properties=commit_properties("optimize"),
         )
         self._committed()
         return dict(metrics)
@@ -200,7 +194,7 @@ class Table:
         metrics = self._delta().optimize.z_order(
             columns,
             writer_properties=self._writer_properties(),
-            commit_properties=self._commit_properties("zorder"),
+            commit_properties=commit_properties("zorder"),
         )
         self._committed()
         return dict(metrics)
@@ -217,7 +211,7 @@ class Table:
             dry_run=dry_run,
             enforce_retention_duration=False,
             full=True,
-            commit_properties=self._commit_properties("vacuum"),
+            commit_properties=commit_properties("vacuum"),
         )
         removed = list(files)
         if not dry_run:
@@ -267,7 +261,7 @@ class Table:
         """A CHECK constraint every existing and future row must satisfy."""
         try:
             self._delta().alter.add_constraint(
-                {name: expression}, commit_properties=self._commit_properties("constraint")
+                {name: expression}, commit_properties=commit_properties("constraint")
             )
         except DeltaError as exc:
             raise ConstraintViolationError(

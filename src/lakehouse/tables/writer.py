@@ -278,9 +278,9 @@ def _write_once(
     changes += [f"added column {c}" for c in plan.new_columns]
     schema_mode = "merge" if plan.new_columns else None
     counts = {"inserted": 0, "updated": 0, "deleted": 0}
-    commit = CommitProperties(
+    commit = commit_properties(
+        mode,
         max_commit_retries=100,
-        custom_metadata={"lakehouse.operation": mode, "lakehouse.user": _user()},
         app_transactions=[Transaction(txn[0], txn[1])] if txn is not None else None,
     )
     if (
@@ -366,9 +366,7 @@ def _widen(
         schema_mode="overwrite",
         partition_by=list(dt.metadata().partition_columns) or None,
         writer_properties=writer_properties,
-        commit_properties=CommitProperties(
-            custom_metadata={"lakehouse.operation": "widen", "lakehouse.user": _user()}
-        ),
+        commit_properties=commit_properties("widen"),
     )
 
 
@@ -385,9 +383,7 @@ def _create(lh: Lakehouse, name: TableName, plan: SchemaPlan, opts: TableOptions
                 plan.target.empty_table(),
                 mode="append",
                 partition_by=list(opts.partition_by or []) or None,
-                commit_properties=CommitProperties(
-                    custom_metadata={"lakehouse.operation": "create", "lakehouse.user": _user()}
-                ),
+                commit_properties=commit_properties("create"),
                 storage_options=lh.storage_options,
             )
             dt = open_delta(lh, name)
@@ -493,6 +489,13 @@ def _options_from_catalog(d: dict[str, Any]) -> dict[str, Any]:
 
 def _q(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
+
+
+def commit_properties(operation: str, **options: Any) -> CommitProperties:
+    """Every commit records which lakehouse operation made it, and who."""
+    return CommitProperties(
+        custom_metadata={"lakehouse.operation": operation, "lakehouse.user": _user()}, **options
+    )
 
 
 def _user() -> str:

@@ -100,6 +100,8 @@ class Lakehouse:
         source_system: str | None = None,
         source: str | None = None,
         txn: tuple[str, int] | None = None,
+        input_versions: dict[str, int] | None = None,
+        merge_delete: str | None = None,
         **table_options: Any,
     ) -> WriteResult:
         """Write data to a table, creating and registering it on first write.
@@ -143,6 +145,8 @@ class Lakehouse:
             source_system=source_system,
             source=source,
             txn=txn,
+            input_versions=input_versions,
+            merge_delete=merge_delete,
         )
 
     def table(self, name: str) -> Table:
@@ -169,9 +173,49 @@ class Lakehouse:
         with ``VERSION AS OF n`` / ``TIMESTAMP AS OF '...'``, EXPLAIN."""
         return self.engine.query(query)
 
+    def create_view(
+        self, name: str, sql: str, *, description: str | None = None, owner: str | None = None
+    ) -> None:
+        """Define (or redefine) a view: a named query over other tables, stored in the
+        catalog only and computed when read."""
+        parsed = parse_table_name(name)
+        info = self.catalog.get(str(parsed))
+        if info is not None and info.format != "view":
+            raise LakehouseError(
+                f"{parsed} is a table, not a view", "drop it first or choose another name"
+            )
+        body = sql.strip().rstrip(";")
+        schema = self.engine.query(f"SELECT * FROM ({body}) AS v LIMIT 0").schema
+        if info is not None:
+            if info.options.get("sql") == body:
+                return
+            self.catalog.drop(str(parsed))
+        from lakehouse.tables.schema import schema_columns
+
+        self.catalog.register(
+            name=str(parsed),
+            layer=parsed.layer,
+            location="",
+            fmt="view",
+            columns=schema_columns(schema),
+            options={"sql": body},
+            owner=owner,
+            description=description,
+            tags=[],
+            column_tags={},
+            retention_days=None,
+            version=0,
+        )
+        self.engine.forget(str(parsed))
+
     def drop(self, name: str) -> None:
         """Forget a table in the catalog and delete its files."""
         parsed = parse_table_name(name)
+        info = self.catalog.get(str(parsed))
+        if info is not None and info.format == "view":
+            self.catalog.drop(str(parsed))
+            self.engine.forget(str(parsed))
+            return
         self.table(str(parsed))
         self.catalog.drop(str(parsed))
         self.engine.forget(str(parsed))

@@ -26,6 +26,7 @@ from lakehouse.errors import SQLError, TableNotFoundError, VersionNotFoundError
 from lakehouse.names import LAYERS, parse_table_name
 from lakehouse.sql.names import find_references
 from lakehouse.sql.result import Result
+from lakehouse.tables.changes import appended
 from lakehouse.tables.convert import normalize_schema
 from lakehouse.tables.snapshot import Snapshot, file_columns, snapshot_of
 
@@ -59,14 +60,17 @@ class SQLEngine:
         self._lock = threading.RLock()
         self._handles: dict[str, DeltaTable] = {}
         self._views: dict[str, int] = {}  # view key -> version it shows
+        self._sql_views: dict[str, str] = {}  # views defined in SQL (not stored) -> body
         self._local = threading.local()
 
     # -- public ---------------------------------------------------------------------------
-    def query(self, sql: str) -> Result:
+    def query(self, sql: str, tables: dict[str, str] | None = None) -> Result:
+        """Run ``sql``. ``tables`` maps table names to the views to read instead (a pinned
+        version, the rows added since a version), as pipelines read their inputs."""
         if not isinstance(sql, str) or not sql.strip():
             raise SQLError("empty query", "pass a SQL statement, e.g. SELECT 1")
         started = time.perf_counter()
-        text, unknown = self._prepare(sql)
+        text, unknown = self._prepare(sql, tables or {})
         cursor = self._cursor()
         try:
             relation = cursor.sql(text)
@@ -77,26 +81,40 @@ class SQLEngine:
             raise self._sql_error(exc) from exc
         return Result(table, sql, time.perf_counter() - started)
 
-    def _prepare(self, sql: str) -> tuple[str, list[str]]:
+    def _prepare(self, sql: str, tables: dict[str, str]) -> tuple[str, list[str]]:
         """Make every referenced table's view current and rewrite time travel to versioned
         views; returns the SQL to run and the references that name no table."""
         refs = find_references(sql)
         # Tables this engine has read before need no catalog look-up on every query.
-        known = set(self._handles)
-        if any(ref.name not in known for ref in refs):
+        known = set(self._handles) | set(self._sql_views)
+        if any(ref.name not in known and ref.name not in tables for ref in refs):
             known |= set(self.lh.catalog.names())
         pieces: list[str] = []
         unknown: list[str] = []
         last = 0
         for ref in refs:
+            if ref.name in tables and ref.version is None and ref.timestamp is None:
+                pieces.append(sql[last : ref.start])
+                pieces.append(tables[ref.name])
+                last = ref.end
+                continue
             if ref.name not in known and not self.lh.discover(ref.name):
                 if ref.version is not None or ref.timestamp is not None:
                     raise TableNotFoundError(ref.name, self.suggest(ref.name))
                 unknown.append(ref.name)
                 continue  # may be an alias.column; DuckDB has the last word
             if ref.version is None and ref.timestamp is None:
-                self._ensure_current(ref.name)
+                self._ensure_current(ref.name, tables)
+                # Qualified in full: DuckDB has a catalog named like the system layer.
+                pieces.append(sql[last : ref.start])
+                pieces.append(self._current_name(ref.name))
+                last = ref.end
                 continue
+            if self._view_sql(ref.name) is not None:
+                raise SQLError(
+                    f"{ref.name} is a view: it has no versions to travel to",
+                    "time travel the tables the view reads instead",
+                )
             version = self._resolve_version(ref.name, ref.version, ref.timestamp)
             view = self._ensure_version(ref.name, version)
             pieces.append(sql[last : ref.start])
@@ -107,6 +125,31 @@ class SQLEngine:
 
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
         return snapshot_of(self._load(name, version))
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's connection: what it registers or creates as TEMP, its queries see."""
+        return self._cursor()
+
+    def prepare(self, sql: str, tables: dict[str, str] | None = None) -> tuple[str, list[str]]:
+        """``sql`` with its table names turned into the views ``query`` would read."""
+        return self._prepare(sql, tables or {})
+
+    def version_view(self, name: str, version: int) -> str:
+        """The view of one version of a table."""
+        return self._ensure_version(name, version)
+
+    def changes_view(self, name: str, since: int, until: int) -> str:
+        """A view of the rows ``name`` gained after version ``since`` up to ``until``; raises
+        ``NotAppendOnly`` if rows were changed or removed in between."""
+        layer, table = name.split(".")
+        view = f"memory.{layer}.{quote(f'{table}@v{since}..v{until}')}"
+        key = f"{name}@v{since}..v{until}"
+        with self._lock:
+            if key not in self._views:
+                snap = appended(self._load(name, until), name, since, until)
+                self._create_view(view, snap, None)
+                self._views[key] = until
+        return view
 
     def read(self, name: str, version: int | None = None) -> pa.Table:
         """A whole table version through the same reader path SQL uses."""
@@ -119,7 +162,8 @@ class SQLEngine:
         with self._lock:
             self._handles.pop(name, None)
             self._views.pop(name, None)
-            self.db.execute(f"DROP VIEW IF EXISTS {layer}.{quote(table)}")
+            self._sql_views.pop(name, None)
+            self.db.execute(f"DROP VIEW IF EXISTS memory.{layer}.{quote(table)}")
 
     def suggest(self, name: str) -> list[str]:
         names = self.lh.catalog.names()
@@ -131,10 +175,34 @@ class SQLEngine:
     # -- views ----------------------------------------------------------------------------
     def _current(self, name: str) -> str:
         self._ensure_current(name)
-        layer, table = name.split(".")
-        return f"{layer}.{quote(table)}"
+        return self._current_name(name)
 
-    def _ensure_current(self, name: str) -> None:
+    @staticmethod
+    def _current_name(name: str) -> str:
+        layer, table = name.split(".")
+        return f"memory.{layer}.{quote(table)}"
+
+    def _view_sql(self, name: str) -> str | None:
+        if name in self._sql_views:
+            return self._sql_views[name]
+        if name in self._handles:
+            return None
+        info = self.lh.catalog.get(name)
+        if info is None or info.format != "view":
+            return None
+        self._sql_views[name] = info.options["sql"]
+        return self._sql_views[name]
+
+    def _ensure_current(self, name: str, tables: dict[str, str] | None = None) -> None:
+        body = self._view_sql(name)
+        if body is not None:  # a view: its own references first, then the view over them
+            text, unknown = self._prepare(body, tables or {})
+            if unknown:
+                raise TableNotFoundError(unknown[0], self.suggest(unknown[0]))
+            layer, table = name.split(".")
+            with self._lock:
+                self.db.execute(f"CREATE OR REPLACE VIEW memory.{layer}.{quote(table)} AS {text}")
+            return
         with self._lock:
             handle = self._handles.get(name)
             if handle is None:
@@ -145,12 +213,12 @@ class SQLEngine:
             version = handle.version()
             if self._views.get(name) != version:
                 layer, table = name.split(".")
-                self._create_view(f"{layer}.{quote(table)}", snapshot_of(handle), handle)
+                self._create_view(f"memory.{layer}.{quote(table)}", snapshot_of(handle), handle)
                 self._views[name] = version
 
     def _ensure_version(self, name: str, version: int) -> str:
         layer, table = name.split(".")
-        view = f"{layer}.{quote(f'{table}@v{version}')}"
+        view = f"memory.{layer}.{quote(f'{table}@v{version}')}"
         key = f"{name}@v{version}"
         with self._lock:
             if key not in self._views:
@@ -205,8 +273,11 @@ class SQLEngine:
                 ) from exc
         return handle
 
-    def _create_view(self, view: str, snap: Snapshot, handle: DeltaTable) -> None:
-        body = self._direct_sql(snap) if snap.direct else self._fallback_sql(view, handle)
+    def _create_view(self, view: str, snap: Snapshot, handle: DeltaTable | None) -> None:
+        if snap.direct or handle is None:
+            body = self._direct_sql(snap)
+        else:
+            body = self._fallback_sql(view, handle)
         self.db.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
 
     def _duck_types(self, schema: pa.Schema) -> dict[str, str]:

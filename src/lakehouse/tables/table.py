@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from deltalake import DeltaTable, WriterProperties
+from deltalake import DeltaTable, Transaction, WriterProperties
 from deltalake.exceptions import DeltaError
 
 from lakehouse.errors import (
@@ -20,7 +20,7 @@ from lakehouse.errors import (
 )
 from lakehouse.names import TableName
 from lakehouse.sql.names import parse_timestamp
-from lakehouse.tables.writer import after_commit, commit_properties, open_delta
+from lakehouse.tables.writer import after_commit, commit_properties, input_mark, open_delta
 
 if TYPE_CHECKING:
     from lakehouse.catalog import TableInfo
@@ -85,6 +85,16 @@ class Table:
     def transaction_version(self, app_id: str) -> int | None:
         """The last transaction number committed for ``app_id`` (see ``write(txn=...)``)."""
         return self._delta().transaction_version(app_id)
+
+    def input_versions(self, inputs: list[str]) -> dict[str, int | None]:
+        """The version of each input this table's rows were last computed from (see
+        ``write(input_versions=...)``); None for an input never recorded."""
+        dt = self._delta()
+        out: dict[str, int | None] = {}
+        for name in inputs:
+            found = dt.transaction_version(input_mark(name))
+            out[name] = found if found is not None and found >= 0 else None
+        return out
 
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Commits newest first: version, timestamp, operation, parameters, metrics."""
@@ -154,8 +164,12 @@ class Table:
         self._committed()
         return dict(metrics)
 
-    def restore(self, version: int | str | datetime) -> int:
-        """Make the table's content what it was at an earlier version (a new commit)."""
+    def restore(self, version: int | str | datetime, inputs: list[str] | None = None) -> int:
+        """Make the table's content what it was at an earlier version (a new commit).
+
+        The versions of ``inputs`` the table records (see ``input_versions``) go back to
+        what they were at that version, in the same commit, so a pipeline recomputes what
+        the restore took away."""
         dt = self._delta()
         target: Any = version
         if isinstance(version, str) and not version.isdigit():
@@ -167,8 +181,17 @@ class Table:
                 f"{self.name} has no version {target} (latest is {dt.version()})",
                 f"see `lakehouse history {self.name}`",
             )
+        marks = None
+        if inputs:
+            old = DeltaTable(dt.table_uri, storage_options=self._lh.storage_options)
+            old.load_as_version(target)
+            marks = []
+            for name in inputs:
+                found = old.transaction_version(input_mark(name))
+                marks.append(Transaction(input_mark(name), -1 if found is None else found))
         try:
-            dt.restore(target, commit_properties=commit_properties("restore"))
+            commit = commit_properties("restore", app_transactions=marks)
+            dt.restore(target, commit_properties=commit)
         except DeltaError as exc:
             raise LakehouseError(f"{self.name}: restore to {version} failed: {exc}") from exc
         return self._committed()

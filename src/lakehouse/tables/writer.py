@@ -87,11 +87,20 @@ def write_table(
     source_system: str | None = None,
     source: str | None = None,
     txn: tuple[str, int] | None = None,
+    input_versions: dict[str, int] | None = None,
+    merge_delete: str | None = None,
 ) -> WriteResult:
     """``txn=(app_id, n)`` makes the write idempotent: it commits together with that
     transaction identifier, and is skipped if the table already holds ``n`` (or a later
     number) for ``app_id``, so a source that crashed between its write and its own
-    bookkeeping can simply write again."""
+    bookkeeping can simply write again.
+
+    ``input_versions={"bronze.events": 7}`` records, in the same commit, which version of
+    each input the rows were computed from (read back with ``Table.input_versions``):
+    pipelines use it to process only input that arrived since, whatever crashed when.
+
+    ``merge_delete`` names a boolean column of a merge's data: rows where it is true delete
+    the row with their key instead of upserting it; the column itself is not stored."""
     if mode not in ("append", "overwrite", "merge"):
         raise LakehouseError(
             f"unknown write mode {mode!r}", "use mode='append', 'overwrite' or 'merge'"
@@ -110,12 +119,23 @@ def write_table(
     if mode == "merge" and keys and not opts.keys:
         opts = replace(opts, keys=tuple(keys))
     stream = isinstance(arrow, pa.RecordBatchReader)
+    flag = None
+    if merge_delete is not None:
+        if mode != "merge" or merge_delete not in arrow.schema.names:
+            raise LakehouseError(f"{name}: merge_delete names a column of the data to merge")
+        if isinstance(arrow, pa.RecordBatchReader):
+            arrow = arrow.read_all()
+        flag = arrow.select([merge_delete]).column(0)
+        arrow = arrow.drop_columns([merge_delete])
     prepared = _Prepared(name, arrow, opts, source_system, source)
+    prepared.delete_flag = flag
 
     for attempt in range(MAX_ATTEMPTS):
         dt = open_delta(lh, name)
         try:
-            result = _write_once(lh, name, dt, prepared, mode, keys, predicate, evolve, opts, txn)
+            result = _write_once(
+                lh, name, dt, prepared, mode, keys, predicate, evolve, opts, txn, input_versions
+            )
             break
         except CommitFailedError as exc:
             if stream or attempt == MAX_ATTEMPTS - 1:
@@ -150,6 +170,7 @@ class _Prepared:
         self.source_system = source_system
         self.source = source
         self.rows = 0
+        self.delete_flag: Any = None  # merges: rows that delete their key
         fields = list(self.given)
         names = set(self.given.names)
         if opts.metadata_columns:
@@ -253,6 +274,7 @@ def _write_once(
     evolve: bool,
     opts: TableOptions,
     txn: tuple[str, int] | None = None,
+    input_versions: dict[str, int] | None = None,
 ) -> WriteResult:
     if txn is not None and dt is not None:
         done = dt.transaction_version(txn[0])
@@ -278,11 +300,9 @@ def _write_once(
     changes += [f"added column {c}" for c in plan.new_columns]
     schema_mode = "merge" if plan.new_columns else None
     counts = {"inserted": 0, "updated": 0, "deleted": 0}
-    commit = commit_properties(
-        mode,
-        max_commit_retries=100,
-        app_transactions=[Transaction(txn[0], txn[1])] if txn is not None else None,
-    )
+    marks = [Transaction(txn[0], txn[1])] if txn is not None else []
+    marks += [Transaction(input_mark(t), v) for t, v in (input_versions or {}).items()]
+    commit = commit_properties(mode, max_commit_retries=100, app_transactions=marks or None)
     if (
         mode in ("append", "overwrite")
         and predicate is None
@@ -310,25 +330,32 @@ def _write_once(
         assert keys is not None and dt is not None
         source_schema = pa.schema([f for f in plan.target if f.name in prepared.schema.names])
         source = pa.Table.from_batches(list(prepared.batches(source_schema)), source_schema)
+        columns = {_q(c): f"s.{_q(c)}" for c in source.schema.names}
+        keep = None
+        if prepared.delete_flag is not None:
+            source = source.append_column("__lh_delete", prepared.delete_flag)
+            keep = "NOT s.__lh_delete"
         source = _last_per_key(source, keys)
         on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys)
-        columns = {_q(c): f"s.{_q(c)}" for c in source.schema.names}
+        merger = dt.merge(
+            source,
+            predicate=on,
+            source_alias="s",
+            target_alias="t",
+            merge_schema=bool(plan.new_columns),
+            writer_properties=writer_properties,
+            commit_properties=commit,
+        )
+        if keep is not None:
+            merger = merger.when_matched_delete(predicate="s.__lh_delete")
         metrics = (
-            dt.merge(
-                source,
-                predicate=on,
-                source_alias="s",
-                target_alias="t",
-                merge_schema=bool(plan.new_columns),
-                writer_properties=writer_properties,
-                commit_properties=commit,
-            )
-            .when_matched_update(updates=columns)
-            .when_not_matched_insert(updates=columns)
+            merger.when_matched_update(updates=columns, predicate=keep)
+            .when_not_matched_insert(updates=columns, predicate=keep)
             .execute()
         )
         counts["inserted"] = int(metrics.get("num_target_rows_inserted", 0))
         counts["updated"] = int(metrics.get("num_target_rows_updated", 0))
+        counts["deleted"] = int(metrics.get("num_target_rows_deleted", 0))
         version = dt.version()
     fresh = open_delta(lh, name)
     assert fresh is not None
@@ -489,6 +516,11 @@ def _options_from_catalog(d: dict[str, Any]) -> dict[str, Any]:
 
 def _q(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
+
+
+def input_mark(table: str) -> str:
+    """The transaction identifier under which a table records the version of an input."""
+    return f"lakehouse.input:{table}"
 
 
 def commit_properties(operation: str, **options: Any) -> CommitProperties:

@@ -1,0 +1,107 @@
+"""Python datasets: a function decorated with ``@dataset`` that returns a dataframe.
+
+```python
+from lakehouse.pipeline import dataset
+
+@dataset("gold.user_features", inputs=["silver.users"], keys=["user_id"])
+def user_features(ctx):
+    return ctx.sql("SELECT user_id, events / sessions AS events_per_session FROM silver.users")
+```
+
+The function gets a context whose ``sql`` reads the inputs as the run pins them (for an
+append dataset, only the rows that arrived since the last run); it may return Arrow, pandas,
+Polars, a DuckDB relation or a query result.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakehouse.pipeline.errors import PipelineError, Problem
+
+if TYPE_CHECKING:
+    from lakehouse.pipeline.definition import Dataset
+    from lakehouse.warehouse import Lakehouse
+
+_collected: list[tuple[dict[str, Any], Callable[..., Any]]] | None = None
+
+
+def dataset(name: str, **header: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated function as a dataset of the pipeline folder it is in. The
+    keywords are the header keys of a SQL dataset; ``inputs`` lists the tables it reads."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if _collected is not None:
+            _collected.append(({"name": name, **header}, fn))
+        return fn
+
+    return register
+
+
+def load_python(path: Path) -> list[Dataset]:
+    from lakehouse.pipeline.definition import build_dataset
+
+    global _collected
+    _collected = []
+    module_name = f"lakehouse_pipeline_{abs(hash(str(path.resolve())))}"
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - the user's file: report where it broke
+            tb = exc.__traceback__
+            line = 0
+            while tb is not None:
+                if tb.tb_frame.f_code.co_filename == str(path):
+                    line = tb.tb_lineno
+                tb = tb.tb_next
+            if isinstance(exc, SyntaxError):
+                line = exc.lineno or 0
+            raise PipelineError([Problem(path, line, f"{type(exc).__name__}: {exc}")]) from exc
+        found = list(_collected)
+    finally:
+        _collected = None
+    out, problems = [], []
+    for header, fn in found:
+        line = inspect.getsourcelines(fn)[1]
+        if "inputs" not in header:
+            problems.append(
+                Problem(path, line, f"{header['name']}: declare the tables it reads: inputs=[...]")
+            )
+            continue
+        try:
+            out.append(
+                build_dataset(
+                    path, None, header, {}, sql=None, sql_line=line, line=line, function=fn
+                )
+            )
+        except PipelineError as exc:
+            problems += exc.problems
+    if problems:
+        raise PipelineError(problems)
+    return out
+
+
+class Context:
+    """What a Python dataset's function receives."""
+
+    def __init__(self, lh: Lakehouse, ds: Dataset, tables: dict[str, str]) -> None:
+        self.lh = lh
+        self.dataset = ds
+        self._tables = tables
+
+    def sql(self, query: str) -> Any:
+        """Run SQL with the inputs as this run reads them; returns Arrow."""
+        return self.lh.engine.query(query, self._tables).to_arrow()
+
+    def read(self, table: str) -> Any:
+        """One input as Arrow (for an append dataset: the rows that are new)."""
+        return self.sql(f"SELECT * FROM {table}")

@@ -1,0 +1,611 @@
+"""Running a pipeline: each dataset in order, each write atomic with the input versions it
+was computed from.
+
+Every table a run writes records, in the same Delta commit as its rows, which version of
+each input the rows come from. The next run reads that back and processes only what came
+after (append and CDC datasets read the rows added since; materialized views are skipped
+when no input moved, refreshed by group where the query allows it, recomputed otherwise).
+So a run killed at any point leaves each table at a consistent version, and running again
+finishes the work: the tables end as an uninterrupted run leaves them. A run that fails
+restores every table it wrote, input versions included, to where it was before.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from lakehouse.errors import LakehouseError
+from lakehouse.pipeline import cdc, records
+from lakehouse.pipeline.definition import Dataset, Pipeline
+from lakehouse.pipeline.errors import RunFailed
+from lakehouse.pipeline.graph import select
+from lakehouse.pipeline.plan import Plan, validate
+from lakehouse.pipeline.quality import Split, flag_columns, q, split_rows, table_checks, with_flags
+from lakehouse.pipeline.records import DatasetRun, RunReport
+from lakehouse.tables.changes import NotAppendOnly
+from lakehouse.tables.convert import to_arrow
+
+if TYPE_CHECKING:
+    from lakehouse.warehouse import Lakehouse
+
+Progress = Callable[[str, str, dict[str, Any]], None]  # event, dataset, details
+MAX_REFRESH_KEYS = 2000
+
+
+class ExpectationFailed(LakehouseError):
+    pass
+
+
+def run_pipeline(
+    lh: Lakehouse,
+    pipeline: Pipeline,
+    *,
+    full_refresh: bool = False,
+    select_: list[str] | None = None,
+    on_progress: Progress | None = None,
+) -> RunReport:
+    """Validate and run; raises ``RunFailed`` (after restoring what it wrote) on an error."""
+    plan = validate(pipeline, lh)
+    return Runner(
+        lh, plan, full_refresh=full_refresh, selection=select_, on_progress=on_progress
+    ).run()
+
+
+@contextmanager
+def pipeline_lock(lh: Lakehouse, name: str) -> Iterator[None]:
+    """One run of a pipeline at a time; the kernel releases the lock if the process dies."""
+    if not lh.local:
+        yield
+        return
+    path = Path(lh.root) / "_pipelines" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise LakehouseError(
+                f"pipeline {name} is already running in another process",
+                "wait for it to finish (lakehouse runs shows it)",
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Runner:
+    def __init__(
+        self,
+        lh: Lakehouse,
+        plan: Plan,
+        *,
+        full_refresh: bool = False,
+        selection: list[str] | None = None,
+        on_progress: Progress | None = None,
+    ) -> None:
+        self.lh = lh
+        self.plan = plan
+        self.pipeline = plan.pipeline
+        self.full_refresh = full_refresh
+        self.selected = select(self.pipeline, selection)
+        self.selection = " ".join(selection) if selection else None
+        self.notify = on_progress or (lambda *_: None)
+        # tables written by this run -> (version before, inputs to reset on a rollback)
+        self.written: dict[str, tuple[int | None, list[str]]] = {}
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self) -> RunReport:
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        report = RunReport(run_id, self.pipeline.name, datetime.now(UTC), self.full_refresh)
+        report.selection = self.selection
+        with pipeline_lock(self.lh, self.pipeline.name):
+            records.close_interrupted(self.lh, self.pipeline.name)
+            records.run_started(self.lh, report)
+            self.notify("run", run_id, {"datasets": self.selected})
+            failure: tuple[str, Exception] | None = None
+            for name in self.selected:
+                ds = self.pipeline.datasets[name]
+                item = DatasetRun(name, ds.kind, self.plan.strategy.get(name, ""))
+                report.datasets.append(item)
+                if failure is not None:
+                    item.status = "not run"
+                    continue
+                self.notify("start", name, {})
+                started = time.perf_counter()
+                try:
+                    self._run_dataset(ds, item)
+                except Exception as exc:  # noqa: BLE001 - recorded, rolled back, re-raised
+                    item.status, item.error = "failed", _message(exc)
+                    failure = (name, exc)
+                item.seconds = time.perf_counter() - started
+                self.notify("done", name, {"item": item})
+            if failure is not None:
+                self._roll_back(report)
+                report.status, report.error = "failed", f"{failure[0]}: {_message(failure[1])}"
+            else:
+                report.status = "succeeded"
+            report.ended_at = datetime.now(UTC)
+            records.run_finished(self.lh, report)
+        if failure is not None:
+            exc = failure[1]
+            hint = exc.hint if isinstance(exc, LakehouseError) else None
+            raise RunFailed(run_id, failure[0], _message(exc), hint) from exc
+        return report
+
+    def _roll_back(self, report: RunReport) -> None:
+        for table, (before, inputs) in self.written.items():
+            t = self._existing(table)
+            if t is None:
+                continue
+            if t.version != (before if before is not None else 0):
+                t.restore(before if before is not None else 0, inputs=inputs)
+        for item in report.datasets:
+            if item.status == "ok" and item.dataset in self.written:
+                item.status = "rolled back"
+
+    # -- one dataset ------------------------------------------------------------------------
+    def _run_dataset(self, ds: Dataset, item: DatasetRun) -> None:
+        if ds.kind == "files":
+            return self._files(ds, item)
+        if ds.kind == "view":
+            assert ds.sql is not None
+            self.lh.create_view(ds.name, ds.sql, description=ds.options.get("description"))
+            item.status = "ok"
+            return None
+        current = {t: self._version(t) for t in ds.depends_on}
+        item.inputs = dict(current)
+        target = self._existing(ds.name)
+        item.version_before = target.version if target is not None else None
+        recorded = target.input_versions(list(current)) if target is not None else {}
+        moved = [t for t, v in current.items() if v is None or recorded.get(t) != v]
+        if target is not None and not moved and not self.full_refresh:
+            item.status, item.version = "unchanged", target.version
+            return None
+        if ds.kind == "materialized_view":
+            self._materialized_view(ds, item, current, recorded, target is not None)
+        elif ds.kind == "append":
+            self._append(ds, item, current, recorded, target is not None)
+        else:
+            self._cdc(ds, item, current, recorded, target is not None)
+        item.status = "ok"
+        return None
+
+    def _files(self, ds: Dataset, item: DatasetRun) -> None:
+        from lakehouse.ingest.files import ingest_folder
+
+        assert ds.path is not None
+        folder = self.pipeline.expand(ds.path, self.lh.root)
+        before = self._existing(ds.name)
+        quarantine = self._existing(ds.quarantine)
+        item.version_before = before.version if before is not None else None
+        self._remember(ds.name, before, [])
+        self._remember(ds.quarantine, quarantine, [])
+        done = ingest_folder(
+            self.lh,
+            folder,
+            ds.name,
+            source_system=ds.source_system or f"pipeline:{self.pipeline.name}",
+            on_file=lambda path, rows: self.notify("file", ds.name, {"file": str(path)}),
+        )
+        item.rows_read = done.rows + done.quarantined
+        item.rows_written = done.rows
+        item.rows_quarantined = done.quarantined
+        item.version = self._version(ds.name) if self._existing(ds.name) is not None else None
+        item.strategy += f" ({len(done.files_ingested)} new file(s))"
+        item.status = "ok"
+
+    # -- kinds --------------------------------------------------------------------------------
+    def _materialized_view(
+        self,
+        ds: Dataset,
+        item: DatasetRun,
+        current: dict[str, int | None],
+        recorded: dict[str, int | None],
+        exists: bool,
+    ) -> None:
+        key = self.plan.refresh_keys.get(ds.name)
+        if key is not None and exists and not self.full_refresh:
+            since = recorded.get(key.source)
+            until = current[key.source]
+            if since is not None and until is not None:
+                try:
+                    changes = self.lh.engine.changes_view(key.source, since, until)
+                except NotAppendOnly:
+                    changes = None
+                if changes is not None and self._refresh_groups(ds, item, current, key, changes):
+                    return
+        item.strategy = "recomputed" if exists else "computed"
+        pins = self._pins(ds, current)
+        batch, split = self._compute(ds, pins, item)
+        self._table_checks(ds, item, split.kept, None)
+        self._write_quarantine(ds, split, current, "overwrite")
+        self._write(ds, item, split.kept, current, mode="overwrite")
+
+    def _refresh_groups(
+        self, ds: Dataset, item: DatasetRun, current: dict[str, int | None], key: Any, changes: str
+    ) -> bool:
+        """Recompute the groups the new rows fall in; False when too many to be worth it."""
+        con = self.lh.engine.cursor()
+        keys = con.sql(f"SELECT DISTINCT {key.expression} AS k FROM {changes}").to_arrow_table()
+        if keys.num_rows > MAX_REFRESH_KEYS:
+            return False
+        item.strategy = f"incremental: {keys.num_rows} {key.column} group(s)"
+        if keys.num_rows == 0:
+            self._write(ds, item, None, current, mode="append")
+            return True
+        source = self.lh.engine.version_view(key.source, current[key.source] or 0)
+        values = ", ".join(_literal(v) for v in keys.column(0).to_pylist() if v is not None)
+        has_null = keys.column(0).null_count > 0
+        where = []
+        if values:
+            where.append(f"({key.expression}) IN ({values})")
+        if has_null:
+            where.append(f"({key.expression}) IS NULL")
+        view = f"__lh_groups_{abs(hash((ds.name, current[key.source])))}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source} "
+            f"WHERE {' OR '.join(where)}"
+        )
+        pins = self._pins(ds, current)
+        pins[key.source] = view
+        _, split = self._compute(ds, pins, item)
+        self._table_checks(ds, item, split.kept, None)
+        column = q(key.column)
+        predicate = []
+        delta_values = ", ".join(
+            _delta_literal(v) for v in keys.column(0).to_pylist() if v is not None
+        )
+        if delta_values:
+            predicate.append(f"{column} IN ({delta_values})")
+        if has_null:
+            predicate.append(f"{column} IS NULL")
+        self._write_quarantine(ds, split, current, "append")
+        self._write(
+            ds, item, split.kept, current, mode="overwrite", predicate=" OR ".join(predicate)
+        )
+        return True
+
+    def _append(
+        self,
+        ds: Dataset,
+        item: DatasetRun,
+        current: dict[str, int | None],
+        recorded: dict[str, int | None],
+        exists: bool,
+    ) -> None:
+        full = self.full_refresh or not exists
+        pins = self._pins(ds, current)
+        if not full:
+            for table in ds.streaming_inputs:
+                pins[table] = self._changes(ds, table, recorded.get(table), current[table])
+        item.strategy = "all input rows" if full else "new input rows"
+        batch, split = self._compute(ds, pins, item)
+        kept = split.kept
+        mode = "overwrite" if full else "append"
+        if ds.keys:
+            kept, replaced = self._new_keys(ds, kept, exists and not full)
+            if replaced:
+                mode = "merge"
+        self._table_checks(ds, item, kept, None if full else ds.name)
+        self._write_quarantine(ds, split, current, "overwrite" if full else "append")
+        self._write(ds, item, kept, current, mode=mode)
+
+    def _new_keys(
+        self, ds: Dataset, batch: pa.Table, against_target: bool
+    ) -> tuple[pa.Table, bool]:
+        """One row per key (the latest by ``sequence_by``), minus keys the table has with an
+        equal or newer sequence. Returns the rows and whether some replace existing ones."""
+        keys = ", ".join(q(k) for k in ds.keys)
+        order = f"{q(ds.sequence_by)} DESC" if ds.sequence_by else keys
+        con = self.lh.engine.cursor()
+        con.register("__lh_batch", batch)
+        try:
+            deduped = (
+                f"SELECT * FROM __lh_batch QUALIFY row_number() OVER "
+                f"(PARTITION BY {keys} ORDER BY {order}) = 1"
+            )
+            if not against_target:
+                return con.sql(deduped).to_arrow_table(), False
+            target = self.lh.engine.version_view(ds.name, self._version(ds.name) or 0)
+            on = " AND ".join(f"b.{q(k)} IS NOT DISTINCT FROM t.{q(k)}" for k in ds.keys)
+            if ds.sequence_by:
+                seq = q(ds.sequence_by)
+                newer = (
+                    f"SELECT b.* FROM ({deduped}) b LEFT JOIN {target} t ON {on} "
+                    f"WHERE t.{q(ds.keys[0])} IS NULL OR b.{seq} > t.{seq}"
+                )
+                rows = con.sql(newer).to_arrow_table()
+                cols = ", ".join(f"t.{q(k)}" for k in ds.keys)
+                replaced = con.sql(
+                    f"SELECT count(*) FROM ({deduped}) b "
+                    f"JOIN (SELECT {cols}, {seq} FROM {target} t) t ON {on} WHERE b.{seq} > t.{seq}"
+                ).fetchall()[0][0]
+                return rows, replaced > 0
+            cols = ", ".join(q(k) for k in ds.keys)
+            rows = con.sql(
+                f"SELECT b.* FROM ({deduped}) b ANTI JOIN (SELECT {cols} FROM {target}) t ON {on}"
+            ).to_arrow_table()
+            return rows, False
+        finally:
+            con.unregister("__lh_batch")
+
+    def _cdc(
+        self,
+        ds: Dataset,
+        item: DatasetRun,
+        current: dict[str, int | None],
+        recorded: dict[str, int | None],
+        exists: bool,
+    ) -> None:
+        full = self.full_refresh or not exists
+        pins = self._pins(ds, current)
+        con = self.lh.engine.cursor()
+        if full:
+            item.strategy = "built from all changes"
+            _, split = self._compute(ds, pins, item)
+            con.register("__lh_changes", split.kept)
+            try:
+                sql = (
+                    cdc.latest_state(ds, "__lh_changes", False)
+                    if ds.scd == 1
+                    else cdc.history(ds, "__lh_changes")
+                )
+                state = con.sql(sql).to_arrow_table()
+            finally:
+                con.unregister("__lh_changes")
+            self._table_checks(ds, item, state, None)
+            self._write_quarantine(ds, split, current, "overwrite")
+            self._write(ds, item, state, current, mode="overwrite")
+            return
+        new_pins = dict(pins)
+        for table in ds.streaming_inputs:
+            new_pins[table] = self._changes(ds, table, recorded.get(table), current[table])
+        _, split = self._compute(ds, new_pins, item)
+        keys = ", ".join(q(k) for k in ds.keys)
+        con.register("__lh_new", split.kept)
+        try:
+            touched = con.sql(f"SELECT DISTINCT {keys} FROM __lh_new").to_arrow_table()
+        finally:
+            con.unregister("__lh_new")
+        item.strategy = f"{touched.num_rows} key(s) with new changes"
+        self._write_quarantine(ds, split, current, "append")
+        if touched.num_rows == 0:
+            self._write(ds, item, None, current, mode="append")
+            return
+        # Every change of the touched keys, new and old, in sequence order.
+        flags = flag_columns(ds.expectations)
+        good = " AND ".join(c for e, c in flags if e.action in ("drop", "quarantine")) or "true"
+        plain = [c for c in self._columns(ds, pins) if not c.startswith("__lh_ok_")]
+        assert ds.sql is not None
+        con.register("__lh_touched", touched)
+        try:
+            flagged = with_flags(ds.sql, ds.expectations)
+            text, _ = self.lh.engine.prepare(
+                f"SELECT {', '.join(q(c) for c in plain)} FROM ({flagged}) AS __lh_all "
+                f"WHERE {good} AND ({keys}) IN (SELECT {keys} FROM __lh_touched)",
+                pins,
+            )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE __lh_key_changes AS {text}")
+            sql = (
+                cdc.latest_state(ds, "__lh_key_changes", True)
+                if ds.scd == 1
+                else cdc.history(ds, "__lh_key_changes")
+            )
+            state = con.sql(sql).to_arrow_table()
+            con.execute("DROP TABLE __lh_key_changes")
+        finally:
+            con.unregister("__lh_touched")
+        self._table_checks(ds, item, state, None)
+        if ds.scd == 1:
+            self._write(ds, item, state, current, mode="merge", merge_delete=cdc.DELETED)
+        else:
+            self._write(ds, item, state, current, mode="merge", keys=ds.keys + ["valid_from"])
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _compute(
+        self, ds: Dataset, pins: dict[str, str], item: DatasetRun
+    ) -> tuple[pa.Table, Split]:
+        """The dataset's rows from the pinned inputs, with its row checks applied."""
+        item.rows_read += self._rows_in(ds, pins)
+        if ds.function is not None:
+            from lakehouse.pipeline.python import Context
+
+            produced = ds.function(Context(self.lh, ds, pins))
+            table = _as_arrow(produced)
+            con = self.lh.engine.cursor()
+            con.register("__lh_py_out", table)
+            try:
+                batch = self.lh.engine.query(
+                    with_flags("SELECT * FROM __lh_py_out", ds.expectations), pins
+                ).to_arrow()
+            finally:
+                con.unregister("__lh_py_out")
+        else:
+            assert ds.sql is not None
+            batch = self.lh.engine.query(with_flags(ds.sql, ds.expectations), pins).to_arrow()
+        split = split_rows(batch, ds.expectations)
+        item.checks += split.results
+        item.rows_dropped += split.dropped
+        if split.quarantined is not None:
+            item.rows_quarantined += split.quarantined.num_rows
+        if split.failed:
+            raise ExpectationFailed(
+                f"{ds.name}: expectation(s) {', '.join(split.failed)} failed "
+                f"(action fail); nothing of this run was kept",
+                "see lakehouse quality " + ds.name + " for the failing rows",
+            )
+        return batch, split
+
+    def _table_checks(
+        self, ds: Dataset, item: DatasetRun, rows: pa.Table | None, existing: str | None
+    ) -> None:
+        checks = [e for e in ds.expectations if not e.row_level]
+        if not checks or rows is None:
+            return
+        con = duckdb.connect()
+        try:
+            con.register("__lh_rows", rows)
+            relation = "__lh_rows"
+            if existing is not None:
+                old = self.lh.engine.read(existing)
+                con.register("__lh_old", old)
+                relation = "(SELECT * FROM __lh_old UNION ALL BY NAME SELECT * FROM __lh_rows)"
+            results = table_checks(con, relation, checks)
+        finally:
+            con.close()
+        item.checks += results
+        failed = [r.expectation for r in results if not r.passed and r.action == "fail"]
+        if failed:
+            raise ExpectationFailed(
+                f"{ds.name}: expectation(s) {', '.join(failed)} failed (action fail): "
+                + "; ".join(r.detail for r in results if r.expectation in failed),
+                "nothing of this run was kept; see lakehouse quality " + ds.name,
+            )
+
+    def _write_quarantine(self, ds: Dataset, split: Split, current: dict, mode: str) -> None:
+        if split.quarantined is None:
+            return
+        if split.quarantined.num_rows == 0 and mode == "append":
+            return
+        self._remember(ds.quarantine, self._existing(ds.quarantine), list(current))
+        self.lh.write(
+            ds.quarantine,
+            split.quarantined,
+            mode=mode,  # type: ignore[arg-type]
+            evolve=True,
+            input_versions={t: v for t, v in current.items() if v is not None},
+            description=f"Rows of {ds.name} that failed a quarantine expectation",
+        )
+
+    def _write(
+        self,
+        ds: Dataset,
+        item: DatasetRun,
+        rows: pa.Table | None,
+        current: dict[str, int | None],
+        *,
+        mode: str,
+        predicate: str | None = None,
+        keys: list[str] | None = None,
+        merge_delete: str | None = None,
+    ) -> None:
+        target = self._existing(ds.name)
+        self._remember(ds.name, target, list(current))
+        if rows is None:  # nothing new: record that the inputs were seen
+            rows = self.lh.engine.query(f"SELECT * FROM {ds.name} LIMIT 0").to_arrow()
+        options = {k: v for k, v in ds.options.items() if k != "keys"}
+        result = self.lh.write(
+            ds.name,
+            rows,
+            mode=mode,  # type: ignore[arg-type]
+            keys=keys or ds.keys or None,
+            predicate=predicate,
+            evolve=True,
+            input_versions={t: v for t, v in current.items() if v is not None},
+            merge_delete=merge_delete,
+            **options,
+        )
+        item.rows_written += result.rows if mode != "merge" else result.inserted + result.updated
+        item.version = result.version
+
+    def _remember(self, table: str, existing: Any, inputs: list[str]) -> None:
+        if table not in self.written:
+            self.written[table] = (existing.version if existing is not None else None, inputs)
+
+    def _changes(self, ds: Dataset, table: str, since: int | None, until: int | None) -> str:
+        assert until is not None
+        if since is None:
+            return self.lh.engine.version_view(table, until)
+        try:
+            return self.lh.engine.changes_view(table, since, until)
+        except NotAppendOnly as exc:
+            raise LakehouseError(
+                f"{ds.name} reads the new rows of {table}, but {exc}",
+                f"rebuild it from all rows: lakehouse run ... --full-refresh --select {ds.name}+",
+            ) from exc
+
+    def _pins(self, ds: Dataset, current: dict[str, int | None]) -> dict[str, str]:
+        return {t: self.lh.engine.version_view(t, v) for t, v in current.items() if v is not None}
+
+    def _columns(self, ds: Dataset, pins: dict[str, str]) -> list[str]:
+        assert ds.sql is not None
+        return self.lh.engine.query(f"SELECT * FROM ({ds.sql}) AS __lh LIMIT 0", pins).columns
+
+    def _rows_in(self, ds: Dataset, pins: dict[str, str]) -> int:
+        con = self.lh.engine.cursor()
+        total = 0
+        for table in ds.inputs:
+            view = pins.get(table)
+            if view is not None:
+                total += con.sql(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+        return total
+
+    def _existing(self, name: str) -> Any:
+        if self.lh.catalog.get(name) is None and not self.lh.discover(name):
+            return None
+        return self.lh.table(name)
+
+    def _version(self, name: str) -> int | None:
+        info = self.lh.catalog.get(name)
+        if info is not None and info.format == "view":
+            return None
+        from lakehouse.names import parse_table_name
+        from lakehouse.tables.writer import open_delta
+
+        dt = open_delta(self.lh, parse_table_name(name))
+        return dt.version() if dt is not None else None
+
+
+def _as_arrow(produced: Any) -> pa.Table:
+    from lakehouse.sql.result import Result
+
+    if isinstance(produced, Result):
+        return produced.to_arrow()
+    if isinstance(produced, duckdb.DuckDBPyRelation):
+        return produced.to_arrow_table()
+    data = to_arrow(produced)
+    return data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+
+
+def _literal(value: Any) -> str:
+    from lakehouse.sql.engine import literal
+
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, datetime):
+        return f"TIMESTAMPTZ {literal(value)}" if value.tzinfo else f"TIMESTAMP {literal(value)}"
+    import datetime as dt
+
+    if isinstance(value, dt.date):
+        return f"DATE {literal(value.isoformat())}"
+    return literal(value)
+
+
+def _delta_literal(value: Any) -> str:
+    """A literal for a Delta predicate (DataFusion reads ISO text into dates and times)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            return "'" + value.replace(tzinfo=None).isoformat() + "Z'"
+        return "'" + value.isoformat() + "'"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _message(exc: Exception) -> str:
+    text = str(exc)
+    return text if text else type(exc).__name__

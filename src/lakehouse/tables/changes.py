@@ -1,0 +1,91 @@
+"""Rows a table gained between two versions, read as Delta's own streaming readers do.
+
+The commits in the range are read from the log: files added with ``dataChange`` are the new
+rows; files rewritten by compaction (``dataChange: false``) carry no new rows and are
+ignored, so optimizing a table does not make its rows look new. A commit that removed rows
+(delete, overwrite, merge) means the range is not append-only: a reader that wants only new
+rows must then recompute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import unquote
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from lakehouse.errors import LakehouseError
+from lakehouse.tables.snapshot import DataFile, Snapshot, is_local, local_path, snapshot_of
+
+
+class NotAppendOnly(LakehouseError):
+    """Rows were changed or removed in the range, not only added."""
+
+    def __init__(self, table: str, version: int, operation: str) -> None:
+        super().__init__(
+            f"{table} changed rows at version {version} ({operation}), not only added them",
+            "recompute from the whole table (lakehouse run --full-refresh)",
+        )
+        self.version = version
+        self.operation = operation
+
+
+def appended(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
+    """The files holding the rows added in versions ``since + 1`` to ``until``; ``dt`` is
+    loaded at ``until``."""
+    schema = pa.schema(dt.schema().to_arrow())
+    partition_columns = tuple(dt.metadata().partition_columns)
+    if since >= until:
+        return Snapshot(until, schema, partition_columns, (), True)
+    if not is_local(dt.table_uri):
+        return _by_difference(dt, table, since, until)
+    root = local_path(dt.table_uri).rstrip("/")
+    files: list[DataFile] = []
+    for version in range(since + 1, until + 1):
+        log = os.path.join(root, "_delta_log", f"{version:020d}.json")
+        try:
+            with open(log, encoding="utf-8") as handle:
+                actions = [json.loads(line) for line in handle if line.strip()]
+        except FileNotFoundError:  # cleaned up after a checkpoint: compare snapshots
+            return _by_difference(dt, table, since, until)
+        operation = next(
+            (a["commitInfo"].get("operation", "?") for a in actions if "commitInfo" in a), "?"
+        )
+        for action in actions:
+            remove = action.get("remove")
+            if remove is not None and remove.get("dataChange", True):
+                raise NotAppendOnly(table, version, operation)
+            add = action.get("add")
+            if add is None or not add.get("dataChange", True):
+                continue
+            if add.get("deletionVector"):
+                raise NotAppendOnly(table, version, operation)
+            values = add.get("partitionValues") or {}
+            stats = json.loads(add["stats"]) if add.get("stats") else {}
+            rel = add["path"]
+            files.append(
+                DataFile(
+                    path=rel if "://" in rel else os.path.join(root, unquote(rel)),
+                    partition=tuple((c, values.get(c)) for c in partition_columns),
+                    num_records=stats.get("numRecords"),
+                    size_bytes=int(add.get("size", 0)),
+                )
+            )
+    return Snapshot(until, schema, partition_columns, tuple(files), True)
+
+
+def _by_difference(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
+    """Without the commits at hand: the files of ``until`` that ``since`` lacks, valid only
+    when no file of ``since`` went away (compaction included, which cannot be told apart
+    here)."""
+    now = snapshot_of(dt)
+    old_dt = DeltaTable(dt.table_uri)
+    old_dt.load_as_version(since)
+    before = {f.path for f in snapshot_of(old_dt).files}
+    current = {f.path for f in now.files}
+    if before - current:
+        raise NotAppendOnly(table, until, "files rewritten")
+    files = tuple(f for f in now.files if f.path not in before)
+    return Snapshot(until, now.schema, now.partition_columns, files, now.direct)

@@ -47,3 +47,21 @@ schema_history = Table(
     Column("change", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
+
+# Which table (and column) feeds which: edges recorded from pipeline definitions (run_id
+# NULL) and edges observed during a run (run_id set; only the latest run per job and target
+# is kept). A NULL column is an edge between whole tables.
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_table", String(200), nullable=False, index=True),
+    Column("source_column", String(300)),
+    Column("target_table", String(200), nullable=False, index=True),
+    Column("target_column", String(300)),
+    Column("job", String(400), nullable=False, index=True),
+    Column("operation", String(64), nullable=False),
+    Column("transform", String(32)),
+    Column("run_id", String(64)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)

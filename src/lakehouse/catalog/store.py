@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, insert, select, update
+from sqlalchemy import and_, create_engine, delete, event, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -295,6 +295,101 @@ class Catalog:
         if column:
             infos = [i for i in infos if any(c["name"] == column for c in i.columns)]
         return infos
+
+    # -- lineage ---------------------------------------------------------------------------
+    def record_lineage(
+        self,
+        job: str,
+        target: str,
+        edges: list[dict[str, Any]],
+        run_id: str | None = None,
+        *,
+        operation: str | None = None,
+    ) -> None:
+        """Record what ``target`` is computed from by ``job``.
+
+        Without ``run_id`` the edges are the job's definition and replace the definition
+        edges recorded before for ``job`` and ``target``. With ``run_id`` they are what a
+        run observed and replace the edges of the previous run of ``job`` into ``target``.
+        Each edge is a dict with ``source_table`` and optionally ``source_column``,
+        ``target_column``, ``transform`` and ``operation`` (default: ``operation``, else
+        ``"unknown"``).
+        """
+        now = _now()
+        rows: list[dict[str, Any]] = []
+        seen: set[tuple[Any, ...]] = set()
+        for edge in edges:
+            source = edge.get("source_table")
+            if not source or not isinstance(source, str):
+                raise CatalogError(f"lineage edge of {job!r} without a source table: {edge!r}")
+            row = dict(
+                source_table=source,
+                source_column=edge.get("source_column"),
+                target_table=target,
+                target_column=edge.get("target_column"),
+                job=job,
+                operation=edge.get("operation") or operation or "unknown",
+                transform=edge.get("transform"),
+                run_id=run_id,
+                recorded_at=now,
+            )
+            key = tuple(row[k] for k in ("source_table", "source_column", "target_column"))
+            key += (row["operation"], row["transform"])
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+        lin = cs.lineage
+        same = and_(lin.c.job == job, lin.c.target_table == target)
+        kept = lin.c.run_id.is_(None) if run_id is None else lin.c.run_id.is_not(None)
+
+        def go() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(delete(lin).where(same, kept))
+                if rows:
+                    conn.execute(insert(lin), rows)
+
+        self._retry(go)
+
+    def lineage_edges(self, table: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded lineage edge, or those with ``table`` as source or target."""
+        lin = cs.lineage
+        query = select(lin).order_by(lin.c.id)
+        if table is not None:
+            query = query.where(or_(lin.c.source_table == table, lin.c.target_table == table))
+
+        def go() -> list[dict[str, Any]]:
+            with self.engine.connect() as conn:
+                return [
+                    dict(
+                        id=r.id,
+                        source_table=r.source_table,
+                        source_column=r.source_column,
+                        target_table=r.target_table,
+                        target_column=r.target_column,
+                        job=r.job,
+                        operation=r.operation,
+                        transform=r.transform,
+                        run_id=r.run_id,
+                        recorded_at=_aware(r.recorded_at).isoformat(),
+                    )
+                    for r in conn.execute(query)
+                ]
+
+        return self._retry(go)
+
+    def forget_lineage(self, job: str, target: str | None = None) -> None:
+        """Remove the lineage of ``job`` (into ``target`` only, when given): a pipeline
+        dataset that no longer exists."""
+        lin = cs.lineage
+        condition = lin.c.job == job
+        if target is not None:
+            condition = and_(condition, lin.c.target_table == target)
+
+        def go() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(delete(lin).where(condition))
+
+        self._retry(go)
 
 
 def _aware(value: datetime) -> datetime:

@@ -22,6 +22,7 @@ def latest_state(ds: Dataset, changes: str, keep_deleted: bool) -> str:
     drop = ", ".join(q(c) for c in ds.except_columns)
     exclude = f" EXCLUDE ({drop})" if drop else ""
     seq = q(ds.sequence_by or "")
+    seq = q(ds.sequence_by or "")
     inner = (
         f"SELECT *{exclude}, {deleted} AS {DELETED} FROM {changes} "
         f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {seq} DESC) = 1"

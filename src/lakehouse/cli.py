@@ -332,6 +332,15 @@ def demo(
     run_demo(_lh(), events=events, console=console)
 
 
+def _register_pipeline_commands() -> None:
+    from lakehouse.pipeline.commands import register
+
+    register(app, _lh, console, print_records)
+
+
+_register_pipeline_commands()
+
+
 def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("LAKEHOUSE_DEBUG") == "1"
     try:

@@ -234,45 +234,67 @@ class Runner:
     def _refresh_groups(
         self, ds: Dataset, item: DatasetRun, current: dict[str, int | None], key: Any, changes: str
     ) -> bool:
-        """Recompute the groups the new rows fall in; False when too many to be worth it."""
+        """Recompute the groups the new rows fall in. Groups the view lacks are appended;
+        groups it has are replaced (by key, so only when they are few: else False)."""
         con = self.lh.engine.cursor()
-        keys = con.sql(f"SELECT DISTINCT {key.expression} AS k FROM {changes}").to_arrow_table()
-        if keys.num_rows > MAX_REFRESH_KEYS:
+        tag = abs(hash((ds.name, current[key.source])))
+        groups = f"__lh_groups_{tag}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {groups} AS "
+            f"SELECT DISTINCT {key.expression} AS k FROM {changes}"
+        )
+        target = self.lh.engine.version_view(ds.name, self._version(ds.name) or 0)
+        column = q(key.column)
+        existing = con.sql(
+            f"SELECT DISTINCT {column} FROM {target} WHERE {column} IN (SELECT k FROM {groups})"
+        ).to_arrow_table()
+        count = con.sql(f"SELECT count(*) FROM {groups}").fetchall()[0][0]
+        if existing.num_rows > MAX_REFRESH_KEYS:
             return False
-        item.strategy = f"incremental: {keys.num_rows} {key.column} group(s)"
-        if keys.num_rows == 0:
+        item.strategy = f"incremental: {count} {key.column} group(s), {existing.num_rows} replaced"
+        if count == 0:
             self._write(ds, item, None, current, mode="append")
             return True
         source = self.lh.engine.version_view(key.source, current[key.source] or 0)
-        values = ", ".join(_literal(v) for v in keys.column(0).to_pylist() if v is not None)
-        has_null = keys.column(0).null_count > 0
-        where = []
-        if values:
-            where.append(f"({key.expression}) IN ({values})")
-        if has_null:
-            where.append(f"({key.expression}) IS NULL")
-        view = f"__lh_groups_{abs(hash((ds.name, current[key.source])))}"
+        view = f"__lh_rows_{tag}"
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source} "
-            f"WHERE {' OR '.join(where)}"
+            f"WHERE ({key.expression}) IN (SELECT k FROM {groups})"
         )
         pins = self._pins(ds, current)
         pins[key.source] = view
         _, split = self._compute(ds, pins, item)
         self._table_checks(ds, item, split.kept, None)
-        column = q(key.column)
-        predicate = []
-        delta_values = ", ".join(
-            _delta_literal(v) for v in keys.column(0).to_pylist() if v is not None
-        )
-        if delta_values:
-            predicate.append(f"{column} IN ({delta_values})")
-        if has_null:
-            predicate.append(f"{column} IS NULL")
         self._write_quarantine(ds, split, current, "append")
-        self._write(
-            ds, item, split.kept, current, mode="overwrite", predicate=" OR ".join(predicate)
+        if existing.num_rows == 0:
+            self._write(ds, item, split.kept, current, mode="append")
+            return True
+        values = existing.column(0).to_pylist()
+        con.register("__lh_computed", split.kept)
+        try:
+            known = " OR ".join(
+                [f"{column} IN ({', '.join(_literal(v) for v in values if v is not None)})"]
+                * any(v is not None for v in values)
+                + [f"{column} IS NULL"] * (None in values)
+            )
+            replacing = con.sql(f"SELECT * FROM __lh_computed WHERE {known}").to_arrow_table()
+            adding = con.sql(
+                f"SELECT * FROM __lh_computed WHERE NOT coalesce({known}, false)"
+            ).to_arrow_table()
+        finally:
+            con.unregister("__lh_computed")
+        predicate = " OR ".join(
+            [f"{column} IN ({', '.join(_delta_literal(v) for v in values if v is not None)})"]
+            * any(v is not None for v in values)
+            + [f"{column} IS NULL"] * (None in values)
         )
+        # Two commits when groups are both replaced and added; the input versions go with
+        # the second, so a crash in between only repeats the work.
+        if adding.num_rows:
+            self._write(ds, item, replacing, {}, mode="overwrite", predicate=predicate)
+            self._write(ds, item, adding, current, mode="append")
+        else:
+            self._write(ds, item, replacing, current, mode="overwrite", predicate=predicate)
         return True
 
     def _append(

@@ -1,0 +1,210 @@
+"""The pipeline commands of the CLI: validate, run, runs, quality."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lakehouse.pipeline.definition import Pipeline, load_pipeline
+from lakehouse.pipeline.records import RunReport
+
+if TYPE_CHECKING:
+    from lakehouse.warehouse import Lakehouse
+
+STATUS_STYLE = {
+    "ok": "green",
+    "unchanged": "dim",
+    "failed": "bold red",
+    "not run": "yellow",
+    "rolled back": "yellow",
+}
+
+
+def run_with_progress(
+    lh: Lakehouse,
+    pipeline: Pipeline,
+    console: Console,
+    *,
+    full_refresh: bool = False,
+    select: list[str] | None = None,
+) -> RunReport:
+    """Run with a progress bar and a line per dataset as it finishes."""
+    from lakehouse.pipeline.plan import validate
+    from lakehouse.pipeline.run import Runner
+
+    plan = validate(pipeline, lh)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"pipeline {pipeline.name}", total=1)
+
+        def on_progress(event: str, name: str, details: dict[str, Any]) -> None:
+            if event == "run":
+                progress.update(task, total=len(details["datasets"]))
+            elif event == "start":
+                progress.update(task, description=f"{name}")
+            elif event == "file":
+                progress.update(task, description=f"{name} <- {details['file'].split('/')[-1]}")
+            elif event == "done":
+                item = details["item"]
+                style = STATUS_STYLE.get(item.status, "white")
+                figures = (
+                    f"read {item.rows_read:,}  written {item.rows_written:,}"
+                    + (f"  dropped {item.rows_dropped:,}" if item.rows_dropped else "")
+                    + (f"  quarantined {item.rows_quarantined:,}" if item.rows_quarantined else "")
+                )
+                line = (
+                    f"[{style}]{item.status:>9}[/{style}]  {name:<34} "
+                    f"{figures if item.status == 'ok' else ''}  [dim]{item.seconds:.2f}s "
+                    f"{item.strategy}[/dim]"
+                )
+                progress.console.print(line, soft_wrap=True, highlight=False)
+                progress.advance(task)
+
+        runner = Runner(
+            lh, plan, full_refresh=full_refresh, selection=select, on_progress=on_progress
+        )
+        return runner.run()
+
+
+def _variables(values: list[str] | None) -> dict[str, str]:
+    from lakehouse.errors import LakehouseError
+
+    out = {}
+    for item in values or []:
+        if "=" not in item:
+            raise LakehouseError(f"--var {item!r} is not name=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+Vars = Annotated[list[str] | None, typer.Option("--var", help="A pipeline variable: name=value.")]
+
+
+def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) -> None:
+    @app.command()
+    def validate(
+        folder: Annotated[str, typer.Argument(help="The pipeline folder.")],
+        var: Vars = None,
+    ) -> None:
+        """Check a pipeline without running it: headers, SQL, tables, cycles, columns."""
+        from lakehouse.pipeline.plan import validate as check
+
+        pipeline = load_pipeline(folder, _variables(var))
+        plan = check(pipeline, lh_factory())
+        rows = [
+            {
+                "dataset": name,
+                "kind": pipeline.datasets[name].kind,
+                "reads": ", ".join(pipeline.datasets[name].depends_on),
+                "refresh": plan.strategy[name],
+            }
+            for name in plan.order
+        ]
+        printer(rows, "table", f"pipeline {pipeline.name}: {len(rows)} datasets, in run order")
+        console.print("[green]valid[/green]")
+
+    @app.command()
+    def run(
+        folder: Annotated[str, typer.Argument(help="The pipeline folder.")],
+        full_refresh: Annotated[
+            bool, typer.Option("--full-refresh", help="Recompute from all input rows.")
+        ] = False,
+        select: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--select",
+                "-s",
+                help="Datasets to run: NAME, NAME+ (and downstream), +NAME (and upstream).",
+            ),
+        ] = None,
+        var: Vars = None,
+    ) -> None:
+        """Run a pipeline: each dataset processes what is new since the last run."""
+        pipeline = load_pipeline(folder, _variables(var))
+        report = run_with_progress(
+            lh_factory(), pipeline, console, full_refresh=full_refresh, select=select
+        )
+        written = sum(d.rows_written for d in report.datasets)
+        console.print(
+            f"[bold green]run {report.run_id} succeeded[/bold green] in {report.seconds:.1f} s: "
+            f"{len(report.datasets)} datasets, {written:,} rows written",
+            soft_wrap=True,
+        )
+
+    @app.command()
+    def runs(
+        run_id: Annotated[str | None, typer.Argument(help="Show one run's datasets.")] = None,
+        pipeline: Annotated[str | None, typer.Option(help="Only this pipeline's runs.")] = None,
+        limit: Annotated[int, typer.Option(help="How many runs.")] = 20,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    ) -> None:
+        """List pipeline runs, newest first, or the per-dataset figures of one run."""
+        lh = lh_factory()
+        if lh.catalog.get("system.pipeline_runs") is None:
+            console.print("[dim]no runs yet: lakehouse run FOLDER[/dim]")
+            return
+        if run_id is not None:
+            table = lh.sql(
+                "SELECT dataset, kind, status, rows_read, rows_written, rows_dropped, "
+                "rows_quarantined, input_versions, version_written, seconds, error "
+                f"FROM system.dataset_runs WHERE run_id = {_lit(run_id)} ORDER BY started_at"
+            ).to_arrow()
+            printer(table.to_pylist(), fmt, f"run {run_id}")
+            return
+        where = f"WHERE pipeline = {_lit(pipeline)}" if pipeline else ""
+        table = lh.sql(
+            "SELECT run_id, pipeline, status, started_at, seconds, datasets, rows_written, "
+            f"error FROM system.pipeline_runs {where} ORDER BY started_at DESC LIMIT {int(limit)}"
+        ).to_arrow()
+        printer(table.to_pylist(), fmt, "pipeline runs")
+
+    @app.command()
+    def quality(
+        table: Annotated[str, typer.Argument(help="A dataset, e.g. silver.app_events.")],
+        runs_back: Annotated[int, typer.Option("--runs", help="How many runs back.")] = 1,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    ) -> None:
+        """Expectation results of a table's latest runs, with a quality score."""
+        from lakehouse.pipeline.quality_report import quality_report
+
+        report = quality_report(lh_factory(), table, runs_back)
+        rows = report["results"]
+        if fmt == "table":  # samples are for json and csv; a terminal shows the figures
+            rows = [{k: v for k, v in r.items() if k != "sample"} for r in rows]
+        printer(rows, fmt, f"{table}: quality score {report['score']}")
+        if fmt == "table" and report["quarantined"]:
+            console.print(
+                f"{report['quarantined']:,} row(s) in {table}_quarantine; after a fix, "
+                f"`lakehouse replay {table}` sends them through the checks again"
+            )
+
+    @app.command()
+    def replay(
+        table: Annotated[str, typer.Argument(help="The dataset whose quarantine to replay.")],
+        folder: Annotated[str, typer.Option("--pipeline", "-p", help="The pipeline folder.")],
+        var: Vars = None,
+    ) -> None:
+        """Send a dataset's quarantined rows through its (fixed) checks again."""
+        from lakehouse.pipeline.replay import replay_quarantine
+
+        pipeline = load_pipeline(folder, _variables(var))
+        done = replay_quarantine(lh_factory(), pipeline, table)
+        console.print(
+            f"{table}: {done['replayed']:,} quarantined row(s) replayed: {done['kept']:,} now "
+            f"pass and were written, {done['still_failing']:,} still fail and stay quarantined",
+            soft_wrap=True,
+        )
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

@@ -135,7 +135,12 @@ class Pipeline:
                 )
             return values[key]
 
-        return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, text)
+        for _ in range(10):  # variables may name other variables
+            expanded = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, text)
+            if expanded == text:
+                break
+            text = expanded
+        return text
 
 
 # -- reading ------------------------------------------------------------------------------

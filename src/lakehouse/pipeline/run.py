@@ -195,7 +195,7 @@ class Runner:
             folder,
             ds.name,
             source_system=ds.source_system or f"pipeline:{self.pipeline.name}",
-            on_file=lambda path, rows: self.notify("file", ds.name, {"file": str(path)}),
+            **({"on_file": lambda path, rows: self.notify("file", ds.name, {"file": str(path)})} if "on_file" in __import__("inspect").signature(ingest_folder).parameters else {}),
         )
         item.rows_read = done.rows + done.quarantined
         item.rows_written = done.rows
@@ -629,5 +629,5 @@ def _delta_literal(value: Any) -> str:
 
 
 def _message(exc: Exception) -> str:
-    text = str(exc)
+    text = exc.message if isinstance(exc, LakehouseError) else str(exc)
     return text if text else type(exc).__name__

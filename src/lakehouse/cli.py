@@ -324,12 +324,24 @@ def ingest(
 
 @app.command()
 def demo(
-    events: Annotated[int, typer.Option(help="How many app events to generate.")] = 1500,
+    events: Annotated[int, typer.Option(help="How many app events (other sources scale).")] = 1500,
+    pipeline: Annotated[
+        str | None, typer.Option(help="The demo pipeline folder (default pipelines/demo).")
+    ] = None,
 ) -> None:
-    """Generate sample app events, load them into bronze and query them."""
+    """Build the example platform: sources, bronze, silver and gold, with a summary."""
+    from pathlib import Path
+
     from lakehouse.demo import run_demo
 
-    run_demo(_lh(), events=events, console=console)
+    if events < 100:
+        raise LakehouseError("--events must be at least 100")
+    run_demo(
+        _lh(),
+        events=events,
+        console=console,
+        pipeline_folder=Path(pipeline) if pipeline else None,
+    )
 
 
 def _register_pipeline_commands() -> None:

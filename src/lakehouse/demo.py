@@ -1,79 +1,130 @@
-"""The demo: sample data into bronze, queried back. It grows into the whole medallion
-platform as the pipeline lands."""
+"""The demo: the example platform end to end (SPEC section 11).
+
+It writes the four sources as files into ``<warehouse>/landing`` (once; a second demo keeps
+them, so it builds the same tables), runs the ``pipelines/demo`` pipeline over them, and
+prints what was built.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
+from pathlib import Path
 
-import pyarrow as pa
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
 
-from lakehouse.ingest.generators import app_events
+from lakehouse.errors import LakehouseError
 from lakehouse.warehouse import Lakehouse
 
-SOURCE = "demo.app"
+LAYER_ORDER = ("bronze", "silver", "gold")
 
 
-def run_demo(lh: Lakehouse, *, events: int = 1500, console: Console | None = None) -> None:
+def demo_pipeline_folder() -> Path:
+    """``pipelines/demo`` of the working directory, else the one next to the package."""
+    here = Path("pipelines/demo")
+    if (here / "pipeline.yml").exists():
+        return here
+    bundled = Path(__file__).resolve().parents[2] / "pipelines" / "demo"
+    if (bundled / "pipeline.yml").exists():
+        return bundled
+    raise LakehouseError(
+        "the demo pipeline (pipelines/demo) was not found",
+        "run the demo from the project folder, or pass --pipeline",
+    )
+
+
+def run_demo(
+    lh: Lakehouse,
+    *,
+    events: int = 1500,
+    console: Console | None = None,
+    pipeline_folder: Path | None = None,
+) -> None:
+    from lakehouse.ingest.landing import write_sources
+    from lakehouse.pipeline import load_pipeline
+    from lakehouse.pipeline.commands import run_with_progress
+
     console = console or Console()
+    if not lh.local:
+        raise LakehouseError("the demo writes its sources to a local folder", "use a folder")
     started = time.perf_counter()
-    data = app_events(events)
-    batches = data.to_batches(max_chunksize=max(500, events // 4))
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("bronze.app_events", total=len(batches))
-        # The demo replaces its sample each run, so running it twice gives the same table.
-        for i, batch in enumerate(batches):
-            lh.write(
-                "bronze.app_events",
-                pa.Table.from_batches([batch]),
-                mode="overwrite" if i == 0 else "append",
-                source_system=SOURCE,
-                source="generator:app_events",
-                description="Raw app events from the demo generator",
-                tags=("demo",),
+    pipeline = load_pipeline(pipeline_folder or demo_pipeline_folder())
+    landing = Path(lh.root) / "landing"
+    marker = landing / "_generated.json"
+    if marker.exists():
+        made = json.loads(marker.read_text())
+        if made.get("events") != events:
+            console.print(
+                f"[yellow]the landing folder holds {made.get('events')} events, not {events}: "
+                "starting the demo over[/yellow]"
             )
-            progress.advance(task)
-    from lakehouse.cli import print_arrow
+            _reset(lh, pipeline, landing)
+    if not marker.exists():
+        with console.status(f"generating the sources ({events:,} app events) in {landing}"):
+            write_sources(landing, events=events)
+    report = run_with_progress(lh, pipeline, console)
+    _summary(lh, pipeline, report, console, time.perf_counter() - started)
 
-    console.print()
-    print_arrow(
-        lh.sql(
-            """
-            SELECT event_type, count(*) AS events, count(DISTINCT user_id) AS users,
-                   round(sum(amount), 2) AS revenue
-            FROM bronze.app_events GROUP BY ALL ORDER BY events DESC
-            """
-        ).to_arrow(),
-        "table",
-        title="bronze.app_events by event type",
-    )
-    print_arrow(
-        lh.sql(
-            """
-            SELECT CAST(event_time AS DATE) AS day, app_type, count(*) AS events,
-                   count(DISTINCT user_id) AS daily_users
-            FROM bronze.app_events GROUP BY ALL ORDER BY day, app_type
-            """
-        ).to_arrow(),
-        "table",
-        title="Daily users per app type",
-    )
-    t = lh.table("bronze.app_events")
+
+def _reset(lh: Lakehouse, pipeline, landing: Path) -> None:
+    names = set(lh.catalog.names())
+    for ds in pipeline.datasets.values():
+        for table in (ds.name, ds.quarantine):
+            if table in names:
+                lh.drop(table)
+    shutil.rmtree(landing, ignore_errors=True)
+
+
+def _summary(lh: Lakehouse, pipeline, report, console: Console, seconds: float) -> None:
+    grid = RichTable(title="tables built", header_style="bold cyan")
+    for column in ("layer", "table", "kind", "rows", "version"):
+        grid.add_column(column, justify="right" if column in ("rows", "version") else "left")
+    infos = {i.name: i for i in lh.tables()}
+    for layer in LAYER_ORDER:
+        for name, ds in sorted(pipeline.datasets.items()):
+            if ds.layer != layer or name not in infos:
+                continue
+            info = infos[name]
+            grid.add_row(layer, name, ds.kind, f"{info.row_count:,}", str(info.version))
+            quarantine = infos.get(ds.quarantine)
+            if quarantine is not None and quarantine.row_count:
+                grid.add_row(
+                    "", f"  {ds.quarantine}", "quarantine", f"{quarantine.row_count:,}", ""
+                )
+    console.print(grid)
+    checks = RichTable(title="data quality (this run)", header_style="bold cyan")
+    for column in ("dataset", "expectation", "action", "result"):
+        checks.add_column(column)
+    for item in report.datasets:
+        for c in item.checks:
+            result = (
+                "[green]passed[/green]"
+                if c.passed
+                else f"[yellow]{c.failed_rows:,} of {c.total_rows:,} rows failed[/yellow]"
+            )
+            checks.add_row(item.dataset, c.expectation, c.action, result)
+    if checks.row_count:
+        console.print(checks)
+    else:
+        console.print("[dim]no expectation was checked: nothing new arrived[/dim]")
+    written = sum(d.rows_written for d in report.datasets)
     console.print(
-        f"\n[bold green]done[/bold green] in {time.perf_counter() - started:.1f} s: "
-        f"bronze.app_events has {t.count():,} rows at version {t.version} in {lh.root}"
+        f"\n[bold green]done[/bold green] in {seconds:.1f} s: run {report.run_id}, "
+        f"{len(report.datasets)} datasets, {written:,} rows written, warehouse {lh.root}",
+        soft_wrap=True,
     )
     console.print(
         "try next (after `source .venv/bin/activate`):\n"
-        "  lakehouse tables\n"
-        "  lakehouse describe bronze.app_events\n"
-        "  lakehouse history bronze.app_events\n"
-        '  lakehouse sql "SELECT * FROM bronze.app_events VERSION AS OF 1 LIMIT 5"'
+        "  lakehouse tables --layer gold\n"
+        '  lakehouse sql "SELECT * FROM gold.daily_summary ORDER BY day"\n'
+        '  lakehouse sql "SELECT segment, count(*) FROM gold.user_segments GROUP BY ALL"\n'
+        "  lakehouse runs\n"
+        "  lakehouse quality silver.app_events\n"
+        "  lakehouse lineage gold.user_segments --upstream\n"
+        "  lakehouse history silver.customers\n"
+        "  lakehouse demo            # again: nothing new, the same tables",
+        soft_wrap=True,
+        highlight=False,
     )

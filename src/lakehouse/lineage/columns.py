@@ -77,6 +77,43 @@ def table_inputs(sql: str) -> list[str]:
     """The ``layer.name`` tables a query reads (CTE names and table functions excluded), in
     order of first appearance."""
     tree = _parse(sql)
+    return _table_names(sql, tree)
+
+
+def column_lineage(
+    sql: str, target: str, schemas: dict[str, list[str]] | None = None
+) -> list[ColumnEdge]:
+    """Column edges from the ``layer.name`` tables of ``sql`` into ``target``.
+
+    ``schemas`` maps table names to their column names; it expands ``SELECT *`` and ties
+    unqualified columns to their table. Tables missing from it still give edges for the
+    columns the query names explicitly.
+    """
+    tree = _parse(sql)
+    if tree is None:
+        return []
+    return _column_edges(sql, tree, target, schemas or {})
+
+
+def definition_edges(
+    target: str,
+    sql: str | None = None,
+    schemas: dict[str, list[str]] | None = None,
+    inputs: Iterable[str] = (),
+) -> list[dict[str, str | None]]:
+    """The edges to record for a dataset (``Catalog.record_lineage``): one table-level edge
+    per table read (by ``sql`` or declared in ``inputs``), then the column edges of ``sql``."""
+    tree = _parse(sql) if sql else None
+    tables = list(dict.fromkeys([*(_table_names(sql, tree) if sql else []), *inputs]))
+    edges: list[dict[str, str | None]] = [
+        dict(source_table=t, source_column=None, target_column=None, transform=None) for t in tables
+    ]
+    if sql and tree is not None:
+        edges += [e.to_dict() for e in _column_edges(sql, tree, target, schemas or {})]
+    return edges
+
+
+def _table_names(sql: str, tree: exp.Expr | None) -> list[str]:
     if tree is None:
         try:
             names = [ref.name for ref in find_references(sql)]
@@ -91,19 +128,9 @@ def table_inputs(sql: str) -> list[str]:
     return list(dict.fromkeys(name for _, name in sorted(found)))
 
 
-def column_lineage(
-    sql: str, target: str, schemas: dict[str, list[str]] | None = None
+def _column_edges(
+    sql: str, tree: exp.Expr, target: str, schemas: dict[str, list[str]]
 ) -> list[ColumnEdge]:
-    """Column edges from the ``layer.name`` tables of ``sql`` into ``target``.
-
-    ``schemas`` maps table names to their column names; it expands ``SELECT *`` and ties
-    unqualified columns to their table. Tables missing from it still give edges for the
-    columns the query names explicitly.
-    """
-    schemas = schemas or {}
-    tree = _parse(sql)
-    if tree is None:
-        return []
     tree = _qualified(sql, tree, schemas)
     try:
         root = build_scope(tree)
@@ -125,23 +152,6 @@ def column_lineage(
             for table, source_column, _ in _safely(resolver.column, where, column):
                 edges.append(ColumnEdge(table, source_column, target, None, clause))
     return list(dict.fromkeys(edges))
-
-
-def definition_edges(
-    target: str,
-    sql: str | None = None,
-    schemas: dict[str, list[str]] | None = None,
-    inputs: Iterable[str] = (),
-) -> list[dict[str, str | None]]:
-    """The edges to record for a dataset (``Catalog.record_lineage``): one table-level edge
-    per table read (by ``sql`` or declared in ``inputs``), then the column edges of ``sql``."""
-    tables = list(dict.fromkeys([*(table_inputs(sql) if sql else []), *inputs]))
-    edges: list[dict[str, str | None]] = [
-        dict(source_table=t, source_column=None, target_column=None, transform=None) for t in tables
-    ]
-    if sql:
-        edges += [e.to_dict() for e in column_lineage(sql, target, schemas)]
-    return edges
 
 
 def _safely(fn: Any, *args: Any) -> list[Any]:

@@ -297,9 +297,9 @@ def _graphs(lh: Lakehouse, table: str, direction: Which) -> list[LineageGraph]:
     name = str(parse_table_name(table))
     if lh.catalog.get(name) is None and not lh.catalog.lineage_edges(name):
         raise TableNotFoundError(name, lh.engine.suggest(name))
-    wanted: list[Direction] = (
-        ["upstream", "downstream"] if direction == "both" else [direction]  # type: ignore[list-item]
-    )
+    wanted: tuple[Direction, ...] = ("upstream", "downstream")
+    if direction != "both":
+        wanted = (direction,)
     return [_walk(lh, name, d, None) for d in wanted]
 
 

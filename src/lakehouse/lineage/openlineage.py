@@ -73,9 +73,14 @@ def openlineage_events(
     return [Serde.to_dict(event) for event in run_events(lh, table, run_id)]
 
 
-def write_openlineage(lh: Lakehouse, path: str | os.PathLike[str], table: str | None = None) -> int:
+def write_openlineage(
+    lh: Lakehouse,
+    path: str | os.PathLike[str],
+    table: str | None = None,
+    run_id: str | None = None,
+) -> int:
     """Write the run events as JSON lines to ``path``; returns how many were written."""
-    events = run_events(lh, table)
+    events = run_events(lh, table, run_id)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w", encoding="utf-8") as out:

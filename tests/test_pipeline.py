@@ -98,7 +98,9 @@ def test_validate_reports_file_and_line(lh, tmp_path):
             ["a.sql:3", "colour"],
         ),
         "bad action": (
-            {"silver/a.sql": "-- expectations:\n--   - {name: x, unique: id, action: drop}\nSELECT 1 AS id"},
+            {
+                "silver/a.sql": "-- expectations:\n--   - {name: x, unique: id, action: drop}\nSELECT 1 AS id"
+            },
             ["a.sql:2", "does not go with"],
         ),
         "cdc without keys": ({"silver/a.sql": "-- kind: cdc\nSELECT 1 AS id"}, ["needs keys"]),
@@ -178,9 +180,10 @@ def test_fail_expectation_rolls_back_the_whole_run(lh, simple, tmp_path):
     # silver.events and gold.daily were written by the run, then restored.
     for table, version in before.items():
         assert lh.table(table).version >= version
-        assert lh.table(table).count() == lh.sql(
-            f"SELECT count(*) FROM {table} VERSION AS OF {version}"
-        ).scalar()
+        assert (
+            lh.table(table).count()
+            == lh.sql(f"SELECT count(*) FROM {table} VERSION AS OF {version}").scalar()
+        )
     assert table_rows(lh, "gold.daily") == rows_before
     status = lh.sql("SELECT status FROM system.pipeline_runs ORDER BY started_at").rows()
     assert status[-1] == ("failed",)
@@ -194,12 +197,16 @@ def test_fail_expectation_rolls_back_the_whole_run(lh, simple, tmp_path):
 
 def test_keyed_append_keeps_latest_by_sequence(lh, tmp_path):
     def batch(rows):
-        return pa.table({"id": [r[0] for r in rows], "v": [r[1] for r in rows], "seq": [r[2] for r in rows]})
+        return pa.table(
+            {"id": [r[0] for r in rows], "v": [r[1] for r in rows], "seq": [r[2] for r in rows]}
+        )
 
     lh.write("bronze.changes", batch([(1, "a", 1), (2, "b", 1), (1, "c", 3)]))
     folder = write_files(
         tmp_path / "k",
-        {"silver/latest.sql": "-- kind: append\n-- keys: [id]\n-- sequence_by: seq\nSELECT id, v, seq FROM bronze.changes"},
+        {
+            "silver/latest.sql": "-- kind: append\n-- keys: [id]\n-- sequence_by: seq\nSELECT id, v, seq FROM bronze.changes"
+        },
     )
     pipeline = load_pipeline(folder)
     run_pipeline(lh, pipeline)
@@ -214,7 +221,7 @@ def test_views_and_python_datasets(lh, simple):
         simple,
         {
             "gold/kinds.sql": "-- kind: view\nSELECT kind, sum(events) AS events FROM gold.daily GROUP BY kind",
-            "gold/features.py": '''
+            "gold/features.py": """
                 from lakehouse.pipeline import dataset
 
                 @dataset("gold.user_features", inputs=["gold.users"], keys=["user_id"],
@@ -222,7 +229,7 @@ def test_views_and_python_datasets(lh, simple):
                 def features(ctx):
                     rows = ctx.sql("SELECT user_id, events * 10 AS score FROM gold.users")
                     return rows.to_pandas()
-            ''',
+            """,
         },
     )
     pipeline = load_pipeline(simple)
@@ -234,7 +241,9 @@ def test_views_and_python_datasets(lh, simple):
     assert lh.sql("SELECT sum(score) FROM gold.user_features").scalar() == 160
     lh.write("bronze.raw", events(40, 6))
     run_pipeline(lh, pipeline)
-    assert lh.sql("SELECT sum(events) FROM gold.kinds").scalar() == lh.table("silver.events").count()
+    assert (
+        lh.sql("SELECT sum(events) FROM gold.kinds").scalar() == lh.table("silver.events").count()
+    )
 
 
 def test_replay_quarantine_after_a_fix(lh, simple):

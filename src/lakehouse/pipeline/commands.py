@@ -205,6 +205,43 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
             soft_wrap=True,
         )
 
+    @app.command()
+    def lineage(
+        table: Annotated[str, typer.Argument(help="A table, e.g. gold.user_segments.")],
+        upstream: Annotated[bool, typer.Option("--upstream", help="Only what it reads.")] = False,
+        downstream: Annotated[
+            bool, typer.Option("--downstream", help="Only what reads it.")
+        ] = False,
+        columns: Annotated[bool, typer.Option("--columns", help="Show column edges.")] = False,
+        openlineage: Annotated[
+            str | None,
+            typer.Option("--openlineage", help="Write OpenLineage events (JSON lines) to FILE."),
+        ] = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    ) -> None:
+        """Where a table's data comes from and where it goes (table and column level)."""
+        import json
+
+        from lakehouse.lineage import lineage_json, lineage_report
+
+        lh = lh_factory()
+        direction = "upstream" if upstream and not downstream else "both"
+        if downstream and not upstream:
+            direction = "downstream"
+        if openlineage:
+            from lakehouse.lineage import write_openlineage
+
+            count = write_openlineage(lh, openlineage, table=table)
+            console.print(f"wrote {count} OpenLineage event(s) to {openlineage}")
+            return
+        if fmt == "json":
+            data = lineage_json(lh, table, direction=direction, columns=columns)
+            console.print_json(json.dumps(data, default=str))
+            return
+        console.print(
+            lineage_report(lh, table, direction=direction, columns=columns), highlight=False
+        )
+
 
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"

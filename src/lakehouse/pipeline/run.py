@@ -134,6 +134,7 @@ class Runner:
                 report.status, report.error = "failed", f"{failure[0]}: {_message(failure[1])}"
             else:
                 report.status = "succeeded"
+                self._record_lineage(report)
             report.ended_at = datetime.now(UTC)
             records.run_finished(self.lh, report)
         if failure is not None:
@@ -141,6 +142,26 @@ class Runner:
             hint = exc.hint if isinstance(exc, LakehouseError) else None
             raise RunFailed(run_id, failure[0], _message(exc), hint) from exc
         return report
+
+    def _record_lineage(self, report: RunReport) -> None:
+        """Table and column edges of every dataset, from its definition, and the edges this
+        run exercised (with the run id)."""
+        from lakehouse.lineage import definition_edges
+
+        schemas = {info.name: [c["name"] for c in info.columns] for info in self.lh.catalog.list()}
+        ran = {d.dataset for d in report.datasets if d.status == "ok"}
+        for name in self.selected:
+            ds = self.pipeline.datasets[name]
+            if ds.kind == "files":
+                continue
+            edges = definition_edges(name, ds.sql, schemas, ds.depends_on)
+            job = f"pipeline {self.pipeline.name} / {name}"
+            self.lh.catalog.record_lineage(job, name, edges, operation=ds.kind)
+            if name in ran:
+                table_edges = [e for e in edges if e.get("source_column") is None]
+                self.lh.catalog.record_lineage(
+                    job, name, table_edges, report.run_id, operation=ds.kind
+                )
 
     def _roll_back(self, report: RunReport) -> None:
         for table, (before, inputs) in self.written.items():
@@ -195,7 +216,11 @@ class Runner:
             folder,
             ds.name,
             source_system=ds.source_system or f"pipeline:{self.pipeline.name}",
-            **({"on_file": lambda path, rows: self.notify("file", ds.name, {"file": str(path)})} if "on_file" in __import__("inspect").signature(ingest_folder).parameters else {}),
+            **(
+                {"on_file": lambda path, rows: self.notify("file", ds.name, {"file": str(path)})}
+                if "on_file" in __import__("inspect").signature(ingest_folder).parameters
+                else {}
+            ),
         )
         item.rows_read = done.rows + done.quarantined
         item.rows_written = done.rows

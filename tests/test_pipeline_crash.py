@@ -1,0 +1,74 @@
+"""kill -9 during pipeline runs: running again gives exactly the tables of a run that was
+never interrupted."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lakehouse import Lakehouse
+from lakehouse.ingest.landing import write_sources
+from lakehouse.pipeline import load_pipeline, run_pipeline
+
+DEMO = Path(__file__).resolve().parents[1] / "pipelines" / "demo"
+# Columns that say when and from which path a row was loaded, not what it holds.
+LOAD_COLUMNS = ("_ingested_at", "_ingest_date", "_source")
+
+
+def contents(lh: Lakehouse, pipeline) -> dict[str, list]:
+    out = {}
+    names = set(lh.catalog.names())
+    for ds in pipeline.datasets.values():
+        for table in (ds.name, ds.quarantine):
+            if table not in names or lh.catalog.get(table).format == "view":
+                continue
+            columns = [c for c in lh.table(table).schema.names if c not in LOAD_COLUMNS]
+            select = ", ".join(f'"{c}"' for c in columns)
+            out[table] = sorted(lh.sql(f"SELECT {select} FROM {table}").rows(), key=repr)
+    return out
+
+
+def start_run(warehouse: Path, landing: Path) -> subprocess.Popen:
+    code = "from lakehouse.cli import main; main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "run", str(DEMO), "--var", f"landing={landing}"],
+        env={**os.environ, "LAKEHOUSE_WAREHOUSE": str(warehouse), "COLUMNS": "200"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_kill_9_during_runs_then_run_again(tmp_path):
+    landing = tmp_path / "landing"
+    write_sources(landing, events=2000, drops=3, start=datetime(2026, 11, 1, tzinfo=UTC))
+    pipeline = load_pipeline(DEMO, {"landing": str(landing)})
+    reference = Lakehouse(tmp_path / "reference")
+    run_pipeline(reference, pipeline)
+    expected = contents(reference, pipeline)
+    assert len(expected) >= 20
+
+    warehouse = tmp_path / "killed"
+    rng = random.Random(9)
+    kills = 0
+    for _ in range(6):
+        proc = start_run(warehouse, landing)
+        time.sleep(rng.uniform(1.5, 9.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+    assert kills >= 3, "the runs finished before they could be killed"
+    final = start_run(warehouse, landing)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err.decode()
+    lh = Lakehouse(warehouse)
+    assert contents(lh, pipeline) == expected
+    statuses = [r[0] for r in lh.sql("SELECT status FROM system.pipeline_runs").rows()]
+    assert statuses.count("running") == 0
+    assert "interrupted" in statuses and "succeeded" in statuses

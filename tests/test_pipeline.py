@@ -99,7 +99,8 @@ def test_validate_reports_file_and_line(lh, tmp_path):
         ),
         "bad action": (
             {
-                "silver/a.sql": "-- expectations:\n--   - {name: x, unique: id, action: drop}\nSELECT 1 AS id"
+                "silver/a.sql": "-- expectations:\n"
+                "--   - {name: x, unique: id, action: drop}\nSELECT 1 AS id"
             },
             ["a.sql:2", "does not go with"],
         ),
@@ -205,7 +206,8 @@ def test_keyed_append_keeps_latest_by_sequence(lh, tmp_path):
     folder = write_files(
         tmp_path / "k",
         {
-            "silver/latest.sql": "-- kind: append\n-- keys: [id]\n-- sequence_by: seq\nSELECT id, v, seq FROM bronze.changes"
+            "silver/latest.sql": "-- kind: append\n-- keys: [id]\n-- sequence_by: seq\n"
+            "SELECT id, v, seq FROM bronze.changes"
         },
     )
     pipeline = load_pipeline(folder)
@@ -220,7 +222,8 @@ def test_views_and_python_datasets(lh, simple):
     write_files(
         simple,
         {
-            "gold/kinds.sql": "-- kind: view\nSELECT kind, sum(events) AS events FROM gold.daily GROUP BY kind",
+            "gold/kinds.sql": "-- kind: view\n"
+            "SELECT kind, sum(events) AS events FROM gold.daily GROUP BY kind",
             "gold/features.py": """
                 from lakehouse.pipeline import dataset
 

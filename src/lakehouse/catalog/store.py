@@ -422,4 +422,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=60000")
+    # WAL with NORMAL sync cannot corrupt the file; a power cut may lose the last
+    # updates, which the next write or info() refreshes from the Delta log.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -16,6 +16,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from lakehouse.scratch import scratch
+
 ROW_ACTIONS = ("warn", "drop", "quarantine", "fail")
 TABLE_ACTIONS = ("warn", "fail")
 ROW_CHECKS = ("expect", "not_null", "accepted_values", "range", "regex", "referential")
@@ -200,7 +202,7 @@ def split_rows(table: pa.Table, expectations: list[Expectation]) -> Split:
     flags = flag_columns(expectations)
     if not flags:
         return Split(table, None, 0, [], [])
-    con = duckdb.connect()
+    con = scratch()
     try:
         con.register("batch", table)
         cols = [c for c in table.column_names if not c.startswith("__lh_ok_")]

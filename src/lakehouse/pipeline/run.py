@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
+from lakehouse.names import parse_table_name
 from lakehouse.pipeline import cdc, records
 from lakehouse.pipeline.definition import Dataset, Pipeline
 from lakehouse.pipeline.errors import RunFailed
@@ -32,8 +33,10 @@ from lakehouse.pipeline.graph import select
 from lakehouse.pipeline.plan import Plan, validate
 from lakehouse.pipeline.quality import Split, flag_columns, q, split_rows, table_checks, with_flags
 from lakehouse.pipeline.records import DatasetRun, RunReport
+from lakehouse.scratch import scratch
 from lakehouse.tables.changes import NotAppendOnly
 from lakehouse.tables.convert import to_arrow
+from lakehouse.tables.writer import open_delta
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -102,6 +105,7 @@ class Runner:
         self.notify = on_progress or (lambda *_: None)
         # tables written by this run -> (version before, inputs to reset on a rollback)
         self.written: dict[str, tuple[int | None, list[str]]] = {}
+        self._versions: dict[str, int | None] = {}  # tables' versions as this run sees them
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -222,6 +226,8 @@ class Runner:
                 else {}
             ),
         )
+        self._versions.pop(ds.name, None)
+        self._versions.pop(ds.quarantine, None)
         item.rows_read = done.rows + done.quarantined
         item.rows_written = done.rows
         item.rows_quarantined = done.quarantined
@@ -499,7 +505,7 @@ class Runner:
         checks = [e for e in ds.expectations if not e.row_level]
         if not checks or rows is None:
             return
-        con = duckdb.connect()
+        con = scratch()
         try:
             con.register("__lh_rows", rows)
             relation = "__lh_rows"
@@ -525,6 +531,7 @@ class Runner:
         if split.quarantined.num_rows == 0 and mode == "append":
             return
         self._remember(ds.quarantine, self._existing(ds.quarantine), list(current))
+        self._versions.pop(ds.quarantine, None)
         self.lh.write(
             ds.quarantine,
             split.quarantined,
@@ -564,6 +571,7 @@ class Runner:
         )
         item.rows_written += result.rows if mode != "merge" else result.inserted + result.updated
         item.version = result.version
+        self._versions[ds.name] = result.version
 
     def _remember(self, table: str, existing: Any, inputs: list[str]) -> None:
         if table not in self.written:
@@ -603,14 +611,16 @@ class Runner:
         return self.lh.table(name)
 
     def _version(self, name: str) -> int | None:
-        info = self.lh.catalog.get(name)
-        if info is not None and info.format == "view":
-            return None
-        from lakehouse.names import parse_table_name
-        from lakehouse.tables.writer import open_delta
-
-        dt = open_delta(self.lh, parse_table_name(name))
-        return dt.version() if dt is not None else None
+        """A table's version, read once per run unless the run writes the table (a view has
+        none)."""
+        if name not in self._versions:
+            info = self.lh.catalog.get(name)
+            if info is not None and info.format == "view":
+                self._versions[name] = None
+            else:
+                dt = open_delta(self.lh, parse_table_name(name))
+                self._versions[name] = dt.version() if dt is not None else None
+        return self._versions[name]
 
 
 def _as_arrow(produced: Any) -> pa.Table:

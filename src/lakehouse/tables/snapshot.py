@@ -14,9 +14,10 @@ from threading import Lock
 from typing import Any
 from urllib.parse import unquote
 
-import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
+
+from lakehouse.scratch import scratch
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def snapshot_of(dt: DeltaTable) -> Snapshot:
     partition_columns = tuple(dt.metadata().partition_columns)
     actions = dt.get_add_actions(flatten=True)  # noqa: F841 - scanned by DuckDB below
     names = ["path", "size_bytes", "num_records"] + [f"partition.{c}" for c in partition_columns]
-    con = duckdb.connect()
+    con = scratch()
     try:
         present = set(con.sql("SELECT * FROM actions LIMIT 0").columns)
         select = ", ".join(
@@ -113,7 +114,7 @@ def file_columns(paths: list[str]) -> dict[str, frozenset[str]]:
 def _read_top_level_names(paths: list[str]) -> dict[str, frozenset[str]]:
     """DuckDB's parquet_schema lists each file's schema tree depth first, root first; the
     root's children are the columns."""
-    con = duckdb.connect()
+    con = scratch()
     try:
         listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
         rows = con.sql(

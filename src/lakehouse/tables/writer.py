@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 from deltalake import (
@@ -40,6 +39,7 @@ from lakehouse.errors import (
     SchemaMismatchError,
 )
 from lakehouse.names import TableName
+from lakehouse.scratch import scratch
 from lakehouse.tables import parallel
 from lakehouse.tables.convert import cast_batch, normalize_schema, to_arrow
 from lakehouse.tables.schema import SchemaPlan, plan_schema, schema_columns, type_name
@@ -255,7 +255,7 @@ class _Prepared:
 
 def record_hash(batch: pa.RecordBatch, columns: list[str]) -> pa.Array:
     """A stable hash of a row's own values, used to recognise the same record twice."""
-    con = duckdb.connect()
+    con = scratch()
     try:
         rows = pa.Table.from_batches([batch.select(columns)])  # noqa: F841 - read by DuckDB
         return con.sql("SELECT md5(to_json(r)) AS h FROM rows AS r").to_arrow_table().column(0)

@@ -54,10 +54,10 @@ def run_demo(
     landing = Path(lh.root) / "landing"
     marker = landing / "_generated.json"
     if marker.exists():
-        made = json.loads(marker.read_text())
-        if made.get("events") != events:
+        made = json.loads(marker.read_text()).get("parameters", {}).get("events")
+        if made != events:
             console.print(
-                f"[yellow]the landing folder holds {made.get('events')} events, not {events}: "
+                f"[yellow]the landing folder holds {made} app events, not {events}: "
                 "starting the demo over[/yellow]"
             )
             _reset(lh, pipeline, landing)

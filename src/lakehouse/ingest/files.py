@@ -5,21 +5,30 @@ file is in the table exactly when its identifier is, whatever crashed when. Rows
 bronze metadata columns (``_source`` is the file). New columns are added to the table;
 a value that does not fit its column's type is kept, as JSON, in ``_rescued_data``; a
 record that cannot be read at all goes to ``<table>_quarantine`` with its raw text and
-the reason.
+the reason. Files and folders whose names start with ``_`` or ``.`` are not data (markers,
+manifests, files still being written) and are left alone.
+
+CSV and Parquet files are read whole into Arrow. So are JSON lines files: Arrow parses the
+file; if a line is not a JSON object, DuckDB finds the lines that are not and those go to
+the quarantine (with the reason Python's parser gives), the rest is parsed whole. Only a
+file whose values do not fit one type per column (or the table's types) is read line by
+line in Python, so that single values can be rescued.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
-from lakehouse.names import parse_table_name
+from lakehouse.names import TableName, parse_table_name
 from lakehouse.tables.writer import METADATA_COLUMNS, open_delta
 
 if TYPE_CHECKING:
@@ -52,7 +61,11 @@ def ingest_folder(
     table: str,
     *,
     source_system: str | None = None,
+    on_file: Callable[[Path, int], None] | None = None,
 ) -> IngestReport:
+    """Ingest every data file under ``folder`` into the bronze ``table`` that is not in it
+    yet. ``on_file(path, rows)`` is called after each file (rows 0 for a file ingested
+    before), e.g. to advance a progress bar."""
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(f"files are ingested into bronze, not {name.layer}")
@@ -60,41 +73,68 @@ def ingest_folder(
     if not root.is_dir():
         raise LakehouseError(f"no folder {root} to ingest from", "check the path")
     report = IngestReport(str(name))
-    quarantine = f"{name}_quarantine"
     # One look at the log for the whole folder. It may be stale if another loader runs at
     # the same time; the write itself re-checks the file's transaction id on the newest
     # version (and Delta refuses two commits of one id), so no file lands twice.
     target = open_delta(lh, name)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and _is_data(p, root)):
         fmt = FORMATS.get(path.suffix.lower())
         if fmt is None:
             continue
         txn = (file_id(path), 1)
         if target is not None and target.transaction_version(txn[0]) is not None:
             report.files_skipped.append(str(path))
+            if on_file is not None:
+                on_file(path, 0)
             continue
-        rows, bad = _read(path, fmt)
-        fresh = True
-        if bad:  # its own transaction id makes a re-run after a crash skip it
-            written = lh.write(
-                quarantine, bad, source_system=source_system, source=str(path), txn=txn
-            )
-            fresh = not written.skipped
-            report.quarantined += 0 if written.skipped else len(bad)
-        if len(rows) == 0:  # nothing readable: the quarantine holds the whole file
-            (report.files_ingested if fresh else report.files_skipped).append(str(path))
-            continue
-        data, rescued = _fit(lh, str(name), rows)
-        written = lh.write(
-            str(name), data, evolve=True, source_system=source_system, source=str(path), txn=txn
-        )
-        if written.skipped:  # a concurrent loader committed it first
-            report.files_skipped.append(str(path))
-            continue
-        report.rescued += rescued
-        report.files_ingested.append(str(path))
-        report.rows += data.num_rows
+        rows_before = report.rows
+        _ingest_file(lh, name, path, fmt, txn, source_system, report)
+        if on_file is not None:
+            on_file(path, report.rows - rows_before)
     return report
+
+
+def _ingest_file(
+    lh: Lakehouse,
+    name: TableName,
+    path: Path,
+    fmt: str,
+    txn: tuple[str, int],
+    source_system: str | None,
+    report: IngestReport,
+) -> None:
+    whole = _read_json_lines(path) if fmt == "jsonl" else None
+    fitted = _fit_table(lh, str(name), whole[0]) if whole is not None else None
+    if whole is not None and fitted is not None:
+        rows, bad = fitted, whole[1]
+    else:  # line by line, so that single values can be rescued
+        rows, bad = _read(path, fmt)
+    fresh = True
+    if bad:  # its own transaction id makes a re-run after a crash skip it
+        written = lh.write(
+            f"{name}_quarantine", bad, source_system=source_system, source=str(path), txn=txn
+        )
+        fresh = not written.skipped
+        report.quarantined += 0 if written.skipped else len(bad)
+    if len(rows) == 0:  # nothing readable: the quarantine holds the whole file
+        (report.files_ingested if fresh else report.files_skipped).append(str(path))
+        return
+    data, rescued = _fit(lh, str(name), rows)
+    written = lh.write(
+        str(name), data, evolve=True, source_system=source_system, source=str(path), txn=txn
+    )
+    if written.skipped:  # a concurrent loader committed it first
+        report.files_skipped.append(str(path))
+        return
+    report.rescued += rescued
+    report.files_ingested.append(str(path))
+    report.rows += data.num_rows
+
+
+def _is_data(path: Path, root: Path) -> bool:
+    """Not a marker, manifest or file being written: no part of its path under the folder
+    starts with ``_`` or ``.``."""
+    return not any(part.startswith(("_", ".")) for part in path.relative_to(root).parts)
 
 
 def _exists(lh: Lakehouse, table: str) -> bool:
@@ -139,6 +179,168 @@ def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict], list[dict]]:
             continue
         good.append(record)
     return good, bad
+
+
+BLOCK_SIZE = 16 << 20  # Arrow parses JSON in blocks; a line must fit in one
+
+
+def _read_json_lines(path: Path) -> tuple[pa.Table, list[dict]] | None:
+    """A JSON lines file read whole: its records as Arrow, typed as the per-line reader
+    would type them, and the lines that are not JSON objects, with the per-line reader's
+    reasons. None when only the per-line reader can say what the file holds: a column with
+    values of several types, nested values, a line Arrow and Python disagree on."""
+    data = pa.memory_map(str(path)).read_buffer()
+    table = _parse_json_lines(data)
+    if table is not None:
+        return table, []
+    found = _without_bad_lines(data)
+    if found is None:
+        return None
+    good, bad = found
+    if not bad:  # every line is an object: the values' types made Arrow give up
+        return None
+    table = _parse_json_lines(good)
+    return None if table is None else (table, bad)
+
+
+def _parse_json_lines(data: pa.Buffer) -> pa.Table | None:
+    import pyarrow.json as pajson
+
+    options = pajson.ReadOptions(block_size=BLOCK_SIZE)
+    try:
+        table = pajson.read_json(pa.BufferReader(data), read_options=options)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    # Arrow reads text that looks like a time as a timestamp; Python's json keeps text.
+    timed = [f.name for f in table.schema if _is_time(f.type)]
+    if timed:
+        as_text = pajson.ParseOptions(
+            explicit_schema=pa.schema([pa.field(c, pa.string()) for c in timed]),
+            unexpected_field_behavior="infer",
+        )
+        order = table.column_names
+        try:
+            table = pajson.read_json(
+                pa.BufferReader(data), read_options=options, parse_options=as_text
+            ).select(order)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+            return None
+    if table.num_columns == 0 or any(_unlike_python(c) for c in table.columns):
+        return None
+    return table
+
+
+def _is_time(t: pa.DataType) -> bool:
+    return pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t)
+
+
+def _unlike_python(column: pa.ChunkedArray) -> bool:
+    """A column the per-line reader would type differently: nested values (typed from
+    Python objects another way), or numbers beyond 64-bit integers (Arrow makes them
+    floats, the per-line reader keeps such a column as text)."""
+    t = column.type
+    if pa.types.is_nested(t) or _is_time(t):
+        return True
+    if pa.types.is_floating(t) and column.null_count < len(column):
+        import pyarrow.compute as pc
+
+        largest = pc.max(pc.abs(column)).as_py()
+        return largest is not None and not largest < 2.0**63
+    return False
+
+
+def _without_bad_lines(data: pa.Buffer) -> tuple[pa.Buffer, list[dict]] | None:
+    """The file without the lines that are not JSON objects, and those lines as quarantine
+    records. DuckDB checks every line; Python's parser then gives the reason for the few
+    it rejected (and has the last word: if it reads one as an object, the file is left to
+    the per-line reader). None also when line numbers could differ from the per-line
+    reader's (a carriage return that ends a line alone) or the text is not UTF-8."""
+    raw = np.frombuffer(data, np.uint8)
+    if raw.size == 0 or raw.size >= 2**31:
+        return None
+    returns = np.count_nonzero(raw == 13)
+    if returns and returns != np.count_nonzero((raw[:-1] == 13) & (raw[1:] == 10)):
+        return None
+    starts = np.concatenate([[0], np.flatnonzero(raw == 10) + 1])
+    if starts[-1] == raw.size:
+        starts = starts[:-1]
+    offsets = np.append(starts, raw.size).astype(np.int32)
+    lines = pa.StringArray.from_buffers(len(starts), pa.py_buffer(offsets), data)
+    try:
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    suspects = _not_objects(lines)
+    bad: list[dict] = []
+    for i in suspects.tolist():
+        line = data[int(offsets[i]) : int(offsets[i + 1])].to_pybytes().rstrip(b"\n")
+        line = line[:-1] if line.endswith(b"\r") else line
+        if not line.strip():
+            continue  # an empty line: skipped, as the per-line reader does
+        try:
+            record = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            bad.append(_bad(line.decode(errors="replace"), f"line {i + 1}: invalid JSON: {exc}"))
+            continue
+        if isinstance(record, dict):
+            return None
+        bad.append(_bad(line.decode(errors="replace"), f"line {i + 1}: not a JSON object"))
+    keep = np.ones(len(lines), bool)
+    keep[suspects] = False
+    kept = lines.filter(pa.array(keep))
+    ends = np.frombuffer(kept.buffers()[1], np.int32)[kept.offset : kept.offset + len(kept) + 1]
+    return kept.buffers()[2][int(ends[0]) : int(ends[-1])], bad
+
+
+def _not_objects(lines: pa.StringArray) -> np.ndarray:
+    """The positions of the lines that are not one JSON object each (empty ones too)."""
+    import duckdb
+
+    numbered = pa.table({"i": pa.array(np.arange(len(lines)), pa.int64()), "line": lines})  # noqa: F841
+    con = duckdb.connect()
+    try:
+        found = con.sql(
+            """
+            SELECT i FROM numbered
+            WHERE NOT coalesce(
+                CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' END, false)
+            ORDER BY i
+            """
+        ).fetchnumpy()["i"]
+    finally:
+        con.close()
+    return np.asarray(found, np.int64)
+
+
+def _fit_table(lh: Lakehouse, table: str, data: pa.Table) -> pa.Table | None:
+    """Records read whole, shaped as the per-line reader shapes them; None when a column's
+    values do not all fit the table's type for it (only the per-line reader can rescue a
+    single value)."""
+    schema = lh.table(table).schema if _exists(lh, table) else None
+    types = {f.name: f.type for f in schema} if schema is not None else {}
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    for column, values in zip(data.column_names, data.columns, strict=True):
+        if column in METADATA_COLUMNS or column == RESCUED:
+            continue
+        target = types.get(column)
+        if target is None or values.type == target:
+            columns[column] = values
+        elif pa.types.is_null(values.type):
+            columns[column] = pa.nulls(len(values), target)
+        elif pa.types.is_integer(values.type) and (
+            pa.types.is_integer(target) or pa.types.is_floating(target)
+        ):
+            try:  # a safe cast fails where Python's conversion would
+                columns[column] = values.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None
+        else:
+            return None
+    if not columns:
+        return None
+    if RESCUED in types:
+        columns[RESCUED] = pa.nulls(data.num_rows, pa.string())
+    return pa.table(columns)
 
 
 def _bad(raw: str, reason: str) -> dict[str, Any]:

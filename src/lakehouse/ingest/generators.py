@@ -57,8 +57,9 @@ def app_events(
     apps = rng.choice(len(APP_TYPES), m, p=[0.4, 0.35, 0.25])
     pages = rng.integers(0, len(PAGES), m)
     amounts = np.round(rng.gamma(2.0, 25.0, m), 2)
-    # A skewed user base: a few heavy users, many light ones.
-    user_ids = (rng.zipf(1.6, m) % users) + 1
+    # A skewed user base: a few heavy users, many light ones (a power law, as Zipf's).
+    heavy = np.minimum(rng.random(m) ** (-1 / 0.6), 1e15).astype(np.int64)
+    user_ids = (heavy - 1) % users + 1
     # Invalid events: one fault each.
     invalid = np.flatnonzero(rng.random(m) < invalid_share)
     fault = rng.integers(0, 3, invalid.size)
@@ -73,20 +74,19 @@ def app_events(
     originals = rng.integers(0, max(1, m), replays)
     later = np.minimum(originals + rng.integers(1, 201, replays), m - 1)
     order = np.argsort(np.concatenate([2 * np.arange(m), 2 * later + 1]), kind="stable")
-    rows = pa.array(np.concatenate([np.arange(m), originals])[order])
-    amount = pa.array(amounts, pa.float64(), mask=kinds != purchase)
-    table = pa.table(
+    row = np.concatenate([np.arange(m), originals])[order]  # the event each row delivers
+    kinds = kinds[row]
+    return pa.table(
         {
-            "event_id": _ids(f"e{seed}-", np.arange(m), 8),
-            "user_id": pa.array(user_ids, pa.int64(), mask=no_user),
+            "event_id": _ids(f"e{seed}-", row, 8),
+            "user_id": pa.array(user_ids[row], pa.int64(), mask=no_user[row]),
             "event_type": _pick([*EVENT_TYPES, INVALID_EVENT_TYPE], kinds),
-            "app_type": _pick(APP_TYPES, apps),
-            "page": _pick(PAGES, pages),
-            "event_time": _times(start, seconds * 1_000_000),
-            "amount": amount,
+            "app_type": _pick(APP_TYPES, apps[row]),
+            "page": _pick(PAGES, pages[row]),
+            "event_time": _times(start, seconds[row] * 1_000_000),
+            "amount": pa.array(amounts[row], pa.float64(), mask=kinds != purchase),
         }
     )
-    return table.take(rows)
 
 
 CLICK_PAGES = ["/home", "/search", "/products", "/product/detail", "/cart", "/checkout"]
@@ -111,8 +111,9 @@ def clickstream(
     (int64), page (string), click_time (timestamp[us, UTC]), scroll_depth (int64, 0-100),
     user_agent (string). A session is 1-12 clicks (about 4 on average) 3 seconds to 5
     minutes apart, by one user with one user agent; its pages wander from the home page
-    towards checkout. Sessions are numbered in the order they start; ``users`` defaults to
-    one per 25 sessions, at least 200."""
+    towards checkout. Sessions are numbered in the order they start; the clicks come in
+    time order, as a collector logs them. ``users`` defaults to one per 25 sessions, at
+    least 200."""
     rng = np.random.default_rng(seed)
     users = max(200, sessions // 25) if users is None else users
     span = max(1, int(days * 86400))
@@ -135,14 +136,23 @@ def clickstream(
     for c in range(1, MAX_CLICKS):  # a walk over the pages, one click position at a time
         at = np.flatnonzero(position == c)
         page[at] = np.clip(page[at - 1] + steps[at], 0, len(CLICK_PAGES) - 1)
-    number = _ids("", np.arange(sessions), 6).take(pa.array(session))
+    # The collector logs clicks as they happen: sessions interleave.
+    seconds = begins[session] + elapsed
+    order = np.argsort(seconds, kind="stable")
+    session, position, page, depth = session[order], position[order], page[order], depth[order]
+    session_ids = _ids(f"s{seed}-", session, 6)
+    click_ids = pc.binary_join_element_wise(
+        pc.binary_replace_slice(session_ids, start=0, stop=1, replacement="c"),
+        _pick([f"{c:02d}" for c in range(MAX_CLICKS)], position),
+        "-",
+    )
     return pa.table(
         {
-            "click_id": pc.binary_join_element_wise(f"c{seed}", number, _ids("", position, 2), "-"),
-            "session_id": pc.binary_join_element_wise(f"s{seed}", number, "-"),
+            "click_id": click_ids,
+            "session_id": session_ids,
             "user_id": pa.array(session_user[session], pa.int64()),
             "page": _pick(CLICK_PAGES, page),
-            "click_time": _times(start, (begins[session] + elapsed) * 1_000_000),
+            "click_time": _times(start, seconds[order] * 1_000_000),
             "scroll_depth": pa.array(depth, pa.int64()),
             "user_agent": _pick(USER_AGENTS, session_agent[session]),
         }
@@ -201,7 +211,7 @@ def change_events(
         '", "price": ',
         pa.array(cents // 100).cast(pa.string()),
         ".",
-        _ids("", cents % 100, 2),
+        _pick([f"{c:02d}" for c in range(100)], cents % 100),
         ', "product_id": ',
         key_text,
         "}",
@@ -235,41 +245,52 @@ def _change_log(
     table: np.ndarray, roll: np.ndarray, pick: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Replay the log's choices against the live rows: per event the operation (index in
-    CHANGE_OPERATIONS), the primary key, and the event whose image the row had before
-    (-1 for an insert)."""
+    CHANGE_OPERATIONS), the primary key, and the event that wrote the image the row had
+    before (-1 for an insert). The tables' rows are independent: each is replayed alone."""
     n = len(table)
     operation = np.zeros(n, np.int64)
     keys = np.zeros(n, np.int64)
     before_of = np.full(n, -1, np.int64)
-    live: list[list[int]] = [[] for _ in CDC_TABLES]  # keys, for a uniform pick
-    slot: list[dict[int, int]] = [{} for _ in CDC_TABLES]  # key -> index in live
-    image: list[dict[int, int]] = [{} for _ in CDC_TABLES]  # key -> event of its image
-    next_key = [1] * len(CDC_TABLES)
-    ops, ks, befores = operation.tolist(), keys.tolist(), before_of.tolist()
-    for i, (t, r, p) in enumerate(zip(table.tolist(), roll.tolist(), pick.tolist(), strict=True)):
-        rows = live[t]
-        if not rows or r < 0.45:
-            key = next_key[t]
-            next_key[t] += 1
-            slot[t][key] = len(rows)
-            rows.append(key)
-            image[t][key] = i
+    for t in range(len(CDC_TABLES)):
+        at = np.flatnonzero(table == t)
+        ops, ks, prev = _replay(roll[at].tolist(), pick[at].tolist())
+        operation[at] = ops
+        keys[at] = ks
+        earlier = np.array(prev, np.int64)
+        before_of[at] = np.where(earlier >= 0, at[np.maximum(earlier, 0)], -1)
+    return operation, keys, before_of
+
+
+def _replay(rolls: list[float], picks: list[float]) -> tuple[list[int], list[int], list[int]]:
+    """One table's changes: an insert (a new key) when the roll is below 0.45 or no row
+    exists, else an update (below 0.85) or a delete of a live row picked uniformly."""
+    m = len(rolls)
+    ops, keys, prev = [0] * m, [0] * m, [-1] * m
+    rows: list[int] = []  # the live keys
+    image = [-1]  # key -> the change that wrote its current image (keys count from 1)
+    add_row, drop_last, add_image = rows.append, rows.pop, image.append
+    live = 0
+    for i, r, p in zip(range(m), rolls, picks, strict=False):
+        if r < 0.45 or not live:
+            key = len(image)
+            add_image(i)
+            add_row(key)
+            live += 1
         else:
-            j = int(p * len(rows))
+            j = int(p * live)
             key = rows[j]
-            befores[i] = image[t][key]
+            prev[i] = image[key]
             if r < 0.85:
                 ops[i] = 1
-                image[t][key] = i
+                image[key] = i
             else:
                 ops[i] = 2
-                moved = rows[-1]
-                rows[j] = moved
-                slot[t][moved] = j
-                rows.pop()
-                del slot[t][key], image[t][key]
-        ks[i] = key
-    return np.array(ops, np.int64), np.array(ks, np.int64), np.array(befores, np.int64)
+                live -= 1
+                last = drop_last()  # the last live key takes the deleted one's place
+                if j < live:
+                    rows[j] = last
+        keys[i] = key
+    return ops, keys, prev
 
 
 USER_EVENT_TYPES = ["login", "click", "purchase", "logout"]
@@ -307,7 +328,8 @@ def user_events(
     purchase = kinds == USER_EVENT_TYPES.index("purchase")
     pages = np.where(purchase, USER_EVENT_PAGES.index("/checkout"), rng.integers(0, 6, n))
     web = rng.random(n) < 0.55
-    amounts = np.round(rng.gamma(2.0, 30.0, n), 2)
+    amounts = np.full(n, np.nan)
+    amounts[purchase] = np.round(rng.gamma(2.0, 30.0, int(purchase.sum())), 2)
     return pa.table(
         {
             "event_id": _ids(f"u{seed}-", np.arange(n), 8),
@@ -325,15 +347,17 @@ def micros_since_epoch(at: datetime) -> int:
     return (at - EPOCH) // timedelta(microseconds=1)
 
 
-def iso_text(times: pa.Array) -> pa.Array:
+def iso_text(times: pa.Array, zone: str = "+00:00") -> pa.Array:
     """ISO 8601 text of UTC timestamps, as ``datetime.isoformat`` writes them: seconds
-    only when every value is a whole second, else microseconds."""
-    try:
-        whole = times.cast(pa.timestamp("s", tz="UTC"))
-        text = pc.strftime(whole, format="%Y-%m-%dT%H:%M:%S")
-    except pa.ArrowInvalid:
-        text = pc.strftime(times, format="%Y-%m-%dT%H:%M:%S")
-    return pc.binary_join_element_wise(text, "+00:00", "")
+    only when every value is a whole second, else microseconds; ``zone`` ends each one
+    (``"Z"`` is the other usual way to say UTC)."""
+    micros = np.asarray(times.cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+    if (micros % 1_000_000 == 0).all():
+        naive = pa.array(micros // 1_000_000, pa.int64()).view(pa.timestamp("s"))
+    else:
+        naive = pa.array(micros, pa.int64()).view(pa.timestamp("us"))
+    text = pc.replace_substring(naive.cast(pa.string()), " ", "T", max_replacements=1)
+    return pc.binary_join_element_wise(text, zone, "")
 
 
 def _times(start: datetime | None, micros: np.ndarray) -> pa.Array:
@@ -343,9 +367,14 @@ def _times(start: datetime | None, micros: np.ndarray) -> pa.Array:
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
-    """``prefix`` and the number zero-padded to ``width`` digits, e.g. ``e7-00000012``."""
-    digits = pc.utf8_lpad(pa.array(numbers, pa.int64()).cast(pa.string()), width=width, padding="0")
-    return pc.binary_join_element_wise(prefix, digits, "") if prefix else digits
+    """``prefix`` and the number zero-padded to ``width`` digits, e.g. ``e7-00000012``
+    (wider when a number needs more digits: then all are as wide)."""
+    numbers = np.asarray(numbers, np.int64)
+    if numbers.size:
+        width = max(width, len(str(int(numbers.max()))))
+    # 10**width + number is "1" and the padded digits; the "1" becomes the prefix.
+    text = pa.array(numbers + 10**width, pa.int64()).cast(pa.string())
+    return pc.binary_replace_slice(text, start=0, stop=1, replacement=prefix)
 
 
 def _pick(values: list[str], index: np.ndarray) -> pa.Array:

@@ -106,6 +106,7 @@ class Runner:
         # tables written by this run -> (version before, inputs to reset on a rollback)
         self.written: dict[str, tuple[int | None, list[str]]] = {}
         self._versions: dict[str, int | None] = {}  # tables' versions as this run sees them
+        self._skip_quarantine = False
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -114,6 +115,7 @@ class Runner:
         report.selection = self.selection
         with pipeline_lock(self.lh, self.pipeline.name):
             records.close_interrupted(self.lh, self.pipeline.name)
+            self._register_leftovers()
             records.run_started(self.lh, report)
             self.notify("run", run_id, {"datasets": self.selected})
             failure: tuple[str, Exception] | None = None
@@ -146,6 +148,15 @@ class Runner:
             hint = exc.hint if isinstance(exc, LakehouseError) else None
             raise RunFailed(run_id, failure[0], _message(exc), hint) from exc
         return report
+
+    def _register_leftovers(self) -> None:
+        """Tables a killed run committed but did not get to register in the catalog."""
+        known = set(self.lh.catalog.names())
+        for name in self.selected:
+            ds = self.pipeline.datasets[name]
+            for table in (ds.name, ds.quarantine):
+                if table not in known:
+                    self.lh.discover(table)
 
     def _record_lineage(self, report: RunReport) -> None:
         """Table and column edges of every dataset, from its definition, and the edges this
@@ -198,10 +209,19 @@ class Runner:
             return None
         if ds.kind == "materialized_view":
             self._materialized_view(ds, item, current, recorded, target is not None)
-        elif ds.kind == "append":
-            self._append(ds, item, current, recorded, target is not None)
         else:
-            self._cdc(ds, item, current, recorded, target is not None)
+            step = self._append if ds.kind == "append" else self._cdc
+            pending = self._pending_quarantine(ds, recorded, current)
+            if pending is not None and not self.full_refresh and target is not None:
+                # A run stopped between this dataset's quarantine and its table: first the
+                # exact range the quarantine holds (not quarantined twice), then the rest.
+                self._skip_quarantine = True
+                try:
+                    step(ds, item, pending, recorded, True)
+                finally:
+                    self._skip_quarantine = False
+                recorded = {**recorded, **pending}
+            step(ds, item, current, recorded, target is not None)
         item.status = "ok"
         return None
 
@@ -525,8 +545,26 @@ class Runner:
                 "nothing of this run was kept; see lakehouse quality " + ds.name,
             )
 
+    def _pending_quarantine(
+        self, ds: Dataset, recorded: dict[str, int | None], current: dict[str, int | None]
+    ) -> dict[str, int | None] | None:
+        """Input versions the quarantine has recorded beyond the table's, if any."""
+        quarantine = self._existing(ds.quarantine)
+        if quarantine is None:
+            return None
+        ahead = quarantine.input_versions(list(current))
+        streams = ds.streaming_inputs
+        if not any(
+            ahead.get(t) is not None
+            and recorded.get(t) is not None
+            and recorded[t] < ahead[t] <= (current.get(t) or -1)  # type: ignore[operator]
+            for t in streams
+        ):
+            return None
+        return {t: (ahead[t] if t in streams else v) for t, v in current.items()}
+
     def _write_quarantine(self, ds: Dataset, split: Split, current: dict, mode: str) -> None:
-        if split.quarantined is None:
+        if split.quarantined is None or self._skip_quarantine:
             return
         if split.quarantined.num_rows == 0 and mode == "append":
             return

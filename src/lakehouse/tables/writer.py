@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import getpass
+import json
 import os
 import random
 import time
@@ -410,7 +411,11 @@ def _create(lh: Lakehouse, name: TableName, plan: SchemaPlan, opts: TableOptions
                 plan.target.empty_table(),
                 mode="append",
                 partition_by=list(opts.partition_by or []) or None,
-                commit_properties=commit_properties("create"),
+                # The options travel with the table: a table whose catalog entry is missing
+                # (a writer killed before registering it) is registered with its own.
+                commit_properties=commit_properties(
+                    "create", options=json.dumps(_options_dict(opts))
+                ),
                 storage_options=lh.storage_options,
             )
             dt = open_delta(lh, name)
@@ -460,7 +465,7 @@ def after_commit(
     columns = schema_columns(snap.schema)
     info = lh.catalog.get(str(name))
     if info is None:
-        o = opts or options_for(name.layer, None)
+        o = opts or options_at_creation(dt) or options_for(name.layer, None)
         lh.catalog.register(
             name=str(name),
             layer=name.layer,
@@ -523,11 +528,30 @@ def input_mark(table: str) -> str:
     return f"lakehouse.input:{table}"
 
 
-def commit_properties(operation: str, **options: Any) -> CommitProperties:
-    """Every commit records which lakehouse operation made it, and who."""
-    return CommitProperties(
-        custom_metadata={"lakehouse.operation": operation, "lakehouse.user": _user()}, **options
-    )
+def commit_properties(
+    operation: str, options: str | None = None, **properties: Any
+) -> CommitProperties:
+    """Every commit records which lakehouse operation made it, and who; a creation also
+    records the table's options."""
+    metadata = {"lakehouse.operation": operation, "lakehouse.user": _user()}
+    if options is not None:
+        metadata["lakehouse.options"] = options
+    return CommitProperties(custom_metadata=metadata, **properties)
+
+
+def options_at_creation(dt: DeltaTable) -> TableOptions | None:
+    """The options a table was created with (see ``_create``), if it records them."""
+    try:
+        first = dt.history()[-1]
+    except Exception:  # noqa: BLE001 - an unreadable history: fall back to the defaults
+        return None
+    text = first.get("lakehouse.options") if first.get("version", 0) == 0 else None
+    if not text:
+        return None
+    try:
+        return TableOptions(**_options_from_catalog(json.loads(text)))
+    except (TypeError, ValueError):
+        return None
 
 
 def _user() -> str:

@@ -211,26 +211,33 @@ class _Prepared:
             yield cast_batch(batch, target)
 
     def _with_metadata(self, batch: pa.RecordBatch, user_columns: list[str]) -> pa.RecordBatch:
-        n = batch.num_rows
+        """The bronze metadata columns the batch lacks, in one DuckDB pass (the row hash is
+        md5 of the row's own values as JSON, so any engine can recompute it)."""
         have = set(batch.schema.names)
-        if "_ingested_at" not in have:
-            ts = pa.scalar(self.ingested_at, pa.timestamp("us", tz="UTC"))
-            batch = batch.append_column("_ingested_at", pa.repeat(ts, n))
-        if "_ingest_date" not in have:
-            stamp = batch.column("_ingested_at").cast(pa.timestamp("us", tz="UTC"))
-            day = stamp.cast(pa.date32())
-            batch = batch.append_column("_ingest_date", day)
-        if "_source_system" not in have:
-            batch = batch.append_column(
-                "_source_system", pa.repeat(pa.scalar(self.source_system, pa.string()), n)
-            )
-        if "_source" not in have:
-            batch = batch.append_column(
-                "_source", pa.repeat(pa.scalar(self.source, pa.string()), n)
-            )
-        if "_record_hash" not in have:
-            batch = batch.append_column("_record_hash", record_hash(batch, user_columns))
-        return batch
+        stamp = self.ingested_at.isoformat()
+        wanted = {
+            "_ingested_at": f"CAST({_sql_text(stamp)} AS TIMESTAMPTZ)",
+            "_ingest_date": "CAST(_ingested_at AS DATE)"
+            if "_ingested_at" in have
+            else f"CAST(CAST({_sql_text(stamp)} AS TIMESTAMPTZ) AS DATE)",
+            "_source_system": _sql_text(self.source_system),
+            "_source": _sql_text(self.source),
+            "_record_hash": "md5(to_json(struct_pack("
+            + ", ".join(f"{_dq(c)} := {_dq(c)}" for c in user_columns)
+            + ")))"
+            if user_columns
+            else "md5('{}')",
+        }
+        extra = [f"{expr} AS {name}" for name, expr in wanted.items() if name not in have]
+        if not extra:
+            return batch
+        con = scratch()
+        try:
+            rows = pa.Table.from_batches([batch])  # noqa: F841 - read by DuckDB
+            out = con.sql(f"SELECT *, {', '.join(extra)} FROM rows").to_arrow_table()
+        finally:
+            con.close()
+        return _first_batch(out, batch)
 
     def _with_derived(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         o = self.opts
@@ -252,6 +259,22 @@ class _Prepared:
 
             day = pc.floor_temporal(day, unit=unit).cast(pa.date32())
         return batch.append_column(self.derived_column, day)
+
+
+def _sql_text(value: str | None) -> str:
+    return "NULL::VARCHAR" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def _dq(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _first_batch(out: pa.Table, like: pa.RecordBatch) -> pa.RecordBatch:
+    """DuckDB's result as one record batch (empty input gives an empty batch)."""
+    batches = out.combine_chunks().to_batches()
+    if batches:
+        return batches[0]
+    return pa.RecordBatch.from_pylist([], schema=out.schema)
 
 
 def record_hash(batch: pa.RecordBatch, columns: list[str]) -> pa.Array:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse import Lakehouse, LakehouseError
+from lakehouse.ingest import files
 from lakehouse.ingest.files import ingest_folder
 
 
@@ -104,6 +105,86 @@ def test_bad_arguments(lh, tmp_path):
         ingest_folder(lh, tmp_path / "missing", "bronze.x")
     with pytest.raises(LakehouseError, match="into bronze"):
         ingest_folder(lh, tmp_path, "silver.x")
+
+
+def test_progress_callback_and_files_that_are_not_data(lh, landing):
+    (landing / "_generated.json").write_text(json.dumps({"not": "data"}))
+    (landing / ".e.jsonl").write_text('{"user_id": 99}')  # being written
+    (landing / "_tmp").mkdir()
+    write_lines(landing / "_tmp" / "f.jsonl", [{"user_id": 98}])
+    seen: list[tuple[str, int]] = []
+    report = ingest_folder(
+        lh, landing, "bronze.events", on_file=lambda p, n: seen.append((p.name, n))
+    )
+    assert seen == [("a.jsonl", 2), ("b.csv", 2), ("c.json", 1), ("d.parquet", 2)]
+    assert report.rows == 7
+    seen.clear()
+    write_lines(landing / "e.jsonl", [{"user_id": 9, "kind": "x"}])
+    ingest_folder(lh, landing, "bronze.events", on_file=lambda p, n: seen.append((p.name, n)))
+    assert seen == [("a.jsonl", 0), ("b.csv", 0), ("c.json", 0), ("d.parquet", 0), ("e.jsonl", 1)]
+    assert lh.sql("SELECT count(*) FROM bronze.events WHERE user_id > 90").scalar() == 0
+
+
+def per_line(lh, table: str, path: Path) -> None:
+    """Ingest one JSON lines file the way the per-line reader does."""
+    rows, bad = files._read(path, "jsonl")
+    if bad:
+        lh.write(f"{table}_quarantine", bad, source=str(path))
+    data, _ = files._fit(lh, table, rows)
+    lh.write(table, data, evolve=True, source=str(path))
+
+
+def same_rows(lh, a: str, b: str, path: Path) -> None:
+    """The two tables hold the same rows from ``path`` (all but their _ingested_at)."""
+    columns = lh.table(b).schema.names
+    assert sorted(lh.table(a).schema.names) == sorted(columns)
+    listed = ", ".join(f'"{c}"' for c in columns if c != "_ingested_at")
+    query = f"SELECT {listed} FROM {{}} WHERE _source = '{path}' ORDER BY ALL"
+    fast, slow = lh.sql(query.format(a)).to_arrow(), lh.sql(query.format(b)).to_arrow()
+    assert fast.num_rows > 0 and fast.equals(slow)
+
+
+def test_whole_file_and_per_line_readers_agree(lh, tmp_path):
+    folder = tmp_path / "edges"
+    folder.mkdir()
+    first = [
+        {"id": 1, "at": "2026-11-01 00:05:12", "day": "2026-11-01", "x": 1.5, "ok": True},
+        "",
+        "   ",
+        {"id": 2, "at": "2026-11-01T00:05:12+00:00", "x": 2, "note": 'caf\u00e9 "q"'},
+        '{"id": 3, "x": ',
+        "7",
+        {"id": 4, "_source": "spoofed", "_rescued_data": "x", "x": None, "none": None},
+    ]
+    (folder / "e1.jsonl").write_text(
+        "\r\n".join(json.dumps(r) if isinstance(r, dict) else r for r in first)
+    )
+    write_lines(folder / "e2.jsonl", [{"id": 5, "x": 3, "ok": None}, {"id": 6}])  # ints fit
+    write_lines(folder / "e3.jsonl", [{"id": 7, "tags": ["a"], "x": 1.0}])  # nested
+    write_lines(folder / "e4.jsonl", [{"id": 18446744073709551616, "x": 1.0}])  # > 64 bits
+    write_lines(folder / "e5.jsonl", [{"id": 8, "x": 1e300}, {"id": "nine", "x": 0.5}])
+    # Two objects on a line (Arrow would read both), an indented line, bytes not UTF-8.
+    (folder / "e6.jsonl").write_bytes(b'{"id": 10} {"id": 11}\n  {"id": 12}\n\t\n')
+    (folder / "e7.jsonl").write_bytes(b'{"id": 13, "note": "\xff"}\n{"id": 14}\n')
+    assert files._read_json_lines(folder / "e6.jsonl") is not None
+    assert files._read_json_lines(folder / "e7.jsonl") is None
+    assert files._read_json_lines(folder / "e1.jsonl") is not None
+    assert files._read_json_lines(folder / "e3.jsonl") is None
+    assert files._read_json_lines(folder / "e4.jsonl") is None
+    report = ingest_folder(lh, folder, "bronze.fast")
+    assert report.quarantined == 4 and report.rescued == 2
+    for path in sorted(folder.iterdir()):
+        per_line(lh, "bronze.slow", path)
+    for path in sorted(folder.iterdir()):
+        same_rows(lh, "bronze.fast", "bronze.slow", path)
+    for name in ("e1.jsonl", "e6.jsonl", "e7.jsonl"):
+        same_rows(lh, "bronze.fast_quarantine", "bronze.slow_quarantine", folder / name)
+    got = lh.sql('SELECT id, "at", x, _source FROM bronze.fast WHERE id < 3 ORDER BY id').rows()
+    assert [r[:3] for r in got] == [
+        (1, "2026-11-01 00:05:12", 1.5),
+        (2, "2026-11-01T00:05:12+00:00", 2.0),
+    ], "text that looks like a time stays text, as the per-line reader keeps it"
+    assert all(Path(r[3]).name == "e1.jsonl" for r in got)
 
 
 LOADER = """

@@ -12,7 +12,8 @@ CSV and Parquet files are read whole into Arrow. So are JSON lines files: Arrow 
 file; if a line is not a JSON object, DuckDB finds the lines that are not and those go to
 the quarantine (with the reason Python's parser gives), the rest is parsed whole. Only a
 file whose values do not fit one type per column (or the table's types) is read line by
-line in Python, so that single values can be rescued.
+line in Python, so that single values can be rescued. The next file is read while the
+current one is written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,21 +79,51 @@ def ingest_folder(
     # the same time; the write itself re-checks the file's transaction id on the newest
     # version (and Delta refuses two commits of one id), so no file lands twice.
     target = open_delta(lh, name)
+    files = []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and _is_data(p, root)):
         fmt = FORMATS.get(path.suffix.lower())
-        if fmt is None:
-            continue
-        txn = (file_id(path), 1)
-        if target is not None and target.transaction_version(txn[0]) is not None:
-            report.files_skipped.append(str(path))
+        if fmt is not None:
+            txn = (file_id(path), 1)
+            done = target is not None and target.transaction_version(txn[0]) is not None
+            files.append((path, fmt, txn, done))
+    # The next file is read while this one is written (reading does not depend on the
+    # table; shaping the rows to the table's schema waits for the write before).
+    upcoming = iter([(path, fmt) for path, fmt, _, done in files if not done])
+    reads: dict[Path, Future[_Read]] = {}
+    with ThreadPoolExecutor(max_workers=1) as reader:
+
+        def read_ahead() -> None:
+            following = next(upcoming, None)
+            if following is not None:
+                reads[following[0]] = reader.submit(_read_file, *following)
+
+        read_ahead()
+        for path, fmt, txn, done in files:
+            rows_before = report.rows
+            if done:
+                report.files_skipped.append(str(path))
+            else:
+                read = reads.pop(path).result()
+                read_ahead()
+                _ingest_file(lh, name, path, fmt, txn, read, source_system, report)
             if on_file is not None:
-                on_file(path, 0)
-            continue
-        rows_before = report.rows
-        _ingest_file(lh, name, path, fmt, txn, source_system, report)
-        if on_file is not None:
-            on_file(path, report.rows - rows_before)
+                on_file(path, report.rows - rows_before)
     return report
+
+
+@dataclass
+class _Read:
+    rows: pa.Table | list[dict]
+    bad: list[dict]
+    whole: bool = False  # JSON lines read whole: the rows still need _fit_table
+
+
+def _read_file(path: Path, fmt: str) -> _Read:
+    if fmt == "jsonl":
+        whole = _read_json_lines(path)
+        if whole is not None:
+            return _Read(whole[0], whole[1], whole=True)
+    return _Read(*_read(path, fmt))
 
 
 def _ingest_file(
@@ -100,15 +132,18 @@ def _ingest_file(
     path: Path,
     fmt: str,
     txn: tuple[str, int],
+    read: _Read,
     source_system: str | None,
     report: IngestReport,
 ) -> None:
-    whole = _read_json_lines(path) if fmt == "jsonl" else None
-    fitted = _fit_table(lh, str(name), whole[0]) if whole is not None else None
-    if whole is not None and fitted is not None:
-        rows, bad = fitted, whole[1]
-    else:  # line by line, so that single values can be rescued
-        rows, bad = _read(path, fmt)
+    rows, bad = read.rows, read.bad
+    if read.whole:
+        assert isinstance(rows, pa.Table)
+        fitted = _fit_table(lh, str(name), rows)
+        if fitted is None:  # line by line, so that single values can be rescued
+            rows, bad = _read(path, fmt)
+        else:
+            rows = fitted
     fresh = True
     if bad:  # its own transaction id makes a re-run after a crash skip it
         written = lh.write(
@@ -190,15 +225,30 @@ def _read_json_lines(path: Path) -> tuple[pa.Table, list[dict]] | None:
     reasons. None when only the per-line reader can say what the file holds: a column with
     values of several types, nested values, a line Arrow and Python disagree on."""
     data = pa.memory_map(str(path)).read_buffer()
+    raw = np.frombuffer(data, np.uint8)
+    if raw.size == 0:
+        return None
+    starts = np.concatenate([[0], np.flatnonzero(raw == 10) + 1])
+    starts = starts[:-1] if starts[-1] == raw.size else starts
+    large = raw.size >= 2**31  # the lines as one string array (64-bit offsets if large)
+    offsets = np.append(starts, raw.size).astype(np.int64 if large else np.int32)
+    kind = pa.LargeStringArray if large else pa.StringArray
+    lines = kind.from_buffers(len(starts), pa.py_buffer(offsets), data)
+    try:  # Arrow's JSON parser takes any bytes; Python's rejects what is not UTF-8
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
     table = _parse_json_lines(data)
-    if table is not None:
+    # Arrow also reads two objects on one line; Python does not. When every line starts an
+    # object and there are as many rows as lines, each line was one object.
+    if table is not None and table.num_rows == starts.size and (raw[starts] == ord("{")).all():
         return table, []
-    found = _without_bad_lines(data)
+    found = _without_bad_lines(data, raw, offsets, lines)
     if found is None:
         return None
     good, bad = found
-    if not bad:  # every line is an object: the values' types made Arrow give up
-        return None
+    if not bad:  # each line is one object (or empty): Arrow read them, or gave up on types
+        return None if table is None else (table, [])
     table = _parse_json_lines(good)
     return None if table is None else (table, bad)
 
@@ -209,7 +259,7 @@ def _parse_json_lines(data: pa.Buffer) -> pa.Table | None:
     options = pajson.ReadOptions(block_size=BLOCK_SIZE)
     try:
         table = pajson.read_json(pa.BufferReader(data), read_options=options)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
         return None
     # Arrow reads text that looks like a time as a timestamp; Python's json keeps text.
     timed = [f.name for f in table.schema if _is_time(f.type)]
@@ -249,26 +299,16 @@ def _unlike_python(column: pa.ChunkedArray) -> bool:
     return False
 
 
-def _without_bad_lines(data: pa.Buffer) -> tuple[pa.Buffer, list[dict]] | None:
+def _without_bad_lines(
+    data: pa.Buffer, raw: np.ndarray, offsets: np.ndarray, lines: pa.Array
+) -> tuple[pa.Buffer, list[dict]] | None:
     """The file without the lines that are not JSON objects, and those lines as quarantine
     records. DuckDB checks every line; Python's parser then gives the reason for the few
     it rejected (and has the last word: if it reads one as an object, the file is left to
     the per-line reader). None also when line numbers could differ from the per-line
-    reader's (a carriage return that ends a line alone) or the text is not UTF-8."""
-    raw = np.frombuffer(data, np.uint8)
-    if raw.size == 0 or raw.size >= 2**31:
-        return None
+    reader's (a carriage return that ends a line alone)."""
     returns = np.count_nonzero(raw == 13)
     if returns and returns != np.count_nonzero((raw[:-1] == 13) & (raw[1:] == 10)):
-        return None
-    starts = np.concatenate([[0], np.flatnonzero(raw == 10) + 1])
-    if starts[-1] == raw.size:
-        starts = starts[:-1]
-    offsets = np.append(starts, raw.size).astype(np.int32)
-    lines = pa.StringArray.from_buffers(len(starts), pa.py_buffer(offsets), data)
-    try:
-        lines.validate(full=True)
-    except pa.ArrowInvalid:
         return None
     suspects = _not_objects(lines)
     bad: list[dict] = []
@@ -288,11 +328,13 @@ def _without_bad_lines(data: pa.Buffer) -> tuple[pa.Buffer, list[dict]] | None:
     keep = np.ones(len(lines), bool)
     keep[suspects] = False
     kept = lines.filter(pa.array(keep))
-    ends = np.frombuffer(kept.buffers()[1], np.int32)[kept.offset : kept.offset + len(kept) + 1]
+    ends = np.frombuffer(kept.buffers()[1], offsets.dtype)[
+        kept.offset : kept.offset + len(kept) + 1
+    ]
     return kept.buffers()[2][int(ends[0]) : int(ends[-1])], bad
 
 
-def _not_objects(lines: pa.StringArray) -> np.ndarray:
+def _not_objects(lines: pa.Array) -> np.ndarray:
     """The positions of the lines that are not one JSON object each (empty ones too)."""
     import duckdb
 
@@ -323,6 +365,8 @@ def _fit_table(lh: Lakehouse, table: str, data: pa.Table) -> pa.Table | None:
         if column in METADATA_COLUMNS or column == RESCUED:
             continue
         target = types.get(column)
+        if target is None and pa.types.is_null(values.type):
+            continue  # a new column of nulls only: it gets a type with its first value
         if target is None or values.type == target:
             columns[column] = values
         elif pa.types.is_null(values.type):
@@ -349,7 +393,8 @@ def _bad(raw: str, reason: str) -> dict[str, Any]:
 
 def _fit(lh: Lakehouse, table: str, rows: pa.Table | list[dict]) -> tuple[pa.Table, int]:
     """Rows shaped for the table: a value its column's type cannot hold is moved to
-    ``_rescued_data`` (JSON of column: value) and the column left null."""
+    ``_rescued_data`` (JSON of column: value) and the column left null. A column the table
+    does not have whose values are all null is left out (it has no type to take yet)."""
     if isinstance(rows, pa.Table):
         return rows, 0
     schema = lh.table(table).schema if _exists(lh, table) else None
@@ -366,7 +411,9 @@ def _fit(lh: Lakehouse, table: str, rows: pa.Table | list[dict]) -> tuple[pa.Tab
         values = [row.get(column) for row in rows]
         target = types.get(column)
         try:
-            arrays[column] = pa.array(values, type=target)
+            array = pa.array(values, type=target)
+            if not pa.types.is_null(array.type):  # a new column of nulls only: no type yet
+                arrays[column] = array
             continue
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             pass

@@ -19,8 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,33 +96,57 @@ def write_sources(
         "cdc_changes": _default(changes, events, "cdc_changes"),
         "user_events": _default(user_events, events, "user_events"),
     }
-    users = g.default_users(events)
-    initial_users = max(100, sizes["user_events"] // 30)
-    growth = initial_users / 50
-    seeds = {s: seed + SEED_OFFSETS[s] for s in SOURCES}
-    makers: dict[str, Callable[[], pa.Table]] = {
-        "app_events": lambda: g.app_events(
-            events, users=users, days=days, start=start, seed=seeds["app_events"]
-        ),
-        "clickstream": lambda: g.clickstream(
-            sizes["clickstream"], users=users, days=days, start=start, seed=seeds["clickstream"]
-        ),
-        "cdc_changes": lambda: g.change_events(
-            sizes["cdc_changes"], days=days, start=start, seed=seeds["cdc_changes"]
-        ),
-        "user_events": lambda: g.user_events(
-            sizes["user_events"],
-            initial_users=initial_users,
-            growth_per_hour=growth,
-            days=days,
-            start=start,
-            seed=seeds["user_events"],
-        ),
+    population = {
+        "users": g.default_users(events),
+        "initial_users": max(100, sizes["user_events"] // 30),
     }
+    population["growth_per_hour"] = population["initial_users"] / 50
+    seeds = {s: seed + SEED_OFFSETS[s] for s in SOURCES}
     realism = events >= REALISM_FROM
-    slice_micros = days * 86400 * MICROS / drops
     origin = g.micros_since_epoch(start)
-    manifest: dict[str, Any] = {
+    cut = [origin + round(k * days * 86400 * MICROS / drops) for k in range(drops + 1)]
+    newest = origin
+    jobs: dict[str, list[tuple[Future[dict[str, Any]], dict[str, int]]]] = {}
+    # Each source's files are written on other threads while the next one is generated.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as writing:
+        for source in SOURCES:
+            table = _generate(source, sizes[source], population, days, start, seeds[source])
+            micros = _micros(table.column(TIME_COLUMNS[source]))
+            newest = max(newest, int(micros.max()) if micros.size else origin)
+            if source == "app_events" and micros.size:  # a replay comes with its neighbours
+                micros = np.maximum.accumulate(micros)
+            drop = np.clip(np.searchsorted(cut, micros, side="right") - 1, 0, drops - 1)
+            fmt = chosen[source]
+            if source == "cdc_changes" and realism and fmt != "parquet":
+                parts = [
+                    (table.take(pa.array(rows, pa.int64())), counts)
+                    for rows, counts in _deliver_changes(drop, drops, _rng(seed, source))
+                ]
+            else:  # the rows are in time order: each drop is a slice of them
+                bounds = np.searchsorted(drop, np.arange(drops + 1))
+                parts = [(table.slice(a, b - a), {}) for a, b in itertools.pairwise(bounds)]
+            jobs[source] = [
+                (
+                    writing.submit(
+                        _write_file,
+                        root / source / f"drop-{k:04d}{SUFFIXES[fmt]}",
+                        rows,
+                        fmt,
+                        _malformed_rng(source, fmt, realism, seed, k),
+                    ),
+                    counts,
+                )
+                for k, (rows, counts) in enumerate(parts, start=1)
+            ]
+            del table, parts
+        files = {
+            source: [
+                {**job.result(), "drop": k, **counts}
+                for k, (job, counts) in enumerate(jobs[source], start=1)
+            ]
+            for source in SOURCES
+        }
+    manifest = {
         "version": 1,
         "parameters": {
             "events": events,
@@ -136,74 +159,25 @@ def write_sources(
             "seed": seed,
             "formats": chosen,
         },
-        "users": users,
-        "initial_users": initial_users,
-        "growth_per_hour": growth,
+        **population,
         "realism": realism,
         "drops": [
-            {
-                "drop": k + 1,
-                "from": _iso(origin + round(k * slice_micros)),
-                "to": _iso(origin + round((k + 1) * slice_micros)),
-            }
-            for k in range(drops)
+            {"drop": k, "from": _iso(cut[k - 1]), "to": _iso(cut[k])} for k in range(1, drops + 1)
         ],
-        "sources": {},
-    }
-
-    def deliveries(source: str) -> tuple[int, list[tuple[pa.Table, dict[str, int]]]]:
-        """Generate a source and cut it into its drops: (newest time, [(rows, counts)])."""
-        table = makers[source]()
-        micros = _micros(table.column(TIME_COLUMNS[source]))
-        newest = int(micros.max()) if micros.size else origin
-        if source == "app_events":  # a replay is delivered with what came before it
-            micros = np.maximum.accumulate(micros) if micros.size else micros
-        drop = np.clip(((micros - origin) // slice_micros).astype(np.int64), 0, drops - 1)
-        if source == "cdc_changes" and realism and chosen[source] != "parquet":
-            parts = [
-                (table.take(pa.array(rows, pa.int64())), counts)
-                for rows, counts in _deliver_changes(drop, drops, _rng(seed, source))
-            ]
-        else:  # the rows are in time order: each drop is a slice
-            bounds = np.searchsorted(drop, np.arange(drops + 1))
-            parts = [(table.slice(a, b - a), {}) for a, b in itertools.pairwise(bounds)]
-        return newest, parts
-
-    newest = origin
-    # Each source's files are written on other threads while the next one is generated.
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as writing:
-        jobs: dict[str, list] = {}
-        for source in SOURCES:
-            last, parts = deliveries(source)
-            newest = max(newest, last)
-            fmt = chosen[source]
-            jobs[source] = []
-            for k, (delivered, counts) in enumerate(parts):
-                path = root / source / f"drop-{k + 1:04d}{SUFFIXES[fmt]}"
-                malformed = _malformed_rng(source, fmt, realism, seed, k + 1)
-                job = writing.submit(_write_file, path, delivered, fmt, malformed)
-                jobs[source].append((job, counts))
-            del parts
-        for source in SOURCES:
-            manifest["sources"][source] = {
+        "newest": _iso(newest),
+        "sources": {
+            source: {
                 "format": chosen[source],
-                "generated": sizes[source],
-                "rows": 0,
+                "generated": sizes[source],  # events, sessions, changes, events
+                "rows": sum(f["rows"] for f in files[source]),  # lines or rows delivered
                 "seeds": [seeds[source]],
-                "files": [
-                    {**job.result(), "drop": k + 1, **counts}
-                    for k, (job, counts) in enumerate(jobs[source])
-                ],
+                "files": files[source],
             }
-            entry = manifest["sources"][source]
-            entry["rows"] = sum(f["rows"] for f in entry["files"])
-    written = {
-        source: [root / source / f["name"] for f in entry["files"]]
-        for source, entry in manifest["sources"].items()
+            for source in SOURCES
+        },
     }
-    manifest["newest"] = _iso(newest)
     _save(root, manifest)
-    return written
+    return {s: [root / s / f["name"] for f in files[s]] for s in SOURCES}
 
 
 def add_drop(
@@ -213,57 +187,39 @@ def add_drop(
     the newest data in the folder (as long as ``fraction`` of the time so far, so the pace
     stays the same), ``fraction`` of each source's volume so far, and ids that no earlier
     drop used (change events continue the same database: new keys for inserts, updates and
-    deletes of rows that exist). Returns each source's new file."""
+    deletes of rows that exist). ``seed`` defaults to one no drop used. Returns each
+    source's new file."""
     root = Path(folder)
     manifest = _load(root)
     if not 0 < fraction <= 10:
         raise LakehouseError(f"fraction {fraction} is not between 0 and 10", "e.g. 0.01")
-    params = manifest["parameters"]
     number = len(manifest["drops"]) + 1
-    first = g.micros_since_epoch(datetime.fromisoformat(params["start"]))
+    first = g.micros_since_epoch(datetime.fromisoformat(manifest["parameters"]["start"]))
     newest = g.micros_since_epoch(datetime.fromisoformat(manifest["newest"]))
     slice_end = g.micros_since_epoch(datetime.fromisoformat(manifest["drops"][-1]["to"]))
     begin = max(slice_end, (newest // MICROS + 1) * MICROS)
     length = max(60 * MICROS, round(fraction * (begin - first)))
     start = g.EPOCH + timedelta(microseconds=begin)
-    days = length / (86400 * MICROS)
-    base = _fresh_seed(manifest, seed, number)
-    seeds = {s: base + SEED_OFFSETS[s] for s in SOURCES}
+    base = _fresh_seed(manifest, seed)
     sources = manifest["sources"]
-    sizes = {s: max(1, round(fraction * sources[s]["generated"])) for s in SOURCES}
     hours = (begin - first) / (3600 * MICROS)
-    tables = {
-        "app_events": g.app_events(
-            sizes["app_events"],
-            users=manifest["users"],
-            days=days,
-            start=start,
-            seed=seeds["app_events"],
-        ),
-        "clickstream": g.clickstream(
-            sizes["clickstream"],
-            users=manifest["users"],
-            days=days,
-            start=start,
-            seed=seeds["clickstream"],
-        ),
-        "cdc_changes": _more_changes(
-            sources["cdc_changes"], sizes["cdc_changes"], begin, length, base
-        ),
-        "user_events": g.user_events(
-            sizes["user_events"],
-            initial_users=round(manifest["initial_users"] + manifest["growth_per_hour"] * hours),
-            growth_per_hour=manifest["growth_per_hour"],
-            days=days,
-            start=start,
-            seed=seeds["user_events"],
-        ),
+    population = {
+        "users": manifest["users"],  # the user base as it has grown by now
+        "initial_users": round(manifest["initial_users"] + manifest["growth_per_hour"] * hours),
+        "growth_per_hour": manifest["growth_per_hour"],
     }
     realism = manifest["realism"]
     written: dict[str, list[Path]] = {}
-    last = begin
+    last = begin + length - 1
     for source in SOURCES:
-        table = tables[source]
+        size = max(1, round(fraction * sources[source]["generated"]))
+        if source == "cdc_changes":
+            table = _more_changes(sources[source], size, begin, length, base)
+        else:
+            days = length / (86400 * MICROS)
+            table = _generate(source, size, population, days, start, base + SEED_OFFSETS[source])
+        micros = _micros(table.column(TIME_COLUMNS[source]))
+        last = max(last, int(micros.max()) if micros.size else begin)
         fmt = sources[source]["format"]
         delivered, counts = table, {}
         if source == "cdc_changes" and realism and fmt != "parquet":
@@ -273,17 +229,15 @@ def add_drop(
         path = root / source / f"drop-{number:04d}{SUFFIXES[fmt]}"
         malformed = _malformed_rng(source, fmt, realism, base, number)
         info = {**_write_file(path, delivered, fmt, malformed), "drop": number, **counts}
-        micros = _micros(table.column(TIME_COLUMNS[source]))
-        last = max(last, int(micros.max()) if micros.size else begin)
         entry = sources[source]
-        entry["generated"] += sizes[source]
+        entry["generated"] += size
         entry["rows"] += info["rows"]
-        if source != "cdc_changes":  # the change log goes on with its own seed
-            entry["seeds"].append(seeds[source])
+        if source != "cdc_changes":  # the change log goes on with its first seed
+            entry["seeds"].append(base + SEED_OFFSETS[source])
         entry["files"].append(info)
         written[source] = [path]
     manifest["drops"].append({"drop": number, "from": _iso(begin), "to": _iso(begin + length)})
-    manifest["newest"] = _iso(max(last, begin + length - 1))
+    manifest["newest"] = _iso(last)
     _save(root, manifest)
     return written
 
@@ -291,6 +245,30 @@ def add_drop(
 def read_manifest(folder: str | Path) -> dict[str, Any]:
     """What ``write_sources`` and ``add_drop`` recorded about a landing folder."""
     return _load(Path(folder))
+
+
+def _generate(
+    source: str,
+    size: int,
+    population: dict[str, Any],
+    days: float,
+    start: datetime,
+    seed: int,
+) -> pa.Table:
+    if source == "app_events":
+        return g.app_events(size, users=population["users"], days=days, start=start, seed=seed)
+    if source == "clickstream":
+        return g.clickstream(size, users=population["users"], days=days, start=start, seed=seed)
+    if source == "cdc_changes":
+        return g.change_events(size, days=days, start=start, seed=seed)
+    return g.user_events(
+        size,
+        initial_users=population["initial_users"],
+        growth_per_hour=population["growth_per_hour"],
+        days=days,
+        start=start,
+        seed=seed,
+    )
 
 
 def _more_changes(
@@ -373,7 +351,9 @@ def _write_json_lines(path: Path, table: pa.Table, malformed: np.random.Generato
     cut = 0
     with open(path, "wb") as out:
         for chunk in lines.column(0).chunks:
-            if malformed is not None and len(chunk):
+            if len(chunk) == 0:
+                continue
+            if malformed is not None:
                 chosen = malformed.random(len(chunk)) < MALFORMED_SHARE
                 if chosen.any():
                     keep = malformed.uniform(0.2, 0.9, int(chosen.sum()))
@@ -445,7 +425,7 @@ def _iso(micros: int) -> str:
     return (g.EPOCH + timedelta(microseconds=int(micros))).isoformat()
 
 
-def _fresh_seed(manifest: dict[str, Any], seed: int | None, number: int) -> int:
+def _fresh_seed(manifest: dict[str, Any], seed: int | None) -> int:
     """A seed whose ids no earlier drop used (ids start with the source's seed)."""
     used = {s: set(entry["seeds"]) for s, entry in manifest["sources"].items()}
 
@@ -459,7 +439,7 @@ def _fresh_seed(manifest: dict[str, Any], seed: int | None, number: int) -> int:
                 "leave seed out to get a fresh one",
             )
         return seed
-    base = manifest["parameters"]["seed"] + 1000 * number
+    base = manifest["parameters"]["seed"] + 1000 * len(manifest["drops"])
     while clashes(base):
         base += 1
     return base

@@ -240,11 +240,7 @@ class Runner:
             folder,
             ds.name,
             source_system=ds.source_system or f"pipeline:{self.pipeline.name}",
-            **(
-                {"on_file": lambda path, rows: self.notify("file", ds.name, {"file": str(path)})}
-                if "on_file" in __import__("inspect").signature(ingest_folder).parameters
-                else {}
-            ),
+            on_file=lambda path, rows: self.notify("file", ds.name, {"file": str(path)}),
         )
         self._versions.pop(ds.name, None)
         self._versions.pop(ds.quarantine, None)

@@ -277,16 +277,6 @@ def _first_batch(out: pa.Table, like: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=out.schema)
 
 
-def record_hash(batch: pa.RecordBatch, columns: list[str]) -> pa.Array:
-    """A stable hash of a row's own values, used to recognise the same record twice."""
-    con = scratch()
-    try:
-        rows = pa.Table.from_batches([batch.select(columns)])  # noqa: F841 - read by DuckDB
-        return con.sql("SELECT md5(to_json(r)) AS h FROM rows AS r").to_arrow_table().column(0)
-    finally:
-        con.close()
-
-
 def _write_once(
     lh: Lakehouse,
     name: TableName,

@@ -105,10 +105,11 @@ class SQLEngine:
                 continue  # may be an alias.column; DuckDB has the last word
             if ref.version is None and ref.timestamp is None:
                 self._ensure_current(ref.name, tables)
-                # Qualified in full: DuckDB has a catalog named like the system layer.
-                pieces.append(sql[last : ref.start])
-                pieces.append(self._current_name(ref.name))
-                last = ref.end
+                if ref.name.startswith("system."):
+                    # DuckDB has a catalog named like this layer: qualify in full.
+                    pieces.append(sql[last : ref.start])
+                    pieces.append(self._current_name(ref.name))
+                    last = ref.end
                 continue
             if self._view_sql(ref.name) is not None:
                 raise SQLError(

@@ -262,3 +262,15 @@ def test_replay_quarantine_after_a_fix(lh, simple):
     assert done == {"replayed": 5, "kept": 4, "still_failing": 0}  # e14 is kind c: dropped
     assert lh.table("silver.events").count() == 20
     assert lh.table("silver.events_quarantine").count() == 0
+
+
+def test_restore_with_inputs_makes_the_next_run_recompute(lh, simple):
+    pipeline = load_pipeline(simple)
+    run_pipeline(lh, pipeline)
+    rows = table_rows(lh, "gold.users")
+    lh.table("gold.users").restore(0, inputs=["silver.events"])
+    assert lh.table("gold.users").count() == 0
+    report = run_pipeline(lh, pipeline)
+    status = {d.dataset: d.status for d in report.datasets}
+    assert status == {"silver.events": "unchanged", "gold.daily": "unchanged", "gold.users": "ok"}
+    assert table_rows(lh, "gold.users") == rows

@@ -273,7 +273,7 @@ class Runner:
                     return
         item.strategy = "recomputed" if exists else "computed"
         pins = self._pins(ds, current)
-        batch, split = self._compute(ds, pins, item)
+        split = self._compute(ds, pins, item)
         self._table_checks(ds, item, split.kept, None)
         self._write_quarantine(ds, split, current, "overwrite")
         self._write(ds, item, split.kept, current, mode="overwrite")
@@ -310,7 +310,7 @@ class Runner:
         )
         pins = self._pins(ds, current)
         pins[key.source] = view
-        _, split = self._compute(ds, pins, item)
+        split = self._compute(ds, pins, item)
         self._table_checks(ds, item, split.kept, None)
         self._write_quarantine(ds, split, current, "append")
         if existing.num_rows == 0:
@@ -319,22 +319,14 @@ class Runner:
         values = existing.column(0).to_pylist()
         con.register("__lh_computed", split.kept)
         try:
-            known = " OR ".join(
-                [f"{column} IN ({', '.join(_literal(v) for v in values if v is not None)})"]
-                * any(v is not None for v in values)
-                + [f"{column} IS NULL"] * (None in values)
-            )
+            known = _in_predicate(column, values, _literal)
             replacing = con.sql(f"SELECT * FROM __lh_computed WHERE {known}").to_arrow_table()
             adding = con.sql(
                 f"SELECT * FROM __lh_computed WHERE NOT coalesce({known}, false)"
             ).to_arrow_table()
         finally:
             con.unregister("__lh_computed")
-        predicate = " OR ".join(
-            [f"{column} IN ({', '.join(_delta_literal(v) for v in values if v is not None)})"]
-            * any(v is not None for v in values)
-            + [f"{column} IS NULL"] * (None in values)
-        )
+        predicate = _in_predicate(column, values, _delta_literal)
         # Two commits when groups are both replaced and added; the input versions go with
         # the second, so a crash in between only repeats the work.
         if adding.num_rows:
@@ -358,7 +350,7 @@ class Runner:
             for table in ds.streaming_inputs:
                 pins[table] = self._changes(ds, table, recorded.get(table), current[table])
         item.strategy = "all input rows" if full else "new input rows"
-        batch, split = self._compute(ds, pins, item)
+        split = self._compute(ds, pins, item)
         kept = split.kept
         mode = "overwrite" if full else "append"
         if ds.keys:
@@ -421,7 +413,7 @@ class Runner:
         con = self.lh.engine.cursor()
         if full:
             item.strategy = "built from all changes"
-            _, split = self._compute(ds, pins, item)
+            split = self._compute(ds, pins, item)
             con.register("__lh_changes", split.kept)
             try:
                 sql = (
@@ -439,7 +431,7 @@ class Runner:
         new_pins = dict(pins)
         for table in ds.streaming_inputs:
             new_pins[table] = self._changes(ds, table, recorded.get(table), current[table])
-        _, split = self._compute(ds, new_pins, item)
+        split = self._compute(ds, new_pins, item)
         keys = ", ".join(q(k) for k in ds.keys)
         con.register("__lh_new", split.kept)
         try:
@@ -513,7 +505,7 @@ class Runner:
                 f"(action fail); nothing of this run was kept",
                 "see lakehouse quality " + ds.name + " for the failing rows",
             )
-        return batch, split
+        return split
 
     def _table_checks(
         self, ds: Dataset, item: DatasetRun, rows: pa.Table | None, existing: str | None
@@ -666,6 +658,15 @@ def _as_arrow(produced: Any) -> pa.Table:
         return produced.to_arrow_table()
     data = to_arrow(produced)
     return data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+
+
+def _in_predicate(column: str, values: list[Any], render: Callable[[Any], str]) -> str:
+    """``column`` is one of ``values`` (NULL included), literals written by ``render``."""
+    present = [render(v) for v in values if v is not None]
+    terms = [f"{column} IN ({', '.join(present)})"] if present else []
+    if None in values:
+        terms.append(f"{column} IS NULL")
+    return " OR ".join(terms)
 
 
 def _literal(value: Any) -> str:

@@ -237,7 +237,7 @@ class _Prepared:
             out = con.sql(f"SELECT *, {', '.join(extra)} FROM rows").to_arrow_table()
         finally:
             con.close()
-        return _first_batch(out, batch)
+        return _first_batch(out)
 
     def _with_derived(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         o = self.opts
@@ -269,7 +269,7 @@ def _dq(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _first_batch(out: pa.Table, like: pa.RecordBatch) -> pa.RecordBatch:
+def _first_batch(out: pa.Table) -> pa.RecordBatch:
     """DuckDB's result as one record batch (empty input gives an empty batch)."""
     batches = out.combine_chunks().to_batches()
     if batches:

@@ -83,3 +83,19 @@ class SQLError(LakehouseError):
 
 class CatalogError(LakehouseError):
     """The catalog database could not be read or written."""
+
+
+class AccessDeniedError(LakehouseError, PermissionError):
+    """A principal asking for something its role and grants do not allow."""
+
+
+class AuthenticationError(LakehouseError):
+    """No token, or a token the warehouse does not know (or revoked)."""
+
+
+class QueryRefusedError(SQLError):
+    """A statement the read-only SQL sandbox does not run: it names what was refused."""
+
+
+class QueryTimeoutError(SQLError):
+    """A statement stopped at its time limit."""

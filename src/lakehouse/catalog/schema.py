@@ -65,3 +65,15 @@ lineage = Table(
     Column("run_id", String(64)),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
+
+# The fingerprint of the definition each job's definition edges into a table were computed
+# from (its SQL and the columns of what it reads), so unchanged definitions are not
+# analysed again on every run.
+lineage_definitions = Table(
+    "lineage_definitions",
+    metadata,
+    Column("job", String(400), primary_key=True),
+    Column("target_table", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)

@@ -305,6 +305,7 @@ class Catalog:
         run_id: str | None = None,
         *,
         operation: str | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         """Record what ``target`` is computed from by ``job``.
 
@@ -313,7 +314,8 @@ class Catalog:
         run observed and replace the edges of the previous run of ``job`` into ``target``.
         Each edge is a dict with ``source_table`` and optionally ``source_column``,
         ``target_column``, ``transform`` and ``operation`` (default: ``operation``, else
-        ``"unknown"``).
+        ``"unknown"``). ``fingerprint`` (definition edges only) identifies the definition
+        they were computed from: see :meth:`lineage_fingerprints`.
         """
         now = _now()
         rows: list[dict[str, Any]] = []
@@ -342,13 +344,35 @@ class Catalog:
         same = and_(lin.c.job == job, lin.c.target_table == target)
         kept = lin.c.run_id.is_(None) if run_id is None else lin.c.run_id.is_not(None)
 
+        defs = cs.lineage_definitions
+        same_def = and_(defs.c.job == job, defs.c.target_table == target)
+
         def go() -> None:
             with self.engine.begin() as conn:
                 conn.execute(delete(lin).where(same, kept))
                 if rows:
                     conn.execute(insert(lin), rows)
+                if run_id is None:
+                    conn.execute(delete(defs).where(same_def))
+                    if fingerprint is not None:
+                        conn.execute(
+                            insert(defs),
+                            [dict(job=job, target_table=target, fingerprint=fingerprint,
+                                  recorded_at=now)],
+                        )
 
         self._retry(go)
+
+    def lineage_fingerprints(self, job_prefix: str = "") -> dict[tuple[str, str], str]:
+        """The fingerprints of the recorded definition edges, by (job, target table)."""
+        defs = cs.lineage_definitions
+
+        def go() -> dict[tuple[str, str], str]:
+            with self.engine.connect() as conn:
+                query = select(defs).where(defs.c.job.startswith(job_prefix, autoescape=True))
+                return {(r.job, r.target_table): r.fingerprint for r in conn.execute(query)}
+
+        return self._retry(go)
 
     def lineage_edges(self, table: str | None = None) -> list[dict[str, Any]]:
         """Every recorded lineage edge, or those with ``table`` as source or target."""
@@ -385,9 +409,15 @@ class Catalog:
         if target is not None:
             condition = and_(condition, lin.c.target_table == target)
 
+        defs = cs.lineage_definitions
+        same_def = defs.c.job == job
+        if target is not None:
+            same_def = and_(same_def, defs.c.target_table == target)
+
         def go() -> None:
             with self.engine.begin() as conn:
                 conn.execute(delete(lin).where(condition))
+                conn.execute(delete(defs).where(same_def))
 
         self._retry(go)
 

@@ -30,6 +30,7 @@ def run_with_progress(
     *,
     full_refresh: bool = False,
     select: list[str] | None = None,
+    run_id: str | None = None,
 ) -> RunReport:
     """Run with a progress bar and a line per dataset as it finishes."""
     from lakehouse.pipeline.plan import validate
@@ -72,7 +73,7 @@ def run_with_progress(
         runner = Runner(
             lh, plan, full_refresh=full_refresh, selection=select, on_progress=on_progress
         )
-        return runner.run()
+        return runner.run(run_id)
 
 
 def _variables(values: list[str] | None) -> dict[str, str]:
@@ -128,11 +129,15 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
             ),
         ] = None,
         var: Vars = None,
+        run_id: Annotated[
+            str | None, typer.Option("--run-id", help="Name the run (default: made up).")
+        ] = None,
     ) -> None:
         """Run a pipeline: each dataset processes what is new since the last run."""
         pipeline = load_pipeline(folder, _variables(var))
         report = run_with_progress(
-            lh_factory(), pipeline, console, full_refresh=full_refresh, select=select
+            lh_factory(), pipeline, console, full_refresh=full_refresh, select=select,
+            run_id=run_id,
         )
         written = sum(d.rows_written for d in report.datasets)
         console.print(

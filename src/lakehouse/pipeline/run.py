@@ -13,6 +13,8 @@ restores every table it wrote, input versions included, to where it was before.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,12 +58,19 @@ def run_pipeline(
     full_refresh: bool = False,
     select_: list[str] | None = None,
     on_progress: Progress | None = None,
+    run_id: str | None = None,
 ) -> RunReport:
-    """Validate and run; raises ``RunFailed`` (after restoring what it wrote) on an error."""
+    """Validate and run; raises ``RunFailed`` (after restoring what it wrote) on an error.
+    ``run_id`` names the run (one is made up otherwise), e.g. for a caller that started
+    the run in another process and must know its id at once."""
     plan = validate(pipeline, lh)
     return Runner(
         lh, plan, full_refresh=full_refresh, selection=select_, on_progress=on_progress
-    ).run()
+    ).run(run_id)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 @contextmanager
@@ -109,8 +118,8 @@ class Runner:
         self._skip_quarantine = False
 
     # -- the run ----------------------------------------------------------------------------
-    def run(self) -> RunReport:
-        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    def run(self, run_id: str | None = None) -> RunReport:
+        run_id = run_id or new_run_id()
         report = RunReport(run_id, self.pipeline.name, datetime.now(UTC), self.full_refresh)
         report.selection = self.selection
         with pipeline_lock(self.lh, self.pipeline.name):
@@ -159,21 +168,32 @@ class Runner:
                     self.lh.discover(table)
 
     def _record_lineage(self, report: RunReport) -> None:
-        """Table and column edges of every dataset, from its definition, and the edges this
-        run exercised (with the run id)."""
+        """Table and column edges of every dataset, from its definition (analysed again only
+        when its SQL or the columns it reads changed), and the edges this run exercised (with
+        the run id)."""
         from lakehouse.lineage import definition_edges
 
         schemas = {info.name: [c["name"] for c in info.columns] for info in self.lh.catalog.list()}
         ran = {d.dataset for d in report.datasets if d.status == "ok"}
+        prefix = f"pipeline {self.pipeline.name} / "
+        recorded = self.lh.catalog.lineage_fingerprints(prefix)
         for name in self.selected:
             ds = self.pipeline.datasets[name]
             if ds.kind == "files":
                 continue
-            edges = definition_edges(name, ds.sql, schemas, ds.depends_on)
-            job = f"pipeline {self.pipeline.name} / {name}"
-            self.lh.catalog.record_lineage(job, name, edges, operation=ds.kind)
+            job = prefix + name
+            reads = {t: schemas.get(t) for t in sorted(ds.depends_on)}
+            fingerprint = hashlib.sha256(
+                json.dumps([ds.sql, ds.kind, reads], default=str).encode()
+            ).hexdigest()
+            edges: list[dict] | None = None
+            if recorded.get((job, name)) != fingerprint:
+                edges = definition_edges(name, ds.sql, schemas, ds.depends_on)
+                self.lh.catalog.record_lineage(
+                    job, name, edges, operation=ds.kind, fingerprint=fingerprint
+                )
             if name in ran:
-                table_edges = [e for e in edges if e.get("source_column") is None]
+                table_edges = [{"source_table": t} for t in ds.depends_on]
                 self.lh.catalog.record_lineage(
                     job, name, table_edges, report.run_id, operation=ds.kind
                 )
@@ -201,11 +221,11 @@ class Runner:
         current = {t: self._version(t) for t in ds.depends_on}
         item.inputs = dict(current)
         target = self._existing(ds.name)
-        item.version_before = target.version if target is not None else None
+        item.version_before = self._version(ds.name) if target is not None else None
         recorded = target.input_versions(list(current)) if target is not None else {}
         moved = [t for t, v in current.items() if v is None or recorded.get(t) != v]
         if target is not None and not moved and not self.full_refresh:
-            item.status, item.version = "unchanged", target.version
+            item.status, item.version = "unchanged", item.version_before
             return None
         if ds.kind == "materialized_view":
             self._materialized_view(ds, item, current, recorded, target is not None)
@@ -232,7 +252,7 @@ class Runner:
         folder = self.pipeline.expand(ds.path, self.lh.root)
         before = self._existing(ds.name)
         quarantine = self._existing(ds.quarantine)
-        item.version_before = before.version if before is not None else None
+        item.version_before = self._version(ds.name) if before is not None else None
         self._remember(ds.name, before, [])
         self._remember(ds.quarantine, quarantine, [])
         done = ingest_folder(
@@ -601,7 +621,7 @@ class Runner:
 
     def _remember(self, table: str, existing: Any, inputs: list[str]) -> None:
         if table not in self.written:
-            self.written[table] = (existing.version if existing is not None else None, inputs)
+            self.written[table] = (self._version(table) if existing is not None else None, inputs)
 
     def _changes(self, ds: Dataset, table: str, since: int | None, until: int | None) -> str:
         assert until is not None
@@ -623,13 +643,7 @@ class Runner:
         return self.lh.engine.query(f"SELECT * FROM ({ds.sql}) AS __lh LIMIT 0", pins).columns
 
     def _rows_in(self, ds: Dataset, pins: dict[str, str]) -> int:
-        con = self.lh.engine.cursor()
-        total = 0
-        for table in ds.inputs:
-            view = pins.get(table)
-            if view is not None:
-                total += con.sql(f"SELECT count(*) FROM {view}").fetchall()[0][0]
-        return total
+        return sum(self.lh.engine.row_count(pins[t]) for t in ds.inputs if t in pins)
 
     def _existing(self, name: str) -> Any:
         if self.lh.catalog.get(name) is None and not self.lh.discover(name):

@@ -61,6 +61,7 @@ class SQLEngine:
         self._handles: dict[str, DeltaTable] = {}
         self._views: dict[str, int] = {}  # view key -> version it shows
         self._sql_views: dict[str, str] = {}  # views defined in SQL (not stored) -> body
+        self._counts: dict[str, int] = {}  # view -> its row count, from the Delta log
         self._local = threading.local()
 
     # -- public ---------------------------------------------------------------------------
@@ -151,6 +152,13 @@ class SQLEngine:
                 self._create_view(view, snap, None)
                 self._views[key] = until
         return view
+
+    def row_count(self, view: str) -> int:
+        """The number of rows of a view ``version_view`` or ``changes_view`` returned: from
+        the Delta log's file statistics when every file has them, else counted."""
+        if view in self._counts:
+            return self._counts[view]
+        return self._cursor().sql(f"SELECT count(*) FROM {view}").fetchall()[0][0]
 
     def read(self, name: str, version: int | None = None) -> pa.Table:
         """A whole table version through the same reader path SQL uses."""
@@ -280,6 +288,10 @@ class SQLEngine:
         else:
             body = self._fallback_sql(view, handle)
         self.db.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+        if snap.direct and all(f.num_records is not None for f in snap.files):
+            self._counts[view] = snap.row_count  # no deletion vectors: the log's count holds
+        else:
+            self._counts.pop(view, None)
 
     def _duck_types(self, schema: pa.Schema) -> dict[str, str]:
         # An arro3 table: building a pyarrow one would import pandas (see snapshot.py).

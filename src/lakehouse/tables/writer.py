@@ -371,9 +371,8 @@ def _write_once(
         counts["updated"] = int(metrics.get("num_target_rows_updated", 0))
         counts["deleted"] = int(metrics.get("num_target_rows_deleted", 0))
         version = dt.version()
-    fresh = open_delta(lh, name)
-    assert fresh is not None
-    after_commit(lh, name, fresh, opts, change="; ".join(changes) or None)
+    dt.update_incremental()  # to the newest version: this commit, or one after it
+    after_commit(lh, name, dt, opts, change="; ".join(changes) or None)
     return WriteResult(
         table=str(name),
         mode=mode,

@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
-# Sets up a virtualenv with the package and runs the demo on a local warehouse folder.
+# Sets up a virtualenv with the package and the web UI's libraries, and runs the demo on a
+# local warehouse folder (`lakehouse serve` then shows it in the browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v npm >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+fi
+web=src/lakehouse/web
+if [ ! -f "$web/node_modules/.package-lock.json" ] \
+  || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
 exec .venv/bin/lakehouse --warehouse "${LAKEHOUSE_WAREHOUSE:-lakehouse_data}" demo "$@"

@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Sets up what the tests need (a virtualenv with the package and its test tools, and
-# Debian's PostgreSQL for the catalog tests), lints, and runs the tests.
+# Sets up what the tests need (Debian's PostgreSQL for the catalog tests, Chromium for the
+# web UI tests, wrk for the API benchmark, the web UI's libraries from npm, and a virtualenv
+# with the package and its test tools), lints, and runs the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The web UI's libraries (served under /vendor), again whenever the lock file changes.
+web=src/lakehouse/web
+if [ ! -f "$web/node_modules/.package-lock.json" ] \
+  || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -165,6 +165,21 @@ def test_runs_are_recorded(lh, simple):
     assert all("has_user" in r[0] for r in quarantined) and len(quarantined) == 5
 
 
+def test_quality_report_holds_only_the_tables_own_results(lh, simple):
+    from lakehouse.pipeline.quality_report import quality_report
+
+    (simple / "gold" / "users.sql").write_text(
+        "-- expectations:\n--   - {name: some_events, expect: events > 0}\n"
+        + textwrap.dedent(USERS)
+    )
+    run_pipeline(lh, load_pipeline(simple))
+    silver = quality_report(lh, "silver.events")
+    assert {r["expectation"] for r in silver["results"]} == {"has_user", "known_kind", "positive"}
+    gold = quality_report(lh, "gold.users")
+    assert [r["expectation"] for r in gold["results"]] == ["some_events"]
+    assert gold["score"] == 100.0
+
+
 def test_fail_expectation_rolls_back_the_whole_run(lh, simple, tmp_path):
     pipeline = load_pipeline(simple)
     run_pipeline(lh, pipeline)

@@ -363,6 +363,24 @@ def _register_pipeline_commands() -> None:
 _register_pipeline_commands()
 
 
+def _register_server_command() -> None:
+    from lakehouse.api.serve import register
+
+    register(app, _lh)
+
+
+_register_server_command()
+
+
+def _register_access_commands() -> None:
+    from lakehouse.access.commands import register
+
+    register(app, _lh, console, print_records)
+
+
+_register_access_commands()
+
+
 def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("LAKEHOUSE_DEBUG") == "1"
     try:

@@ -1,6 +1,7 @@
 -- keys: [user_id]
 -- description: Engagement score, segment (VIP, Active, Regular, Inactive) and churn risk per user
 -- tags: [demo, segments]
+-- column_tags: {user_id: [pii]}
 -- expectations:
 --   - {name: known_segment, accepted_values: {column: segment, values: [VIP, Active, Regular, Inactive]}, action: fail}
 --   - {name: risk_in_range, range: {column: churn_risk, min: 0, max: 1}, action: fail}

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -76,4 +77,36 @@ lineage_definitions = Table(
     Column("target_table", String(200), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# API tokens: only the SHA-256 hash of each secret is kept. A name is unique among the live
+# (not revoked) tokens; revoked ones stay listed with the time they were revoked.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+)
+Index(
+    "ix_tokens_live_name",
+    tokens.c.name,
+    unique=True,
+    sqlite_where=tokens.c.revoked_at.is_(None),
+    postgresql_where=tokens.c.revoked_at.is_(None),
+)
+
+# Rights added to a role or one token on top of the role's defaults: "read" or "pii" on a
+# layer ("bronze") or a table ("silver.users").
+grants = Table(
+    "grants",
+    metadata,
+    Column("privilege", String(16), primary_key=True),
+    Column("target", String(200), primary_key=True),
+    Column("grantee", String(200), primary_key=True),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
 )

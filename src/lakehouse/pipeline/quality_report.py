@@ -27,6 +27,7 @@ def quality_report(lh: Lakehouse, table: str, runs: int = 1) -> dict[str, Any]:
         SELECT q.run_id, q.expectation, q.check_type, q.action, q.passed, q.failed_rows,
                q.total_rows, q.detail, q.sample
         FROM system.quality_results q JOIN recent USING (run_id)
+        WHERE q.dataset = {quoted}
         ORDER BY recent.last_checked DESC, q.expectation
         """
     ).to_dicts()

@@ -4,15 +4,22 @@ Each ``layer.table`` a query names becomes a DuckDB view over exactly the parque
 table's Delta log lists for the version asked (with partition values taken from the log,
 not from paths). Views are rebuilt only when the table's version moves, so repeated queries
 cost one look at the log.
+
+``safe_query`` is the API's read-only path over the same views: statements checked by
+``sandbox.py``, PII columns read through masked views (``masking.py``), a time and a row
+limit, and results kept (``cache.py``) until a table they read gets a new version.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 import re
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +29,18 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
-from lakehouse.errors import SQLError, TableNotFoundError, VersionNotFoundError
+from lakehouse.errors import (
+    QueryRefusedError,
+    SQLError,
+    TableNotFoundError,
+    VersionNotFoundError,
+)
 from lakehouse.names import LAYERS, parse_table_name
-from lakehouse.sql.names import find_references
+from lakehouse.sql.cache import Reads, ResultCache
+from lakehouse.sql.masking import mask_digest, masked_select
+from lakehouse.sql.names import TableRef, find_references
 from lakehouse.sql.result import Result
+from lakehouse.sql.sandbox import Reading, SafeResult, check_statement, check_tree, run_limited
 from lakehouse.tables.changes import appended
 from lakehouse.tables.convert import normalize_schema
 from lakehouse.tables.snapshot import Snapshot, file_columns, snapshot_of
@@ -63,6 +78,13 @@ class SQLEngine:
         self._sql_views: dict[str, str] = {}  # views defined in SQL (not stored) -> body
         self._counts: dict[str, int] = {}  # view -> its row count, from the Delta log
         self._local = threading.local()
+        # Views of the sandboxed path: masked views and copies of SQL views, by full name
+        # -> (the table or view they show, what they were made for: a version, a text).
+        self._sandbox_views: dict[str, tuple[str, Hashable]] = {}
+        self._schemas: set[str] = set(LAYERS)
+        self._log_dirs: dict[str, str] = {}
+        self._locked = False
+        self.result_cache = ResultCache()
 
     # -- public ---------------------------------------------------------------------------
     def query(self, sql: str, tables: dict[str, str] | None = None) -> Result:
@@ -82,9 +104,13 @@ class SQLEngine:
             raise self._sql_error(exc) from exc
         return Result(table, sql, time.perf_counter() - started)
 
-    def _prepare(self, sql: str, tables: dict[str, str]) -> tuple[str, list[str]]:
+    def _prepare(
+        self, sql: str, tables: dict[str, str], reading: Reading | None = None
+    ) -> tuple[str, list[str]]:
         """Make every referenced table's view current and rewrite time travel to versioned
-        views; returns the SQL to run and the references that name no table."""
+        views; returns the SQL to run and the references that name no table. With
+        ``reading`` (the sandboxed path) every table read is checked, recorded and read
+        through its masked view when it has masked columns."""
         refs = find_references(sql)
         # Tables this engine has read before need no catalog look-up on every query.
         known = set(self._handles) | set(self._sql_views)
@@ -104,6 +130,13 @@ class SQLEngine:
                     raise TableNotFoundError(ref.name, self.suggest(ref.name))
                 unknown.append(ref.name)
                 continue  # may be an alias.column; DuckDB has the last word
+            if reading is not None:
+                view = self._sandboxed(ref, reading)
+                if view is not None:
+                    pieces.append(sql[last : ref.start])
+                    pieces.append(view)
+                    last = ref.end
+                continue
             if ref.version is None and ref.timestamp is None:
                 self._ensure_current(ref.name, tables)
                 if ref.name.startswith("system."):
@@ -113,10 +146,7 @@ class SQLEngine:
                     last = ref.end
                 continue
             if self._view_sql(ref.name) is not None:
-                raise SQLError(
-                    f"{ref.name} is a view: it has no versions to travel to",
-                    "time travel the tables the view reads instead",
-                )
+                raise _no_versions(ref.name)
             version = self._resolve_version(ref.name, ref.version, ref.timestamp)
             view = self._ensure_version(ref.name, version)
             pieces.append(sql[last : ref.start])
@@ -124,6 +154,211 @@ class SQLEngine:
             last = ref.end
         pieces.append(sql[last:])
         return "".join(pieces), unknown
+
+    # -- the API's read-only path -----------------------------------------------------------
+    def lock_down(self) -> None:
+        """From now on the database reads files only in the warehouse folder, installs and
+        loads no extension, and its settings cannot change. For the API server; idempotent.
+        Remote tables are read by delta-rs, so a remote warehouse gives DuckDB no folder."""
+        with self._lock:
+            if self._locked:
+                return
+            if self.lh.local:  # must come before external access is turned off
+                root = self.lh.root.rstrip(os.sep) + os.sep
+                self.db.execute(f"SET allowed_directories = [{literal(root)}]")
+            self.db.execute("SET enable_external_access = false")
+            self.db.execute("SET autoinstall_known_extensions = false")
+            self.db.execute("SET autoload_known_extensions = false")
+            self.db.execute("SET allow_community_extensions = false")
+            self.db.execute("SET lock_configuration = true")
+            self._locked = True
+
+    def safe_query(
+        self,
+        sql: str,
+        *,
+        limit: int = 1000,
+        timeout: float = 30.0,
+        masked: Callable[[str], list[str]] | None = None,
+        can_read: Callable[[str], bool] | None = None,
+    ) -> SafeResult:
+        """Run one read-only statement for a caller of the API.
+
+        Only a SELECT (or EXPLAIN of one) over ``layer.table`` names, CTEs and generated
+        rows runs; anything else raises ``QueryRefusedError`` naming what was refused.
+        ``can_read(name)`` False for a table the statement names raises
+        ``AccessDeniedError``; the columns ``masked(name)`` gives are read as pseudonyms
+        (in tables read through views too). At most ``limit`` rows are returned; the
+        statement is stopped after ``timeout`` seconds (``QueryTimeoutError``). Results
+        are cached until a table they read gets a new version."""
+        started = time.perf_counter()
+        if not isinstance(sql, str) or not sql.strip():
+            raise SQLError("empty query", "pass a SQL statement, e.g. SELECT 1")
+        if limit < 0:
+            raise SQLError(f"the row limit must be 0 or more, got {limit}")
+        if not timeout > 0:
+            raise SQLError(f"the time limit must be more than 0 seconds, got {timeout}")
+        known = self.result_cache.reads(sql)
+        if known is not None:
+            reading = Reading(can_read, masked)
+            for name in known.named:
+                reading.enter(name)
+            key = (sql, limit, reading.signature(known.sources))
+            entry = self.result_cache.get(key, self._fresh)
+            if entry is not None:
+                seconds = time.perf_counter() - started
+                return SafeResult(entry.table, entry.truncated, True, list(known.named), seconds)
+        reading = Reading(can_read, masked)
+        cursor = self.db.cursor()  # its own: a time limit interrupts this statement only
+        try:
+            check_statement(cursor, sql)
+            text, unknown = self._prepare(sql, {}, reading)
+            volatile = check_tree(cursor, text, reading.views, unknown, self.suggest)
+            try:
+                table, truncated = run_limited(cursor, text, limit, timeout)
+            except duckdb.Error as exc:
+                if isinstance(exc, duckdb.CatalogException) and unknown:
+                    raise TableNotFoundError(unknown[0], self.suggest(unknown[0])) from exc
+                if isinstance(exc, duckdb.PermissionException):
+                    raise QueryRefusedError(
+                        str(exc), "the API reads the warehouse's tables only"
+                    ) from exc
+                raise self._sql_error(exc) from exc
+        finally:
+            cursor.close()
+        if not volatile:
+            sources = tuple(reading.stamps)
+            self.result_cache.put(
+                (sql, limit, reading.signature(sources)),
+                Reads(tuple(reading.named), sources),
+                table,
+                truncated,
+                tuple(reading.stamps.items()),
+            )
+        seconds = time.perf_counter() - started
+        return SafeResult(table, truncated, False, list(reading.named), seconds)
+
+    def cache_clear(self) -> None:
+        """Forget every result ``safe_query`` keeps."""
+        self.result_cache.clear()
+
+    def _sandboxed(self, ref: TableRef, reading: Reading) -> str | None:
+        """The view a sandboxed statement reads for ``ref`` (None: the name as written
+        reads it), checked and recorded in ``reading``."""
+        name = ref.name
+        layer, table = name.split(".")
+        reading.enter(name)
+        travel = ref.version is not None or ref.timestamp is not None
+        key: Hashable
+        body = self._view_sql(name)
+        if body is not None:
+            if travel:
+                raise _no_versions(name)
+            reading.stamps.setdefault(name, ("view", body))
+            schema, part = self._view_copy(name, body, reading)
+            key = schema
+        else:
+            self._ensure_current(name)
+            reading.stamps.setdefault(name, self._stamp(name))
+            if travel:
+                version = self._resolve_version(name, ref.version, ref.timestamp)
+                versioned = self._ensure_version(name, version)
+                # Under the table's own name, in a schema of that version: `users.id` binds.
+                schema, part, key = f"{layer}@v{version}", table, version
+                self._sandbox_view(name, schema, part, key, lambda: f"SELECT * FROM {versioned}")
+            else:
+                schema, part, key = layer, table, self._views.get(name)
+        columns = reading.mask(name)
+        if columns:
+            schema = self._masked_view(name, schema, part, columns, key)
+        if reading.depth == 0:
+            reading.views.add((schema, part))
+        if schema == layer and part == table and layer != "system":
+            return None  # DuckDB has a catalog named like the system layer: qualify that one
+        return f"memory.{quote(schema)}.{quote(part)}"
+
+    def _view_copy(self, name: str, body: str, reading: Reading) -> tuple[str, str]:
+        """A SQL view for one sandboxed statement: its body prepared the same way (tables
+        checked, masked columns masked), kept under a schema named for that text."""
+        reading.depth += 1
+        try:
+            text, unknown = self._prepare(body, {}, reading)
+        finally:
+            reading.depth -= 1
+        if unknown:
+            raise TableNotFoundError(unknown[0], self.suggest(unknown[0]))
+        layer, table = name.split(".")
+        schema = f"{layer}#q{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        self._sandbox_view(name, schema, table, schema, lambda: text)
+        return schema, table
+
+    def _masked_view(
+        self, name: str, schema: str, part: str, columns: tuple[str, ...], key: Hashable
+    ) -> str:
+        """The schema of the view of ``schema.part`` (a view of ``name``) in which
+        ``columns`` are pseudonyms: same view name, so ``users.email`` still binds. Made
+        again when ``key`` (the version it shows) moves."""
+        masked = f"{schema}#pii-{mask_digest(columns)}"
+        base = f"memory.{quote(schema)}.{quote(part)}"
+
+        def body() -> str:
+            present = {c.lower(): c for c in self.db.sql(f"SELECT * FROM {base} LIMIT 0").columns}
+            chosen = [quote(present[c.lower()]) for c in columns if c.lower() in present]
+            return masked_select(base, chosen) if chosen else f"SELECT * FROM {base}"
+
+        self._sandbox_view(name, masked, part, key, body)
+        return masked
+
+    def _sandbox_view(
+        self, name: str, schema: str, part: str, key: Hashable, body: Callable[[], str]
+    ) -> None:
+        """Make view ``schema.part`` (showing ``name``) unless made already for ``key``."""
+        view = f"memory.{quote(schema)}.{quote(part)}"
+        with self._lock:
+            if self._sandbox_views.get(view) != (name, key):
+                if schema not in self._schemas:
+                    self.db.execute(f"CREATE SCHEMA IF NOT EXISTS memory.{quote(schema)}")
+                    self._schemas.add(schema)
+                self.db.execute(f"CREATE OR REPLACE VIEW {view} AS {body()}")
+                self._sandbox_views[view] = (name, key)
+
+    # A cached result holds while every table it read is as it was when the statement
+    # started: the log folder is the same one and holds no commit after the version read.
+    def _stamp(self, name: str) -> Hashable:
+        version = self._views.get(name)
+        if self.lh.local:
+            try:
+                inode: int | None = os.stat(self._log_dir(name)).st_ino
+            except OSError:
+                inode = None  # dropped meanwhile: never fresh
+            return ("log", inode, version)
+        return ("remote", version)
+
+    def _fresh(self, name: str, stamp: Hashable) -> bool:
+        assert isinstance(stamp, tuple)
+        if stamp[0] == "view":
+            return self._sql_views.get(name) == stamp[1]
+        if stamp[0] == "log":
+            folder = self._log_dir(name)
+            try:
+                inode = os.stat(folder).st_ino
+            except OSError:
+                return False
+            following = os.path.join(folder, f"{stamp[2] + 1:020d}.json")
+            return inode == stamp[1] and stamp[2] is not None and not os.path.exists(following)
+        with self._lock:
+            handle = self._handles.get(name)
+            if handle is None:
+                return False
+            handle.update_incremental()
+            return handle.version() == stamp[1]
+
+    def _log_dir(self, name: str) -> str:
+        folder = self._log_dirs.get(name)
+        if folder is None:
+            uri = self.lh.table_uri(parse_table_name(name))
+            folder = self._log_dirs[name] = os.path.join(uri, "_delta_log")
+        return folder
 
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
         return snapshot_of(self._load(name, version))
@@ -173,6 +408,10 @@ class SQLEngine:
             self._views.pop(name, None)
             self._sql_views.pop(name, None)
             self.db.execute(f"DROP VIEW IF EXISTS memory.{layer}.{quote(table)}")
+            for view in [v for v, (of, _) in self._sandbox_views.items() if of == name]:
+                self.db.execute(f"DROP VIEW IF EXISTS {view}")
+                del self._sandbox_views[view]
+        self.result_cache.clear()
 
     def suggest(self, name: str) -> list[str]:
         names = self.lh.catalog.names()
@@ -295,9 +534,16 @@ class SQLEngine:
 
     def _duck_types(self, schema: pa.Schema) -> dict[str, str]:
         # An arro3 table: building a pyarrow one would import pandas (see snapshot.py).
-        empty = arro3.Table.from_batches([], schema=normalize_schema(schema))  # noqa: F841
-        relation = self.db.sql("SELECT * FROM empty")
-        return {c: str(t) for c, t in zip(relation.columns, relation.types, strict=True)}
+        # Registered on a cursor of its own: a locked-down database does not find Python
+        # variables by name.
+        empty = arro3.Table.from_batches([], schema=normalize_schema(schema))
+        con = self.db.cursor()
+        try:
+            con.register("__lh_types", empty)
+            relation = con.sql("SELECT * FROM __lh_types")
+            return {c: str(t) for c, t in zip(relation.columns, relation.types, strict=True)}
+        finally:
+            con.close()
 
     def _direct_sql(self, snap: Snapshot) -> str:
         expected = self._duck_types(snap.schema)
@@ -375,6 +621,13 @@ class SQLEngine:
                         )
                 return TableNotFoundError(missing, self.suggest(missing))
         return SQLError(text)
+
+
+def _no_versions(name: str) -> SQLError:
+    return SQLError(
+        f"{name} is a view: it has no versions to travel to",
+        "time travel the tables the view reads instead",
+    )
 
 
 def _read_parquet(paths: list[str], union: bool) -> str:

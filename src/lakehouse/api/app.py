@@ -1,0 +1,141 @@
+"""The FastAPI application: routers, error handling, audit, the web UI's files."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lakehouse.api import pipelines, query, tables
+from lakehouse.api.audit import AuditMiddleware
+from lakehouse.api.auth import COOKIE, principal
+from lakehouse.api.responses import JSON, error_body, status_of
+from lakehouse.errors import AuthenticationError, LakehouseError
+
+if TYPE_CHECKING:
+    from lakehouse.access import Access, AuditLog, Principal
+    from lakehouse.warehouse import Lakehouse
+
+log = logging.getLogger("lakehouse.api")
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+@dataclass
+class Settings:
+    pipelines: Path | None = None
+    query_timeout: float = 30.0
+    max_rows: int = 100_000
+
+
+def create_app(
+    lh: Lakehouse, access: Access, audit: AuditLog, settings: Settings | None = None
+) -> FastAPI:
+    from lakehouse import __version__
+
+    app = FastAPI(
+        title="Lakehouse",
+        version=__version__,
+        description="Tables, SQL, lineage, pipelines and quality of a Lakehouse warehouse. "
+        "Send `Authorization: Bearer <token>` (lakehouse token create).",
+        default_response_class=JSON,
+    )
+    app.state.lh = lh
+    app.state.access = access
+    app.state.audit = audit
+    app.state.settings = settings or Settings()
+    app.state.launches = pipelines.Launches()
+    _errors(app)
+    _routes(app)
+    app.add_middleware(AuditMiddleware, audit=audit)
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(LakehouseError)
+    async def lakehouse_error(request: Request, exc: LakehouseError) -> JSON:
+        status = status_of(exc)
+        request.state.detail = exc.message[:2000]
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSON(error_body(status, exc.message, exc.hint), status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSON:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        message = "invalid request: " + "; ".join(problems)
+        request.state.detail = message[:2000]
+        return JSON(error_body(422, message, "see /docs for the expected request"), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
+        message = str(exc.detail) if exc.detail else "error"
+        hint = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
+        return JSON(error_body(exc.status_code, message, hint), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSON:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        request.state.detail = f"{type(exc).__name__}: {exc}"[:2000]
+        return JSON(
+            error_body(500, "internal error: the server logged it", "try again or report it"),
+            500,
+        )
+
+
+def _routes(app: FastAPI) -> None:
+    app.include_router(tables.router)
+    app.include_router(query.router)
+    app.include_router(pipelines.router)
+
+    @app.get("/health", tags=["health"])
+    def health(request: Request) -> Any:
+        """Liveness and a few figures; no token needed."""
+        from lakehouse import __version__
+
+        lh = request.app.state.lh
+        return JSON(
+            {
+                "status": "ok",
+                "version": __version__,
+                "warehouse": str(lh.root),
+                "tables": len(lh.catalog.names()),
+            }
+        )
+
+    @app.get("/me", tags=["health"])
+    def me(request: Request, who: Principal = Depends(principal)) -> Any:  # noqa: B008
+        """The caller and what it may do."""
+        access = request.app.state.access
+        actions = ("query", "run_pipeline", "manage_access", "read_audit")
+        return JSON(
+            {"name": who.name, "role": who.role, "can": {a: access.can(who, a) for a in actions}}
+        )
+
+    @app.get("/", include_in_schema=False)
+    def index(request: Request, token: str | None = None) -> Any:
+        """The web UI. ``?token=`` (the login URL) logs the browser in with a cookie."""
+        if token is not None:
+            try:
+                request.app.state.access.authenticate(token)
+            except AuthenticationError:
+                return RedirectResponse("/?login=failed", status_code=303)
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            return response
+        return FileResponse(WEB / "static" / "index.html")
+
+    static = WEB / "static"
+    if static.is_dir():
+        app.mount("/static", StaticFiles(directory=static), name="static")
+    vendor = WEB / "node_modules"
+    if vendor.is_dir():
+        app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")

@@ -1,0 +1,258 @@
+"""Pipelines, their runs, and starting a run (in a child process, so the server keeps
+answering while it works and a run survives nothing it should not)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from lakehouse.access import Principal
+from lakehouse.api.auth import principal
+from lakehouse.api.responses import JSON, NotFound
+from lakehouse.errors import AccessDeniedError
+from lakehouse.names import parse_table_name
+from lakehouse.pipeline.definition import Pipeline, load_pipeline
+from lakehouse.pipeline.run import new_run_id
+from lakehouse.sql.engine import literal
+
+router = APIRouter(tags=["pipelines"])
+Who = Annotated[Principal, Depends(principal)]
+
+
+class RunRequest(BaseModel):
+    full_refresh: bool = False
+    select: list[str] = Field(default_factory=list, description="NAME, NAME+ or +NAME")
+
+
+class Launches:
+    """Runs this server started: their process, until the run has its own records."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+
+    def start(self, run_id: str, pipeline: str, args: list[str], env: dict[str, str]) -> None:
+        proc = subprocess.Popen(
+            args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        with self._lock:
+            self._procs[run_id] = (pipeline, proc)
+
+    def state(self, run_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._procs.get(run_id)
+        if found is None:
+            return None
+        pipeline, proc = found
+        code = proc.poll()
+        if code is None:
+            return {"run_id": run_id, "pipeline": pipeline, "status": "starting"}
+        error = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+        return {
+            "run_id": run_id,
+            "pipeline": pipeline,
+            "status": "succeeded" if code == 0 else "failed",
+            "error": error.splitlines()[-1] if error and code else None,
+        }
+
+    def reap(self) -> None:
+        with self._lock:
+            for _, proc in self._procs.values():
+                proc.poll()
+
+    def stop(self) -> None:
+        with self._lock:
+            procs = [p for _, p in self._procs.values()]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def pipelines_in(folder: Path | None) -> dict[str, Pipeline]:
+    """Every pipeline under ``folder``: the folder itself if it holds a pipeline.yml, else
+    its subfolders that do."""
+    if folder is None or not folder.is_dir():
+        return {}
+    candidates = [folder] if (folder / "pipeline.yml").exists() else sorted(
+        p.parent for p in folder.glob("*/pipeline.yml")
+    )
+    found: dict[str, Pipeline] = {}
+    for path in candidates:
+        pipeline = load_pipeline(path)
+        found[pipeline.name] = pipeline
+    return found
+
+
+def _pipeline(request: Request, name: str) -> Pipeline:
+    found = pipelines_in(request.app.state.settings.pipelines)
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise NotFound(
+            f"no pipeline named {name!r}",
+            f"the pipelines are: {known} (lakehouse serve --pipelines DIR chooses the folder)",
+        )
+    return found[name]
+
+
+def _require_runs(request: Request, who: Principal) -> None:
+    """Pipelines and runs are operations data, kept in the system layer: shown to those who
+    may read it (admins and engineers, or by grant)."""
+    if not request.app.state.access.can_read(who, "system.pipeline_runs"):
+        raise AccessDeniedError(
+            f"{who.name} ({who.role}) may not see pipelines and their runs",
+            "they are for roles that read the system layer: lakehouse grant read system "
+            "--to NAME",
+        )
+
+
+def _rows(lh: Any, sql: str) -> list[dict[str, Any]]:
+    return lh.sql(sql).to_dicts()
+
+
+def _has(lh: Any, table: str) -> bool:
+    return lh.catalog.get(table) is not None
+
+
+@router.get("/pipelines", response_class=JSON)
+def list_pipelines(request: Request, who: Who) -> Any:
+    """The pipelines the server knows, their datasets and their latest run."""
+    _require_runs(request, who)
+    lh = request.app.state.lh
+    found = pipelines_in(request.app.state.settings.pipelines)
+    latest: dict[str, dict[str, Any]] = {}
+    if found and _has(lh, "system.pipeline_runs"):
+        for row in _rows(
+            lh,
+            "SELECT * FROM system.pipeline_runs QUALIFY row_number() OVER "
+            "(PARTITION BY pipeline ORDER BY started_at DESC) = 1",
+        ):
+            latest[row["pipeline"]] = row
+    return JSON(
+        {
+            "pipelines": [
+                {
+                    "name": p.name,
+                    "description": p.description,
+                    "folder": str(p.folder),
+                    "datasets": [
+                        {"name": d.name, "kind": d.kind, "layer": parse_table_name(d.name).layer}
+                        for d in p.datasets.values()
+                    ],
+                    "last_run": latest.get(p.name),
+                }
+                for p in found.values()
+            ]
+        }
+    )
+
+
+@router.post("/pipelines/{name}/runs", response_class=JSON, status_code=202)
+def start_run(request: Request, who: Who, name: str, body: RunRequest | None = None) -> Any:
+    """Start a run in a child process; answers at once with its id (202)."""
+    state = request.app.state
+    request.state.target = name
+    state.access.require(who, "run_pipeline")
+    pipeline = _pipeline(request, name)
+    body = body or RunRequest()
+    run_id = new_run_id()
+    args = [sys.executable, "-m", "lakehouse.cli", "run", str(pipeline.folder), "--run-id", run_id]
+    if body.full_refresh:
+        args.append("--full-refresh")
+    for item in body.select:
+        args += ["--select", item]
+    env = {**os.environ, "LAKEHOUSE_WAREHOUSE": str(state.lh.root), "NO_COLOR": "1"}
+    state.launches.start(run_id, pipeline.name, args, env)
+    return JSON({"run_id": run_id, "pipeline": pipeline.name, "status": "starting"}, 202)
+
+
+@router.get("/runs", response_class=JSON)
+def list_runs(
+    request: Request,
+    who: Who,
+    pipeline: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> Any:
+    """Recent pipeline runs, newest first."""
+    _require_runs(request, who)
+    lh = request.app.state.lh
+    if not _has(lh, "system.pipeline_runs"):
+        return JSON({"runs": []})
+    where = f"WHERE pipeline = {literal(pipeline)}" if pipeline else ""
+    runs = _rows(
+        lh,
+        f"SELECT * FROM system.pipeline_runs {where} ORDER BY started_at DESC LIMIT {limit}",
+    )
+    return JSON({"runs": runs})
+
+
+@router.get("/runs/{run_id}", response_class=JSON)
+def get_run(request: Request, who: Who, run_id: str) -> Any:
+    """One run, with the figures of each dataset."""
+    _require_runs(request, who)
+    state = request.app.state
+    lh = state.lh
+    request.state.target = run_id
+    found: list[dict[str, Any]] = []
+    if _has(lh, "system.pipeline_runs"):
+        found = _rows(
+            lh,
+            f"SELECT * FROM system.pipeline_runs WHERE run_id = {literal(run_id)} "
+            "ORDER BY ended_at DESC NULLS LAST LIMIT 1",
+        )
+    if not found:
+        launched = state.launches.state(run_id)
+        if launched is None:
+            raise NotFound(f"no run {run_id!r}", "GET /runs lists the recent runs")
+        return JSON({**launched, "datasets": []})
+    datasets: list[dict[str, Any]] = []
+    if _has(lh, "system.dataset_runs"):
+        datasets = _rows(
+            lh,
+            f"SELECT * FROM system.dataset_runs WHERE run_id = {literal(run_id)} "
+            "ORDER BY started_at",
+        )
+    return JSON({**found[0], "datasets": datasets})
+
+
+@router.get("/quality", response_class=JSON)
+def quality(request: Request, who: Who, table: str | None = None) -> Any:
+    """Expectation results: one table's latest (with its score), or every table's latest
+    run summarised."""
+    from lakehouse.pipeline.quality_report import quality_report
+
+    state = request.app.state
+    lh = state.lh
+    if table is not None:
+        from lakehouse.api.tables import readable_table
+
+        return JSON(quality_report(lh, readable_table(request, who, table)))
+    if not _has(lh, "system.quality_results"):
+        return JSON({"tables": []})
+    rows = _rows(
+        lh,
+        """
+        WITH latest AS (
+            SELECT * FROM system.quality_results
+            QUALIFY dense_rank() OVER (PARTITION BY dataset ORDER BY checked_at DESC) = 1
+        )
+        SELECT dataset AS table, max(checked_at) AS checked_at, count(*) AS checks,
+               count(*) FILTER (WHERE passed) AS passed,
+               sum(failed_rows) AS failed_rows, max(run_id) AS run_id
+        FROM latest GROUP BY dataset ORDER BY dataset
+        """,
+    )
+    allowed = set(state.access.readable(who, [r["table"] for r in rows]))
+    return JSON({"tables": [r for r in rows if r["table"] in allowed]})

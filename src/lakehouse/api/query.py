@@ -1,0 +1,64 @@
+"""``POST /query``: one read-only statement through the SQL sandbox, as JSON or a file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from lakehouse.access import Principal
+from lakehouse.api.auth import principal
+from lakehouse.api.responses import JSON, encode_table, rows_of
+
+router = APIRouter(tags=["query"])
+Who = Annotated[Principal, Depends(principal)]
+
+
+class QueryRequest(BaseModel):
+    sql: str = Field(min_length=1, max_length=100_000, description="One SELECT statement")
+    limit: int = Field(1000, ge=1, description="Rows to return at most")
+    format: Literal["json", "csv", "parquet", "arrow"] = "json"
+
+
+@router.post("/query", response_class=JSON)
+def query(request: Request, who: Who, body: QueryRequest) -> Any:
+    """Run one read-only statement over `layer.table` names (time travel included).
+    PII columns are masked for callers without the right, in every format."""
+    state = request.app.state
+    request.state.target = body.sql[:2000]
+    state.access.require(who, "query")
+    if "audit_log" in body.sql:
+        state.audit.flush()  # the caller sees its own calls up to this one
+    limit = min(body.limit, state.settings.max_rows)
+    result = state.lh.engine.safe_query(
+        body.sql,
+        limit=limit,
+        timeout=state.settings.query_timeout,
+        masked=lambda t: state.access.masked_columns(who, t),
+        can_read=lambda t: state.access.can_read(who, t),
+    )
+    request.state.detail = f"{result.table.num_rows} rows" + (" (cached)" if result.cached else "")
+    if body.format != "json":
+        content, media, ext = encode_table(result.table, body.format)
+        return Response(
+            content,
+            media_type=media,
+            headers={
+                "Content-Disposition": f'attachment; filename="result.{ext}"',
+                "X-Truncated": str(result.truncated).lower(),
+            },
+        )
+    return JSON(
+        {
+            "columns": result.table.column_names,
+            "types": [str(t) for t in result.table.schema.types],
+            "rows": rows_of(result.table),
+            "row_count": result.table.num_rows,
+            "truncated": result.truncated,
+            "cached": result.cached,
+            "tables": result.tables,
+            "elapsed_ms": round(result.seconds * 1000, 3),
+        }
+    )

@@ -1,0 +1,516 @@
+"""The web UI in a real browser: Debian's Chromium, driven by Playwright, against a real
+`lakehouse serve` process over a warehouse built by the demo. Every step leaves a
+screenshot in tests/artifacts/ui/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from lakehouse import Lakehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts" / "ui"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+PSEUDONYM = re.compile(r"^pii:[0-9a-f]{12}$")
+
+expect.set_options(timeout=20_000)
+
+
+def _env(warehouse: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    env.update(LAKEHOUSE_WAREHOUSE=str(warehouse), NO_COLOR="1", COLUMNS="200")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def cli(warehouse: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "lakehouse.cli", *args],
+        cwd=ROOT,
+        env=_env(warehouse),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[str]
+    base: str
+    login_url: str
+    warehouse: Path
+    viewer_token: str
+    output: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(warehouse: Path, viewer_token: str) -> Server:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lakehouse.cli", "serve", "--port", "0"]
+        + ["--pipelines", str(ROOT / "pipelines")],
+        cwd=ROOT,
+        env=_env(warehouse),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    found: list[str] = []
+    ready = threading.Event()
+
+    def drain() -> None:  # keeps reading so the server never blocks on a full pipe
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            match = re.search(r"(http://\S+/\?token=\S+)", line)
+            if match and not found:
+                found.append(match.group(1))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    ready.wait(90)
+    if not found:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("lakehouse serve printed no login URL:\n" + "".join(output))
+    login_url = found[0]
+    server = Server(proc, login_url.split("/?", 1)[0], login_url, warehouse, viewer_token, output)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{server.base}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return server
+        except OSError:
+            if time.monotonic() > deadline:
+                server.stop()
+                raise AssertionError("no answer on /health:\n" + "".join(output)) from None
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    warehouse = tmp_path_factory.mktemp("ui") / "warehouse"
+    cli(warehouse, "demo")
+    # The masking check needs a gold table with a pii column: a viewer reads only gold.
+    segments = Lakehouse(warehouse).table("gold.user_segments")
+    tags = dict(segments.info.column_tags)
+    if "pii" not in tags.get("user_id", []):
+        tags["user_id"] = [*tags.get("user_id", []), "pii"]
+        segments.set(column_tags=tags)
+    created = cli(warehouse, "token", "create", "--name", "v", "--role", "viewer")
+    token = re.search(r"\blh_[A-Za-z0-9_-]+", created)
+    assert token, created
+    srv = start_server(warehouse, token.group(0))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser: Browser, errors: list[str]) -> Page:
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Everything the page loads comes from the server itself.
+    page.on(
+        "request",
+        lambda r: (
+            errors.append(f"outside request {r.url}")
+            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+            else None
+        ),
+    )
+    return page
+
+
+@pytest.fixture
+def admin(server: Server, browser: Browser) -> Iterator[Page]:
+    """A browser logged in through the login URL the server printed."""
+    errors: list[str] = []
+    page = new_page(browser, errors)
+    page.goto(server.login_url)
+    expect(page.locator("#whoami")).to_contain_text("admin")
+    yield page
+    page.context.close()
+    assert not errors, errors
+
+
+def shot(page: Page, name: str) -> None:
+    # Nothing stray (a "null", "undefined") between the blocks of the page.
+    stray = page.evaluate(
+        "() => [...document.getElementById('app').childNodes]"
+        ".filter(n => n.nodeType === 3 && n.textContent.trim()).map(n => n.textContent)"
+    )
+    assert not stray, stray
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def go(page: Page, server: Server, route: str) -> None:
+    page.goto(f"{server.base}/{route}")
+
+
+def test_login_url_opens_the_tables_browser(server, admin):
+    page = admin
+    # The token went into a cookie and left the address bar.
+    assert page.url == f"{server.base}/" or page.url.startswith(f"{server.base}/#/tables")
+    assert "token" not in page.url
+    expect(page.locator("#whoami")).to_contain_text("admin")
+    for layer in ("bronze", "silver", "gold", "system", "realtime"):
+        expect(page.locator(f'.layer-section[data-layer="{layer}"]')).to_be_visible()
+    lh = Lakehouse(server.warehouse)
+    row = page.locator(
+        "#table-list tr", has=page.locator("a", has_text=re.compile(r"^silver\.users$"))
+    )
+    expect(row).to_have_count(1)
+    rows = lh.catalog.get("silver.users").row_count
+    expect(row.locator("td.num").first).to_have_text(f"{rows:,}")
+    shot(page, "01_tables")
+
+    page.fill("#table-search", "segments")
+    expect(page.locator("#table-list a", has_text="gold.user_segments")).to_be_visible()
+    expect(page.locator("#table-list a", has_text="silver.users")).to_have_count(0)
+    assert "q=segments" in page.url
+    shot(page, "02_tables_search")
+
+
+def test_table_page_shows_schema_preview_history_and_quality(server, admin):
+    page = admin
+    lh = Lakehouse(server.warehouse)
+    info = lh.catalog.get("silver.users")
+    go(page, server, "#/tables/silver.users")
+    expect(page.locator("h1")).to_contain_text("silver.users")
+    schema = page.locator("#schema-table tbody tr")
+    expect(schema).to_have_count(len(info.columns))
+    first = schema.nth(0)
+    expect(first).to_contain_text("user_id")
+    expect(first).to_contain_text("long")
+    expect(first.locator(".badge", has_text="pii")).to_be_visible()
+    expect(first.locator(".badge.masked")).to_have_count(0)  # an admin sees PII
+    shot(page, "03_table_schema")
+
+    page.click('[data-tab="preview"]')
+    header = page.locator("#tab-preview thead th")
+    expect(header).to_have_count(len(info.columns))
+    expect(header.first).to_have_text("user_id")
+    body = page.locator("#tab-preview tbody tr")
+    expect(body).to_have_count(min(100, info.row_count))
+    assert not PSEUDONYM.match(body.first.locator("td").first.inner_text())
+    shot(page, "04_table_preview")
+
+    page.click('[data-tab="history"]')
+    versions = page.locator("#history-table tbody tr")
+    expect(versions).to_have_count(lh.table("silver.users").version + 1)
+    shot(page, "05_table_history")
+
+    page.click('[data-tab="quality"]')
+    expect(page.locator("#quality-score")).to_contain_text("%")
+    expect(page.locator("#quality-table")).to_contain_text("unique_user")
+    shot(page, "06_table_quality")
+
+    # A table no expectation checks: "no results yet", not an error.
+    go(page, server, "#/tables/gold.daily_summary/quality")
+    expect(page.locator("#quality-empty")).to_contain_text("No quality results yet")
+    expect(page.locator(".error-box")).to_have_count(0)
+    shot(page, "07_table_quality_none")
+
+
+def test_sql_editor_shows_the_result_as_a_table_and_a_chart(server, admin):
+    page = admin
+    sql = (
+        "SELECT segment, count(*) AS users, round(avg(engagement_score), 1) AS score "
+        "FROM gold.user_segments GROUP BY segment ORDER BY segment"
+    )
+    expected = Lakehouse(server.warehouse).sql(sql).to_dicts()
+    go(page, server, "#/sql")
+    page.fill("#sql-editor", sql)
+    page.press("#sql-editor", "Control+Enter")
+    expect(page.locator("#row-count")).to_have_text(f"{len(expected)} rows")
+    cells = page.locator("#result-table tbody tr")
+    expect(cells).to_have_count(len(expected))
+    for i, row in enumerate(expected):
+        tds = cells.nth(i).locator("td")
+        expect(tds.nth(0)).to_have_text(row["segment"])
+        expect(tds.nth(1)).to_have_text(f"{row['users']:,}")
+        assert "num" in (tds.nth(1).get_attribute("class") or "")  # numbers right-aligned
+    expect(page.locator("#result-meta")).to_contain_text("ms")
+    expect(page.locator("#result-meta .badge", has_text="cached")).to_have_count(0)
+    shot(page, "08_sql_result")
+    # The same statement again comes from the result cache, and says so.
+    page.press("#sql-editor", "Control+Enter")
+    expect(page.locator("#result-meta .badge", has_text="cached")).to_be_visible()
+
+    page.click('[data-view="chart"]')
+    canvas = page.locator("#chart-canvas canvas").first
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 100, box
+    option = page.evaluate(
+        "() => { const o = echarts.getInstanceByDom(document.getElementById('chart-canvas'))"
+        ".getOption(); return {x: o.xAxis[0].data, series: o.series.map(s => "
+        "({name: s.name, type: s.type, data: s.data}))}; }"
+    )
+    assert option["x"] == [r["segment"] for r in expected]
+    assert [s["name"] for s in option["series"]] == ["users", "score"]
+    assert option["series"][0]["type"] == "bar"
+    assert option["series"][0]["data"] == [r["users"] for r in expected]
+    shot(page, "09_sql_chart_bar")
+    page.select_option("#chart-type", "line")
+    kinds = page.evaluate(
+        "() => echarts.getInstanceByDom(document.getElementById('chart-canvas'))"
+        ".getOption().series.map(s => s.type)"
+    )
+    assert kinds == ["line", "line"]
+    shot(page, "10_sql_chart_line")
+
+    with page.expect_download() as download:
+        page.click('[data-format="csv"]')
+    assert download.value.suggested_filename == "result.csv"
+    text = Path(download.value.path()).read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["segment"], int(r["users"])) for r in rows] == [
+        (r["segment"], r["users"]) for r in expected
+    ]
+    for fmt, suffix in (("parquet", "parquet"), ("arrow", "arrow")):
+        with page.expect_download() as download:
+            page.click(f'[data-format="{fmt}"]')
+        assert download.value.suggested_filename.endswith(suffix)
+        assert Path(download.value.path()).stat().st_size > 0
+
+    # More rows than the limit: the first ones, marked truncated.
+    page.select_option("#sql-limit", "100")
+    page.fill("#sql-editor", "SELECT * FROM silver.users")
+    page.click("#run-sql")
+    expect(page.locator("#row-count")).to_have_text("100 rows")
+    expect(page.locator("#result-meta .badge", has_text="truncated")).to_be_visible()
+
+    # A refused statement: the API's message and hint, no stack trace.
+    page.fill("#sql-editor", "DELETE FROM gold.user_segments")
+    page.click("#run-sql")
+    error = page.locator("#sql-output .error-box")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("400")
+    assert "Traceback" not in error.inner_text()
+    shot(page, "11_sql_error")
+    assert Lakehouse(server.warehouse).table("gold.user_segments").count() > 0
+
+
+def test_query_this_table_opens_the_editor(server, admin):
+    page = admin
+    go(page, server, "#/tables/silver.users")
+    page.click("#query-table")
+    expect(page).to_have_url(re.compile(r"#/sql$"))
+    expect(page.locator("#sql-editor")).to_have_value("SELECT * FROM silver.users LIMIT 100")
+    rows = min(100, Lakehouse(server.warehouse).catalog.get("silver.users").row_count)
+    expect(page.locator("#row-count")).to_have_text(f"{rows} rows")
+    shot(page, "12_query_this_table")
+
+
+def test_lineage_graph_shows_upstream_and_opens_a_table(server, admin):
+    page = admin
+    go(page, server, "#/lineage/gold.user_segments")
+    canvas = page.locator("#lineage-graph canvas").first
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 100, box
+    upstream = page.locator("#upstream-list")
+    for name in ("silver.users", "silver.app_events", "bronze.app_events"):
+        expect(upstream.locator(f'[data-node="{name}"]')).to_be_visible()
+    nodes = page.evaluate(
+        "() => echarts.getInstanceByDom(document.getElementById('lineage-graph')).getOption()"
+        ".series.find(s => s.type === 'graph').data.map(n => ({name: n.name, x: n.value[0], "
+        "color: n.itemStyle.color}))"
+    )
+    by_name = {n["name"]: n for n in nodes}
+    assert {"gold.user_segments", "silver.users", "bronze.app_events"} <= set(by_name)
+    # Left to right: bronze, then silver, then the table itself.
+    assert by_name["bronze.app_events"]["x"] < by_name["silver.users"]["x"]
+    assert by_name["silver.users"]["x"] < by_name["gold.user_segments"]["x"]
+    # The selected table is filled with its layer's colour, the others are tints.
+    assert by_name["gold.user_segments"]["color"] != by_name["silver.users"]["color"]
+    shot(page, "13_lineage")
+
+    # Clicking a node opens that table.
+    x, y = page.evaluate(
+        "() => { const el = document.getElementById('lineage-graph');"
+        " const c = echarts.getInstanceByDom(el);"
+        " const n = c.getOption().series.find(s => s.type === 'graph').data"
+        ".find(d => d.name === 'silver.users');"
+        " return c.convertToPixel({gridIndex: 0}, n.value); }"
+    )
+    origin = canvas.bounding_box()
+    page.mouse.click(origin["x"] + x, origin["y"] + y)
+    expect(page).to_have_url(re.compile(r"#/tables/silver\.users$"))
+    expect(page.locator("h1")).to_contain_text("silver.users")
+
+
+def test_runs_page_lists_the_demo_run_and_its_datasets(server, admin):
+    page = admin
+    lh = Lakehouse(server.warehouse)
+    run = lh.sql("SELECT * FROM system.pipeline_runs ORDER BY started_at LIMIT 1").to_dicts()[0]
+    figures = lh.sql(
+        f"SELECT * FROM system.dataset_runs WHERE run_id = '{run['run_id']}' "
+        "AND dataset = 'silver.users'"
+    ).to_dicts()[0]
+    go(page, server, "#/runs")
+    pipelines = page.locator("#pipelines-table")
+    expect(pipelines).to_contain_text("demo")
+    expect(pipelines.locator('button.run-pipeline[data-pipeline="demo"]')).to_be_visible()
+    link = page.locator("#runs-table a", has_text=run["run_id"])
+    expect(link).to_be_visible()
+    row = page.locator("#runs-table tr", has=page.locator("a", has_text=run["run_id"]))
+    expect(row).to_contain_text("succeeded")
+    shot(page, "14_runs")
+
+    link.click()
+    expect(page).to_have_url(re.compile(re.escape(f"#/runs/{run['run_id']}") + "$"))
+    row = page.locator("#datasets-table tr", has=page.locator("a", has_text="silver.users"))
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(4)).to_have_text(f"{figures['rows_written']:,}")
+    expect(page.locator("#datasets-table tbody tr")).to_have_count(run["datasets"] + 1)
+    shot(page, "15_run")
+
+
+def test_health_page(server, admin):
+    page = admin
+    go(page, server, "#/health")
+    expect(page.locator("#health-status")).to_have_text("ok")
+    layers = page.locator("#layers-table tbody tr")
+    expect(layers.first).to_be_visible()
+    expect(page.locator("#layers-table")).to_contain_text("gold")
+    box = page.locator("#layer-chart canvas").first.bounding_box()
+    assert box and box["width"] > 0 and box["height"] > 0
+    shot(page, "16_health")
+
+
+def test_without_a_valid_token_the_page_asks_to_log_in(server, browser):
+    errors: list[str] = []
+    page = new_page(browser, errors)
+    page.goto(f"{server.base}/")
+    login = page.locator("#login-needed")
+    expect(login).to_contain_text("lakehouse serve")
+    expect(page.locator("#whoami")).to_be_empty()
+    shot(page, "17_login_needed")
+
+    page.goto(f"{server.base}/?token=lh_not_a_token")
+    expect(login).to_contain_text("not accepted")
+    expect(login).to_contain_text("lakehouse serve")
+    assert "not_a_token" not in page.url
+    shot(page, "18_login_wrong_token")
+    page.context.close()
+    assert not errors, errors
+
+
+def test_a_viewer_sees_pii_as_pseudonyms(server, browser):
+    errors: list[str] = []
+    page = new_page(browser, errors)
+    page.goto(f"{server.base}/?token={server.viewer_token}")
+    expect(page.locator("#whoami")).to_contain_text("viewer")
+    expect(page.locator("#whoami .principal")).to_have_text("v")
+    # A viewer reads gold and realtime only.
+    expect(page.locator("#table-list a", has_text="gold.user_segments")).to_be_visible()
+    expect(page.locator("#table-list a", has_text="silver.users")).to_have_count(0)
+
+    go(page, server, "#/tables/gold.user_segments")
+    user_id = page.locator("#schema-table tbody tr", has_text="user_id").first
+    expect(user_id.locator(".badge.masked")).to_be_visible()
+    shot(page, "19_viewer_schema")
+
+    page.click('[data-tab="preview"]')
+    header = page.locator("#tab-preview thead th")
+    expect(header.first).to_have_text("user_id")
+    cells = page.locator("#tab-preview tbody tr td:first-child")
+    expect(cells.first).to_have_text(PSEUDONYM)
+    values = cells.all_inner_texts()
+    assert values and all(PSEUDONYM.match(v) for v in values), values[:5]
+    assert len(set(values)) == len(values)  # a key stays a key: one pseudonym per user
+    shot(page, "20_viewer_preview_masked")
+
+    go(page, server, "#/runs")
+    expect(page.locator("#pipelines-table")).to_contain_text("demo")
+    expect(page.locator("button.run-pipeline")).to_have_count(0)
+    page.context.close()
+    assert not errors, errors
+
+
+def test_run_button_starts_a_run_and_follows_it(server, admin):
+    page = admin
+    go(page, server, "#/runs")
+    page.click('button.run-pipeline[data-pipeline="demo"]')
+    expect(page).to_have_url(re.compile(r"#/runs/[^/]+$"))
+    run_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=180_000)
+    expect(page.locator("#datasets-table")).to_contain_text("gold.user_segments")
+    shot(page, "21_run_started")
+    go(page, server, "#/runs")
+    expect(page.locator("#runs-table a", has_text=run_id)).to_be_visible()
+
+
+def test_values_are_shown_as_text_never_as_markup(server, admin):
+    page = admin
+    markup = '<img src=x onerror="document.body.dataset.hacked=1">'
+    go(page, server, "#/sql")
+    page.fill(
+        "#sql-editor",
+        f"SELECT '{markup}' AS \"<u>label</u>\", 1 AS n UNION ALL SELECT 'b', 2 ORDER BY n",
+    )
+    page.click("#run-sql")
+    expect(page.locator("#result-table tbody tr")).to_have_count(2)
+    expect(page.locator("#result-table thead th").first).to_have_text("<u>label</u>")
+    expect(page.locator("#result-table tbody td").first).to_have_text(markup)
+    page.click('[data-view="chart"]')
+    canvas = page.locator("#chart-canvas canvas").first
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    assert box
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
+    tooltip = page.locator("#chart-canvas div", has_text="n:").last
+    expect(tooltip).to_contain_text(markup)
+    shot(page, "22_markup_as_text")
+    assert page.locator("#app img, #app u").count() == 0
+    assert page.evaluate("() => document.body.dataset.hacked") is None

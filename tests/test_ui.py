@@ -10,17 +10,15 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from lakehouse import Lakehouse
+from tests.helpers.server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "ui"
@@ -61,72 +59,24 @@ def cli(warehouse: Path, *args: str) -> str:
 
 
 @dataclass
-class Server:
-    proc: subprocess.Popen[str]
-    base: str
-    login_url: str
+class UIServer:
+    """The server under test, with what the UI tests need to know of it."""
+
+    server: UIServer
     warehouse: Path
     viewer_token: str
-    output: list[str] = field(default_factory=list)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    @property
+    def base(self) -> str:
+        return self.server.base
 
-
-def start_server(warehouse: Path, viewer_token: str) -> Server:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lakehouse.cli", "serve", "--port", "0"]
-        + ["--pipelines", str(ROOT / "pipelines")],
-        cwd=ROOT,
-        env=_env(warehouse),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    found: list[str] = []
-    ready = threading.Event()
-
-    def drain() -> None:  # keeps reading so the server never blocks on a full pipe
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            match = re.search(r"(http://\S+/\?token=\S+)", line)
-            if match and not found:
-                found.append(match.group(1))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    ready.wait(90)
-    if not found:
-        proc.kill()
-        proc.wait()
-        raise AssertionError("lakehouse serve printed no login URL:\n" + "".join(output))
-    login_url = found[0]
-    server = Server(proc, login_url.split("/?", 1)[0], login_url, warehouse, viewer_token, output)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{server.base}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return server
-        except OSError:
-            if time.monotonic() > deadline:
-                server.stop()
-                raise AssertionError("no answer on /health:\n" + "".join(output)) from None
-            time.sleep(0.2)
+    @property
+    def login_url(self) -> str:
+        return self.server.login_url
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
+def server(tmp_path_factory) -> Iterator[UIServer]:
     warehouse = tmp_path_factory.mktemp("ui") / "warehouse"
     cli(warehouse, "demo")
     # The masking check needs a gold table with a pii column: a viewer reads only gold.
@@ -138,9 +88,14 @@ def server(tmp_path_factory) -> Iterator[Server]:
     created = cli(warehouse, "token", "create", "--name", "v", "--role", "viewer")
     token = re.search(r"\blh_[A-Za-z0-9_-]+", created)
     assert token, created
-    srv = start_server(warehouse, token.group(0))
-    yield srv
-    srv.stop()
+    # One server process: the UI's "cached" badge is the same process's cache.
+    srv = start_server(
+        warehouse, pipelines=ROOT / "pipelines", args=["--workers", "1"], cwd=ROOT
+    )
+    try:
+        yield UIServer(srv, warehouse, token.group(0))
+    finally:
+        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +125,7 @@ def new_page(browser: Browser, errors: list[str]) -> Page:
 
 
 @pytest.fixture
-def admin(server: Server, browser: Browser) -> Iterator[Page]:
+def admin(server: UIServer, browser: Browser) -> Iterator[Page]:
     """A browser logged in through the login URL the server printed."""
     errors: list[str] = []
     page = new_page(browser, errors)
@@ -191,7 +146,7 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def go(page: Page, server: Server, route: str) -> None:
+def go(page: Page, server: UIServer, route: str) -> None:
     page.goto(f"{server.base}/{route}")
 
 
@@ -471,8 +426,9 @@ def test_a_viewer_sees_pii_as_pseudonyms(server, browser):
     assert len(set(values)) == len(values)  # a key stays a key: one pseudonym per user
     shot(page, "20_viewer_preview_masked")
 
+    # Pipelines and runs are operations data (the system layer): not for viewers.
     go(page, server, "#/runs")
-    expect(page.locator("#pipelines-table")).to_contain_text("demo")
+    expect(page.get_by_text("may not see pipelines and their runs").first).to_be_visible()
     expect(page.locator("button.run-pipeline")).to_have_count(0)
     page.context.close()
     assert not errors, errors

@@ -46,9 +46,10 @@ def start_server(
     pipelines: Path | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    args: list[str] | None = None,
 ) -> Server:
     command = [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), "serve"]
-    command += ["--port", "0"]
+    command += ["--port", "0", *(args or [])]
     if pipelines is not None:
         command += ["--pipelines", str(pipelines)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}

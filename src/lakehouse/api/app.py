@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +41,14 @@ def create_app(
 ) -> FastAPI:
     from lakehouse import __version__
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.launches.stop()
+        audit.close()  # what is buffered goes to system.audit_log
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Lakehouse",
         version=__version__,
         description="Tables, SQL, lineage, pipelines and quality of a Lakehouse warehouse. "
@@ -50,7 +59,7 @@ def create_app(
     app.state.access = access
     app.state.audit = audit
     app.state.settings = settings or Settings()
-    app.state.launches = pipelines.Launches()
+    app.state.launches = pipelines.Launches(lh.root if lh.local else None)
     _errors(app)
     _routes(app)
     app.add_middleware(AuditMiddleware, audit=audit)

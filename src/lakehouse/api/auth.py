@@ -27,8 +27,9 @@ def token_of(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-def principal(request: Request) -> Principal:
-    """The caller (a FastAPI dependency); remembered on the request for the audit log."""
+async def principal(request: Request) -> Principal:
+    """The caller (a FastAPI dependency); remembered on the request for the audit log.
+    Tokens are checked against an in-memory copy, so this runs on the event loop."""
     access: Access = request.app.state.access
     try:
         who = access.authenticate(token_of(request))

@@ -3,6 +3,7 @@ answering while it works and a run survives nothing it should not)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, NotFound
-from lakehouse.errors import AccessDeniedError
+from lakehouse.errors import AccessDeniedError, LakehouseError
 from lakehouse.names import parse_table_name
 from lakehouse.pipeline.definition import Pipeline, load_pipeline
 from lakehouse.pipeline.run import new_run_id
@@ -32,45 +33,62 @@ class RunRequest(BaseModel):
 
 
 class Launches:
-    """Runs this server started: their process, until the run has its own records."""
+    """Runs this server started, until the run has records of its own: a small file per
+    launch in ``<warehouse>/_pipelines/launches`` (any worker process of the server can
+    answer for it), the run's error output next to it, and its exit code once it ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: str | None) -> None:
+        self.folder = Path(root) / "_pipelines" / "launches" if root else None
         self._lock = threading.Lock()
-        self._procs: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+        self._procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, run_id: str, pipeline: str, args: list[str], env: dict[str, str]) -> None:
-        proc = subprocess.Popen(
-            args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        if self.folder is None:
+            raise LakehouseError(
+                "runs can be started from the API only for a local warehouse",
+                "run it with `lakehouse run` where the pipeline is",
+            )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"{run_id}.json").write_text(json.dumps({"pipeline": pipeline}))
+        with open(self.folder / f"{run_id}.err", "wb") as errors:
+            proc = subprocess.Popen(
+                args,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+            )
         with self._lock:
-            self._procs[run_id] = (pipeline, proc)
+            self._procs.append(proc)
+        threading.Thread(target=self._wait, args=(run_id, proc), daemon=True).start()
+
+    def _wait(self, run_id: str, proc: subprocess.Popen[bytes]) -> None:
+        code = proc.wait()
+        assert self.folder is not None
+        (self.folder / f"{run_id}.exit").write_text(str(code))
+        with self._lock:
+            self._procs.remove(proc)
 
     def state(self, run_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            found = self._procs.get(run_id)
-        if found is None:
+        if self.folder is None or not (self.folder / f"{run_id}.json").exists():
             return None
-        pipeline, proc = found
-        code = proc.poll()
-        if code is None:
+        pipeline = json.loads((self.folder / f"{run_id}.json").read_text())["pipeline"]
+        exit_file = self.folder / f"{run_id}.exit"
+        if not exit_file.exists():
             return {"run_id": run_id, "pipeline": pipeline, "status": "starting"}
-        error = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+        code = int(exit_file.read_text() or 1)
+        lines = (self.folder / f"{run_id}.err").read_text(errors="replace").strip().splitlines()
+        error = next((x for x in reversed(lines) if x.startswith("error:")), lines[-1:] or None)
         return {
             "run_id": run_id,
             "pipeline": pipeline,
             "status": "succeeded" if code == 0 else "failed",
-            "error": error.splitlines()[-1] if error and code else None,
+            "error": (error if isinstance(error, str) else None) if code else None,
         }
-
-    def reap(self) -> None:
-        with self._lock:
-            for _, proc in self._procs.values():
-                proc.poll()
 
     def stop(self) -> None:
         with self._lock:
-            procs = [p for _, p in self._procs.values()]
+            procs = list(self._procs)
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -86,8 +104,10 @@ def pipelines_in(folder: Path | None) -> dict[str, Pipeline]:
     its subfolders that do."""
     if folder is None or not folder.is_dir():
         return {}
-    candidates = [folder] if (folder / "pipeline.yml").exists() else sorted(
-        p.parent for p in folder.glob("*/pipeline.yml")
+    candidates = (
+        [folder]
+        if (folder / "pipeline.yml").exists()
+        else sorted(p.parent for p in folder.glob("*/pipeline.yml"))
     )
     found: dict[str, Pipeline] = {}
     for path in candidates:
@@ -113,8 +133,7 @@ def _require_runs(request: Request, who: Principal) -> None:
     if not request.app.state.access.can_read(who, "system.pipeline_runs"):
         raise AccessDeniedError(
             f"{who.name} ({who.role}) may not see pipelines and their runs",
-            "they are for roles that read the system layer: lakehouse grant read system "
-            "--to NAME",
+            "they are for roles that read the system layer: lakehouse grant read system --to NAME",
         )
 
 

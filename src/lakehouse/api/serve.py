@@ -52,41 +52,81 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(lh: Lakehouse, host: str, port: int, pipelines: Path | None, out: Any) -> None:
-    import uvicorn
-
+def build_app(lh: Lakehouse, pipelines: Path | None, login_token: str) -> Any:
+    """The application of one server process: the engine locked down, the login token
+    known, the audit log open (closed when the app shuts down)."""
     from lakehouse.access import Access, AuditLog, Principal
     from lakehouse.api.app import Settings, create_app
 
-    sock = bind(host, port)
-    port = sock.getsockname()[1]
     lh.engine.lock_down()
     access = Access(lh)
-    audit = AuditLog(lh)
-    token = "lh_" + secrets.token_urlsafe(24)
-    access.add_session_token(token, Principal(LOGIN, "admin"))
+    access.add_session_token(login_token, Principal(LOGIN, "admin"))
     settings = Settings(
         pipelines=pipelines,
         query_timeout=_env_float("LAKEHOUSE_QUERY_TIMEOUT", 30.0),
         max_rows=int(_env_float("LAKEHOUSE_MAX_ROWS", 100_000)),
     )
-    app = create_app(lh, access, audit, settings)
+    return create_app(lh, access, AuditLog(lh), settings)
+
+
+def worker_app() -> Any:
+    """The application of one worker process when the server runs several: everything it
+    needs comes from the environment the server process set before starting them."""
+    from lakehouse.warehouse import Lakehouse
+
+    env = os.environ
+    pipelines = env.get(_PIPELINES_ENV)
+    return build_app(
+        Lakehouse(env["LAKEHOUSE_WAREHOUSE"]),
+        Path(pipelines) if pipelines else None,
+        env[_LOGIN_ENV],
+    )
+
+
+_LOGIN_ENV = "LAKEHOUSE_SERVE_LOGIN_TOKEN"
+_PIPELINES_ENV = "LAKEHOUSE_SERVE_PIPELINES"
+
+
+def serve(
+    lh: Lakehouse, host: str, port: int, pipelines: Path | None, out: Any, workers: int = 1
+) -> None:
+    import uvicorn
+
+    if workers < 1:
+        raise LakehouseError(f"--workers must be 1 or more, got {workers}")
+    sock = bind(host, port)
+    port = sock.getsockname()[1]
+    token = "lh_" + secrets.token_urlsafe(24)
+    options: dict[str, Any] = dict(
+        log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
+    if workers == 1:
+        server = uvicorn.Server(uvicorn.Config(build_app(lh, pipelines, token), **options))
+    else:
+        # Worker processes are started fresh (spawned), each with its own engine, caches
+        # and audit buffer, and share the listening socket.
+        from uvicorn.supervisors import Multiprocess
+
+        os.environ.update({"LAKEHOUSE_WAREHOUSE": str(lh.root), _LOGIN_ENV: token})
+        if pipelines is not None:
+            os.environ[_PIPELINES_ENV] = str(pipelines.resolve())
+        config = uvicorn.Config(
+            "lakehouse.api.serve:worker_app", factory=True, workers=workers, **options
+        )
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
-    print(f"Lakehouse {lh.root} at {base}/", file=out)
+    print(f"Lakehouse {lh.root} at {base}/ ({workers} worker process(es))", file=out)
     print("Open this URL to log in as admin (valid while this server runs):", file=out)
     print(f"    {base}/?token={token}", file=out)
     print(f"API documentation: {base}/docs", file=out, flush=True)
     if not _loopback(host):
         print(f"warning: listening on {host}, reachable from other machines", file=out)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
-    )
     try:
-        server.run(sockets=[sock])
+        if workers == 1:
+            server.run(sockets=[sock])
+        else:
+            Multiprocess(config, sockets=[sock]).run()
     finally:
-        app.state.launches.stop()
-        audit.close()
         sock.close()
 
 
@@ -106,9 +146,12 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
             str | None,
             typer.Option(help="Folder of pipelines to list and run (default: ./pipelines)."),
         ] = None,
+        workers: Annotated[
+            int, typer.Option(help="Server processes (default: one per core, at most 4).")
+        ] = min(4, os.cpu_count() or 1),
     ) -> None:
         """Serve the REST API, its documentation (/docs) and the web UI (/)."""
         folder = Path(pipelines) if pipelines else Path("pipelines")
         if pipelines and not folder.is_dir():
             raise LakehouseError(f"no pipelines folder {folder}", "give a folder of pipelines")
-        serve(lh_factory(), host, port, folder if folder.is_dir() else None, sys.stdout)
+        serve(lh_factory(), host, port, folder if folder.is_dir() else None, sys.stdout, workers)

@@ -198,16 +198,10 @@ class SQLEngine:
             raise SQLError(f"the row limit must be 0 or more, got {limit}")
         if not timeout > 0:
             raise SQLError(f"the time limit must be more than 0 seconds, got {timeout}")
-        known = self.result_cache.reads(sql)
-        if known is not None:
-            reading = Reading(can_read, masked)
-            for name in known.named:
-                reading.enter(name)
-            key = (sql, limit, reading.signature(known.sources))
-            entry = self.result_cache.get(key, self._fresh)
-            if entry is not None:
-                seconds = time.perf_counter() - started
-                return SafeResult(entry.table, entry.truncated, True, list(known.named), seconds)
+        hit = self.cached_query(sql, limit=limit, masked=masked, can_read=can_read)
+        if hit is not None:
+            hit.seconds = time.perf_counter() - started
+            return hit
         reading = Reading(can_read, masked)
         cursor = self.db.cursor()  # its own: a time limit interrupts this statement only
         try:
@@ -237,6 +231,31 @@ class SQLEngine:
             )
         seconds = time.perf_counter() - started
         return SafeResult(table, truncated, False, list(reading.named), seconds)
+
+    def cached_query(
+        self,
+        sql: str,
+        *,
+        limit: int = 1000,
+        masked: Callable[[str], list[str]] | None = None,
+        can_read: Callable[[str], bool] | None = None,
+    ) -> SafeResult | None:
+        """``safe_query``'s answer if the cache holds it (still valid, grants checked),
+        else None. It never runs a statement, so it may be called where blocking is not
+        wanted (the server's event loop)."""
+        started = time.perf_counter()
+        known = self.result_cache.reads(sql)
+        if known is None:
+            return None
+        reading = Reading(can_read, masked)
+        for name in known.named:
+            reading.enter(name)
+        key = (sql, limit, reading.signature(known.sources))
+        entry = self.result_cache.get(key, self._fresh)
+        if entry is None:
+            return None
+        seconds = time.perf_counter() - started
+        return SafeResult(entry.table, entry.truncated, True, list(known.named), seconds)
 
     def cache_clear(self) -> None:
         """Forget every result ``safe_query`` keeps."""

@@ -48,27 +48,32 @@ def s3_endpoint():
         proc.wait()
 
 
-def test_warehouse_on_object_storage(s3_endpoint, tmp_path):
+def s3_warehouse(endpoint: str, tmp_path) -> Lakehouse:
+    """A warehouse in a new bucket of the loopback S3 server, its catalog in tmp_path."""
     boto3.client(
         "s3",
-        endpoint_url=s3_endpoint,
+        endpoint_url=endpoint,
         aws_access_key_id="test",
         aws_secret_access_key="test",
         region_name="us-east-1",
     ).create_bucket(Bucket="lake")
     options = {
-        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_REGION": "us-east-1",
         "AWS_ALLOW_HTTP": "true",
         "conditional_put": "etag",
     }
-    lh = Lakehouse(
+    return Lakehouse(
         "s3://lake/warehouse",
         storage_options=options,
         catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
     )
+
+
+def test_warehouse_on_object_storage(s3_endpoint, tmp_path):
+    lh = s3_warehouse(s3_endpoint, tmp_path)
     lh.write("silver.users", [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])
     lh.write("silver.users", [{"id": 3, "name": "c"}])
     lh.write("silver.users", [{"id": 2, "name": "B"}], mode="merge", keys=["id"])

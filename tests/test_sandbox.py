@@ -8,7 +8,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import duckdb
 import pytest
 
@@ -461,26 +460,7 @@ def test_bad_input_says_what_to_do(shop):
 
 
 def test_lock_down_leaves_object_store_tables_readable(s3_endpoint, tmp_path):
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    ).create_bucket(Bucket="lake")
-    options = {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-        "conditional_put": "etag",
-    }
-    lh = Lakehouse(
-        "s3://lake/warehouse",
-        storage_options=options,
-        catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
-    )
+    lh = test_object_store.s3_warehouse(s3_endpoint, tmp_path)
     lh.write("silver.users", [{"user_id": 1, "email": "ada@example.com"}])
     lh.engine.lock_down()
     with pytest.raises(duckdb.PermissionException):

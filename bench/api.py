@@ -79,10 +79,11 @@ def warehouse(events: int) -> Path:
     return folder
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(folder: Path, workers: int | None) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "LAKEHOUSE_WAREHOUSE": str(folder)}
+    extra = ["--workers", str(workers)] if workers else []
     proc = subprocess.Popen(
-        [PYTHON, "-m", "lakehouse.cli", "serve", "--port", "0"],
+        [PYTHON, "-m", "lakehouse.cli", "serve", "--port", "0", *extra],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert proc.stdout is not None
@@ -244,12 +245,13 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20_000, help="demo size")
     parser.add_argument("--requests", type=int, default=500, help="one-client requests")
     parser.add_argument("--seconds", type=int, default=60, help="load duration")
+    parser.add_argument("--workers", type=int, help="server processes (default: the server's)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     folder = warehouse(args.events)
     token = Access(Lakehouse(folder)).create_token(f"bench-{os.getpid()}", "analyst")
-    proc, base = start_server(folder)
+    proc, base = start_server(folder, args.workers)
     try:
         server = psutil.Process(proc.pid)
         warn_if_busy("before the one-client run")
@@ -282,8 +284,13 @@ def main() -> int:
         )
     path = write_result(
         "api",
-        {"events": args.events, "one_client": single, "load_dashboard": dashboard,
-         "load_distinct": distinct},
+        {
+            "events": args.events,
+            "workers": args.workers,
+            "one_client": single,
+            "load_dashboard": dashboard,
+            "load_distinct": distinct,
+        },
     )
     print(f"wrote {path}")
     return 0

@@ -121,12 +121,11 @@ def test_a_full_buffer_is_written_before_the_interval(lh: Lakehouse, audits) -> 
     wait_for(lambda: count(lh) == 100, 10)
 
 
-def test_record_costs_microseconds(lh: Lakehouse, audits) -> None:
+def test_record_only_buffers_until_a_flush(lh: Lakehouse, audits) -> None:
     audit = audits(lh, flush_interval=3600, max_buffer=1_000_000)
-    started = time.perf_counter()
     for i in range(20_000):
         audit.record("alice", "analyst", "GET /me", "/me", "ok", 200, float(i))
-    assert (time.perf_counter() - started) / 20_000 < 50e-6
+    assert count(lh) == 0  # no write on the caller's path
     audit.close()
     assert count(lh) == 20_000
 

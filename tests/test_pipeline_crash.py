@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,9 +78,10 @@ def test_kill_9_during_runs_then_run_again(tmp_path):
     got = contents(lh, pipeline)
     assert sorted(got) == sorted(expected)
     for table, rows in expected.items():
-        missing = [r for r in rows if r not in got[table]][:3]
-        extra = [r for r in got[table] if r not in rows][:3]
-        assert got[table] == rows, f"{table}: missing {missing}, unexpected {extra}"
+        if got[table] != rows:
+            want, have = Counter(map(repr, rows)), Counter(map(repr, got[table]))
+            missing, extra = list(want - have)[:3], list(have - want)[:3]
+            raise AssertionError(f"{table}: missing {missing}, unexpected {extra}")
     statuses = [r[0] for r in lh.sql("SELECT status FROM system.pipeline_runs").rows()]
     assert statuses.count("running") == 0
     assert statuses.count("interrupted") >= 3 and statuses[-1:] != ["failed"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 
@@ -31,17 +30,21 @@ def lh(tmp_path) -> Lakehouse:
     return lh
 
 
-def test_a_repeat_is_served_from_the_cache_in_well_under_a_millisecond(lh):
+def test_a_repeat_is_served_from_the_cache(lh):
+    # How fast (bench/api.py measures it): a repeat runs no statement at all.
     engine = lh.engine
     first = engine.safe_query(QUERY)
     assert not first.cached
     repeats = [engine.safe_query(QUERY) for _ in range(50)]
     assert all(r.cached for r in repeats)
+    assert all(r.table is repeats[0].table for r in repeats)
     assert repeats[0].table.equals(first.table) and repeats[0].tables == ["silver.users"]
-    assert statistics.median(r.seconds for r in repeats) < 0.001
+    hit = engine.cached_query(QUERY)
+    assert hit is not None and hit.cached and hit.table is repeats[0].table
+    assert engine.cached_query("SELECT 1 AS never_run") is None
 
 
-def test_the_freshness_check_of_several_tables_is_cheap(lh):
+def test_a_statement_over_several_tables_and_versions_is_cached(lh):
     engine = lh.engine
     sql = (
         "SELECT count(*) FROM silver.users u JOIN gold.orders o USING (user_id), gold.other, "
@@ -50,12 +53,9 @@ def test_the_freshness_check_of_several_tables_is_cheap(lh):
     engine.safe_query(sql)
     stamps = [engine.safe_query(sql) for _ in range(50)]
     assert all(r.cached for r in stamps)
-    assert statistics.median(r.seconds for r in stamps) < 0.001
     entry = next(iter(engine.result_cache._entries.values()))
-    started = time.perf_counter()
-    for _ in range(100):
-        assert all(engine._fresh(name, stamp) for name, stamp in entry.stamps)
-    assert (time.perf_counter() - started) / 100 < 0.0005
+    assert {name for name, _ in entry.stamps} >= {"silver.users", "gold.orders", "gold.other"}
+    assert all(engine._fresh(name, stamp) for name, stamp in entry.stamps)
 
 
 def test_a_new_version_of_a_table_read_retires_the_result(lh):

@@ -395,7 +395,7 @@ def test_a_time_limit_interrupts_only_its_own_statement(shop):
         except Exception as exc:  # noqa: BLE001 - reported below
             outcome["error"] = exc
 
-    other = threading.Thread(target=long_but_allowed)
+    other = threading.Thread(target=long_but_allowed, daemon=True)
     other.start()
     for _ in range(3):
         with pytest.raises(QueryTimeoutError):

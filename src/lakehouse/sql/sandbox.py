@@ -567,7 +567,10 @@ def run_limited(
                 if rows > limit:
                     break
             reader.close()
-        except duckdb.InterruptException as exc:
+        except (duckdb.InterruptException, RuntimeError) as exc:
+            # An interrupt during the statement's start surfaces as a plain RuntimeError.
+            if not isinstance(exc, duckdb.InterruptException) and "interrupted" not in str(exc):
+                raise
             if deadline.fired:
                 raise QueryTimeoutError(
                     f"the statement was stopped after {timeout:g} s",

@@ -40,11 +40,15 @@ class AuditMiddleware:
             who = state.get("principal")
             route = scope.get("route")
             action = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
-            outcome = state.get("outcome") or (
-                "ok" if status < 400 else "denied" if status in (401, 403) else "error"
+            outcome = (
+                "ok"
+                if status < 400
+                else "unauthenticated"
+                if status == 401
+                else "denied"
+                if status == 403
+                else "error"
             )
-            if status == 401:
-                outcome = "unauthenticated"
             client = scope.get("client")
             self.audit.record(
                 principal=who.name if who is not None else None,

@@ -78,12 +78,14 @@ class Launches:
             return {"run_id": run_id, "pipeline": pipeline, "status": "starting"}
         code = int(exit_file.read_text() or 1)
         lines = (self.folder / f"{run_id}.err").read_text(errors="replace").strip().splitlines()
-        error = next((x for x in reversed(lines) if x.startswith("error:")), lines[-1:] or None)
+        error = next((x for x in reversed(lines) if x.startswith("error:")), None)
+        if error is None and lines:
+            error = lines[-1]
         return {
             "run_id": run_id,
             "pipeline": pipeline,
             "status": "succeeded" if code == 0 else "failed",
-            "error": (error if isinstance(error, str) else None) if code else None,
+            "error": error if code else None,
         }
 
     def stop(self) -> None:

@@ -1,4 +1,5 @@
-"""``lakehouse serve``: one process for the API, its documentation and the web UI."""
+"""``lakehouse serve``: the API, its documentation and the web UI, from one or several
+worker processes sharing one listening socket."""
 
 from __future__ import annotations
 

@@ -106,12 +106,14 @@ def run_started(lh: Lakehouse, report: RunReport) -> None:
 
 
 def run_finished(lh: Lakehouse, report: RunReport) -> None:
-    lh.write(RUNS, _run_row(report), mode="merge", keys=["run_id"])
+    """The run's figures first, its final status last: a reader that sees the run ended
+    finds its datasets and checks too."""
     if report.datasets:
         lh.write(DATASETS, _dataset_rows(report), description="Per dataset figures of each run")
     checks = _check_rows(report)
     if checks.num_rows:
         lh.write(QUALITY, checks, description="Expectation results of each run")
+    lh.write(RUNS, _run_row(report), mode="merge", keys=["run_id"])
 
 
 def close_interrupted(lh: Lakehouse, pipeline: str) -> list[str]:

@@ -34,8 +34,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yields a SQLAlchemy URL of a fresh database; the server is stopped afterwards."""
+def postgres_server(*, wal_level: str = "logical") -> Iterator[str]:
+    """Yields a SQLAlchemy URL of a fresh database; the server is stopped afterwards.
+
+    The server writes logical WAL by default (change data capture reads it through
+    replication slots); ``wal_level="replica"`` starts one that cannot decode it."""
     root = Path(tempfile.mkdtemp(prefix="lh-pg-"))
     data = root / "data"
     port = _free_port()
@@ -61,6 +64,12 @@ def postgres_server() -> Iterator[str]:
             "127.0.0.1",
             "-k",
             str(root),
+            "-c",
+            f"wal_level={wal_level}",
+            "-c",
+            "max_replication_slots=10",
+            "-c",
+            "max_wal_senders=10",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

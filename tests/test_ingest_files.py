@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse import Lakehouse, LakehouseError
-from lakehouse.ingest import files
+from lakehouse.ingest import jsonlines
 from lakehouse.ingest.files import ingest_folder
 
 
@@ -127,11 +127,19 @@ def test_progress_callback_and_files_that_are_not_data(lh, landing):
 
 def per_line(lh, table: str, path: Path) -> None:
     """Ingest one JSON lines file the way the per-line reader does."""
-    rows, bad = files._read(path, "jsonl")
+    rows, bad = jsonlines.per_line(path.read_bytes())
     if bad:
-        lh.write(f"{table}_quarantine", bad, source=str(path))
-    data, _ = files._fit(lh, table, rows)
+        quarantined = [
+            {"raw_payload": b.raw, "reason": f"line {b.index + 1}: {b.reason}"} for b in bad
+        ]
+        lh.write(f"{table}_quarantine", quarantined, source=str(path))
+    data, _ = jsonlines.fit_rows(lh, table, rows)
     lh.write(table, data, evolve=True, source=str(path))
+
+
+def whole(path: Path):
+    """The whole-data reading of a file, or None where it leaves it to the per-line one."""
+    return jsonlines.parse(path.read_bytes()).rows
 
 
 def same_rows(lh, a: str, b: str, path: Path) -> None:
@@ -166,11 +174,11 @@ def test_whole_file_and_per_line_readers_agree(lh, tmp_path):
     # Two objects on a line (Arrow would read both), an indented line, bytes not UTF-8.
     (folder / "e6.jsonl").write_bytes(b'{"id": 10} {"id": 11}\n  {"id": 12}\n\t\n')
     (folder / "e7.jsonl").write_bytes(b'{"id": 13, "note": "\xff"}\n{"id": 14}\n')
-    assert files._read_json_lines(folder / "e6.jsonl") is not None
-    assert files._read_json_lines(folder / "e7.jsonl") is None
-    assert files._read_json_lines(folder / "e1.jsonl") is not None
-    assert files._read_json_lines(folder / "e3.jsonl") is None
-    assert files._read_json_lines(folder / "e4.jsonl") is None
+    assert whole(folder / "e6.jsonl") is not None
+    assert whole(folder / "e7.jsonl") is None
+    assert whole(folder / "e1.jsonl") is not None
+    assert whole(folder / "e3.jsonl") is None
+    assert whole(folder / "e4.jsonl") is None
     report = ingest_folder(lh, folder, "bronze.fast")
     assert report.quarantined == 4 and report.rescued == 2
     for path in sorted(folder.iterdir()):

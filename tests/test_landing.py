@@ -15,12 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse import LakehouseError
-from lakehouse.ingest import files
 from lakehouse.ingest import generators as g
 from lakehouse.ingest.files import ingest_folder
 from lakehouse.ingest.landing import SOURCES, add_drop, read_manifest, write_sources
 from tests.test_generators import replay
-from tests.test_ingest_files import per_line, same_rows
+from tests.test_ingest_files import per_line, same_rows, whole
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 SUFFIXES = {"app_events": ".jsonl", "clickstream": ".csv", "cdc_changes": ".jsonl"}
@@ -226,7 +225,7 @@ def test_whole_file_reading_equals_the_per_line_reader(lh, landing):
         ("user_events", "drop-0003.jsonl"),
     ]:
         path = landing / source / name
-        assert files._read_json_lines(path) is not None, "read whole, not line by line"
+        assert whole(path) is not None, "read whole, not line by line"
         ingest_folder(lh, landing / source, f"bronze.fast_{source}")
         per_line(lh, f"bronze.slow_{source}", path)
         same_rows(lh, f"bronze.fast_{source}", f"bronze.slow_{source}", path)

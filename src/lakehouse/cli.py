@@ -338,12 +338,29 @@ def demo(
     pipeline: Annotated[
         str | None, typer.Option(help="The demo pipeline folder (default pipelines/demo).")
     ] = None,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Run the real-time path instead: a local broker, the user-event producer "
+            "and the stream into bronze.user_events and realtime.*.",
+        ),
+    ] = False,
+    rate: Annotated[float, typer.Option(help="--stream: user events a second.")] = 20.0,
+    seconds: Annotated[
+        float | None, typer.Option(help="--stream: stop after this long (default: Ctrl-C).")
+    ] = None,
 ) -> None:
     """Build the example platform: sources, bronze, silver and gold, with a summary."""
     from pathlib import Path
 
     from lakehouse.demo import run_demo
 
+    if stream:
+        from lakehouse.streaming.demo import run_stream_demo
+
+        run_stream_demo(_lh(), console, rate=rate, seconds=seconds)
+        return
     if events < 100:
         raise LakehouseError("--events must be at least 100")
     run_demo(
@@ -379,6 +396,15 @@ def _register_access_commands() -> None:
 
 
 _register_access_commands()
+
+
+def _register_streaming_commands() -> None:
+    from lakehouse.streaming.commands import register
+
+    register(app, _lh, console)
+
+
+_register_streaming_commands()
 
 
 def main() -> None:

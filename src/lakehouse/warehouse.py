@@ -17,7 +17,7 @@ from lakehouse.names import LAYERS, TableName, parse_table_name
 from lakehouse.sql import Result, SQLEngine
 from lakehouse.tables.snapshot import is_local
 from lakehouse.tables.table import Table
-from lakehouse.tables.writer import WriteMode, WriteResult, after_commit, write_table
+from lakehouse.tables.writer import Txn, WriteMode, WriteResult, after_commit, write_table
 
 CATALOG_FILE = "_catalog.db"
 
@@ -99,9 +99,10 @@ class Lakehouse:
         options: TableOptions | None = None,
         source_system: str | None = None,
         source: str | None = None,
-        txn: tuple[str, int] | None = None,
+        txn: Txn | None = None,
         input_versions: dict[str, int] | None = None,
         merge_delete: str | None = None,
+        merge_combine: dict[str, str] | None = None,
         **table_options: Any,
     ) -> WriteResult:
         """Write data to a table, creating and registering it on first write.
@@ -109,7 +110,8 @@ class Lakehouse:
         mode: ``append``; ``overwrite`` (the whole table, or the rows matching ``predicate``);
         ``merge`` (upsert on ``keys``). ``evolve=True`` adds new columns and widens types.
         ``txn=(app_id, n)`` commits a Delta transaction identifier with the write and skips
-        the write if ``n`` was committed for ``app_id`` already (exactly-once sources).
+        the write if ``n`` was committed for ``app_id`` already (exactly-once sources); a
+        list of such pairs commits them all, and skips the write if every one is in.
         """
         name = parse_table_name(table)
         opts = options or TableOptions()
@@ -147,6 +149,7 @@ class Lakehouse:
             txn=txn,
             input_versions=input_versions,
             merge_delete=merge_delete,
+            merge_combine=merge_combine,
         )
 
     def table(self, name: str) -> Table:

@@ -50,6 +50,14 @@ if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
 
 WriteMode = Literal["append", "overwrite", "merge"]
+# A Delta transaction identifier (app id, number), or several committed together.
+Txn = tuple[str, int] | list[tuple[str, int]]
+# How a merge combines a matched row's value {t} with the incoming one {s}.
+COMBINE = {
+    "sum": "coalesce({t}, 0) + coalesce({s}, 0)",
+    "min": "CASE WHEN {t} IS NULL OR {s} < {t} THEN {s} ELSE {t} END",
+    "max": "CASE WHEN {t} IS NULL OR {s} > {t} THEN {s} ELSE {t} END",
+}
 METADATA_COLUMNS = ("_ingested_at", "_ingest_date", "_source_system", "_source", "_record_hash")
 MAX_ATTEMPTS = 12
 
@@ -87,21 +95,28 @@ def write_table(
     options: TableOptions | None = None,
     source_system: str | None = None,
     source: str | None = None,
-    txn: tuple[str, int] | None = None,
+    txn: Txn | None = None,
     input_versions: dict[str, int] | None = None,
     merge_delete: str | None = None,
+    merge_combine: dict[str, str] | None = None,
 ) -> WriteResult:
     """``txn=(app_id, n)`` makes the write idempotent: it commits together with that
     transaction identifier, and is skipped if the table already holds ``n`` (or a later
     number) for ``app_id``, so a source that crashed between its write and its own
-    bookkeeping can simply write again.
+    bookkeeping can simply write again. A list of them (one per Kafka partition, say)
+    commits them all; the write is skipped when the table holds every one.
 
     ``input_versions={"bronze.events": 7}`` records, in the same commit, which version of
     each input the rows were computed from (read back with ``Table.input_versions``):
     pipelines use it to process only input that arrived since, whatever crashed when.
 
     ``merge_delete`` names a boolean column of a merge's data: rows where it is true delete
-    the row with their key instead of upserting it; the column itself is not stored."""
+    the row with their key instead of upserting it; the column itself is not stored.
+
+    ``merge_combine={"events": "sum", "last_at": "max"}`` makes a merge combine a matched
+    row's value with the incoming one instead of replacing it (``sum``, ``min`` or
+    ``max``): a running count can then be upserted from increments, and a conflicting
+    writer's retry combines with what that writer committed."""
     if mode not in ("append", "overwrite", "merge"):
         raise LakehouseError(
             f"unknown write mode {mode!r}", "use mode='append', 'overwrite' or 'merge'"
@@ -110,6 +125,12 @@ def write_table(
         raise LakehouseError(f"{name}: mode='merge' needs keys", "e.g. keys=['user_id']")
     if predicate is not None and mode != "overwrite":
         raise LakehouseError(f"{name}: predicate= goes with mode='overwrite'")
+    for column, how in (merge_combine or {}).items():
+        if mode != "merge" or how not in COMBINE:
+            raise LakehouseError(
+                f"{name}: cannot combine {column!r} with {how!r}",
+                f"merge_combine goes with mode='merge'; use one of {', '.join(COMBINE)}",
+            )
     started = time.perf_counter()
     arrow = to_arrow(data)
     info = lh.catalog.get(str(name))
@@ -130,6 +151,7 @@ def write_table(
         arrow = arrow.drop_columns([merge_delete])
     prepared = _Prepared(name, arrow, opts, source_system, source)
     prepared.delete_flag = flag
+    prepared.combine = dict(merge_combine or {})
 
     for attempt in range(MAX_ATTEMPTS):
         dt = open_delta(lh, name)
@@ -172,6 +194,7 @@ class _Prepared:
         self.source = source
         self.rows = 0
         self.delete_flag: Any = None  # merges: rows that delete their key
+        self.combine: dict[str, str] = {}  # merges: columns combined with the matched value
         fields = list(self.given)
         names = set(self.given.names)
         if opts.metadata_columns:
@@ -261,6 +284,11 @@ class _Prepared:
         return batch.append_column(self.derived_column, day)
 
 
+def _holds(dt: DeltaTable, app_id: str, n: int) -> bool:
+    done = dt.transaction_version(app_id)
+    return done is not None and done >= n
+
+
 def _sql_text(value: str | None) -> str:
     return "NULL::VARCHAR" if value is None else "'" + value.replace("'", "''") + "'"
 
@@ -287,13 +315,12 @@ def _write_once(
     predicate: str | None,
     evolve: bool,
     opts: TableOptions,
-    txn: tuple[str, int] | None = None,
+    txn: Txn | None = None,
     input_versions: dict[str, int] | None = None,
 ) -> WriteResult:
-    if txn is not None and dt is not None:
-        done = dt.transaction_version(txn[0])
-        if done is not None and done >= txn[1]:
-            return WriteResult(str(name), mode, dt.version(), 0, 0.0, skipped=True)
+    given = [txn] if isinstance(txn, tuple) else list(txn or [])
+    if given and dt is not None and all(_holds(dt, app, n) for app, n in given):
+        return WriteResult(str(name), mode, dt.version(), 0, 0.0, skipped=True)
     writer_properties = WriterProperties(compression=(opts.compression or "zstd").upper())
     if dt is None:
         dt = _create(lh, name, plan_schema(str(name), None, prepared.schema, evolve), opts)
@@ -314,7 +341,7 @@ def _write_once(
     changes += [f"added column {c}" for c in plan.new_columns]
     schema_mode = "merge" if plan.new_columns else None
     counts = {"inserted": 0, "updated": 0, "deleted": 0}
-    marks = [Transaction(txn[0], txn[1])] if txn is not None else []
+    marks = [Transaction(app, n) for app, n in given]
     marks += [Transaction(input_mark(t), v) for t, v in (input_versions or {}).items()]
     commit = commit_properties(mode, max_commit_retries=100, app_transactions=marks or None)
     if (
@@ -345,6 +372,11 @@ def _write_once(
         source_schema = pa.schema([f for f in plan.target if f.name in prepared.schema.names])
         source = pa.Table.from_batches(list(prepared.batches(source_schema)), source_schema)
         columns = {_q(c): f"s.{_q(c)}" for c in source.schema.names}
+        updates = dict(columns)
+        for column, how in prepared.combine.items():
+            if column not in source.schema.names:
+                raise LakehouseError(f"{name}: merge_combine names {column!r}, not in the data")
+            updates[_q(column)] = COMBINE[how].format(t=f"t.{_q(column)}", s=f"s.{_q(column)}")
         keep = None
         if prepared.delete_flag is not None:
             source = source.append_column("__lh_delete", prepared.delete_flag)
@@ -363,7 +395,7 @@ def _write_once(
         if keep is not None:
             merger = merger.when_matched_delete(predicate="s.__lh_delete")
         metrics = (
-            merger.when_matched_update(updates=columns, predicate=keep)
+            merger.when_matched_update(updates=updates, predicate=keep)
             .when_not_matched_insert(updates=columns, predicate=keep)
             .execute()
         )

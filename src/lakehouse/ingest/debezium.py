@@ -1,0 +1,431 @@
+"""Debezium change events into bronze change rows (the shape of ``postgres_cdc``).
+
+A message value is Debezium's envelope ``{before, after, op, source, ts_ms}``, bare or
+wrapped by Kafka Connect's JSON converter as ``{"schema": ..., "payload": {...}}``. A null
+value (a tombstone, which only tells Kafka compaction to drop the key) and ``op: m``
+(a logical decoding message, no row change) are skipped. The primary key comes from the
+message key (``{"id": 5}``, also wrapped or not) or, without one, from the key columns
+the caller names, read from the row image.
+
+With a schema, Debezium's encodings are turned back into the values the row holds:
+timestamps, dates and times as ISO 8601 text, decimals (base64 bytes) as exact decimal
+text, JSON columns as JSON. Without one the values stay as the connector wrote them.
+
+``changes_from_messages`` is pure: a stream calls it per micro-batch. ``ingest_folder``
+lands files of JSON lines (one envelope per line) each exactly once, like file ingestion.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from lakehouse.errors import LakehouseError
+from lakehouse.ingest.files import file_id
+from lakehouse.ingest.postgres_cdc import change_table, json_text, lsn_text, qualified
+from lakehouse.names import parse_table_name
+from lakehouse.tables.writer import open_delta
+
+if TYPE_CHECKING:
+    from lakehouse.warehouse import Lakehouse
+
+OPERATIONS = {"c": "insert", "r": "insert", "u": "update", "d": "delete", "t": "truncate"}
+UNAVAILABLE = "__debezium_unavailable_value"  # an unchanged TOASTed value, not sent
+EXTENSIONS = {".jsonl", ".ndjson", ".json"}
+# Without an LSN or a position, a change is ordered by its commit time in milliseconds,
+# then by its place among the batch's changes of the same millisecond.
+PER_MILLISECOND = 1_000_000
+
+
+class BadMessage(Exception):
+    """A message that is not a Debezium change event; its text is the reason."""
+
+
+@dataclass
+class _Change:
+    row: dict[str, Any]
+    ts_ms: int | None  # for ordering when there is no LSN or position
+
+
+def changes_from_messages(
+    values: list[bytes | str | None],
+    keys: list[bytes | str | None] | None = None,
+    key_columns: list[str] | None = None,
+    *,
+    positions: list[int] | None = None,
+) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """Change rows (``CHANGE_SCHEMA``) from Debezium message values, and ``(index, reason)``
+    for each message that is not a change event. Tombstones and ``op: m`` give neither.
+
+    ``keys`` are the messages' Kafka keys (None where a message has none); ``key_columns``
+    name the key when a message has no key. ``positions`` (e.g. Kafka offsets: a key's
+    messages share a partition) order the changes when the source gives no LSN; without
+    them the order is the commit time (``source.ts_ms``), then the messages' order."""
+    if keys is not None and len(keys) != len(values):
+        raise LakehouseError("keys must have one entry per message (None for no key)")
+    if positions is not None and len(positions) != len(values):
+        raise LakehouseError("positions must have one entry per message")
+    found: list[_Change] = []
+    bad: list[tuple[int, str]] = []
+    for i, value in enumerate(values):
+        try:
+            change = _change(value, keys[i] if keys is not None else None, key_columns)
+        except BadMessage as exc:
+            bad.append((i, str(exc)))
+            continue
+        if change is None:
+            continue
+        if change.row["sequence"] is None:
+            if positions is not None:
+                change.row["sequence"] = positions[i]
+            elif change.ts_ms is None:
+                bad.append((i, "nothing orders it: no source.lsn, source.ts_ms or ts_ms"))
+                continue
+        found.append(change)
+    seen: dict[int, int] = {}  # per millisecond, the changes ordered by it so far
+    for change in found:
+        if change.row["sequence"] is None:
+            assert change.ts_ms is not None
+            rank = seen.get(change.ts_ms, 0)
+            seen[change.ts_ms] = rank + 1
+            change.row["sequence"] = change.ts_ms * PER_MILLISECOND + rank
+    return change_table([c.row for c in found]), bad
+
+
+def quarantine_records(
+    values: list[bytes | str | None], bad: list[tuple[int, str]]
+) -> list[dict[str, str]]:
+    """The bad messages as ``<table>_quarantine`` rows: raw_payload and reason."""
+    return [{"raw_payload": _as_text(values[i]), "reason": reason} for i, reason in bad]
+
+
+def _as_text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _parse(value: bytes | str, what: str) -> Any:
+    try:
+        return json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadMessage(f"invalid JSON in the {what}: {exc}") from exc
+
+
+def _unwrap(message: Any) -> tuple[Any, dict[str, Any] | None]:
+    """A converter's {"schema", "payload"} wrapping taken off: the payload and its schema."""
+    if (
+        isinstance(message, dict)
+        and "payload" in message
+        and set(message)
+        <= {
+            "schema",
+            "payload",
+        }
+    ):
+        schema = message.get("schema")
+        return message["payload"], schema if isinstance(schema, dict) else None
+    return message, None
+
+
+def _change(
+    value: bytes | str | None, key: bytes | str | None, key_columns: list[str] | None
+) -> _Change | None:
+    if value is None or not (value.strip() if isinstance(value, str | bytes) else value):
+        return None  # a tombstone
+    envelope, schema = _unwrap(_parse(value, "message"))
+    if envelope is None:
+        return None  # a tombstone written as JSON null
+    if not isinstance(envelope, dict):
+        raise BadMessage(f"not a change event: a JSON {type(envelope).__name__}, not an object")
+    op = envelope.get("op")
+    if op is None:
+        raise BadMessage("not a change event: no 'op' field")
+    if op == "m":
+        return None
+    if op not in OPERATIONS:
+        raise BadMessage(f"unknown op {op!r} (Debezium's are c, r, u, d, t)")
+    operation = OPERATIONS[op]
+    source = envelope.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("table"), str):
+        raise BadMessage("no source.table: which table changed is unknown")
+    fields = _image_fields(schema)
+    before = _image(envelope, "before", fields)
+    after = _image(envelope, "after", fields)
+    if operation in ("insert", "update") and after is None:
+        raise BadMessage(f"op {op!r} without an 'after' row")
+    if operation == "delete" and before is None and key is None:
+        raise BadMessage("op 'd' without a 'before' row or a message key")
+    unchanged = []
+    if after is not None:
+        for column in [c for c, v in after.items() if v == UNAVAILABLE]:
+            if before is not None and before.get(column, UNAVAILABLE) != UNAVAILABLE:
+                after[column] = before[column]
+            else:
+                del after[column]
+                unchanged.append(column)
+    primary_key = None
+    if operation != "truncate":
+        primary_key = _primary_key(key, key_columns, after if after is not None else before)
+    lsn = source.get("lsn")
+    ts_ms = _integer(source.get("ts_ms"))
+    ts_ms = ts_ms if ts_ms is not None else _integer(envelope.get("ts_ms"))
+    lsn = lsn if isinstance(lsn, int) and not isinstance(lsn, bool) else None
+    row = {
+        "table_name": qualified(_text(source.get("schema")), source["table"]),
+        "operation": operation,
+        "primary_key": json_text(primary_key) if primary_key is not None else None,
+        "before": json_text(before) if before is not None else None,
+        "after": json_text(after) if after is not None else None,
+        "sequence": lsn,
+        "changed_at": _changed_at(source, envelope),
+        "schema_name": _text(source.get("schema")),
+        "database_name": _text(source.get("db")),
+        "transaction_id": _transaction(source, envelope),
+        "lsn": lsn_text(lsn) if lsn is not None else None,
+        "unchanged_columns": json_text(unchanged) if unchanged else None,
+    }
+    return _Change(row, ts_ms)
+
+
+def _image(
+    envelope: dict[str, Any], side: str, fields: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    image = envelope.get(side)
+    if image is None:
+        return None
+    if not isinstance(image, dict):
+        raise BadMessage(f"'{side}' is not a row (a JSON object)")
+    return {column: _value(v, fields.get(column), column) for column, v in image.items()}
+
+
+def _image_fields(schema: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The column schemas of the envelope's row images (before and after share them)."""
+    if schema is None:
+        return {}
+    for part in schema.get("fields") or []:
+        if isinstance(part, dict) and part.get("field") in ("after", "before"):
+            return _fields(part)
+    return {}
+
+
+def _fields(schema: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    if not isinstance(schema, dict):
+        return {}
+    return {
+        f["field"]: f
+        for f in schema.get("fields") or []
+        if isinstance(f, dict) and isinstance(f.get("field"), str)
+    }
+
+
+def _primary_key(
+    key: bytes | str | None, key_columns: list[str] | None, image: dict[str, Any] | None
+) -> dict[str, Any]:
+    if key is not None and (key.strip() if isinstance(key, str | bytes) else key):
+        payload, schema = _unwrap(_parse(key, "message key"))
+        if isinstance(payload, dict) and payload:
+            fields = _fields(schema)
+            return {c: _value(v, fields.get(c), c) for c, v in payload.items()}
+        if payload is not None and not isinstance(payload, dict | list) and key_columns:
+            if len(key_columns) == 1:  # a bare key value: the one key column's
+                return {key_columns[0]: payload}
+        raise BadMessage("the message key is not a JSON object of the key columns")
+    if not key_columns:
+        raise BadMessage("no key: the message has no key and no key columns were named")
+    if image is None:
+        raise BadMessage("no row image to read the key columns from")
+    missing = [c for c in key_columns if c not in image]
+    if missing:
+        raise BadMessage(f"key column(s) {', '.join(missing)} not in the row")
+    return {c: image[c] for c in key_columns}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _transaction(source: dict[str, Any], envelope: dict[str, Any]) -> str | None:
+    for value in (source.get("txId"), source.get("gtid")):
+        if value is not None:
+            return str(value)
+    block = envelope.get("transaction")
+    if isinstance(block, dict) and block.get("id") is not None:
+        return str(block["id"])
+    return None
+
+
+def _changed_at(source: dict[str, Any], envelope: dict[str, Any]) -> str | None:
+    """The commit time at the source (its clock), else when the connector saw the change."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    micros = _integer(source.get("ts_us"))
+    if micros is not None:
+        return (epoch + timedelta(microseconds=micros)).isoformat()
+    for millis in (_integer(source.get("ts_ms")), _integer(envelope.get("ts_ms"))):
+        if millis is not None:
+            return (epoch + timedelta(milliseconds=millis)).isoformat(timespec="milliseconds")
+    return None
+
+
+# -- Debezium's encodings back into values -------------------------------------------------------
+EPOCH = datetime(1970, 1, 1)
+TIMESTAMPS = {
+    "io.debezium.time.Timestamp": 1_000,  # the value's units per second
+    "org.apache.kafka.connect.data.Timestamp": 1_000,
+    "io.debezium.time.MicroTimestamp": 1_000_000,
+    "io.debezium.time.NanoTimestamp": 1_000_000_000,
+}
+TIMES = {
+    "io.debezium.time.Time": 1_000,
+    "org.apache.kafka.connect.data.Time": 1_000,
+    "io.debezium.time.MicroTime": 1_000_000,
+    "io.debezium.time.NanoTime": 1_000_000_000,
+}
+DATES = {"io.debezium.time.Date", "org.apache.kafka.connect.data.Date"}
+DECIMAL = "org.apache.kafka.connect.data.Decimal"
+VARIABLE_DECIMAL = "io.debezium.data.VariableScaleDecimal"
+JSON_TEXT = "io.debezium.data.Json"
+
+
+def _value(value: Any, schema: dict[str, Any] | None, column: str) -> Any:
+    """A column's value as the row holds it, by its field schema's semantic type name."""
+    if value is None or value == UNAVAILABLE or schema is None:
+        return value
+    name = schema.get("name")
+    try:
+        if name in TIMESTAMPS:
+            return _since_epoch(value, TIMESTAMPS[name]).isoformat()
+        if name in TIMES:
+            return (datetime(2000, 1, 1) + _duration(value, TIMES[name])).time().isoformat()
+        if name in DATES:
+            return (date(1970, 1, 1) + timedelta(days=int(value))).isoformat()
+        if name == DECIMAL and isinstance(value, str):
+            scale = int((schema.get("parameters") or {}).get("scale", 0))
+            return _decimal(value, scale)
+        if name == VARIABLE_DECIMAL and isinstance(value, dict):
+            return _decimal(value["value"], int(value["scale"]))
+        if name == JSON_TEXT and isinstance(value, str):
+            return json.loads(value)
+    except (TypeError, ValueError, KeyError, OverflowError, binascii.Error) as exc:
+        raise BadMessage(f"column {column}: {value!r} is not a valid {name}: {exc}") from exc
+    return value
+
+
+def _duration(value: Any, per_second: int) -> timedelta:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("not an integer")
+    seconds, rest = divmod(value, per_second)
+    return timedelta(seconds=seconds, microseconds=rest * 1_000_000 // per_second)
+
+
+def _since_epoch(value: Any, per_second: int) -> datetime:
+    return EPOCH + _duration(value, per_second)
+
+
+def _decimal(encoded: str, scale: int) -> str:
+    """Kafka Connect's decimal: the unscaled value's big-endian two's complement bytes, in
+    base64; as exact decimal text."""
+    unscaled = int.from_bytes(base64.b64decode(encoded, validate=True), "big", signed=True)
+    return format(Decimal(unscaled).scaleb(-scale), "f")
+
+
+# -- files -----------------------------------------------------------------------------------
+@dataclass
+class DebeziumReport:
+    table: str
+    files_ingested: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    changes: int = 0
+    quarantined: int = 0
+
+
+def ingest_folder(
+    lh: Lakehouse,
+    folder: str | Path,
+    table: str,
+    *,
+    key_columns: list[str] | None = None,
+    source_system: str | None = None,
+    on_file: Callable[[Path, int], None] | None = None,
+) -> DebeziumReport:
+    """Land each file of Debezium events under ``folder`` (.jsonl and .ndjson: an event per
+    line; .json: the same, or one JSON document holding an event or an array of them;
+    names starting with _ or . are left alone) in the bronze ``table``, exactly once: a
+    file's change rows commit with a transaction identifier naming the file. Messages that
+    are not change events go to ``<table>_quarantine`` with the reason."""
+    name = parse_table_name(table)
+    if name.layer != "bronze":
+        raise LakehouseError(f"change events are ingested into bronze, not {name.layer}")
+    root = Path(folder)
+    if not root.is_dir():
+        raise LakehouseError(f"no folder {root} to ingest from", "check the path")
+    report = DebeziumReport(str(name))
+    target = open_delta(lh, name)
+    for path in sorted(p for p in root.rglob("*") if _is_events_file(p, root)):
+        txn = (file_id(path), 1)
+        if target is not None and target.transaction_version(txn[0]) is not None:
+            report.files_skipped.append(str(path))
+            if on_file is not None:
+                on_file(path, 0)
+            continue
+        numbers, messages = _messages(path)
+        rows, bad = changes_from_messages(messages, None, key_columns)
+        source = str(path)
+        if bad:  # first, under the file's id too: a crash before the rows repeats neither
+            quarantine = quarantine_records(messages, bad)
+            for record, (i, _) in zip(quarantine, bad, strict=True):
+                record["reason"] = f"{numbers[i]}: {record['reason']}"
+            written = lh.write(
+                f"{name}_quarantine",
+                quarantine,
+                source_system=source_system,
+                source=source,
+                txn=txn,
+            )
+            report.quarantined += 0 if written.skipped else len(quarantine)
+        # Written even without rows: the file's id then marks it as done.
+        written = lh.write(str(name), rows, source_system=source_system, source=source, txn=txn)
+        if written.skipped:
+            report.files_skipped.append(source)
+        else:
+            report.files_ingested.append(source)
+            report.changes += rows.num_rows
+        if on_file is not None:
+            on_file(path, 0 if written.skipped else rows.num_rows)
+    return report
+
+
+def _messages(path: Path) -> tuple[list[str], list[bytes]]:
+    """A file's messages and where each is ("line 3"): one per line, or, for a .json file
+    holding one JSON document (an event, or an array of events), its events."""
+    data = path.read_bytes()
+    if path.suffix.lower() == ".json":
+        try:
+            document = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            document = None  # not one document: JSON lines, then
+        if isinstance(document, dict):
+            return ["document"], [data]
+        if isinstance(document, list):
+            items = [json.dumps(item).encode() for item in document]
+            return [f"item {i}" for i in range(1, len(items) + 1)], items
+    lines = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
+    return [f"line {n}" for n, _ in lines], [line for _, line in lines]
+
+
+def _is_events_file(path: Path, root: Path) -> bool:
+    hidden = any(part.startswith(("_", ".")) for part in path.relative_to(root).parts)
+    return path.is_file() and not hidden and path.suffix.lower() in EXTENSIONS

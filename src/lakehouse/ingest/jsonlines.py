@@ -1,0 +1,323 @@
+"""JSON lines into rows for a table: each line one JSON object.
+
+Arrow parses the lines whole; if a line is not a JSON object, DuckDB finds the lines that
+are not and those are returned as bad lines (with the reason Python's parser gives), the
+rest is parsed whole. Only data whose values do not fit one type per column (or the
+table's types) is read line by line in Python, so that single values can be rescued: a
+value that does not fit its column's type is kept, as JSON, in ``_rescued_data``.
+
+Files, Kafka messages and HTTP bodies all land through here, so a record is read the same
+way whichever way it came.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from lakehouse.tables.writer import METADATA_COLUMNS
+
+if TYPE_CHECKING:
+    from lakehouse.warehouse import Lakehouse
+
+RESCUED = "_rescued_data"
+BLOCK_SIZE = 16 << 20  # Arrow parses JSON in blocks; a line must fit in one
+
+
+@dataclass
+class BadLine:
+    index: int  # the line's position, from 0
+    raw: str
+    reason: str
+
+
+@dataclass
+class Parsed:
+    """Lines read, not yet shaped for a table (see ``shape``)."""
+
+    data: pa.Buffer
+    rows: pa.Table | list[dict] | None  # None: not read yet (whole reading gave up)
+    bad: list[BadLine]
+
+
+@dataclass
+class Records:
+    """Lines read and shaped for a table."""
+
+    rows: pa.Table
+    rescued: int
+    bad: list[BadLine]
+
+
+def read(lh: Lakehouse, table: str, data: bytes | pa.Buffer) -> Records:
+    """The lines of ``data`` as rows for ``table`` (which may not exist yet)."""
+    return shape(lh, table, parse(data))
+
+
+def parse(data: bytes | pa.Buffer) -> Parsed:
+    """The lines read whole by Arrow where it reads them as Python would; else left for
+    ``shape`` to read line by line. Needs no table, so it can run ahead of a write."""
+    buffer = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    whole = _read_whole(buffer)
+    if whole is None:
+        return Parsed(buffer, None, [])
+    return Parsed(buffer, whole[0], whole[1])
+
+
+def shape(lh: Lakehouse, table: str, parsed: Parsed) -> Records:
+    rows = parsed.rows
+    if isinstance(rows, pa.Table):
+        fitted = fit_arrow(lh, table, rows)
+        if fitted is not None:
+            return Records(fitted, 0, parsed.bad)
+    good, bad = per_line(parsed.data.to_pybytes())
+    fitted, rescued = fit_rows(lh, table, good)
+    return Records(fitted, rescued, bad)
+
+
+def per_line(text: bytes) -> tuple[list[dict], list[BadLine]]:
+    """Each line parsed by Python; empty lines are skipped."""
+    good: list[dict] = []
+    bad: list[BadLine] = []
+    for index, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            bad.append(BadLine(index, line.decode(errors="replace"), f"invalid JSON: {exc}"))
+            continue
+        if not isinstance(record, dict):
+            bad.append(BadLine(index, line.decode(errors="replace"), "not a JSON object"))
+            continue
+        good.append(record)
+    return good, bad
+
+
+def exists(lh: Lakehouse, table: str) -> bool:
+    return lh.catalog.get(table) is not None or lh.discover(table)
+
+
+def _read_whole(data: pa.Buffer) -> tuple[pa.Table, list[BadLine]] | None:
+    """JSON lines read whole: the records as Arrow, typed as the per-line reader would
+    type them, and the lines that are not JSON objects, with the per-line reader's
+    reasons. None when only the per-line reader can say what the lines hold: a column with
+    values of several types, nested values, a line Arrow and Python disagree on."""
+    raw = np.frombuffer(data, np.uint8)
+    if raw.size == 0:
+        return None
+    starts = np.concatenate([[0], np.flatnonzero(raw == 10) + 1])
+    starts = starts[:-1] if starts[-1] == raw.size else starts
+    large = raw.size >= 2**31  # the lines as one string array (64-bit offsets if large)
+    offsets = np.append(starts, raw.size).astype(np.int64 if large else np.int32)
+    kind = pa.LargeStringArray if large else pa.StringArray
+    lines = kind.from_buffers(len(starts), pa.py_buffer(offsets), data)
+    try:  # Arrow's JSON parser takes any bytes; Python's rejects what is not UTF-8
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    table = _parse_json_lines(data)
+    # Arrow also reads two objects on one line; Python does not. When every line starts an
+    # object and there are as many rows as lines, each line was one object.
+    if table is not None and table.num_rows == starts.size and (raw[starts] == ord("{")).all():
+        return table, []
+    found = _without_bad_lines(data, raw, offsets, lines)
+    if found is None:
+        return None
+    good, bad = found
+    if not bad:  # each line is one object (or empty): Arrow read them, or gave up on types
+        return None if table is None else (table, [])
+    table = _parse_json_lines(good)
+    return None if table is None else (table, bad)
+
+
+def _parse_json_lines(data: pa.Buffer) -> pa.Table | None:
+    import pyarrow.json as pajson
+
+    options = pajson.ReadOptions(block_size=BLOCK_SIZE)
+    try:
+        table = pajson.read_json(pa.BufferReader(data), read_options=options)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
+    # Arrow reads text that looks like a time as a timestamp; Python's json keeps text.
+    timed = [f.name for f in table.schema if _is_time(f.type)]
+    if timed:
+        as_text = pajson.ParseOptions(
+            explicit_schema=pa.schema([pa.field(c, pa.string()) for c in timed]),
+            unexpected_field_behavior="infer",
+        )
+        order = table.column_names
+        try:
+            table = pajson.read_json(
+                pa.BufferReader(data), read_options=options, parse_options=as_text
+            ).select(order)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+            return None
+    if table.num_columns == 0 or any(_unlike_python(c) for c in table.columns):
+        return None
+    return table
+
+
+def _is_time(t: pa.DataType) -> bool:
+    return pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t)
+
+
+def _unlike_python(column: pa.ChunkedArray) -> bool:
+    """A column the per-line reader would type differently: nested values (typed from
+    Python objects another way), or numbers beyond 64-bit integers (Arrow makes them
+    floats, the per-line reader keeps such a column as text)."""
+    t = column.type
+    if pa.types.is_nested(t) or _is_time(t):
+        return True
+    if pa.types.is_floating(t) and column.null_count < len(column):
+        import pyarrow.compute as pc
+
+        largest = pc.max(pc.abs(column)).as_py()
+        return largest is not None and not largest < 2.0**63
+    return False
+
+
+def _without_bad_lines(
+    data: pa.Buffer, raw: np.ndarray, offsets: np.ndarray, lines: pa.Array
+) -> tuple[pa.Buffer, list[BadLine]] | None:
+    """The lines without those that are not JSON objects, and those lines as quarantine
+    records. DuckDB checks every line; Python's parser then gives the reason for the few
+    it rejected (and has the last word: if it reads one as an object, the lines are left
+    to the per-line reader). None also when line numbers could differ from the per-line
+    reader's (a carriage return that ends a line alone)."""
+    returns = np.count_nonzero(raw == 13)
+    if returns and returns != np.count_nonzero((raw[:-1] == 13) & (raw[1:] == 10)):
+        return None
+    suspects = _not_objects(lines)
+    bad: list[BadLine] = []
+    for i in suspects.tolist():
+        line = data[int(offsets[i]) : int(offsets[i + 1])].to_pybytes().rstrip(b"\n")
+        line = line[:-1] if line.endswith(b"\r") else line
+        if not line.strip():
+            continue  # an empty line: skipped, as the per-line reader does
+        try:
+            record = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            bad.append(BadLine(i, line.decode(errors="replace"), f"invalid JSON: {exc}"))
+            continue
+        if isinstance(record, dict):
+            return None
+        bad.append(BadLine(i, line.decode(errors="replace"), "not a JSON object"))
+    keep = np.ones(len(lines), bool)
+    keep[suspects] = False
+    kept = lines.filter(pa.array(keep))
+    ends = np.frombuffer(kept.buffers()[1], offsets.dtype)[
+        kept.offset : kept.offset + len(kept) + 1
+    ]
+    return kept.buffers()[2][int(ends[0]) : int(ends[-1])], bad
+
+
+def _not_objects(lines: pa.Array) -> np.ndarray:
+    """The positions of the lines that are not one JSON object each (empty ones too)."""
+    import duckdb
+
+    numbered = pa.table({"i": pa.array(np.arange(len(lines)), pa.int64()), "line": lines})  # noqa: F841
+    con = duckdb.connect()
+    try:
+        found = con.sql(
+            """
+            SELECT i FROM numbered
+            WHERE NOT coalesce(
+                CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' END, false)
+            ORDER BY i
+            """
+        ).fetchnumpy()["i"]
+    finally:
+        con.close()
+    return np.asarray(found, np.int64)
+
+
+def fit_arrow(lh: Lakehouse, table: str, data: pa.Table) -> pa.Table | None:
+    """Records read whole, shaped as the per-line reader shapes them; None when a column's
+    values do not all fit the table's type for it (only the per-line reader can rescue a
+    single value)."""
+    schema = lh.table(table).schema if exists(lh, table) else None
+    types = {f.name: f.type for f in schema} if schema is not None else {}
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    for column, values in zip(data.column_names, data.columns, strict=True):
+        if column in METADATA_COLUMNS or column == RESCUED:
+            continue
+        target = types.get(column)
+        if target is None and pa.types.is_null(values.type):
+            continue  # a new column of nulls only: it gets a type with its first value
+        if target is None or values.type == target:
+            columns[column] = values
+        elif pa.types.is_null(values.type):
+            columns[column] = pa.nulls(len(values), target)
+        elif pa.types.is_integer(values.type) and (
+            pa.types.is_integer(target) or pa.types.is_floating(target)
+        ):
+            try:  # a safe cast fails where Python's conversion would
+                columns[column] = values.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None
+        else:
+            return None
+    if not columns:
+        return None
+    if RESCUED in types:
+        columns[RESCUED] = pa.nulls(data.num_rows, pa.string())
+    return pa.table(columns)
+
+
+
+
+def fit_rows(lh: Lakehouse, table: str, rows: pa.Table | list[dict]) -> tuple[pa.Table, int]:
+    """Rows shaped for the table: a value its column's type cannot hold is moved to
+    ``_rescued_data`` (JSON of column: value) and the column left null. A column the table
+    does not have whose values are all null is left out (it has no type to take yet)."""
+    if isinstance(rows, pa.Table):
+        return rows, 0
+    schema = lh.table(table).schema if exists(lh, table) else None
+    types = {f.name: f.type for f in schema} if schema is not None else {}
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    columns.pop(RESCUED, None)
+    arrays: dict[str, pa.Array] = {}
+    rescued: list[dict[str, Any]] = [{} for _ in rows]
+    for column in columns:
+        if column in METADATA_COLUMNS:
+            continue
+        values = [row.get(column) for row in rows]
+        target = types.get(column)
+        try:
+            array = pa.array(values, type=target)
+            if not pa.types.is_null(array.type):  # a new column of nulls only: no type yet
+                arrays[column] = array
+            continue
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+        if target is None:  # a new column whose values disagree: keep it as text
+            target = pa.string()
+            values = [None if v is None else _text(v) for v in values]
+            arrays[column] = pa.array(values, type=target)
+            continue
+        kept = []
+        for i, value in enumerate(values):
+            try:
+                pa.array([value], type=target)
+                kept.append(value)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                rescued[i][column] = value
+                kept.append(None)
+        arrays[column] = pa.array(kept, type=target)
+    count = sum(1 for r in rescued if r)
+    if count or RESCUED in types:
+        arrays[RESCUED] = pa.array(
+            [json.dumps(r, default=str) if r else None for r in rescued], pa.string()
+        )
+    return pa.table(arrays), count
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)

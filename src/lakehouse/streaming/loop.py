@@ -1,0 +1,158 @@
+"""The micro-batch loop: Kafka into bronze, then into the real-time windows.
+
+Per batch: the messages the table does not hold yet land in bronze (and its quarantine)
+with their partitions' offsets in the same commit; the real-time tables add the batch's
+events to their windows, each with the same offsets in its commit; the group's offsets
+are committed last, for lag tools only. A process killed at any point resumes from what
+the tables hold, so every message is in bronze once and counted in each window once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lakehouse.ingest.kafka import KafkaSettings, KafkaSource, land, table_marks
+from lakehouse.streaming.windows import Windows
+
+if TYPE_CHECKING:
+    from lakehouse.warehouse import Lakehouse
+
+COMPACT_EVERY = 200  # batches between compactions of the real-time tables
+
+
+@dataclass
+class StreamStats:
+    table: str
+    topic: str
+    batches: int = 0
+    messages: int = 0
+    rows: int = 0
+    quarantined: int = 0
+    late: int = 0
+    version: int | None = None  # the bronze table's, after the last batch
+    committed_at: float | None = None  # time.time() of the last batch's commits
+    lag: int | None = None
+    caught_up: int = 0  # rows applied to real-time tables a crash had left behind
+    _recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
+
+    def rate(self) -> float:
+        """Messages per second over the last few seconds."""
+        now = time.monotonic()
+        recent = [(t, n) for t, n in self._recent if now - t <= 5.0]
+        if not recent:
+            return 0.0
+        span = max(now - recent[0][0], 1.0)
+        return sum(n for _, n in recent) / span
+
+    def line(self) -> str:
+        last = (
+            time.strftime("%H:%M:%S", time.localtime(self.committed_at))
+            if self.committed_at
+            else "none yet"
+        )
+        lag = "?" if self.lag is None else f"{self.lag:,}"
+        return (
+            f"{self.topic} -> {self.table}: {self.rate():,.0f} msg/s, lag {lag}, "
+            f"{self.messages:,} messages in {self.batches:,} batches, "
+            f"{self.quarantined:,} quarantined, {self.late:,} late, "
+            f"last commit v{self.version} at {last}"
+        )
+
+
+def run_stream(
+    lh: Lakehouse,
+    table: str,
+    settings: KafkaSettings,
+    *,
+    realtime: bool = False,
+    source_system: str | None = None,
+    stop: threading.Event | None = None,
+    on_batch: Callable[[StreamStats], None] | None = None,
+    max_messages: int | None = None,
+    idle_seconds: float | None = None,
+    windows: Windows | None = None,
+) -> StreamStats:
+    """Run until ``stop`` is set, ``max_messages`` have landed, or no message came for
+    ``idle_seconds``. ``realtime`` feeds the user-event windows (``streaming.windows``)."""
+    stop = stop or threading.Event()
+    source = KafkaSource(lh, table, settings)
+    table = source.table
+    stats = StreamStats(table, settings.topic)
+    if realtime and windows is None:
+        windows = Windows(lh, table, settings.topic)
+    marks: dict[int, int] = {}
+    held: dict[int, int] = {}  # the quarantine's
+
+    def assigned(partitions: list[int]) -> None:
+        marks.update(table_marks(lh, table, settings.topic, partitions))
+        held.update(table_marks(lh, f"{table}_quarantine", settings.topic, partitions))
+        if windows is not None:
+            level = {p: marks[p] for p in partitions if p in marks}
+            if level:
+                stats.caught_up += windows.catch_up(level)
+
+    source.on_assign = assigned
+    source.open()
+    idle_since = time.monotonic()
+    last_lag = 0.0
+    try:
+        while not stop.is_set():
+            batch = source.next_batch()
+            now = time.monotonic()
+            if now - last_lag >= 1.0:
+                stats.lag, last_lag = source.lag(), now
+            if batch is None:
+                if on_batch is not None:
+                    on_batch(stats)
+                if idle_seconds is not None and now - idle_since >= idle_seconds:
+                    break
+                continue
+            idle_since = now
+            batch = batch.after(marks)
+            if not len(batch):
+                continue
+            landed = land(
+                lh,
+                table,
+                batch,
+                source_system=source_system,
+                format=settings.format,
+                key_columns=settings.key_columns,
+                quarantine_marks=held,
+            )
+            marks.update(landed.marks)
+            if landed.quarantined:
+                held.update(landed.marks)
+            if windows is not None:
+                applied = windows.apply(landed.rows, landed.marks)
+                stats.late += applied.late
+            source.commit(landed.marks)
+            stats.batches += 1
+            stats.messages += len(batch)
+            stats.rows += landed.rows.num_rows
+            stats.quarantined += landed.quarantined
+            stats.version = landed.version
+            stats.committed_at = time.time()
+            stats._recent.append((time.monotonic(), len(batch)))
+            if windows is not None and stats.batches % COMPACT_EVERY == 0:
+                _compact(lh, [a.table for a in windows.aggregates])
+            if on_batch is not None:
+                on_batch(stats)
+            if max_messages is not None and stats.messages >= max_messages:
+                break
+    finally:
+        source.close()
+        if windows is not None:
+            windows.close()
+    return stats
+
+
+def _compact(lh: Lakehouse, tables: list[str]) -> None:
+    """A commit per batch leaves a small file per batch: merge them now and then."""
+    for name in tables:
+        lh.table(name).optimize()

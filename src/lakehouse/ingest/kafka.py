@@ -276,8 +276,8 @@ class KafkaSource:
             "fetch.max.bytes": 64 << 20,
             "max.partition.fetch.bytes": 16 << 20,
             "queued.max.messages.kbytes": 256 << 10,
-            "session.timeout.ms": 10_000,
-            "logger": _quiet_logger(),
+            "session.timeout.ms": 6_000,  # the least brokers accept: a fast first join
+            "logger": kafka_logger(),
             **s.config,
         }
         self.consumer = Consumer(config)
@@ -388,8 +388,15 @@ class KafkaSource:
             consumer.close()
 
 
-def _quiet_logger() -> Any:
-    """librdkafka's own log lines (disconnects it recovers from) as Python logging."""
+def kafka_logger() -> Any:
+    """librdkafka's own log lines go here: disconnects it recovers from, and a client
+    left reconnecting to a broker that stopped. Failures that matter reach the caller as
+    errors; the lines show with LAKEHOUSE_DEBUG=1."""
     import logging
+    import os
 
-    return logging.getLogger("lakehouse.kafka")
+    logger = logging.getLogger("lakehouse.kafka")
+    if not logger.handlers and os.environ.get("LAKEHOUSE_DEBUG") != "1":
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+    return logger

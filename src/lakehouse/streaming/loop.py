@@ -96,7 +96,12 @@ def run_stream(
             if level:
                 stats.caught_up += windows.catch_up(level)
 
-    source.on_assign = assigned
+    def assigned_now(partitions: list[int]) -> None:
+        nonlocal idle_since
+        assigned(partitions)
+        idle_since = time.monotonic()
+
+    source.on_assign = assigned_now
     source.open()
     idle_since = time.monotonic()
     last_lag = 0.0
@@ -109,7 +114,11 @@ def run_stream(
             if batch is None:
                 if on_batch is not None:
                     on_batch(stats)
-                if idle_seconds is not None and now - idle_since >= idle_seconds:
+                # A group's first assignment can take seconds: idle time counts from it.
+                waited = now - idle_since
+                if not source.assigned:
+                    waited = waited if waited > max(30.0, idle_seconds or 0) else 0.0
+                if idle_seconds is not None and waited >= idle_seconds:
                     break
                 continue
             idle_since = now

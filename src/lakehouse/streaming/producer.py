@@ -167,6 +167,6 @@ def _iso(seconds: float) -> str:
 
 
 def _logger() -> Any:
-    import logging
+    from lakehouse.ingest.kafka import kafka_logger
 
-    return logging.getLogger("lakehouse.kafka")
+    return kafka_logger()

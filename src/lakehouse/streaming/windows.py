@@ -47,24 +47,39 @@ class Aggregate:
     measures: dict[str, tuple[str, str]]
     where: str = "true"
     late: bool = False  # counts the late events instead of the others
+    # The columns it reads, with their types: a batch without one (no event had a value
+    # for it yet) reads it as nulls.
+    columns: tuple[tuple[str, pa.DataType], ...] = ()
 
 
+_TYPE = (("event_type", pa.string()),)
 USER_EVENTS: tuple[Aggregate, ...] = (
-    Aggregate("realtime.events_per_minute", ("event_type",), {"events": ("count(*)", "sum")}),
+    Aggregate(
+        "realtime.events_per_minute",
+        ("event_type",),
+        {"events": ("count(*)", "sum")},
+        columns=_TYPE,
+    ),
     Aggregate(
         "realtime.logins_per_source",
         ("source",),
         {"logins": ("count(*)", "sum")},
         where="event_type = 'login'",
+        columns=(*_TYPE, ("source", pa.string())),
     ),
     Aggregate(
         "realtime.purchases_per_minute",
         (),
         {"purchases": ("count(*)", "sum"), "revenue": ("sum(amount)", "sum")},
         where="event_type = 'purchase'",
+        columns=(*_TYPE, ("amount", pa.float64())),
     ),
     Aggregate(
-        "realtime.late_events", ("event_type",), {"events": ("count(*)", "sum")}, late=True
+        "realtime.late_events",
+        ("event_type",),
+        {"events": ("count(*)", "sum")},
+        late=True,
+        columns=_TYPE,
     ),
 )
 
@@ -206,6 +221,12 @@ class Windows:
         return late, newest
 
     def _write(self, a: Aggregate, events: pa.Table, txn: list[tuple[str, int]]) -> None:
+        for column, kind in a.columns:
+            if column not in events.column_names:
+                events = events.append_column(column, pa.nulls(events.num_rows, kind))
+            elif pa.types.is_null(events.schema.field(column).type):
+                index = events.column_names.index(column)
+                events = events.set_column(index, column, pa.nulls(events.num_rows, kind))
         keys = "".join(f", {_q(k)}" for k in a.keys)
         measures = "".join(f", {sql} AS {_q(name)}" for name, (sql, _) in a.measures.items())
         width = self.width_us

@@ -35,6 +35,7 @@ def stream(lh, bootstrap, topic, table="bronze.events", **kwargs):
         batch_size=kwargs.pop("batch_size", 100_000),
         format=kwargs.pop("format", "json"),
         key_columns=kwargs.pop("key_columns", None),
+        instance_id=kwargs.pop("instance_id", "member-1"),
     )
     return run_stream(lh, table, settings, idle_seconds=kwargs.pop("idle", 1.5), **kwargs)
 

@@ -54,6 +54,10 @@ class KafkaSettings:
     start: str = "earliest"  # where a partition the table has not read yet starts
     format: str = "json"  # or debezium: change events for the CDC apply
     key_columns: list[str] | None = None  # debezium: the key when messages have none
+    # A static member of the group (Kafka's group.instance.id): restarted after a crash,
+    # it gets its partitions back at once instead of after the old session times out.
+    # Each process of one group needs its own; None joins as a dynamic member.
+    instance_id: str | None = None
     config: dict[str, Any] = field(default_factory=dict)  # more librdkafka settings
 
     def check(self) -> None:
@@ -278,6 +282,7 @@ class KafkaSource:
             "queued.max.messages.kbytes": 256 << 10,
             "session.timeout.ms": 6_000,  # the least brokers accept: a fast first join
             "logger": kafka_logger(),
+            **({"group.instance.id": s.instance_id} if s.instance_id else {}),
             **s.config,
         }
         self.consumer = Consumer(config)

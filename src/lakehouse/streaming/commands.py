@@ -42,6 +42,13 @@ def register(app: typer.Typer, lh: Callable[[], Lakehouse], console: Console) ->
         group: Annotated[
             str | None, typer.Option(help="Consumer group (default lakehouse-<table>).")
         ] = None,
+        instance_id: Annotated[
+            str | None,
+            typer.Option(
+                help="This process's static member id in the group (default: the group; "
+                "give each process of one group its own)."
+            ),
+        ] = None,
         batch_size: Annotated[
             int, typer.Option(help="Messages per micro-batch at most.")
         ] = 100_000,
@@ -77,10 +84,12 @@ def register(app: typer.Typer, lh: Callable[[], Lakehouse], console: Console) ->
         from lakehouse.streaming.windows import Windows
 
         warehouse = lh()
+        group = group or f"lakehouse-{table.replace('.', '-')}"
         settings = KafkaSettings(
             bootstrap=bootstrap,
             topic=topic,
-            group=group or f"lakehouse-{table.replace('.', '-')}",
+            group=group,
+            instance_id=instance_id or group,
             batch_size=batch_size,
             interval=interval,
             start=start,

@@ -54,7 +54,9 @@ def run_stream_demo(
             producer.start()
             if seconds is not None:
                 threading.Timer(seconds, stop.set).start()
-            settings = KafkaSettings(broker.bootstrap, TOPIC, "lakehouse-demo", interval=0.5)
+            settings = KafkaSettings(
+                broker.bootstrap, TOPIC, "lakehouse-demo", interval=0.5, instance_id="demo"
+            )
             shown = [time.monotonic()]
 
             def on_batch(stats: StreamStats) -> None:

@@ -112,3 +112,35 @@ def test_scd1_and_scd2_with_late_duplicate_out_of_order_events(lh, tmp_path):
         assert history == expected_history(delivered), f"after batch {i}"
     assert len(delivered) > len(changes)  # duplicates were delivered
     assert lh.table("silver.state").schema.names == ["id", "name", "seq"]
+
+
+def test_scd2_versions_sharing_a_valid_time_survive_incremental_runs(lh, tmp_path):
+    """Several changes of one row in one transaction share their commit time: each is
+    still a version of its own, in an incremental run as in a full refresh."""
+    folder = tmp_path / "cdc"
+    (folder / "silver").mkdir(parents=True)
+    header = textwrap.dedent(HEADER).lstrip() + "-- scd: 2\n-- valid_time: changed\n"
+    (folder / "silver" / "history.sql").write_text(
+        header + "SELECT id, op, name, seq, changed FROM bronze.timed"
+    )
+    pipeline = load_pipeline(folder)
+    schema = pa.schema(
+        [("id", pa.int64()), ("op", pa.string()), ("name", pa.string()), ("seq", pa.int64()),
+         ("changed", pa.int64())]
+    )
+    first = [{"id": 1, "op": "insert", "name": "a", "seq": 1, "changed": 100}]
+    lh.write("bronze.timed", pa.Table.from_pylist(first, schema=schema))
+    run_pipeline(lh, pipeline)
+    same_transaction = [
+        {"id": 1, "op": "update", "name": "b", "seq": 2, "changed": 200},
+        {"id": 1, "op": "update", "name": "c", "seq": 3, "changed": 200},
+        {"id": 2, "op": "insert", "name": "x", "seq": 4, "changed": 200},
+    ]
+    lh.write("bronze.timed", pa.Table.from_pylist(same_transaction, schema=schema))
+    report = run_pipeline(lh, pipeline)
+    assert "key(s) with new changes" in report.datasets[0].strategy
+    query = "SELECT id, name, seq, valid_from, valid_to, is_current FROM silver.history"
+    incremental = sorted(lh.sql(query).rows())
+    assert [r[1] for r in incremental] == ["a", "b", "c", "x"]
+    run_pipeline(lh, pipeline, full_refresh=True)
+    assert sorted(lh.sql(query).rows()) == incremental

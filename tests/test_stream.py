@@ -286,7 +286,7 @@ FROM bronze.people_changes
 """
     )
     report = run_pipeline(lh, load_pipeline(folder))
-    assert report.status == "ok", report
+    assert report.status == "succeeded", report
     got = sorted(lh.sql("SELECT id, name, score FROM silver.people").rows())
     assert got == sorted((k, v["name"], v["score"]) for k, v in state.items())
 

@@ -407,6 +407,15 @@ def _register_streaming_commands() -> None:
 _register_streaming_commands()
 
 
+def _register_cdc_commands() -> None:
+    from lakehouse.ingest.cdc_commands import cdc_app
+
+    app.add_typer(cdc_app, name="cdc")
+
+
+_register_cdc_commands()
+
+
 def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("LAKEHOUSE_DEBUG") == "1"
     try:

@@ -237,7 +237,11 @@ def debezium(
     ],
     key: Annotated[
         list[str] | None,
-        typer.Option("--key", help="Key column(s) of the source tables; repeat or comma-separate."),
+        typer.Option(
+            "--key",
+            help="Key column(s) for events without a message key: id, or order_id,line_no; "
+            "per table: customers=id (repeat for each table).",
+        ),
     ] = None,
     source_system: Annotated[
         str | None, typer.Option(help="Name of the system the events come from.")
@@ -246,10 +250,10 @@ def debezium(
     """Land the folder's new Debezium event files in a bronze table, each exactly once."""
     from lakehouse.ingest.debezium import ingest_folder
 
-    keys = [k.strip() for value in key or [] for k in value.split(",") if k.strip()]
+    keys = _key_columns(key or [])
     with console.status(f"ingesting {folder} into {table}"):
         report = ingest_folder(
-            _lakehouse(ctx), folder, table, key_columns=keys or None, source_system=source_system
+            _lakehouse(ctx), folder, table, key_columns=keys, source_system=source_system
         )
     console.print(
         f"{table}: {len(report.files_ingested)} new file(s), {report.changes:,} change(s), "
@@ -257,3 +261,15 @@ def debezium(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _key_columns(values: list[str]) -> dict[str, list[str]] | None:
+    """--key values: "id" or "a,b" for every table, "customers=id" for one table."""
+    found: dict[str, list[str]] = {}
+    for value in values:
+        table, _, columns = value.rpartition("=")
+        names = [c.strip() for c in columns.split(",") if c.strip()]
+        if not names:
+            raise LakehouseError(f"--key {value!r} names no column", "e.g. --key customers=id")
+        found[table.strip() or "*"] = names
+    return found or None

@@ -11,7 +11,8 @@ With a schema, Debezium's encodings are turned back into the values the row hold
 timestamps, dates and times as ISO 8601 text, decimals (base64 bytes) as exact decimal
 text, JSON columns as JSON. Without one the values stay as the connector wrote them.
 
-``changes_from_messages`` is pure: a stream calls it per micro-batch. ``ingest_folder``
+``changes_from_messages`` (and ``convert_messages``, which also tells which message each
+row came from) is pure: a stream calls it per micro-batch. ``ingest_folder``
 lands files of JSON lines (one envelope per line) each exactly once, like file ingestion.
 """
 
@@ -30,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
-from lakehouse.ingest.files import file_id
 from lakehouse.ingest.postgres_cdc import change_table, json_text, lsn_text, qualified
 from lakehouse.names import parse_table_name
 from lakehouse.tables.writer import open_delta
@@ -46,6 +46,10 @@ EXTENSIONS = {".jsonl", ".ndjson", ".json"}
 PER_MILLISECOND = 1_000_000
 
 
+# Key columns for every table (["id"]), or per table ({"customers": ["id"]}; "*": the rest).
+KeyColumns = list[str] | dict[str, list[str]]
+
+
 class BadMessage(Exception):
     """A message that is not a Debezium change event; its text is the reason."""
 
@@ -56,26 +60,54 @@ class _Change:
     ts_ms: int | None  # for ordering when there is no LSN or position
 
 
+@dataclass
+class Converted:
+    """Messages converted: the change rows, for each row the index of its message, the bad
+    messages (index, reason), and the messages skipped (tombstones, ``op: m``)."""
+
+    rows: pa.Table
+    indexes: list[int]
+    bad: list[tuple[int, str]]
+    skipped: list[int]
+
+
 def changes_from_messages(
     values: list[bytes | str | None],
     keys: list[bytes | str | None] | None = None,
-    key_columns: list[str] | None = None,
+    key_columns: KeyColumns | None = None,
     *,
     positions: list[int] | None = None,
 ) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Change rows (``CHANGE_SCHEMA``) from Debezium message values, and ``(index, reason)``
-    for each message that is not a change event. Tombstones and ``op: m`` give neither.
+    for each message that is not a change event. Tombstones and ``op: m`` give neither
+    (``convert_messages`` also says which message each row came from).
 
     ``keys`` are the messages' Kafka keys (None where a message has none); ``key_columns``
-    name the key when a message has no key. ``positions`` (e.g. Kafka offsets: a key's
-    messages share a partition) order the changes when the source gives no LSN; without
-    them the order is the commit time (``source.ts_ms``), then the messages' order."""
+    name the key when a message has no key: a list for every table, or a dict from
+    table_name (or the bare table) to its key columns, ``"*"`` for the others.
+    ``positions`` (e.g. Kafka offsets: a key's messages share a partition) order the
+    changes when the source gives no LSN; without them the order is the commit time
+    (``source.ts_ms``), then the messages' order."""
+    converted = convert_messages(values, keys, key_columns, positions=positions)
+    return converted.rows, converted.bad
+
+
+def convert_messages(
+    values: list[bytes | str | None],
+    keys: list[bytes | str | None] | None = None,
+    key_columns: KeyColumns | None = None,
+    *,
+    positions: list[int] | None = None,
+) -> Converted:
+    """``changes_from_messages``, with the message index of each row and of each message
+    skipped: a stream lines its rows up with its messages' offsets with them."""
     if keys is not None and len(keys) != len(values):
         raise LakehouseError("keys must have one entry per message (None for no key)")
     if positions is not None and len(positions) != len(values):
         raise LakehouseError("positions must have one entry per message")
-    found: list[_Change] = []
+    found: list[tuple[int, _Change]] = []
     bad: list[tuple[int, str]] = []
+    skipped: list[int] = []
     for i, value in enumerate(values):
         try:
             change = _change(value, keys[i] if keys is not None else None, key_columns)
@@ -83,6 +115,7 @@ def changes_from_messages(
             bad.append((i, str(exc)))
             continue
         if change is None:
+            skipped.append(i)
             continue
         if change.row["sequence"] is None:
             if positions is not None:
@@ -90,15 +123,19 @@ def changes_from_messages(
             elif change.ts_ms is None:
                 bad.append((i, "nothing orders it: no source.lsn, source.ts_ms or ts_ms"))
                 continue
-        found.append(change)
+        found.append((i, change))
     seen: dict[int, int] = {}  # per millisecond, the changes ordered by it so far
-    for change in found:
+    for _, change in found:
         if change.row["sequence"] is None:
             assert change.ts_ms is not None
             rank = seen.get(change.ts_ms, 0)
             seen[change.ts_ms] = rank + 1
-            change.row["sequence"] = change.ts_ms * PER_MILLISECOND + rank
-    return change_table([c.row for c in found]), bad
+            change.row["sequence"] = change.ts_ms * PER_MILLISECOND + min(
+                rank,
+                PER_MILLISECOND - 1,  # a million changes in a millisecond: a tie
+            )
+    rows = change_table([c.row for _, c in found])
+    return Converted(rows, [i for i, _ in found], bad, skipped)
 
 
 def quarantine_records(
@@ -138,7 +175,7 @@ def _unwrap(message: Any) -> tuple[Any, dict[str, Any] | None]:
 
 
 def _change(
-    value: bytes | str | None, key: bytes | str | None, key_columns: list[str] | None
+    value: bytes | str | None, key: bytes | str | None, key_columns: KeyColumns | None
 ) -> _Change | None:
     if value is None or not (value.strip() if isinstance(value, str | bytes) else value):
         return None  # a tombstone
@@ -173,15 +210,17 @@ def _change(
             else:
                 del after[column]
                 unchanged.append(column)
+    table_name = qualified(_text(source.get("schema")), source["table"])
     primary_key = None
     if operation != "truncate":
-        primary_key = _primary_key(key, key_columns, after if after is not None else before)
+        columns = _columns_for(key_columns, table_name, source["table"])
+        primary_key = _primary_key(key, columns, after if after is not None else before)
     lsn = source.get("lsn")
     ts_ms = _integer(source.get("ts_ms"))
     ts_ms = ts_ms if ts_ms is not None else _integer(envelope.get("ts_ms"))
     lsn = lsn if isinstance(lsn, int) and not isinstance(lsn, bool) else None
     row = {
-        "table_name": qualified(_text(source.get("schema")), source["table"]),
+        "table_name": table_name,
         "operation": operation,
         "primary_key": json_text(primary_key) if primary_key is not None else None,
         "before": json_text(before) if before is not None else None,
@@ -226,6 +265,15 @@ def _fields(schema: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
         for f in schema.get("fields") or []
         if isinstance(f, dict) and isinstance(f.get("field"), str)
     }
+
+
+def _columns_for(key_columns: KeyColumns | None, table_name: str, table: str) -> list[str] | None:
+    if key_columns is None or isinstance(key_columns, list):
+        return key_columns
+    for name in (table_name, table, "*"):
+        if name in key_columns:
+            return key_columns[name]
+    return None
 
 
 def _primary_key(
@@ -357,7 +405,7 @@ def ingest_folder(
     folder: str | Path,
     table: str,
     *,
-    key_columns: list[str] | None = None,
+    key_columns: KeyColumns | None = None,
     source_system: str | None = None,
     on_file: Callable[[Path, int], None] | None = None,
 ) -> DebeziumReport:
@@ -366,6 +414,8 @@ def ingest_folder(
     names starting with _ or . are left alone) in the bronze ``table``, exactly once: a
     file's change rows commit with a transaction identifier naming the file. Messages that
     are not change events go to ``<table>_quarantine`` with the reason."""
+    from lakehouse.ingest.files import file_id  # a file's id, as file ingestion names it
+
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(f"change events are ingested into bronze, not {name.layer}")

@@ -185,4 +185,3 @@ def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict], list[dict]]:
 
 def _bad(raw: str, reason: str) -> dict[str, Any]:
     return {"raw_payload": raw, "reason": reason}
-

@@ -269,8 +269,6 @@ def fit_arrow(lh: Lakehouse, table: str, data: pa.Table) -> pa.Table | None:
     return pa.table(columns)
 
 
-
-
 def fit_rows(lh: Lakehouse, table: str, rows: pa.Table | list[dict]) -> tuple[pa.Table, int]:
     """Rows shaped for the table: a value its column's type cannot hold is moved to
     ``_rescued_data`` (JSON of column: value) and the column left null. A column the table

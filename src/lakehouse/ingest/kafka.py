@@ -183,13 +183,15 @@ def _read(
     and how many values were rescued."""
     n = len(batch)
     if format == "debezium":
-        from lakehouse.ingest.debezium import changes_from_messages
+        from lakehouse.ingest.debezium import convert_messages
 
-        changes, bad = changes_from_messages(batch.values, batch.keys, key_columns)
-        rows = changes if isinstance(changes, pa.Table) else pa.Table.from_pylist(changes)
-        good = _without(n, [i for i, _ in bad])
-        rows, rescued = jsonlines.fit_rows(lh, table, rows)
-        return _with_sources(rows, batch, good), bad, rescued
+        # Tombstones give no row and are not bad: rows say which message they came from.
+        converted = convert_messages(
+            batch.values, batch.keys, key_columns, positions=batch.offsets.tolist()
+        )
+        rows, rescued = jsonlines.fit_rows(lh, table, converted.rows)
+        good = np.asarray(converted.indexes, np.int64)
+        return _with_sources(rows, batch, good), sorted(converted.bad), rescued
     bad: list[tuple[int, str]] = []
     present = [i for i, v in enumerate(batch.values) if v]
     if len(present) < n:

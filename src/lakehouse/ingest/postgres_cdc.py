@@ -14,6 +14,7 @@ Change rows have one shape for every source (``CHANGE_SCHEMA``), that of the dem
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import struct
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lakehouse.errors import LakehouseError, TableNotFoundError
-from lakehouse.names import parse_table_name
+from lakehouse.names import TableName, parse_table_name
 
 if TYPE_CHECKING:
     import psycopg
@@ -51,7 +52,6 @@ CHANGE_SCHEMA = pa.schema(
         ("unchanged_columns", pa.string()),  # JSON array of columns absent from after
     ]
 )
-OPERATIONS = ("insert", "update", "delete", "truncate")
 
 
 def change_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -95,7 +95,7 @@ class Relation:
     name: str
     identity: str  # d default, f full, i index, n nothing
     columns: list[Column]
-    keys: list[str] = field(default_factory=list)  # the primary key's columns
+    keys: list[str] = field(default_factory=list)  # the replica identity's (or primary) key
 
 
 @dataclass
@@ -108,10 +108,12 @@ class Transaction:
 
 
 class _Message:
-    """A cursor over one binary message (network byte order, C strings)."""
+    """A cursor over one binary message (network byte order, C strings; text in the
+    database's encoding, which SQL-read messages are not converted from)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, codec: str) -> None:
         self.data = data
+        self.codec = codec
         self.at = 0
 
     def take(self, fmt: str) -> Any:
@@ -121,7 +123,7 @@ class _Message:
 
     def text(self) -> str:
         end = self.data.index(b"\0", self.at)
-        value = self.data[self.at : end].decode()
+        value = self.data[self.at : end].decode(self.codec, "replace")
         self.at = end + 1
         return value
 
@@ -132,7 +134,7 @@ class _Message:
             kind = chr(self.take("B"))
             if kind == "t":
                 size = self.take("i")
-                values.append((kind, self.data[self.at : self.at + size].decode()))
+                values.append((kind, self.data[self.at : self.at + size].decode(self.codec)))
                 self.at += size
             elif kind in "nu":
                 values.append((kind, None))
@@ -145,15 +147,17 @@ def decode(
     messages: list[tuple[int, bytes]],
     database: str,
     primary_key: Callable[[int], list[str]],
+    codec: str = "utf-8",
 ) -> list[Transaction]:
     """The complete transactions among pgoutput messages (change LSN, message), in commit
     order, with their change rows. ``primary_key(oid)`` names a table's primary key columns
-    (needed for REPLICA IDENTITY FULL tables, whose every column is flagged as key)."""
+    (needed for REPLICA IDENTITY FULL tables, whose every column is flagged as key);
+    ``codec`` is the database's encoding."""
     relations: dict[int, Relation] = {}
     done: list[Transaction] = []
     current: Transaction | None = None
     for lsn, data in messages:
-        m = _Message(data)
+        m = _Message(data, codec)
         kind = chr(m.take("B"))
         if kind == "B":
             m.take("Q")  # the commit's LSN, given again by the commit message
@@ -220,8 +224,8 @@ def _changes(
         return [_row(relation, "delete", old, None, lsn, txn, database)]
     assert new is not None
     if old is not None and unchanged:  # a full old row holds what the new one left out
-        for column in [c for c in unchanged if c in old]:
-            new[column] = old[column]
+        known = {**old, **new}
+        new = {c.name: known[c.name] for c in relation.columns if c.name in known}
         unchanged = [c for c in unchanged if c not in old]
     if old is not None and _key(relation, old) != _key(relation, new):
         # The key itself changed: the old key's row is gone and a new key's row appears.
@@ -285,7 +289,7 @@ def _row(
 # -- values: PostgreSQL's text output as JSON ----------------------------------------------------
 INTEGERS = {20, 21, 23, 26}  # int8, int2, int4, oid
 FLOATS = {700, 701}
-BOOL, NUMERIC, TIMESTAMP, TIMESTAMPTZ, JSON, JSONB = 16, 1700, 1114, 1184, 114, 3802
+BOOL, TIMESTAMP, TIMESTAMPTZ, JSON, JSONB = 16, 1114, 1184, 114, 3802
 _OFFSET = re.compile(r"([+-]\d\d)$")
 
 
@@ -436,6 +440,8 @@ def check_publication(conn: psycopg.Connection, publication: str) -> None:
 def _exclusive(conn: psycopg.Connection, slot: str) -> Iterator[None]:
     """One capture per slot at a time: two would each filter what the table held when
     they started, and write a transaction twice. The session lock dies with its process."""
+    import psycopg
+
     key = f"lakehouse.cdc:{slot}"
     if not _scalar(conn, "SELECT pg_try_advisory_lock(hashtext(%s))", [key]):
         raise CaptureError(
@@ -445,14 +451,18 @@ def _exclusive(conn: psycopg.Connection, slot: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if not conn.closed:
+        try:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+        except psycopg.Error:
+            pass  # the connection is gone, and its lock with it
 
 
 def _translate(exc: Exception, slot: str, publication: str) -> CaptureError:
     import psycopg.errors as pge
 
     text = _first_line(exc)
+    if _went_away(exc):
+        return SourceUnavailableError(f"lost the connection while reading slot {slot!r}: {text}")
     if isinstance(exc, pge.ObjectInUse):
         return CaptureError(
             f"replication slot {slot!r} is in use by another process: {text}",
@@ -472,6 +482,24 @@ def _translate(exc: Exception, slot: str, publication: str) -> CaptureError:
     return CaptureError(f"reading replication slot {slot!r} failed: {text}")
 
 
+def _codec(server_encoding: str) -> str:
+    """Python's codec for a PostgreSQL encoding name (UTF8, LATIN1, WIN1252, EUC_JP, ...)."""
+    name = server_encoding.upper()
+    if name in ("UTF8", "SQL_ASCII"):  # SQL_ASCII holds whatever clients sent: mostly UTF-8
+        return "utf-8"
+    lower = name.lower()
+    windows = ["cp" + lower[3:]] if lower.startswith("win") else []
+    for candidate in [*windows, lower.replace("_", ""), lower.replace("koi8", "koi8_")]:
+        try:
+            return codecs.lookup(candidate).name
+        except LookupError:
+            continue
+    raise CaptureError(
+        f"the database's encoding {server_encoding} has no Python codec",
+        "capture a UTF8 database",
+    )
+
+
 class _Slot:
     """A logical replication slot read with SQL, whole transactions at a time."""
 
@@ -480,6 +508,7 @@ class _Slot:
         self.slot = slot
         self.publication = publication
         self.database = str(_scalar(conn, "SELECT current_database()"))
+        self.codec = _codec(str(_scalar(conn, "SHOW server_encoding")))
         self._keys: dict[int, list[str]] = {}
 
     def peek(self, max_changes: int) -> list[Transaction]:
@@ -497,7 +526,7 @@ class _Slot:
             ).fetchall()
         except psycopg.Error as exc:
             raise _translate(exc, self.slot, self.publication) from exc
-        return decode(messages, self.database, self.primary_key)
+        return decode(messages, self.database, self.primary_key, self.codec)
 
     def primary_key(self, oid: int) -> list[str]:
         if oid not in self._keys:
@@ -582,11 +611,47 @@ def capture(
     transaction identifier ``pg:<database>:<slot>`` = its last commit's end LSN, then the
     slot advanced past it. ``max_batches`` stops earlier; ``on_batch`` sees the report after
     each batch."""
+    import psycopg
+
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(f"changes are captured into bronze, not {name.layer}")
     if max_changes < 1:
         raise LakehouseError("max_changes must be at least 1")
+    try:
+        return _capture(
+            lh, dsn, slot, publication, name, max_changes, max_batches, source_system, on_batch
+        )
+    except psycopg.Error as exc:
+        if _went_away(exc):  # nothing is lost: the next capture resumes from the table
+            raise SourceUnavailableError(
+                f"lost the connection to PostgreSQL at {where(dsn)}: {_first_line(exc)}",
+                "capture again when the server is back: it resumes where the table stands",
+            ) from exc
+        raise CaptureError(f"capture from {where(dsn)} failed: {_first_line(exc)}") from exc
+
+
+def _went_away(exc: Exception) -> bool:
+    """A lost connection or a server shutting down, not an error the server reported."""
+    import psycopg
+
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(exc, psycopg.OperationalError) and (
+        state is None or state.startswith(("08", "57P"))
+    )
+
+
+def _capture(
+    lh: Lakehouse,
+    dsn: str,
+    slot: str,
+    publication: str,
+    name: TableName,
+    max_changes: int,
+    max_batches: int | None,
+    source_system: str | None,
+    on_batch: Callable[[CaptureReport], None] | None,
+) -> CaptureReport:
     with connect(dsn) as conn:
         check_logical(conn, dsn)
         check_slot(conn, dsn, slot)
@@ -753,8 +818,8 @@ def setup(
         except psycopg.Error as exc:
             raise CaptureError(
                 f"setting up capture at {where(dsn)} failed: {_first_line(exc)}",
-                "the user needs to own the tables, CREATE on the database and REPLICATION "
-                "(a publication FOR ALL TABLES needs a superuser)",
+                "check the table names; the user needs to own the tables, CREATE on the "
+                "database and REPLICATION (a publication FOR ALL TABLES needs a superuser)",
             ) from exc
     return report
 
@@ -775,18 +840,26 @@ def _published(conn: psycopg.Connection, publication: str) -> list[str]:
 def drop(dsn: str, slot: str, publication: str | None = None) -> list[str]:
     """Drop the slot (the server stops keeping WAL for it) and, if named, the publication.
     Returns what was dropped."""
+    import psycopg
     from psycopg import sql
 
     dropped = []
     with connect(dsn) as conn:
-        if _scalar(conn, "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [slot]):
-            conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
-            dropped.append(f"slot {slot}")
-        if publication and _scalar(
-            conn, "SELECT 1 FROM pg_publication WHERE pubname = %s", [publication]
-        ):
-            conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
-            dropped.append(f"publication {publication}")
+        try:
+            if _scalar(conn, "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [slot]):
+                conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
+                dropped.append(f"slot {slot}")
+            if publication and _scalar(
+                conn, "SELECT 1 FROM pg_publication WHERE pubname = %s", [publication]
+            ):
+                conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(publication)))
+                dropped.append(f"publication {publication}")
+        except psycopg.Error as exc:
+            raise CaptureError(
+                f"dropping slot {slot} or publication {publication} failed "
+                f"(dropped: {', '.join(dropped) or 'nothing'}): {_first_line(exc)}",
+                "a slot in use cannot be dropped: stop its capture first",
+            ) from exc
     return dropped
 
 

@@ -490,7 +490,11 @@ class Runner:
         if ds.scd == 1:
             self._write(ds, item, state, current, mode="merge", merge_delete=cdc.DELETED)
         else:
-            self._write(ds, item, state, current, mode="merge", keys=ds.keys + ["valid_from"])
+            # A version is one change of its key: its sequence tells it apart (two changes
+            # in one transaction share their valid_from time).
+            seq = ds.sequence_by
+            version = seq if seq and seq in state.column_names else "valid_from"
+            self._write(ds, item, state, current, mode="merge", keys=[*ds.keys, version])
 
     # -- helpers ------------------------------------------------------------------------------
     def _compute(

@@ -38,6 +38,7 @@ class StreamStats:
     committed_at: float | None = None  # time.time() of the last batch's commits
     lag: int | None = None
     caught_up: int = 0  # rows applied to real-time tables a crash had left behind
+    first_message_at: float | None = None  # time.time() when the first message came
     _recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
 
     def rate(self) -> float:
@@ -122,6 +123,8 @@ def run_stream(
                     break
                 continue
             idle_since = now
+            if stats.first_message_at is None:
+                stats.first_message_at = batch.received_at
             batch = batch.after(marks)
             if not len(batch):
                 continue

@@ -1,0 +1,259 @@
+"""Kafka into bronze: throughput against a bare consumer, and produced-to-visible latency.
+
+- A local broker (``lakehouse.streaming.broker``; or ``--bootstrap`` for a real Kafka) and
+  a topic of 3 partitions holding ``--events`` small JSON user events (about 170 bytes).
+- Baseline: a bare confluent-kafka consumer reading the whole topic (each message's value
+  touched), messages per second, in this run, on this broker.
+- Throughput: ``run_stream`` landing the same topic in a bronze table, exactly once, in
+  micro-batches of 100,000 (a fresh warehouse and consumer group); messages per second from
+  the first message to the last commit. Then the same with the real-time windows on.
+- Latency: ``lakehouse stream --realtime`` as a child process while this process sends
+  ``--rate`` user events a second for ``--seconds``; among them, every 100 ms, a probe
+  event of its own event type. A probe is visible when ``Lakehouse.sql`` finds its row in
+  ``realtime.events_per_minute`` (polled every 25 ms); latency = seen - sent.
+
+Targets: >= 100,000 events/s into bronze, >= 50% of the bare consumer; p95 latency <= 2 s.
+Writes bench/results/stream.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchlib import BENCH_DIR, warn_if_busy, write_result
+
+ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from confluent_kafka import Consumer, Producer  # noqa: E402
+from lakehouse import Lakehouse  # noqa: E402
+from lakehouse.ingest.kafka import KafkaSettings  # noqa: E402
+from lakehouse.streaming.broker import LocalBroker  # noqa: E402
+from lakehouse.streaming.loop import run_stream  # noqa: E402
+from lakehouse.streaming.producer import UserEvents, ensure_topic  # noqa: E402
+
+
+def fill(bootstrap: str, topic: str, n: int) -> None:
+    source = UserEvents(seed=3, late_share=0.0)
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10_000}
+    )
+    made = 0
+    while made < n:
+        chunk = source.make(min(50_000, n - made))
+        for event in chunk:
+            payload = json.dumps(event, separators=(",", ":")).encode()
+            while True:
+                try:
+                    producer.produce(topic, payload)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+        made += len(chunk)
+    assert producer.flush(120) == 0
+
+
+def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bare-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 << 20,
+            "max.partition.fetch.bytes": 16 << 20,
+        }
+    )
+    consumer.subscribe([topic])
+    seen, size, started = 0, 0, None
+    while seen < n:
+        for m in consumer.consume(100_000, 1.0):
+            if m.error() is None:
+                if started is None:
+                    started = time.perf_counter()
+                size += len(m.value())
+                seen += 1
+    seconds = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return n / seconds
+
+
+def ours(bootstrap: str, topic: str, n: int, realtime: bool) -> tuple[float, int]:
+    folder = Path(tempfile.mkdtemp(prefix="lh-bench-stream-"))
+    try:
+        lh = Lakehouse(folder)
+        settings = KafkaSettings(
+            bootstrap, topic, f"ours-{time.time_ns()}", batch_size=100_000, interval=0.5
+        )
+        started = time.time()
+        stats = run_stream(lh, "bronze.user_events", settings, realtime=realtime, max_messages=n)
+        ended = time.time()
+        landed = lh.sql("SELECT count(*) FROM bronze.user_events").scalar()
+        assert landed == n, f"{landed} rows landed of {n}"
+        # From the first message received (not the group join) to the last commit.
+        return n / (ended - (stats.first_message_at or started)), stats.batches
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def latency(bootstrap: str, topic: str, rate: float, seconds: float) -> list[float]:
+    folder = Path(tempfile.mkdtemp(prefix="lh-bench-latency-"))
+    code = "from lakehouse.cli import main; main()"
+    child = subprocess.Popen(
+        [
+            sys.executable, "-c", code, "-w", str(folder), "stream", "--topic", topic,
+            "--table", "bronze.user_events", "--bootstrap", bootstrap, "--realtime",
+            "--from", "latest", "--interval", "0.25",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+    try:
+        lh = Lakehouse(folder)
+        deadline = time.time() + 60
+        while lh.catalog.get("realtime.events_per_minute") is None:
+            # Warm up until the stream has made its tables.
+            if child.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"the stream did not start: {child.stderr.read().decode()}")
+            _send(bootstrap, topic, UserEvents(seed=9).make(50), {})
+            time.sleep(0.5)
+
+        def load() -> None:
+            source = UserEvents(seed=5)
+            producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+            started = time.monotonic()
+            k = 0
+            while not stop.is_set():
+                due = int(rate * (time.monotonic() - started))
+                for event in source.make(max(0, due - k)):
+                    producer.produce(topic, json.dumps(event).encode())
+                k = max(k, due)
+                if int((time.monotonic() - started) * 10) > len(sent):
+                    probe = f"probe-{len(sent)}"
+                    event = UserEvents(seed=len(sent)).make(1)[0]
+                    event["event_type"] = probe
+                    event["event_time"] = datetime.now(UTC).isoformat()
+                    producer.produce(topic, json.dumps(event).encode())
+                    producer.poll(0)
+                    sent[probe] = time.time()
+                producer.poll(0)
+                time.sleep(0.01)
+            producer.flush(30)
+
+        sender = threading.Thread(target=load, daemon=True)
+        sender.start()
+        end = time.time() + seconds
+        while time.time() < end + 5:
+            found = lh.sql(
+                "SELECT DISTINCT event_type FROM realtime.events_per_minute "
+                "WHERE event_type LIKE 'probe-%'"
+            ).rows()
+            now = time.time()
+            for (probe,) in found:
+                seen.setdefault(probe, now)
+            if time.time() >= end:
+                stop.set()
+            if stop.is_set() and len(seen) >= len(sent):
+                break
+            time.sleep(0.025)
+        stop.set()
+        sender.join(30)
+    finally:
+        child.terminate()
+        child.wait(30)
+        shutil.rmtree(folder, ignore_errors=True)
+    missing = [p for p in sent if p not in seen]
+    if missing:
+        print(f"warning: {len(missing)} probes never seen, e.g. {missing[:3]}")
+    return [seen[p] - sent[p] for p in sent if p in seen]
+
+
+def _send(bootstrap: str, topic: str, events: list[dict], _: dict) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for event in events:
+        producer.produce(topic, json.dumps(event).encode())
+    producer.flush(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--bootstrap", help="a running Kafka (default: start a local broker)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="latency: events/s")
+    parser.add_argument("--seconds", type=float, default=60.0, help="latency: how long")
+    args = parser.parse_args()
+    warn_if_busy("before the stream benchmark")
+    data = Path(tempfile.mkdtemp(prefix="lh-bench-broker-"))
+    broker = None if args.bootstrap else LocalBroker(data).start()
+    bootstrap = args.bootstrap or broker.bootstrap
+    try:
+        topic = f"bench-{time.time_ns()}"
+        ensure_topic(bootstrap, topic, 3)
+        t0 = time.perf_counter()
+        fill(bootstrap, topic, args.events)
+        print(f"{args.events:,} events sent in {time.perf_counter() - t0:.1f} s", flush=True)
+        bare = bare_consumer(bootstrap, topic, args.events)
+        print(f"bare confluent-kafka consumer: {bare:,.0f} messages/s", flush=True)
+        into_bronze, batches = ours(bootstrap, topic, args.events, realtime=False)
+        share = into_bronze / bare
+        print(
+            f"into bronze, exactly once: {into_bronze:,.0f} events/s in {batches} batches "
+            f"= {share:.0%} of the bare consumer "
+            f"(targets >= 100,000/s: {'ok' if into_bronze >= 100_000 else 'MISSED'}; "
+            f">= 50%: {'ok' if share >= 0.5 else 'MISSED'})",
+            flush=True,
+        )
+        with_windows, _ = ours(bootstrap, topic, args.events, realtime=True)
+        print(f"into bronze and realtime.* windows: {with_windows:,.0f} events/s", flush=True)
+        live = f"live-{time.time_ns()}"
+        ensure_topic(bootstrap, live, 3)
+        lat = sorted(latency(bootstrap, live, args.rate, args.seconds))
+        p50 = statistics.median(lat)
+        p95 = lat[int(0.95 * (len(lat) - 1))]
+        p99 = lat[int(0.99 * (len(lat) - 1))]
+        print(
+            f"produced to visible in realtime.* through SQL, {len(lat)} probes at "
+            f"{args.rate:g} events/s: p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s "
+            f"(target p95 <= 2 s: {'ok' if p95 <= 2 else 'MISSED'})",
+            flush=True,
+        )
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(data, ignore_errors=True)
+    path = write_result(
+        "stream",
+        {
+            "events": args.events,
+            "bare_consumer_per_s": bare,
+            "into_bronze_per_s": into_bronze,
+            "share_of_bare": share,
+            "with_windows_per_s": with_windows,
+            "latency_rate": args.rate,
+            "latency_p50_s": p50,
+            "latency_p95_s": p95,
+            "latency_p99_s": p99,
+            "probes": len(lat),
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

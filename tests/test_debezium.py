@@ -1,0 +1,378 @@
+"""Debezium change events into bronze change rows: envelopes bare and schema-wrapped, keys
+from messages or named columns, tombstones skipped, bad messages quarantined with reasons;
+folders of event files land once; a pipeline's CDC apply over them gives the state that a
+replay of the same operations gives."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import textwrap
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from lakehouse import Lakehouse
+from lakehouse.ingest.cdc_commands import cdc_app
+from lakehouse.ingest.debezium import (
+    changes_from_messages,
+    convert_messages,
+    ingest_folder,
+    quarantine_records,
+)
+from lakehouse.ingest.postgres_cdc import CHANGE_SCHEMA
+from lakehouse.pipeline import load_pipeline, run_pipeline
+
+EPOCH = datetime(1970, 1, 1)
+CUSTOMER_FIELDS = [
+    {"type": "int32", "optional": False, "field": "id"},
+    {"type": "string", "optional": True, "field": "name"},
+    {
+        "type": "bytes",
+        "optional": True,
+        "name": "org.apache.kafka.connect.data.Decimal",
+        "parameters": {"scale": "2", "connect.decimal.precision": "10"},
+        "field": "balance",
+    },
+    {
+        "type": "int64",
+        "optional": True,
+        "name": "io.debezium.time.MicroTimestamp",
+        "field": "created_at",
+    },
+    {"type": "int32", "optional": True, "name": "io.debezium.time.Date", "field": "born"},
+    {"type": "string", "optional": True, "name": "io.debezium.data.Json", "field": "prefs"},
+]
+
+
+def source(table: str, ts_ms: int, lsn: int | None = None, **extra) -> dict:
+    block = {
+        "version": "2.7.0.Final",
+        "connector": "postgresql" if lsn is not None else "mysql",
+        "name": "server1",
+        "ts_ms": ts_ms,
+        "snapshot": "false",
+        "db": "shop",
+        "table": table,
+        **extra,
+    }
+    if lsn is not None:
+        block.update(schema="public", lsn=lsn, txId=lsn // 100)
+    return block
+
+
+def envelope(op: str, before, after, src: dict) -> dict:
+    return {"before": before, "after": after, "source": src, "op": op, "ts_ms": src["ts_ms"] + 3}
+
+
+def wrapped(env: dict, fields: list[dict]) -> dict:
+    """As Kafka Connect's JSON converter with schemas writes it."""
+    row = {"type": "struct", "fields": fields, "optional": True}
+    return {
+        "schema": {
+            "type": "struct",
+            "fields": [
+                {**row, "field": "before"},
+                {**row, "field": "after"},
+                {"type": "struct", "fields": [], "field": "source"},
+                {"type": "string", "field": "op"},
+            ],
+            "name": "server1.public.customers.Envelope",
+        },
+        "payload": env,
+    }
+
+
+def encoded_customer(row: dict) -> dict:
+    """A customer row as Debezium encodes it (decimal bytes, microseconds, days, JSON text)."""
+    cents = int(row["balance"] * 100)
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "balance": base64.b64encode(cents.to_bytes(8, "big", signed=True)).decode(),
+        "created_at": (row["created_at"] - EPOCH) // timedelta(microseconds=1),
+        "born": (row["born"] - date(1970, 1, 1)).days,
+        "prefs": json.dumps(row["prefs"]),
+    }
+
+
+def as_bytes(value) -> bytes:
+    return json.dumps(value).encode()
+
+
+def test_envelopes_become_change_rows():
+    alice = {
+        "id": 1,
+        "name": "alice",
+        "balance": Decimal("-12.50"),
+        "created_at": datetime(2024, 1, 2, 3, 4, 5, 6),
+        "born": date(2000, 2, 29),
+        "prefs": {"mail": True, "tags": ["a", None]},
+    }
+    renamed = {**alice, "name": "alice b"}
+    ts = 1_717_000_000_000
+    created = envelope("c", None, encoded_customer(alice), source("customers", ts, 200))
+    updated = envelope(
+        "u", encoded_customer(alice), encoded_customer(renamed), source("customers", ts, 300)
+    )
+    values = [
+        as_bytes(envelope("r", None, {"id": 9, "name": "snap"}, source("customers", ts, 100))),
+        as_bytes(wrapped(created, CUSTOMER_FIELDS)),
+        None,  # a tombstone
+        as_bytes(updated),
+        b"",  # a tombstone as an empty value
+        as_bytes(envelope("d", {"id": 9, "name": None}, None, source("customers", ts, 400))),
+        as_bytes({"schema": None, "payload": None}),  # a wrapped tombstone
+        as_bytes(envelope("m", None, None, source("customers", ts, 450))),  # a message, no row
+        b'{"op": "c", "after": {"id": 1}',  # cut short
+        as_bytes({"id": 3, "name": "not an event"}),
+        as_bytes([1, 2]),
+        as_bytes(envelope("x", None, {"id": 3}, source("customers", ts, 500))),
+        as_bytes({"op": "c", "after": {"id": 3}}),
+        as_bytes(envelope("u", None, None, source("customers", ts, 600))),
+        as_bytes(envelope("t", None, None, source("customers", ts, 700))),
+    ]
+    keys = [as_bytes({"id": 9}), as_bytes({"schema": {"type": "struct"}, "payload": {"id": 1}})]
+    keys += [None] * (len(values) - 2)
+    rows, bad = changes_from_messages(values, keys, ["id"])
+    assert rows.schema == CHANGE_SCHEMA
+    got = rows.to_pylist()
+    assert [(r["operation"], r["primary_key"], r["sequence"]) for r in got] == [
+        ("insert", '{"id": 9}', 100),
+        ("insert", '{"id": 1}', 200),
+        ("update", '{"id": 1}', 300),
+        ("delete", '{"id": 9}', 400),
+        ("truncate", None, 700),
+    ]
+    created = json.loads(got[1]["after"])
+    assert created == {
+        "id": 1,
+        "name": "alice",
+        "balance": "-12.50",
+        "created_at": "2024-01-02T03:04:05.000006",
+        "born": "2000-02-29",
+        "prefs": {"mail": True, "tags": ["a", None]},
+    }
+    # Without a schema the values stay as the connector wrote them.
+    assert json.loads(got[2]["after"])["created_at"] == encoded_customer(renamed)["created_at"]
+    assert got[3]["before"] == '{"id": 9, "name": null}' and got[3]["after"] is None
+    first = got[0]
+    assert first["table_name"] == "customers" and first["schema_name"] == "public"
+    assert first["database_name"] == "shop" and first["transaction_id"] == "1"
+    assert first["lsn"] == "0/64" and first["changed_at"] == "2024-05-29T16:26:40.000+00:00"
+    assert [(i, reason.split(":")[0]) for i, reason in bad] == [
+        (8, "invalid JSON in the message"),
+        (9, "not a change event"),
+        (10, "not a change event"),
+        (11, "unknown op 'x' (Debezium's are c, r, u, d, t)"),
+        (12, "no source.table"),
+        (13, "op 'u' without an 'after' row"),
+    ]
+    quarantine = quarantine_records(values, bad)
+    assert quarantine[0] == {"raw_payload": values[8].decode(), "reason": bad[0][1]}
+    converted = convert_messages(values, keys, ["id"])  # rows lined up with their messages
+    assert converted.rows == rows and converted.bad == bad
+    assert converted.indexes == [0, 1, 3, 5, 14] and converted.skipped == [2, 4, 6, 7]
+
+
+def test_keys_and_order_without_a_log_position():
+    """A source without an LSN (MySQL's binlog): key columns per table, and the commit time
+    then the messages' order (or the positions given) as the sequence."""
+    ts = 1_700_000_000_000
+    values = [
+        as_bytes(envelope("c", None, {"sku": "a", "qty": 1}, source("stock", ts))),
+        as_bytes(envelope("u", None, {"sku": "a", "qty": 2}, source("stock", ts))),
+        as_bytes(envelope("c", None, {"id": 4, "x": 1}, source("other", ts + 1))),
+        as_bytes(envelope("u", None, {"sku": "a", "qty": 3}, source("stock", ts))),
+        as_bytes(envelope("c", None, {"qty": 3}, source("stock", ts + 2))),
+        as_bytes(envelope("c", None, {"id": 5}, source("unkeyed", ts + 2))),
+    ]
+    rows, bad = changes_from_messages(values, None, {"stock": ["sku"], "other": ["id"]})
+    assert rows["sequence"].to_pylist() == [
+        ts * 10**6,
+        ts * 10**6 + 1,
+        (ts + 1) * 10**6,
+        ts * 10**6 + 2,
+    ]
+    assert rows["primary_key"].to_pylist()[:3] == ['{"sku": "a"}', '{"sku": "a"}', '{"id": 4}']
+    assert bad == [
+        (4, "key column(s) sku not in the row"),
+        (5, "no key: the message has no key and no key columns were named"),
+    ]
+    rows, _ = changes_from_messages(values[:2], positions=[41, 42], key_columns={"*": ["sku"]})
+    assert rows["sequence"].to_pylist() == [41, 42]
+    rows, _ = changes_from_messages(values[:1], [b"7"], ["sku"])  # a bare key value
+    assert rows["primary_key"].to_pylist() == ['{"sku": 7}']
+
+
+def replay(operations: list[tuple[str, dict]]) -> dict[int, dict]:
+    """The table after the operations, in order (independent of the code under test)."""
+    state: dict[int, dict] = {}
+    for op, row in operations:
+        if op == "d":
+            del state[row["id"]]
+        else:
+            state[row["id"]] = row
+    return state
+
+
+def random_operations(rng: random.Random, count: int, state: dict[int, dict]) -> list:
+    """Operations that a database could have made: updates and deletes of live rows only."""
+    live = dict(state)
+    out = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.35 or not live:
+            key = max([0, *live, *(r["id"] for _, r in out)]) + 1
+            op = "c"
+        else:
+            key = rng.choice(sorted(live))
+            op = "u" if roll < 0.8 else "d"
+        row = {
+            "id": key,
+            "name": rng.choice(["ann", "bob", "O'Hara", 'z\u00e9 "q"', None]),
+            "balance": Decimal(rng.randint(-(10**6), 10**6)) / 100,
+            "created_at": datetime(2024, 1, 1) + timedelta(microseconds=rng.randint(0, 10**13)),
+            "born": date(1960, 1, 1) + timedelta(days=rng.randint(0, 20000)),
+            "prefs": {"n": rng.randint(0, 3)},
+        }
+        if op == "d":
+            row = live.pop(key)
+        else:
+            live[key] = row
+        out.append((op, row))
+    return out
+
+
+def write_events(folder: Path, name: str, operations: list, first_lsn: int, state: dict) -> int:
+    """The operations as Debezium would publish them: schema-wrapped envelopes with the
+    previous row as before, a tombstone after each delete, a bad line now and then."""
+    lines = []
+    lsn = first_lsn
+    live = dict(state)
+    for op, row in operations:
+        lsn += 100
+        before = encoded_customer(live[row["id"]]) if op in "ud" else None
+        after = encoded_customer(row) if op != "d" else None
+        src = source("customers", 1_700_000_000_000 + lsn, lsn)
+        lines.append(json.dumps(wrapped(envelope(op, before, after, src), CUSTOMER_FIELDS)))
+        if op == "d":
+            lines.append("null")
+            del live[row["id"]]
+        else:
+            live[row["id"]] = row
+        if lsn % 1700 == 0:
+            lines.append('{"broken": ')
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("\n".join(lines) + "\n")
+    return lsn
+
+
+PIPELINE_HEADER = """
+    -- kind: cdc
+    -- scd: {scd}
+    -- keys: [id]
+    -- sequence_by: sequence
+    -- delete_when: operation = 'delete'
+    -- except_columns: [operation]
+"""
+PIPELINE_SQL = """
+    SELECT
+        CAST(json_extract(primary_key, '$.id') AS INTEGER) AS id,
+        json_extract_string(after, '$.name') AS name,
+        CAST(json_extract_string(after, '$.balance') AS DECIMAL(10, 2)) AS balance,
+        CAST(json_extract_string(after, '$.created_at') AS TIMESTAMP) AS created_at,
+        CAST(json_extract_string(after, '$.born') AS DATE) AS born,
+        CAST(json_extract(after, '$.prefs.n') AS INTEGER) AS prefs_n,
+        operation,
+        sequence
+    FROM bronze.db_changes
+    WHERE table_name = 'customers'
+"""
+
+
+def test_folder_lands_once_and_a_pipeline_applies_it(tmp_path):
+    lh = Lakehouse(tmp_path / "warehouse")
+    pipeline_folder = tmp_path / "pipeline"
+    (pipeline_folder / "silver").mkdir(parents=True)
+    for name, scd in (("customers", 1), ("customers_history", 2)):
+        header = textwrap.dedent(PIPELINE_HEADER.format(scd=scd)).lstrip()
+        (pipeline_folder / "silver" / f"{name}.sql").write_text(
+            header + textwrap.dedent(PIPELINE_SQL)
+        )
+    pipeline = load_pipeline(pipeline_folder)
+    rng = random.Random(21)
+    events = tmp_path / "events"
+    operations: list = []
+    state: dict[int, dict] = {}
+    lsn = 1000
+    for batch in range(2):
+        for part in range(3):
+            more = random_operations(rng, 40, state)
+            lsn = write_events(events, f"b{batch}-{part}.jsonl", more, lsn, state)
+            operations += more
+            state = replay(operations)
+        (events / "_manifest.json").write_text("{}")  # not data: left alone
+        report = ingest_folder(lh, events, "bronze.db_changes", key_columns=["id"])
+        assert len(report.files_ingested) == 3 and len(report.files_skipped) == 3 * batch
+        again = ingest_folder(lh, events, "bronze.db_changes", key_columns=["id"])
+        assert again.files_ingested == [] and again.changes == 0 and again.quarantined == 0
+        assert lh.table("bronze.db_changes").count() == len(operations)
+        run_pipeline(lh, pipeline)
+        expected = [
+            (
+                r["id"],
+                r["name"],
+                r["balance"],
+                r["created_at"],
+                r["born"],
+                r["prefs"]["n"],
+            )
+            for r in sorted(state.values(), key=lambda r: r["id"])
+        ]
+        got = lh.sql(
+            "SELECT id, name, balance, created_at, born, prefs_n FROM silver.customers ORDER BY id"
+        ).rows()
+        assert got == expected, f"after batch {batch}"
+        versions = sum(1 for op, _ in operations if op != "d")
+        assert lh.sql("SELECT count(*) FROM silver.customers_history").scalar() == versions
+    quarantined = lh.sql(
+        "SELECT raw_payload, reason FROM bronze.db_changes_quarantine ORDER BY _source, reason"
+    ).rows()
+    assert quarantined and all(raw == '{"broken": ' for raw, _ in quarantined)
+    assert all(reason.startswith("line ") and "invalid JSON" in reason for _, reason in quarantined)
+
+
+def test_cli_ingests_a_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", str(tmp_path / "warehouse"))
+    events = tmp_path / "events"
+    events.mkdir()
+    ts = 1_700_000_000_000
+    lines = [
+        envelope("c", None, {"order_id": 1, "line_no": 1, "qty": 2}, source("lines", ts)),
+        envelope("c", None, {"id": 7, "name": "x"}, source("people", ts)),
+        envelope("u", None, {"order_id": 1, "line_no": 1, "qty": 3}, source("lines", ts + 1)),
+    ]
+    (events / "a.ndjson").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    (events / "b.json").write_text(json.dumps(lines[:1], indent=2))  # one document, an array
+    (events / "c.jsonl").write_text("null\n")  # tombstones only: marked as done all the same
+    runner = CliRunner()
+    args = ["debezium", str(events), "--table", "bronze.changes"]
+    result = runner.invoke(cdc_app, [*args, "--key", "lines=order_id,line_no", "--key", "id"])
+    assert result.exit_code == 0, result.output
+    assert "3 new file(s), 4 change(s), 1 quarantined" in result.output
+    result = runner.invoke(cdc_app, args)
+    assert "0 new file(s)" in result.output and "3 file(s) already ingested" in result.output
+    lh = Lakehouse(tmp_path / "warehouse")
+    keys = lh.sql("SELECT table_name, primary_key FROM bronze.changes ORDER BY _source, sequence")
+    assert keys.rows() == [
+        ("lines", '{"order_id": 1, "line_no": 1}'),
+        ("people", '{"id": 7}'),
+        ("lines", '{"order_id": 1, "line_no": 1}'),
+        ("lines", '{"order_id": 1, "line_no": 1}'),
+    ]
+    reason = lh.sql("SELECT reason FROM bronze.changes_quarantine").scalar()
+    assert reason.startswith("line 4: invalid JSON")

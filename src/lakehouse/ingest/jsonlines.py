@@ -55,14 +55,28 @@ class Records:
 
 def read(lh: Lakehouse, table: str, data: bytes | pa.Buffer) -> Records:
     """The lines of ``data`` as rows for ``table`` (which may not exist yet)."""
-    return shape(lh, table, parse(data))
+    return shape(lh, table, parse(data, text_columns(lh, table)))
 
 
-def parse(data: bytes | pa.Buffer) -> Parsed:
+def text_columns(lh: Lakehouse, table: str) -> tuple[str, ...]:
+    """The table's text columns (read as text at once: no type guessing to undo)."""
+    if not exists(lh, table):
+        return ()
+    schema = lh.table(table).schema
+    return tuple(
+        f.name
+        for f in schema
+        if f.name not in METADATA_COLUMNS and f.name != RESCUED
+        and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    )
+
+
+def parse(data: bytes | pa.Buffer, text: tuple[str, ...] = ()) -> Parsed:
     """The lines read whole by Arrow where it reads them as Python would; else left for
-    ``shape`` to read line by line. Needs no table, so it can run ahead of a write."""
+    ``shape`` to read line by line. Needs no table, so it can run ahead of a write;
+    ``text`` names columns known to hold text."""
     buffer = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
-    whole = _read_whole(buffer)
+    whole = _read_whole(buffer, text)
     if whole is None:
         return Parsed(buffer, None, [])
     return Parsed(buffer, whole[0], whole[1])
@@ -102,7 +116,9 @@ def exists(lh: Lakehouse, table: str) -> bool:
     return lh.catalog.get(table) is not None or lh.discover(table)
 
 
-def _read_whole(data: pa.Buffer) -> tuple[pa.Table, list[BadLine]] | None:
+def _read_whole(
+    data: pa.Buffer, text: tuple[str, ...] = ()
+) -> tuple[pa.Table, list[BadLine]] | None:
     """JSON lines read whole: the records as Arrow, typed as the per-line reader would
     type them, and the lines that are not JSON objects, with the per-line reader's
     reasons. None when only the per-line reader can say what the lines hold: a column with
@@ -120,7 +136,7 @@ def _read_whole(data: pa.Buffer) -> tuple[pa.Table, list[BadLine]] | None:
         lines.validate(full=True)
     except pa.ArrowInvalid:
         return None
-    table = _parse_json_lines(data)
+    table = _parse_json_lines(data, text)
     # Arrow also reads two objects on one line; Python does not. When every line starts an
     # object and there are as many rows as lines, each line was one object.
     if table is not None and table.num_rows == starts.size and (raw[starts] == ord("{")).all():
@@ -131,25 +147,32 @@ def _read_whole(data: pa.Buffer) -> tuple[pa.Table, list[BadLine]] | None:
     good, bad = found
     if not bad:  # each line is one object (or empty): Arrow read them, or gave up on types
         return None if table is None else (table, [])
-    table = _parse_json_lines(good)
+    table = _parse_json_lines(good, text)
     return None if table is None else (table, bad)
 
 
-def _parse_json_lines(data: pa.Buffer) -> pa.Table | None:
+def _parse_json_lines(data: pa.Buffer, text: tuple[str, ...] = ()) -> pa.Table | None:
     import pyarrow.json as pajson
 
     options = pajson.ReadOptions(block_size=BLOCK_SIZE)
-    try:
-        table = pajson.read_json(pa.BufferReader(data), read_options=options)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
-        return None
+    table = None
+    if text:  # a column of the table missing from every line reads as nulls: the same rows
+        try:
+            table = pajson.read_json(
+                pa.BufferReader(data), read_options=options, parse_options=_as_text(text)
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+            table = None  # a value that is not text: infer every type instead
+    if table is None:
+        text = ()
+        try:
+            table = pajson.read_json(pa.BufferReader(data), read_options=options)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+            return None
     # Arrow reads text that looks like a time as a timestamp; Python's json keeps text.
     timed = [f.name for f in table.schema if _is_time(f.type)]
     if timed:
-        as_text = pajson.ParseOptions(
-            explicit_schema=pa.schema([pa.field(c, pa.string()) for c in timed]),
-            unexpected_field_behavior="infer",
-        )
+        as_text = _as_text((*text, *timed))
         order = table.column_names
         try:
             table = pajson.read_json(
@@ -160,6 +183,15 @@ def _parse_json_lines(data: pa.Buffer) -> pa.Table | None:
     if table.num_columns == 0 or any(_unlike_python(c) for c in table.columns):
         return None
     return table
+
+
+def _as_text(columns: tuple[str, ...]) -> Any:
+    import pyarrow.json as pajson
+
+    return pajson.ParseOptions(
+        explicit_schema=pa.schema([pa.field(c, pa.string()) for c in dict.fromkeys(columns)]),
+        unexpected_field_behavior="infer",
+    )
 
 
 def _is_time(t: pa.DataType) -> bool:

@@ -247,6 +247,17 @@ def _exists(lh: Lakehouse, table: str) -> bool:
     return lh.catalog.get(table) is not None or lh.discover(table)
 
 
+def _message_methods() -> tuple[Any, Any, Any, Any, Any]:
+    try:
+        from confluent_kafka import Message
+    except ImportError:  # the client is needed only to consume
+        return (None,) * 5
+    return Message.error, Message.partition, Message.offset, Message.value, Message.key
+
+
+_error, _partition, _offset, _value, _key = _message_methods()
+
+
 class KafkaSource:
     """A consumer in a group that hands out micro-batches. On every partition assignment
     it seeks to the offset after the one the bronze table holds, so the table, not the
@@ -337,23 +348,27 @@ class KafkaSource:
             if wait <= 0:
                 break
             got = self.consumer.consume(min(s.batch_size - len(messages), 100_000), wait)
-            for m in got:
-                error = m.error()
-                if error is None:
-                    messages.append(m)
-                elif error.fatal() or not error.retriable() and error.code() != -191:
-                    raise LakehouseError(f"Kafka: {error.str()}", "check the broker and topic")
+            if any(map(_error, got)):  # rare: look at each only then
+                for m in got:
+                    error = m.error()
+                    if error is not None and (
+                        error.fatal() or not error.retriable() and error.code() != -191
+                    ):
+                        raise LakehouseError(f"Kafka: {error.str()}", "check the broker and topic")
+                got = [m for m in got if m.error() is None]
+            messages += got
             if messages and not first_at:
                 first_at = time.time()
         if not messages:
             return None
-        keyed = s.format == "debezium"
+        n = len(messages)
+        # map() over the C methods: a tenth of a microsecond a message
         return Batch(
             s.topic,
-            np.fromiter((m.partition() for m in messages), np.int32, len(messages)),
-            np.fromiter((m.offset() for m in messages), np.int64, len(messages)),
-            [m.value() for m in messages],
-            [m.key() for m in messages] if keyed else None,
+            np.fromiter(map(_partition, messages), np.int32, n),
+            np.fromiter(map(_offset, messages), np.int64, n),
+            list(map(_value, messages)),
+            list(map(_key, messages)) if s.format == "debezium" else None,
             first_at,
         )
 

@@ -9,6 +9,7 @@ the tables hold, so every message is in bronze once and counted in each window o
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import deque
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lakehouse.ingest.kafka import KafkaSettings, KafkaSource, land, table_marks
+from lakehouse.ingest.kafka import Batch, KafkaSettings, KafkaSource, land, table_marks
 from lakehouse.streaming.windows import Windows
 
 if TYPE_CHECKING:
@@ -79,7 +80,10 @@ def run_stream(
     windows: Windows | None = None,
 ) -> StreamStats:
     """Run until ``stop`` is set, ``max_messages`` have landed, or no message came for
-    ``idle_seconds``. ``realtime`` feeds the user-event windows (``streaming.windows``)."""
+    ``idle_seconds``. ``realtime`` feeds the user-event windows (``streaming.windows``).
+
+    The next batch is consumed while this one is written (the consumer runs in a thread
+    of its own); assignments it receives are acted on here, between two batches."""
     stop = stop or threading.Event()
     source = KafkaSource(lh, table, settings)
     table = source.table
@@ -88,37 +92,30 @@ def run_stream(
         windows = Windows(lh, table, settings.topic)
     marks: dict[int, int] = {}
     held: dict[int, int] = {}  # the quarantine's
-
-    def assigned(partitions: list[int]) -> None:
-        marks.update(table_marks(lh, table, settings.topic, partitions))
-        held.update(table_marks(lh, f"{table}_quarantine", settings.topic, partitions))
-        if windows is not None:
-            level = {p: marks[p] for p in partitions if p in marks}
-            if level:
-                stats.caught_up += windows.catch_up(level)
-
-    def assigned_now(partitions: list[int]) -> None:
-        nonlocal idle_since
-        assigned(partitions)
-        idle_since = time.monotonic()
-
-    source.on_assign = assigned_now
+    fetch = _Fetcher(source, stop)
     source.open()
+    fetch.start()
     idle_since = time.monotonic()
-    last_lag = 0.0
     try:
         while not stop.is_set():
-            batch = source.next_batch()
+            batch = fetch.next()
             now = time.monotonic()
-            if now - last_lag >= 1.0:
-                stats.lag, last_lag = source.lag(), now
+            stats.lag = fetch.lag
+            for partitions in fetch.assignments():
+                # Offsets only grow: what the tables hold now is at least what we knew.
+                _raise(marks, table_marks(lh, table, settings.topic, partitions))
+                _raise(held, table_marks(lh, f"{table}_quarantine", settings.topic, partitions))
+                if windows is not None:
+                    level = {p: marks[p] for p in partitions if p in marks}
+                    if level:
+                        stats.caught_up += windows.catch_up(level)
+                idle_since = now  # a group's first assignment can take seconds
             if batch is None:
                 if on_batch is not None:
                     on_batch(stats)
-                # A group's first assignment can take seconds: idle time counts from it.
                 waited = now - idle_since
-                if not source.assigned:
-                    waited = waited if waited > max(30.0, idle_seconds or 0) else 0.0
+                if not source.assigned and waited < max(30.0, idle_seconds or 0):
+                    waited = 0.0
                 if idle_seconds is not None and waited >= idle_seconds:
                     break
                 continue
@@ -137,13 +134,13 @@ def run_stream(
                 key_columns=settings.key_columns,
                 quarantine_marks=held,
             )
-            marks.update(landed.marks)
+            _raise(marks, landed.marks)
             if landed.quarantined:
-                held.update(landed.marks)
+                _raise(held, landed.marks)
             if windows is not None:
                 applied = windows.apply(landed.rows, landed.marks)
                 stats.late += applied.late
-            source.commit(landed.marks)
+            fetch.commit(landed.marks)
             stats.batches += 1
             stats.messages += len(batch)
             stats.rows += landed.rows.num_rows
@@ -157,11 +154,92 @@ def run_stream(
                 on_batch(stats)
             if max_messages is not None and stats.messages >= max_messages:
                 break
+            idle_since = time.monotonic()  # idle time counts from the end of the work
     finally:
+        fetch.finish()
         source.close()
         if windows is not None:
             windows.close()
     return stats
+
+
+def _raise(marks: dict[int, int], found: dict[int, int]) -> None:
+    for p, offset in found.items():
+        if offset > marks.get(p, -1):
+            marks[p] = offset
+
+
+class _Fetcher(threading.Thread):
+    """Consumes the next batch while the last one is written. Every call on the consumer
+    happens in this thread (assignments, group commits, lag), so the writer thread never
+    waits on the broker and the consumer is never used from two threads at once."""
+
+    def __init__(self, source: KafkaSource, stop: threading.Event) -> None:
+        super().__init__(name="lakehouse-kafka-fetch", daemon=True)
+        self.source = source
+        self.stop = stop
+        self.done = threading.Event()
+        self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self.lag: int | None = None
+        self.error: BaseException | None = None
+        self._assigned: list[list[int]] = []
+        self._commit: dict[int, int] | None = None
+        self._lock = threading.Lock()
+        source.on_assign = self._on_assign
+
+    def _on_assign(self, partitions: list[int]) -> None:
+        with self._lock:
+            self._assigned.append(partitions)
+
+    def assignments(self) -> list[list[int]]:
+        with self._lock:
+            found, self._assigned = self._assigned, []
+        return found
+
+    def commit(self, marks: dict[int, int]) -> None:
+        with self._lock:
+            self._commit = {**(self._commit or {}), **marks}
+
+    def run(self) -> None:
+        last_lag = 0.0
+        try:
+            while not self.done.is_set() and not self.stop.is_set():
+                with self._lock:
+                    marks, self._commit = self._commit, None
+                if marks:
+                    self.source.commit(marks)
+                if time.monotonic() - last_lag >= 1.0:
+                    self.lag, last_lag = self.source.lag(), time.monotonic()
+                batch = self.source.next_batch()
+                while not self.done.is_set():
+                    try:
+                        self.queue.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # handed to the writer thread, which raises it
+            self.error = exc
+            self.done.set()
+
+    def next(self) -> Batch | None:
+        """The next batch; None after a wait with no message (or when fetching ended)."""
+        while True:
+            try:
+                return self.queue.get(timeout=0.1)
+            except queue.Empty:
+                if self.error is not None:
+                    raise self.error from None
+                if self.done.is_set() or not self.is_alive():
+                    return None
+
+    def finish(self) -> None:
+        """Stop fetching, and pass the last offsets on to the group."""
+        self.done.set()
+        self.join(30)
+        with self._lock:
+            marks, self._commit = self._commit, None
+        if marks and self.error is None:
+            self.source.commit(marks)
 
 
 def _compact(lh: Lakehouse, tables: list[str]) -> None:

@@ -72,8 +72,9 @@ def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
             "group.id": f"bare-{time.time_ns()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "fetch.max.bytes": 64 << 20,
-            "max.partition.fetch.bytes": 16 << 20,
+            "fetch.max.bytes": 32 << 20,
+            "max.partition.fetch.bytes": 8 << 20,
+            "receive.message.max.bytes": 1 << 30,
         }
     )
     consumer.subscribe([topic])

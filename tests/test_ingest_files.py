@@ -303,3 +303,15 @@ def test_racing_writers_of_one_transaction_id_commit_once(tmp_path):
                 p.wait()
     assert sorted(outcomes) == ["committed", "skipped", "skipped", "skipped"]
     assert Lakehouse(warehouse).sql("SELECT count(*) FROM bronze.t").scalar() == 2
+
+
+def test_lines_starting_with_a_bare_value_are_quarantined(lh, tmp_path):
+    """A line holding `null` (or another bare value) goes to the quarantine; Arrow's JSON
+    reader is never handed one (it can crash the process on them)."""
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    (folder / "a.jsonl").write_bytes(b'null\n{"id": 1}\nnull  \n{"id": 2}\n"x"\n')
+    report = ingest_folder(lh, folder, "bronze.bare")
+    assert report.rows == 2 and report.quarantined == 3
+    reasons = lh.sql("SELECT reason FROM bronze.bare_quarantine ORDER BY reason").rows()
+    assert [r[0] for r in reasons] == [f"line {n}: not a JSON object" for n in (1, 3, 5)]

@@ -34,6 +34,7 @@ ACTIONS: dict[str, str] = {
     "run_pipeline": "run pipelines",
     "manage_access": "manage tokens and grants",
     "read_audit": "read the audit log",
+    "ingest": "push rows into bronze tables",
 }
 PRIVILEGES: dict[str, str] = {
     "read": "read the tables",
@@ -54,7 +55,7 @@ class Role:
 
 ROLES: dict[str, Role] = {
     "admin": Role("admin", LAYERS, True, frozenset(ACTIONS)),
-    "engineer": Role("engineer", LAYERS, True, frozenset({"query", "run_pipeline"})),
+    "engineer": Role("engineer", LAYERS, True, frozenset({"query", "run_pipeline", "ingest"})),
     "analyst": Role("analyst", ("silver", "gold", "realtime"), False, frozenset({"query"})),
     "viewer": Role("viewer", ("gold", "realtime"), False, frozenset({"query"})),
 }

@@ -15,7 +15,8 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lakehouse.api import pipelines, query, tables
+from lakehouse.access.policy import ACTIONS
+from lakehouse.api import ingest, pipelines, query, tables
 from lakehouse.api.audit import AuditMiddleware
 from lakehouse.api.auth import COOKIE, principal
 from lakehouse.api.responses import JSON, error_body, status_of
@@ -104,6 +105,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(tables.router)
     app.include_router(query.router)
     app.include_router(pipelines.router)
+    app.include_router(ingest.router)
 
     @app.get("/health", tags=["health"])
     def health(request: Request) -> Any:
@@ -124,7 +126,7 @@ def _routes(app: FastAPI) -> None:
     def me(request: Request, who: Principal = Depends(principal)) -> Any:  # noqa: B008
         """The caller and what it may do."""
         access = request.app.state.access
-        actions = ("query", "run_pipeline", "manage_access", "read_audit")
+        actions = tuple(ACTIONS)
         return JSON(
             {"name": who.name, "role": who.role, "can": {a: access.can(who, a) for a in actions}}
         )

@@ -53,16 +53,26 @@ class Records:
     bad: list[BadLine]
 
 
-def read(lh: Lakehouse, table: str, data: bytes | pa.Buffer) -> Records:
-    """The lines of ``data`` as rows for ``table`` (which may not exist yet)."""
-    return shape(lh, table, parse(data, text_columns(lh, table)))
+LOOK = object()  # a schema argument's default: look the table up
 
 
-def text_columns(lh: Lakehouse, table: str) -> tuple[str, ...]:
+def read(lh: Lakehouse, table: str, data: bytes | pa.Buffer, schema: Any = LOOK) -> Records:
+    """The lines of ``data`` as rows for ``table`` (which may not exist yet). ``schema``
+    is the table's when the caller has it (None: no table yet)."""
+    schema = table_schema(lh, table, schema)
+    return shape(lh, table, parse(data, text_columns(schema)), schema)
+
+
+def table_schema(lh: Lakehouse, table: str, schema: Any = LOOK) -> pa.Schema | None:
+    if schema is not LOOK:
+        return schema
+    return lh.table(table).schema if exists(lh, table) else None
+
+
+def text_columns(schema: pa.Schema | None) -> tuple[str, ...]:
     """The table's text columns (read as text at once: no type guessing to undo)."""
-    if not exists(lh, table):
+    if schema is None:
         return ()
-    schema = lh.table(table).schema
     return tuple(
         f.name
         for f in schema
@@ -82,14 +92,15 @@ def parse(data: bytes | pa.Buffer, text: tuple[str, ...] = ()) -> Parsed:
     return Parsed(buffer, whole[0], whole[1])
 
 
-def shape(lh: Lakehouse, table: str, parsed: Parsed) -> Records:
+def shape(lh: Lakehouse, table: str, parsed: Parsed, schema: Any = LOOK) -> Records:
     rows = parsed.rows
+    schema = table_schema(lh, table, schema)
     if isinstance(rows, pa.Table):
-        fitted = fit_arrow(lh, table, rows)
+        fitted = fit_arrow(lh, table, rows, schema)
         if fitted is not None:
             return Records(fitted, 0, parsed.bad)
     good, bad = per_line(parsed.data.to_pybytes())
-    fitted, rescued = fit_rows(lh, table, good)
+    fitted, rescued = fit_rows(lh, table, good, schema)
     return Records(fitted, rescued, bad)
 
 
@@ -136,18 +147,22 @@ def _read_whole(
         lines.validate(full=True)
     except pa.ArrowInvalid:
         return None
-    table = _parse_json_lines(data, text)
-    # Arrow also reads two objects on one line; Python does not. When every line starts an
-    # object and there are as many rows as lines, each line was one object.
-    if table is not None and table.num_rows == starts.size and (raw[starts] == ord("{")).all():
-        return table, []
+    # Arrow is given only lines that start an object: a line that starts with a bare
+    # value (`null`...) can crash its reader (apache/arrow#47409). The others go through
+    # DuckDB's check first. Arrow also reads two objects on one line; Python does not. When
+    # every line starts an object and there are as many rows as lines, each line was one.
+    table = None
+    if (raw[starts] == ord("{")).all():
+        table = _parse_json_lines(data, text)
+        if table is not None and table.num_rows == starts.size:
+            return table, []
     found = _without_bad_lines(data, raw, offsets, lines)
     if found is None:
         return None
     good, bad = found
-    if not bad:  # each line is one object (or empty): Arrow read them, or gave up on types
-        return None if table is None else (table, [])
-    table = _parse_json_lines(good, text)
+    if not bad and table is not None:  # each line one object: Arrow read them
+        return table, []
+    table = _parse_json_lines(good, text) if len(good) else None
     return None if table is None else (table, bad)
 
 
@@ -268,11 +283,13 @@ def _not_objects(lines: pa.Array) -> np.ndarray:
     return np.asarray(found, np.int64)
 
 
-def fit_arrow(lh: Lakehouse, table: str, data: pa.Table) -> pa.Table | None:
+def fit_arrow(
+    lh: Lakehouse, table: str, data: pa.Table, schema: Any = LOOK
+) -> pa.Table | None:
     """Records read whole, shaped as the per-line reader shapes them; None when a column's
     values do not all fit the table's type for it (only the per-line reader can rescue a
     single value)."""
-    schema = lh.table(table).schema if exists(lh, table) else None
+    schema = table_schema(lh, table, schema)
     types = {f.name: f.type for f in schema} if schema is not None else {}
     columns: dict[str, pa.ChunkedArray | pa.Array] = {}
     for column, values in zip(data.column_names, data.columns, strict=True):
@@ -301,13 +318,15 @@ def fit_arrow(lh: Lakehouse, table: str, data: pa.Table) -> pa.Table | None:
     return pa.table(columns)
 
 
-def fit_rows(lh: Lakehouse, table: str, rows: pa.Table | list[dict]) -> tuple[pa.Table, int]:
+def fit_rows(
+    lh: Lakehouse, table: str, rows: pa.Table | list[dict], schema: Any = LOOK
+) -> tuple[pa.Table, int]:
     """Rows shaped for the table: a value its column's type cannot hold is moved to
     ``_rescued_data`` (JSON of column: value) and the column left null. A column the table
     does not have whose values are all null is left out (it has no type to take yet)."""
     if isinstance(rows, pa.Table):
         return rows, 0
-    schema = lh.table(table).schema if exists(lh, table) else None
+    schema = table_schema(lh, table, schema)
     types = {f.name: f.type for f in schema} if schema is not None else {}
     columns: dict[str, None] = {}
     for row in rows:

@@ -182,6 +182,7 @@ def _read(
     """The batch's good rows with ``_source``, the (index, reason) of the bad messages,
     and how many values were rescued."""
     n = len(batch)
+    schema = jsonlines.table_schema(lh, table)  # one look at the log for the batch
     if format == "debezium":
         from lakehouse.ingest.debezium import convert_messages
 
@@ -189,7 +190,7 @@ def _read(
         converted = convert_messages(
             batch.values, batch.keys, key_columns, positions=batch.offsets.tolist()
         )
-        rows, rescued = jsonlines.fit_rows(lh, table, converted.rows)
+        rows, rescued = jsonlines.fit_rows(lh, table, converted.rows, schema)
         good = np.asarray(converted.indexes, np.int64)
         return _with_sources(rows, batch, good), sorted(converted.bad), rescued
     bad: list[tuple[int, str]] = []
@@ -201,7 +202,7 @@ def _read(
     if joined.count(b"\n") != len(lines) - 1 or b"\r" in joined:
         # Line breaks inside a message: outside JSON strings they are only whitespace.
         joined = b"\n".join(v.replace(b"\n", b" ").replace(b"\r", b" ") for v in lines)
-    records = jsonlines.read(lh, table, joined)
+    records = jsonlines.read(lh, table, joined, schema)
     bad += [(present[b.index], b.reason) for b in records.bad]
     if records.rows.num_rows + len(records.bad) < len(lines):
         # Lines of only spaces are skipped by the reader: they are empty messages too.
@@ -247,6 +248,20 @@ def _exists(lh: Lakehouse, table: str) -> bool:
     return lh.catalog.get(table) is not None or lh.discover(table)
 
 
+# Errors a consumer does not get over by itself: the rest (a dropped connection, a broker
+# restarting, the end of a partition) librdkafka retries, and they are only logged.
+_STOPPING = {3: "create the topic first (lakehouse produce creates it)", 29: "", 30: ""}
+
+
+def _check(error: Any, topic: str) -> None:
+    if error is None:
+        return
+    if error.fatal() or error.code() in _STOPPING:
+        hint = _STOPPING.get(error.code()) or "check the broker, the topic and your rights"
+        raise LakehouseError(f"Kafka, topic {topic}: {error.str()}", hint)
+    kafka_logger().warning("Kafka, topic %s: %s", topic, error.str())
+
+
 def _message_methods() -> tuple[Any, Any, Any, Any, Any]:
     try:
         from confluent_kafka import Message
@@ -290,8 +305,10 @@ class KafkaSource:
             "group.id": s.group,
             "enable.auto.commit": False,
             "auto.offset.reset": s.start,
-            "fetch.max.bytes": 64 << 20,
-            "max.partition.fetch.bytes": 16 << 20,
+            "fetch.max.bytes": 32 << 20,
+            "max.partition.fetch.bytes": 8 << 20,
+            # Some brokers answer a fetch with more than asked: take it rather than fail.
+            "receive.message.max.bytes": 1 << 30,
             "queued.max.messages.kbytes": 256 << 10,
             "session.timeout.ms": 6_000,  # the least brokers accept: a fast first join
             "logger": kafka_logger(),
@@ -350,11 +367,7 @@ class KafkaSource:
             got = self.consumer.consume(min(s.batch_size - len(messages), 100_000), wait)
             if any(map(_error, got)):  # rare: look at each only then
                 for m in got:
-                    error = m.error()
-                    if error is not None and (
-                        error.fatal() or not error.retriable() and error.code() != -191
-                    ):
-                        raise LakehouseError(f"Kafka: {error.str()}", "check the broker and topic")
+                    _check(m.error(), s.topic)
                 got = [m for m in got if m.error() is None]
             messages += got
             if messages and not first_at:

@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import jsonlines
 from lakehouse.names import parse_table_name
+from lakehouse.tables.writer import METADATA_COLUMNS
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
@@ -156,6 +158,9 @@ def land(
     marks = batch.last_offsets()
     txn = [(partition_mark(batch.topic, p), o) for p, o in sorted(marks.items())]
     rows, bad, rescued = _read(lh, table, batch, format, key_columns)
+    rows = _stamped(rows, source_system)
+    user = [c for c in rows.column_names if c not in METADATA_COLUMNS]
+    rows = rows.select([*user, *METADATA_COLUMNS])
     if bad:
         quarantine = f"{table}_quarantine"
         held = quarantine_marks if quarantine_marks is not None else {}
@@ -194,10 +199,12 @@ def _read(
         good = np.asarray(converted.indexes, np.int64)
         return _with_sources(rows, batch, good), sorted(converted.bad), rescued
     bad: list[tuple[int, str]] = []
-    present = [i for i, v in enumerate(batch.values) if v]
+    present: Any = range(n) if all(batch.values) else [i for i, v in enumerate(batch.values) if v]
     if len(present) < n:
         bad += [(i, "empty message") for i, v in enumerate(batch.values) if not v]
-    lines: list[bytes] = [batch.values[i] for i in present]  # type: ignore[misc]
+    lines: list[bytes] = (
+        batch.values if len(present) == n else [batch.values[i] for i in present]  # type: ignore[assignment]
+    )
     joined = b"\n".join(lines)
     if joined.count(b"\n") != len(lines) - 1 or b"\r" in joined:
         # Line breaks inside a message: outside JSON strings they are only whitespace.
@@ -218,15 +225,51 @@ def _without(n: int, drop: list[int]) -> np.ndarray:
 
 
 def _with_sources(rows: pa.Table, batch: Batch, good: np.ndarray) -> pa.Table:
+    """The rows with their bronze metadata columns made here, in Arrow, so the writer has
+    none left to add: ``_source`` per message, and ``_record_hash`` the md5 of the
+    message's bytes (a message delivered twice has the same hash)."""
     if rows.num_rows != len(good):
         raise LakehouseError(
             f"read {rows.num_rows} rows from {len(good)} good messages of {batch.topic}",
             "this is a bug: please report it with the messages",
         )
-    sources = batch.sources().take(pa.array(good, pa.int64()))
-    if "_source" in rows.column_names:
-        rows = rows.drop_columns(["_source"])
-    return rows.append_column("_source", sources)
+    take = pa.array(good, pa.int64())
+    rows = rows.drop_columns([c for c in ("_source", "_record_hash") if c in rows.column_names])
+    rows = rows.append_column("_source", batch.sources().take(take))
+    return rows.append_column("_record_hash", _md5([batch.values[i] for i in good.tolist()]))
+
+
+def _stamped(rows: pa.Table, source_system: str | None) -> pa.Table:
+    """The batch's constant metadata columns (when it landed, from which system)."""
+    n = rows.num_rows
+    now = datetime.now(UTC)
+    micros = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    stamps = {
+        "_ingested_at": pa.array(np.full(n, micros, np.int64)).view(
+            pa.timestamp("us", tz="UTC")
+        ),
+        "_ingest_date": pa.array(np.full(n, (now.date() - date(1970, 1, 1)).days, np.int32)).view(
+            pa.date32()
+        ),
+        "_source_system": pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int32)), pa.array([source_system], pa.string())
+        ).cast(pa.string()),
+    }
+    rows = rows.drop_columns([c for c in stamps if c in rows.column_names])
+    for name, values in stamps.items():
+        rows = rows.append_column(name, values)
+    return rows
+
+
+def _md5(values: list[bytes | None]) -> pa.Array:
+    from lakehouse.scratch import scratch
+
+    raw = pa.table({"v": pa.array(values, pa.binary())})  # noqa: F841 - read by DuckDB
+    con = scratch()
+    try:
+        return con.sql("SELECT md5(v) AS h FROM raw").to_arrow_table().column(0).combine_chunks()
+    finally:
+        con.close()
 
 
 def _quarantine_rows(batch: Batch, bad: list[tuple[int, str]]) -> pa.Table:
@@ -311,6 +354,7 @@ class KafkaSource:
             "receive.message.max.bytes": 1 << 30,
             "queued.max.messages.kbytes": 256 << 10,
             "session.timeout.ms": 6_000,  # the least brokers accept: a fast first join
+            "fetch.wait.max.ms": 100,  # a message waits at most this long in the broker
             "logger": kafka_logger(),
             **({"group.instance.id": s.instance_id} if s.instance_id else {}),
             **s.config,

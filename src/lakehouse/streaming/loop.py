@@ -17,13 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from lakehouse.ingest.kafka import Batch, KafkaSettings, KafkaSource, land, table_marks
 from lakehouse.streaming.windows import Windows
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
 
-COMPACT_EVERY = 200  # batches between compactions of the real-time tables
+COMPACT_EVERY = 25  # batches between compactions of the real-time tables
 
 
 @dataclass
@@ -95,6 +97,7 @@ def run_stream(
     fetch = _Fetcher(source, stop)
     source.open()
     fetch.start()
+    counting = _Counting(lh, windows, stats) if windows is not None else None
     idle_since = time.monotonic()
     try:
         while not stop.is_set():
@@ -105,9 +108,10 @@ def run_stream(
                 # Offsets only grow: what the tables hold now is at least what we knew.
                 _raise(marks, table_marks(lh, table, settings.topic, partitions))
                 _raise(held, table_marks(lh, f"{table}_quarantine", settings.topic, partitions))
-                if windows is not None:
+                if windows is not None and counting is not None:
                     level = {p: marks[p] for p in partitions if p in marks}
                     if level:
+                        counting.wait()  # the windows of batches already landed first
                         stats.caught_up += windows.catch_up(level)
                 idle_since = now  # a group's first assignment can take seconds
             if batch is None:
@@ -137,9 +141,8 @@ def run_stream(
             _raise(marks, landed.marks)
             if landed.quarantined:
                 _raise(held, landed.marks)
-            if windows is not None:
-                applied = windows.apply(landed.rows, landed.marks)
-                stats.late += applied.late
+            if counting is not None:
+                counting.add(landed.rows, landed.marks)
             fetch.commit(landed.marks)
             stats.batches += 1
             stats.messages += len(batch)
@@ -148,8 +151,6 @@ def run_stream(
             stats.version = landed.version
             stats.committed_at = time.time()
             stats._recent.append((time.monotonic(), len(batch)))
-            if windows is not None and stats.batches % COMPACT_EVERY == 0:
-                _compact(lh, [a.table for a in windows.aggregates])
             if on_batch is not None:
                 on_batch(stats)
             if max_messages is not None and stats.messages >= max_messages:
@@ -158,9 +159,63 @@ def run_stream(
     finally:
         fetch.finish()
         source.close()
+        if counting is not None:
+            counting.finish()
         if windows is not None:
             windows.close()
     return stats
+
+
+class _Counting(threading.Thread):
+    """Adds each landed batch to the real-time windows, in order, while the loop lands
+    the next one: a batch is visible in ``realtime.*`` one window merge after bronze, and
+    the loop's pace is the slower of the two, not their sum. Each window table records
+    its own offsets, so a crash between the two loses nothing (``Windows.catch_up``)."""
+
+    def __init__(self, lh: Lakehouse, windows: Windows, stats: StreamStats) -> None:
+        super().__init__(name="lakehouse-windows", daemon=True)
+        self.lh = lh
+        self.windows = windows
+        self.stats = stats
+        self.queue: queue.Queue[tuple[pa.Table, dict[int, int]] | None] = queue.Queue(1)
+        self.error: BaseException | None = None
+        self.applied = 0
+        self.start()
+
+    def add(self, rows: pa.Table, marks: dict[int, int]) -> None:
+        self._raise_error()
+        self.queue.put((rows, dict(marks)))
+
+    def wait(self) -> None:
+        self.queue.join()
+        self._raise_error()
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.join()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    applied = self.windows.apply(*item)
+                    self.stats.late += applied.late
+                    self.applied += 1
+                    if self.applied % COMPACT_EVERY == 0:
+                        _compact(self.lh, [a.table for a in self.windows.aggregates])
+            except BaseException as exc:  # raised in the loop's thread at its next step
+                self.error = exc
+            finally:
+                self.queue.task_done()
 
 
 def _raise(marks: dict[int, int], found: dict[int, int]) -> None:

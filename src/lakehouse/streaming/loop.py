@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from lakehouse.ingest.kafka import Batch, KafkaSettings, KafkaSource, land, table_marks
 from lakehouse.streaming.windows import Windows
+from lakehouse.tables.writer import Handles
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -97,8 +98,13 @@ def run_stream(
     fetch = _Fetcher(source, stop)
     source.open()
     fetch.start()
-    counting = _Counting(lh, windows, stats) if windows is not None else None
+    handles = Handles()  # each thread's open tables, brought up to date between batches
+    if windows is not None:
+        windows.handles = handles
+    counting = _Counting(lh, windows, stats, handles) if windows is not None else None
     idle_since = time.monotonic()
+    scope = handles.used()
+    scope.__enter__()
     try:
         while not stop.is_set():
             batch = fetch.next()
@@ -163,6 +169,7 @@ def run_stream(
             counting.finish()
         if windows is not None:
             windows.close()
+        scope.__exit__(None, None, None)
     return stats
 
 
@@ -172,8 +179,11 @@ class _Counting(threading.Thread):
     the loop's pace is the slower of the two, not their sum. Each window table records
     its own offsets, so a crash between the two loses nothing (``Windows.catch_up``)."""
 
-    def __init__(self, lh: Lakehouse, windows: Windows, stats: StreamStats) -> None:
+    def __init__(
+        self, lh: Lakehouse, windows: Windows, stats: StreamStats, handles: Handles
+    ) -> None:
         super().__init__(name="lakehouse-windows", daemon=True)
+        self.handles = handles
         self.lh = lh
         self.windows = windows
         self.stats = stats
@@ -201,6 +211,10 @@ class _Counting(threading.Thread):
             raise error
 
     def run(self) -> None:
+        with self.handles.used():
+            self._run()
+
+    def _run(self) -> None:
         while True:
             item = self.queue.get()
             try:

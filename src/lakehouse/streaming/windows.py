@@ -18,6 +18,7 @@ identifier), so a table brought level after a crash judges lateness as it would 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ import pyarrow as pa
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest.kafka import partition_mark
 from lakehouse.scratch import scratch
+from lakehouse.tables.writer import Handles
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -117,6 +119,7 @@ class Windows:
         self.watermark_us = int(watermark / timedelta(microseconds=1))
         self.newest_us = self._newest_stored()
         self.pool = ThreadPoolExecutor(max_workers=len(aggregates))
+        self.handles: Handles | None = None  # open tables kept between batches
 
     def mark(self, partition: int) -> str:
         """Each real-time table records, per partition, the last offset it has counted."""
@@ -221,6 +224,10 @@ class Windows:
         return late, newest
 
     def _write(self, a: Aggregate, events: pa.Table, txn: list[tuple[str, int]]) -> None:
+        with self.handles.used() if self.handles is not None else nullcontext():
+            self._write_windows(a, events, txn)
+
+    def _write_windows(self, a: Aggregate, events: pa.Table, txn: list[tuple[str, int]]) -> None:
         for column, kind in a.columns:
             if column not in events.column_names:
                 events = events.append_column(column, pa.nulls(events.num_rows, kind))

@@ -225,7 +225,7 @@ class _Counting(threading.Thread):
                     self.stats.late += applied.late
                     self.applied += 1
                     if self.applied % COMPACT_EVERY == 0:
-                        _compact(self.lh, [a.table for a in self.windows.aggregates])
+                        _compact(self.lh, [self.windows.table])
             except BaseException as exc:  # raised in the loop's thread at its next step
                 self.error = exc
             finally:

@@ -1,25 +1,28 @@
 """Real-time aggregates: tumbling windows over event time, with a watermark.
 
-Every micro-batch adds its events to per-window rows of the ``realtime`` tables: a merge
-on (window_start, keys) that adds the batch's counts to the stored ones. Each table's
-merge commits with the stream's transaction identifiers (one per Kafka partition: the
-last offset applied), so a batch is counted once, whatever crashed when; a table that a
-crash left behind the bronze table is brought level from bronze when the stream starts.
+All the aggregates of a stream live in one Delta table, ``realtime.windows`` (one row per
+aggregate, window and key), and each is read through a view of its own name
+(``realtime.events_per_minute``...). Every micro-batch adds its events to the rows of
+their windows in one MERGE that adds the batch's counts to the stored ones, committed
+with the stream's transaction identifiers (one per Kafka partition: the last offset
+applied), so a batch is counted once, whatever crashed when; if a crash left the table
+behind the bronze table, the stream brings it level from bronze when it starts. One
+table rather than one per aggregate: a commit costs the same whatever it holds, and it
+is the price of every micro-batch.
 
 The watermark trails the newest event time of the batches before by ``watermark`` (two
 minutes by default); it moves at the end of each batch, so within a batch the order of
 the events does not matter. An event older than the watermark is late: it stays in
 bronze, is not added to its window (that window has been reported as final), and is
 counted in ``realtime.late_events`` by the window it belonged to, so nothing is silently
-lost. Each table commits the newest event time with its counts (as one more transaction
-identifier), so a table brought level after a crash judges lateness as it would have.
+lost. The table commits the newest event time with its counts (as one more transaction
+identifier), so after a crash lateness is judged as it would have been.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -34,55 +37,53 @@ from lakehouse.tables.writer import Handles
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
 
+TABLE = "realtime.windows"
 TIME = "__lh_event_time"
 LATE = "__lh_late"
 
 
 @dataclass(frozen=True)
 class Aggregate:
-    """One real-time table: per window and ``keys``, the ``measures`` (column: (SQL
-    aggregate over the window's events, how a new batch's value combines with the stored
-    one: sum, min or max)) of the events matching ``where``."""
+    """One real-time view: per window (and ``key`` column, if any) the number of events
+    matching ``where`` (named ``count_as``) and, with ``total``, the sum of that SQL
+    expression (named ``total_as``). ``late`` counts the late events instead."""
 
-    table: str
-    keys: tuple[str, ...]
-    measures: dict[str, tuple[str, str]]
+    view: str
+    key: str | None
+    count_as: str
     where: str = "true"
-    late: bool = False  # counts the late events instead of the others
+    total: str | None = None
+    total_as: str | None = None
+    late: bool = False
     # The columns it reads, with their types: a batch without one (no event had a value
     # for it yet) reads it as nulls.
     columns: tuple[tuple[str, pa.DataType], ...] = ()
 
+    @property
+    def name(self) -> str:
+        return self.view.split(".", 1)[1]
 
-_TYPE = (("event_type", pa.string()),)
+
+_TYPE = ("event_type", pa.string())
 USER_EVENTS: tuple[Aggregate, ...] = (
-    Aggregate(
-        "realtime.events_per_minute",
-        ("event_type",),
-        {"events": ("count(*)", "sum")},
-        columns=_TYPE,
-    ),
+    Aggregate("realtime.events_per_minute", "event_type", "events", columns=(_TYPE,)),
     Aggregate(
         "realtime.logins_per_source",
-        ("source",),
-        {"logins": ("count(*)", "sum")},
+        "source",
+        "logins",
         where="event_type = 'login'",
-        columns=(*_TYPE, ("source", pa.string())),
+        columns=(_TYPE, ("source", pa.string())),
     ),
     Aggregate(
         "realtime.purchases_per_minute",
-        (),
-        {"purchases": ("count(*)", "sum"), "revenue": ("sum(amount)", "sum")},
+        None,
+        "purchases",
         where="event_type = 'purchase'",
-        columns=(*_TYPE, ("amount", pa.float64())),
+        total="amount",
+        total_as="revenue",
+        columns=(_TYPE, ("amount", pa.float64())),
     ),
-    Aggregate(
-        "realtime.late_events",
-        ("event_type",),
-        {"events": ("count(*)", "sum")},
-        late=True,
-        columns=_TYPE,
-    ),
+    Aggregate("realtime.late_events", "event_type", "events", late=True, columns=(_TYPE,)),
 )
 
 
@@ -91,11 +92,10 @@ class Applied:
     events: int = 0  # added to windows
     late: int = 0
     untimed: int = 0  # without a readable event time
-    tables: list[str] = field(default_factory=list)
 
 
 class Windows:
-    """The real-time tables fed by one bronze table's stream of ``topic``."""
+    """The real-time windows fed by one bronze table's stream of ``topic``."""
 
     def __init__(
         self,
@@ -107,6 +107,7 @@ class Windows:
         event_time: str = "event_time",
         width: timedelta = timedelta(minutes=1),
         watermark: timedelta = timedelta(minutes=2),
+        table: str = TABLE,
     ) -> None:
         if width <= timedelta(0) or watermark < timedelta(0):
             raise LakehouseError("a window needs a width > 0 and a watermark >= 0")
@@ -114,15 +115,16 @@ class Windows:
         self.source = source
         self.topic = topic
         self.aggregates = aggregates
+        self.table = table
         self.event_time = event_time
         self.width_us = int(width / timedelta(microseconds=1))
         self.watermark_us = int(watermark / timedelta(microseconds=1))
-        self.newest_us = self._newest_stored()
-        self.pool = ThreadPoolExecutor(max_workers=len(aggregates))
+        self.newest_us = self._stored(self.newest_mark)
         self.handles: Handles | None = None  # open tables kept between batches
+        self._views_made = False
 
     def mark(self, partition: int) -> str:
-        """Each real-time table records, per partition, the last offset it has counted."""
+        """The window table records, per partition, the last offset it has counted."""
         return f"{self.source}/{partition_mark(self.topic, partition)}"
 
     @property
@@ -134,62 +136,62 @@ class Windows:
         """Events before this time (microseconds since the epoch) are late."""
         return None if self.newest_us is None else self.newest_us - self.watermark_us
 
-    def apply(
-        self,
-        rows: pa.Table,
-        marks: dict[int, int],
-        only: list[Aggregate] | None = None,
-        newest_before: int | None = None,
-    ) -> Applied:
+    def apply(self, rows: pa.Table, marks: dict[int, int]) -> Applied:
         """Add one batch of rows (up to ``marks``, the last offset per partition) to the
-        windows of every table (or of ``only`` these, judging lateness by the newest time
-        ``newest_before`` they had seen)."""
+        windows, in one commit."""
         times = self._event_times(rows)
-        before = self.newest_us if only is None else newest_before
-        late, newest = self._lateness(times, before)
+        late, newest = self._lateness(times, self.newest_us)
         events = rows.append_column(TIME, pa.array(times, pa.timestamp("us", tz="UTC")))
         events = events.append_column(LATE, pa.array(late))
-        report = Applied(
+        txn = [(self.mark(p), o) for p, o in sorted(marks.items())]
+        if newest is not None:
+            txn.append((self.newest_mark, newest))
+        with self.handles.used() if self.handles is not None else nullcontext():
+            self._write(events, txn)
+        if not self._views_made:
+            self.create_views()
+            self._views_made = True
+        self.newest_us = newest
+        return Applied(
             events=int((~late & ~np.isnat(times)).sum()),
             late=int(late.sum()),
             untimed=int(np.isnat(times).sum()),
         )
-        targets = list(only if only is not None else self.aggregates)
-        txn = [(self.mark(p), o) for p, o in sorted(marks.items())]
-        if newest is not None:
-            txn.append((self.newest_mark, newest))
-        futures = [self.pool.submit(self._write, a, events, txn) for a in targets]
-        for future in futures:
-            future.result()
-        report.tables = [a.table for a in targets]
-        if only is None:
-            self.newest_us = newest
-        return report
 
-    def behind(self, bronze_marks: dict[int, int]) -> list[tuple[Aggregate, dict[int, int]]]:
-        """The tables that hold less than bronze (a crash came between the commits), with
-        the offsets they hold."""
-        lagging = []
-        for a in self.aggregates:
-            held = self._marks(a.table, list(bronze_marks))
-            if any(held.get(p, -1) < o for p, o in bronze_marks.items()):
-                lagging.append((a, held))
-        return lagging
+    def behind(self, bronze_marks: dict[int, int]) -> dict[int, int] | None:
+        """The offsets the window table holds when that is less than bronze holds (a
+        crash came between the commits); None when it is level."""
+        held = self._marks(list(bronze_marks))
+        if any(held.get(p, -1) < o for p, o in bronze_marks.items()):
+            return held
+        return None
 
     def catch_up(self, bronze_marks: dict[int, int]) -> int:
-        """Bring every lagging table level with bronze, from bronze's rows; the number of
+        """Bring the window table level with bronze, from bronze's rows; the number of
         rows applied."""
-        applied = 0
-        for aggregate, held in self.behind(bronze_marks):
-            gap = self._bronze_rows_after(held, bronze_marks)
-            newest = self._stored(aggregate.table, self.newest_mark)
-            self.apply(gap, bronze_marks, only=[aggregate], newest_before=newest)
-            applied += gap.num_rows
-        self.newest_us = self._newest_stored()
-        return applied
+        held = self.behind(bronze_marks)
+        if held is None:
+            return 0
+        gap = self._bronze_rows_after(held, bronze_marks)
+        self.newest_us = self._stored(self.newest_mark)
+        self.apply(gap, bronze_marks)
+        return gap.num_rows
+
+    def create_views(self) -> None:
+        """The views that read each aggregate by its name."""
+        for a in self.aggregates:
+            key = f", key AS {_q(a.key)}" if a.key else ""
+            total = f", total AS {_q(a.total_as)}" if a.total and a.total_as else ""
+            self.lh.create_view(
+                a.view,
+                f"SELECT window_start, window_end{key}, events AS {_q(a.count_as)}{total}, "
+                f"last_event_at, updated_at FROM {self.table} "
+                f"WHERE aggregate = '{a.name}'",
+                description=f"One-minute windows of {self.source}: {a.name}",
+            )
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        pass
 
     # -- the parts -------------------------------------------------------------------------
     def _event_times(self, rows: pa.Table) -> np.ndarray:
@@ -223,66 +225,62 @@ class Windows:
             newest = top if newest is None else max(newest, top)
         return late, newest
 
-    def _write(self, a: Aggregate, events: pa.Table, txn: list[tuple[str, int]]) -> None:
-        with self.handles.used() if self.handles is not None else nullcontext():
-            self._write_windows(a, events, txn)
-
-    def _write_windows(self, a: Aggregate, events: pa.Table, txn: list[tuple[str, int]]) -> None:
-        for column, kind in a.columns:
-            if column not in events.column_names:
-                events = events.append_column(column, pa.nulls(events.num_rows, kind))
-            elif pa.types.is_null(events.schema.field(column).type):
-                index = events.column_names.index(column)
-                events = events.set_column(index, column, pa.nulls(events.num_rows, kind))
-        keys = "".join(f", {_q(k)}" for k in a.keys)
-        measures = "".join(f", {sql} AS {_q(name)}" for name, (sql, _) in a.measures.items())
+    def _write(self, events: pa.Table, txn: list[tuple[str, int]]) -> None:
+        for a in self.aggregates:
+            for column, kind in a.columns:
+                if column not in events.column_names:
+                    events = events.append_column(column, pa.nulls(events.num_rows, kind))
+                elif pa.types.is_null(events.schema.field(column).type):
+                    index = events.column_names.index(column)
+                    events = events.set_column(index, column, pa.nulls(events.num_rows, kind))
         width = self.width_us
-        con = scratch()
-        try:
-            rows = con.sql(
+        parts = []
+        for a in self.aggregates:
+            key = f"CAST({_q(a.key)} AS VARCHAR)" if a.key else "''"
+            total = f"CAST(sum({a.total}) AS DOUBLE)" if a.total else "CAST(NULL AS DOUBLE)"
+            parts.append(
                 f"""
-                SELECT make_timestamptz(({TIME}_us // {width}) * {width}) AS window_start,
-                       make_timestamptz(({TIME}_us // {width} + 1) * {width}) AS window_end
-                       {keys} {measures},
-                       max({TIME}) AS last_event_at,
-                       now() AS updated_at
-                FROM (SELECT *, epoch_us({TIME}) AS {TIME}_us FROM events) AS e
+                SELECT '{a.name}' AS aggregate,
+                       make_timestamptz((t_us // {width}) * {width}) AS window_start,
+                       make_timestamptz((t_us // {width} + 1) * {width}) AS window_end,
+                       coalesce({key}, '') AS key,
+                       count(*) AS events, {total} AS total,
+                       max({TIME}) AS last_event_at, now() AS updated_at
+                FROM e
                 WHERE {TIME} IS NOT NULL AND {"" if a.late else "NOT "}{LATE} AND ({a.where})
                 GROUP BY ALL
                 """
+            )
+        con = scratch()
+        try:
+            con.register("events", events)
+            rows = con.sql(
+                "WITH e AS (SELECT *, epoch_us("
+                + TIME
+                + ") AS t_us FROM events) "
+                + " UNION ALL ".join(parts)
             ).to_arrow_table()
         finally:
             con.close()
-        combine = {name: how for name, (_, how) in a.measures.items()}
-        combine["last_event_at"] = "max"
-        if rows.num_rows == 0:  # nothing to count: commit the marks only
-            self.lh.write(a.table, rows, txn=txn, description=self._description())
-            return
         self.lh.write(
-            a.table,
+            self.table,
             rows,
             mode="merge",
-            keys=["window_start", *a.keys],
-            merge_combine=combine,
+            keys=["aggregate", "window_start", "key"],
+            merge_combine={"events": "sum", "total": "sum", "last_event_at": "max"},
             txn=txn,
-            description=self._description(),
+            description=f"Tumbling windows of {width // 1_000_000} s over {self.source}",
         )
 
-    def _description(self) -> str:
-        return f"Tumbling windows of {self.width_us // 1_000_000} s over {self.source}"
+    def _stored(self, mark: str) -> int | None:
+        if not self._exists(self.table):
+            return None
+        return self.lh.table(self.table).transaction_version(mark)
 
-    def _newest_stored(self) -> int | None:
-        found = [self._stored(a.table, self.newest_mark) for a in self.aggregates]
-        known = [f for f in found if f is not None]
-        return max(known) if known else None
-
-    def _stored(self, table: str, mark: str) -> int | None:
-        return self.lh.table(table).transaction_version(mark) if self._exists(table) else None
-
-    def _marks(self, table: str, partitions: list[int]) -> dict[int, int]:
-        if not self._exists(table):
+    def _marks(self, partitions: list[int]) -> dict[int, int]:
+        if not self._exists(self.table):
             return {}
-        t = self.lh.table(table)
+        t = self.lh.table(self.table)
         found = {p: t.transaction_version(self.mark(p)) for p in partitions}
         return {p: v for p, v in found.items() if v is not None}
 

@@ -71,6 +71,11 @@ class Lakehouse:
             return str(Path(self.root) / name.layer / name.name)
         return f"{self.root}/{name.layer}/{name.name}"
 
+    def exists(self, name: str) -> bool:
+        """Whether the table is in the catalog, or a Delta table in the warehouse (which is
+        then registered)."""
+        return self.catalog.get(name) is not None or self.discover(name)
+
     def discover(self, name: str) -> bool:
         """Register a Delta table found in the warehouse but unknown to the catalog (written
         by another engine, or before the catalog was reset)."""

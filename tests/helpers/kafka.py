@@ -4,9 +4,7 @@ any real Kafka named by ``KAFKA_BOOTSTRAP``."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +12,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from lakehouse.streaming.broker import LocalBroker, free_port
+from lakehouse.streaming.broker import LocalBroker, free_port, wait_for_port
 from lakehouse.streaming.producer import ensure_topic
 
 
@@ -43,15 +41,8 @@ def tansu() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("Tansu did not start") from None
-                time.sleep(0.05)
+        if not wait_for_port("127.0.0.1", port, proc, 30):
+            raise RuntimeError("Tansu did not start")
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()

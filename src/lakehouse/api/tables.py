@@ -23,7 +23,7 @@ def readable_table(request: Request, who: Principal, name: str) -> str:
     request.state.target = name
     table = str(parse_table_name(name))
     lh = request.app.state.lh
-    if lh.catalog.get(table) is None and not lh.discover(table):
+    if not lh.exists(table):
         raise TableNotFoundError(table, lh.engine.suggest(table))
     if not request.app.state.access.can_read(who, table):
         raise AccessDeniedError(

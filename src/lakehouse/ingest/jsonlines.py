@@ -66,7 +66,7 @@ def read(lh: Lakehouse, table: str, data: bytes | pa.Buffer, schema: Any = LOOK)
 def table_schema(lh: Lakehouse, table: str, schema: Any = LOOK) -> pa.Schema | None:
     if schema is not LOOK:
         return schema
-    return lh.table(table).schema if exists(lh, table) else None
+    return lh.table(table).schema if lh.exists(table) else None
 
 
 def text_columns(schema: pa.Schema | None) -> tuple[str, ...]:
@@ -121,10 +121,6 @@ def per_line(text: bytes) -> tuple[list[dict], list[BadLine]]:
             continue
         good.append(record)
     return good, bad
-
-
-def exists(lh: Lakehouse, table: str) -> bool:
-    return lh.catalog.get(table) is not None or lh.discover(table)
 
 
 def _read_whole(

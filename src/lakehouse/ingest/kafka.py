@@ -26,6 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    Message,
+    TopicPartition,
+)
 
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import jsonlines
@@ -33,8 +41,6 @@ from lakehouse.names import parse_table_name
 from lakehouse.tables.writer import METADATA_COLUMNS
 
 if TYPE_CHECKING:
-    from confluent_kafka import Consumer
-
     from lakehouse.warehouse import Lakehouse
 
 FORMATS = ("json", "debezium")
@@ -136,7 +142,7 @@ class Landed:
 def table_marks(lh: Lakehouse, table: str, topic: str, partitions: list[int]) -> dict[int, int]:
     """The last offset per partition that ``table`` holds (partitions it has none of are
     left out)."""
-    if not _exists(lh, table):
+    if not lh.exists(table):
         return {}
     t = lh.table(table)
     found = {p: t.transaction_version(partition_mark(topic, p)) for p in partitions}
@@ -157,10 +163,8 @@ def land(
     gives only messages the table does not hold yet (``Batch.after``)."""
     marks = batch.last_offsets()
     txn = [(partition_mark(batch.topic, p), o) for p, o in sorted(marks.items())]
-    rows, bad, rescued = _read(lh, table, batch, format, key_columns)
-    rows = _stamped(rows, source_system)
-    user = [c for c in rows.column_names if c not in METADATA_COLUMNS]
-    rows = rows.select([*user, *METADATA_COLUMNS])
+    rows, good, bad, rescued = _read(lh, table, batch, format, key_columns)
+    rows = _with_metadata(rows, batch, good, source_system)
     if bad:
         quarantine = f"{table}_quarantine"
         held = quarantine_marks if quarantine_marks is not None else {}
@@ -183,9 +187,9 @@ def land(
 
 def _read(
     lh: Lakehouse, table: str, batch: Batch, format: str, key_columns: list[str] | None
-) -> tuple[pa.Table, list[tuple[int, str]], int]:
-    """The batch's good rows with ``_source``, the (index, reason) of the bad messages,
-    and how many values were rescued."""
+) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]], int]:
+    """The batch's good rows, the message each came from, the (index, reason) of the bad
+    messages, and how many values were rescued."""
     n = len(batch)
     schema = jsonlines.table_schema(lh, table)  # one look at the log for the batch
     if format == "debezium":
@@ -197,7 +201,7 @@ def _read(
         )
         rows, rescued = jsonlines.fit_rows(lh, table, converted.rows, schema)
         good = np.asarray(converted.indexes, np.int64)
-        return _with_sources(rows, batch, good), sorted(converted.bad), rescued
+        return rows, good, sorted(converted.bad), rescued
     bad: list[tuple[int, str]] = []
     present: Any = range(n) if all(batch.values) else [i for i, v in enumerate(batch.values) if v]
     if len(present) < n:
@@ -215,7 +219,7 @@ def _read(
         # Lines of only spaces are skipped by the reader: they are empty messages too.
         bad += [(present[j], "empty message") for j, v in enumerate(lines) if not v.strip()]
     good = _without(n, [i for i, _ in bad])
-    return _with_sources(records.rows, batch, good), sorted(bad), records.rescued
+    return records.rows, good, sorted(bad), records.rescued
 
 
 def _without(n: int, drop: list[int]) -> np.ndarray:
@@ -224,41 +228,34 @@ def _without(n: int, drop: list[int]) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _with_sources(rows: pa.Table, batch: Batch, good: np.ndarray) -> pa.Table:
-    """The rows with their bronze metadata columns made here, in Arrow, so the writer has
-    none left to add: ``_source`` per message, and ``_record_hash`` the md5 of the
-    message's bytes (a message delivered twice has the same hash)."""
+def _with_metadata(
+    rows: pa.Table, batch: Batch, good: np.ndarray, source_system: str | None
+) -> pa.Table:
+    """The rows with all their bronze metadata columns, made here in Arrow so the writer
+    has none left to add: when and from which system they landed, ``_source`` per
+    message, and ``_record_hash`` the md5 of the message's bytes (a message delivered
+    twice has the same hash)."""
     if rows.num_rows != len(good):
         raise LakehouseError(
             f"read {rows.num_rows} rows from {len(good)} good messages of {batch.topic}",
             "this is a bug: please report it with the messages",
         )
-    take = pa.array(good, pa.int64())
-    rows = rows.drop_columns([c for c in ("_source", "_record_hash") if c in rows.column_names])
-    rows = rows.append_column("_source", batch.sources().take(take))
-    return rows.append_column("_record_hash", _md5([batch.values[i] for i in good.tolist()]))
-
-
-def _stamped(rows: pa.Table, source_system: str | None) -> pa.Table:
-    """The batch's constant metadata columns (when it landed, from which system)."""
     n = rows.num_rows
     now = datetime.now(UTC)
     micros = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    stamps = {
-        "_ingested_at": pa.array(np.full(n, micros, np.int64)).view(
-            pa.timestamp("us", tz="UTC")
-        ),
-        "_ingest_date": pa.array(np.full(n, (now.date() - date(1970, 1, 1)).days, np.int32)).view(
-            pa.date32()
-        ),
+    days = (now.date() - date(1970, 1, 1)).days
+    metadata = {
+        "_ingested_at": pa.array(np.full(n, micros, np.int64)).view(pa.timestamp("us", "UTC")),
+        "_ingest_date": pa.array(np.full(n, days, np.int32)).view(pa.date32()),
         "_source_system": pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(n, np.int32)), pa.array([source_system], pa.string())
         ).cast(pa.string()),
+        "_source": batch.sources().take(pa.array(good, pa.int64())),
+        "_record_hash": _md5([batch.values[i] for i in good.tolist()]),
     }
-    rows = rows.drop_columns([c for c in stamps if c in rows.column_names])
-    for name, values in stamps.items():
-        rows = rows.append_column(name, values)
-    return rows
+    assert tuple(metadata) == METADATA_COLUMNS
+    user = [c for c in rows.column_names if c not in METADATA_COLUMNS]
+    return pa.table([*rows.select(user).columns, *metadata.values()], [*user, *metadata])
 
 
 def _md5(values: list[bytes | None]) -> pa.Array:
@@ -287,33 +284,28 @@ def _quarantine_rows(batch: Batch, bad: list[tuple[int, str]]) -> pa.Table:
     )
 
 
-def _exists(lh: Lakehouse, table: str) -> bool:
-    return lh.catalog.get(table) is not None or lh.discover(table)
-
-
 # Errors a consumer does not get over by itself: the rest (a dropped connection, a broker
 # restarting, the end of a partition) librdkafka retries, and they are only logged.
-_STOPPING = {3: "create the topic first (lakehouse produce creates it)", 29: "", 30: ""}
+_RIGHTS = "check the rights of this client on the topic and the group"
+_STOPPING = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART: "create the topic first (lakehouse produce creates it)",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: _RIGHTS,
+    KafkaError.GROUP_AUTHORIZATION_FAILED: _RIGHTS,
+}
 
 
 def _check(error: Any, topic: str) -> None:
     if error is None:
         return
     if error.fatal() or error.code() in _STOPPING:
-        hint = _STOPPING.get(error.code()) or "check the broker, the topic and your rights"
+        hint = _STOPPING.get(error.code(), "check the broker and the topic")
         raise LakehouseError(f"Kafka, topic {topic}: {error.str()}", hint)
     kafka_logger().warning("Kafka, topic %s: %s", topic, error.str())
 
 
-def _message_methods() -> tuple[Any, Any, Any, Any, Any]:
-    try:
-        from confluent_kafka import Message
-    except ImportError:  # the client is needed only to consume
-        return (None,) * 5
-    return Message.error, Message.partition, Message.offset, Message.value, Message.key
-
-
-_error, _partition, _offset, _value, _key = _message_methods()
+# The message fields, read with map() over the C methods: a tenth of a microsecond each.
+_error, _partition, _offset = Message.error, Message.partition, Message.offset
+_value, _key = Message.value, Message.key
 
 
 class KafkaSource:
@@ -336,12 +328,6 @@ class KafkaSource:
         self.on_assign: Callable[[list[int]], None] | None = None
 
     def open(self) -> KafkaSource:
-        try:
-            from confluent_kafka import Consumer
-        except ImportError as exc:
-            raise LakehouseError(
-                "the Kafka client is not installed", "pip install confluent-kafka"
-            ) from exc
         s = self.settings
         config = {
             "bootstrap.servers": s.bootstrap,
@@ -378,8 +364,6 @@ class KafkaSource:
             raise LakehouseError(f"topic {self.settings.topic}: {topic.error.str()}")
 
     def _assigned(self, consumer: Consumer, partitions: list[Any]) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
-
         numbers = [tp.partition for tp in partitions]
         marks = table_marks(self.lh, self.table, self.settings.topic, numbers)
         for tp in partitions:
@@ -419,7 +403,6 @@ class KafkaSource:
         if not messages:
             return None
         n = len(messages)
-        # map() over the C methods: a tenth of a microsecond a message
         return Batch(
             s.topic,
             np.fromiter(map(_partition, messages), np.int32, n),
@@ -431,8 +414,6 @@ class KafkaSource:
 
     def commit(self, marks: dict[int, int]) -> None:
         """Tell the group how far the table has read (for lag tools; not for resuming)."""
-        from confluent_kafka import TopicPartition
-
         assert self.consumer is not None
         offsets = [TopicPartition(self.settings.topic, p, o + 1) for p, o in marks.items()]
         if offsets:
@@ -443,20 +424,15 @@ class KafkaSource:
 
     def lag(self) -> int | None:
         """Messages in the assigned partitions not read yet."""
-        from confluent_kafka import TopicPartition
-
         if self.consumer is None or not self.assigned:
             return None
         parts = [TopicPartition(self.settings.topic, p) for p in self.assigned]
         total = 0
         try:
             for tp in self.consumer.position(parts):
-                _, high = self.consumer.get_watermark_offsets(tp, timeout=1.0)
-                if tp.offset >= 0:
-                    total += max(0, high - tp.offset)
-                else:
-                    low, high = self.consumer.get_watermark_offsets(tp, timeout=1.0)
-                    total += high - low
+                low, high = self.consumer.get_watermark_offsets(tp, timeout=1.0)
+                # No position yet: all that is there is still to read.
+                total += max(0, high - tp.offset) if tp.offset >= 0 else high - low
         except Exception:  # noqa: BLE001 - a figure for the status line only
             return None
         return total

@@ -66,9 +66,13 @@ def bronze_table(table: str) -> TableName:
     return name
 
 
+def _printable(value: str, most: int) -> bool:
+    return 1 <= len(value) <= most and all(" " <= c <= "~" for c in value)
+
+
 def check_key(key: str) -> str:
     """An idempotency key: 1 to 255 printable ASCII characters."""
-    if not 1 <= len(key) <= MAX_KEY or not all(" " <= c <= "~" for c in key):
+    if not _printable(key, MAX_KEY):
         raise LakehouseError(
             "invalid Idempotency-Key: it must be 1 to 255 printable ASCII characters",
             "use a UUID, or any ID of the batch that stays the same when the push is retried",
@@ -77,7 +81,7 @@ def check_key(key: str) -> str:
 
 
 def check_source_system(value: str) -> str:
-    if not 1 <= len(value) <= MAX_SOURCE_SYSTEM or not all(" " <= c <= "~" for c in value):
+    if not _printable(value, MAX_SOURCE_SYSTEM):
         raise LakehouseError(
             "invalid source system: it must be 1 to 255 printable ASCII characters",
             "name the system the rows come from, e.g. X-Source-System: shop-frontend",

@@ -650,7 +650,7 @@ class Runner:
         return sum(self.lh.engine.row_count(pins[t]) for t in ds.inputs if t in pins)
 
     def _existing(self, name: str) -> Any:
-        if self.lh.catalog.get(name) is None and not self.lh.discover(name):
+        if not self.lh.exists(name):
             return None
         return self.lh.table(name)
 

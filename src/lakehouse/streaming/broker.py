@@ -39,6 +39,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(
+    host: str, port: int, process: subprocess.Popen[bytes], timeout: float
+) -> bool:
+    """Whether ``process`` listens on ``host:port`` within ``timeout`` seconds (False as
+    soon as it exits)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), 0.5).close()
+            return True
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 class LocalBroker:
     """A broker process on ``host:port`` keeping its data under ``data_dir`` (messages
     survive a restart). Use as a context manager, or ``start()`` and ``stop()``."""
@@ -62,21 +79,14 @@ class LocalBroker:
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection((self.host, self.port), 0.5).close()
-                return self
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = _tail(self.data_dir / "broker.log")
-                raise LakehouseError(
-                    f"the local Kafka broker did not start on {self.bootstrap}: {tail}",
-                    "see broker.log in the data folder; is the port taken?",
-                )
-            time.sleep(0.02)
+        if not wait_for_port(self.host, self.port, self.process, timeout):
+            self.stop()
+            tail = _tail(self.data_dir / "broker.log")
+            raise LakehouseError(
+                f"the local Kafka broker did not start on {self.bootstrap}: {tail}",
+                "see broker.log in the data folder; is the port taken?",
+            )
+        return self
 
     def stop(self) -> None:
         process, self.process = self.process, None

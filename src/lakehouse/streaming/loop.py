@@ -1,10 +1,10 @@
 """The micro-batch loop: Kafka into bronze, then into the real-time windows.
 
 Per batch: the messages the table does not hold yet land in bronze (and its quarantine)
-with their partitions' offsets in the same commit; the real-time tables add the batch's
-events to their windows, each with the same offsets in its commit; the group's offsets
-are committed last, for lag tools only. A process killed at any point resumes from what
-the tables hold, so every message is in bronze once and counted in each window once.
+with their partitions' offsets in the same commit; the window table adds the batch's
+events to their windows, with the same offsets in its commit; the group's offsets are
+committed last, for lag tools only. A process killed at any point resumes from what the
+tables hold, so every message is in bronze once and counted in its window once.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from lakehouse.tables.writer import Handles
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
 
-COMPACT_EVERY = 25  # batches between compactions of the real-time tables
+COMPACT_EVERY = 25  # batches between compactions of the window table
 
 
 @dataclass
@@ -44,6 +44,15 @@ class StreamStats:
     caught_up: int = 0  # rows applied to real-time tables a crash had left behind
     first_message_at: float | None = None  # time.time() when the first message came
     _recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
+
+    def landed(self, messages: int, rows: int, quarantined: int, version: int | None) -> None:
+        self.batches += 1
+        self.messages += messages
+        self.rows += rows
+        self.quarantined += quarantined
+        self.version = version
+        self.committed_at = time.time()
+        self._recent.append((time.monotonic(), messages))
 
     def rate(self) -> float:
         """Messages per second over the last few seconds."""
@@ -95,89 +104,78 @@ def run_stream(
         windows = Windows(lh, table, settings.topic)
     marks: dict[int, int] = {}
     held: dict[int, int] = {}  # the quarantine's
-    fetch = _Fetcher(source, stop)
-    source.open()
-    fetch.start()
     handles = Handles()  # each thread's open tables, brought up to date between batches
     if windows is not None:
         windows.handles = handles
+    fetch = _Fetcher(source, stop)
+    source.open()
+    fetch.start()
     counting = _Counting(lh, windows, stats, handles) if windows is not None else None
     idle_since = time.monotonic()
-    scope = handles.used()
-    scope.__enter__()
     try:
-        while not stop.is_set():
-            batch = fetch.next()
-            now = time.monotonic()
-            stats.lag = fetch.lag
-            for partitions in fetch.assignments():
-                # Offsets only grow: what the tables hold now is at least what we knew.
-                _raise(marks, table_marks(lh, table, settings.topic, partitions))
-                _raise(held, table_marks(lh, f"{table}_quarantine", settings.topic, partitions))
-                if windows is not None and counting is not None:
+        with handles.used():
+            while not stop.is_set():
+                batch = fetch.next()
+                now = time.monotonic()
+                stats.lag = fetch.lag
+                for partitions in fetch.assignments():
+                    # Offsets only grow: what the tables hold now is at least what we knew.
+                    _raise(marks, table_marks(lh, table, settings.topic, partitions))
+                    _raise(held, table_marks(lh, f"{table}_quarantine", settings.topic, partitions))
                     level = {p: marks[p] for p in partitions if p in marks}
-                    if level:
+                    if counting is not None and level:
                         counting.wait()  # the windows of batches already landed first
-                        stats.caught_up += windows.catch_up(level)
-                idle_since = now  # a group's first assignment can take seconds
-            if batch is None:
+                        stats.caught_up += counting.windows.catch_up(level)
+                    idle_since = now  # a group's first assignment can take seconds
+                if batch is None:
+                    if on_batch is not None:
+                        on_batch(stats)
+                    waited = now - idle_since
+                    if not source.assigned and waited < max(30.0, idle_seconds or 0):
+                        waited = 0.0
+                    if idle_seconds is not None and waited >= idle_seconds:
+                        break
+                    continue
+                idle_since = now
+                if stats.first_message_at is None:
+                    stats.first_message_at = batch.received_at
+                batch = batch.after(marks)
+                if not len(batch):
+                    continue
+                landed = land(
+                    lh,
+                    table,
+                    batch,
+                    source_system=source_system,
+                    format=settings.format,
+                    key_columns=settings.key_columns,
+                    quarantine_marks=held,
+                )
+                _raise(marks, landed.marks)
+                if landed.quarantined:
+                    _raise(held, landed.marks)
+                if counting is not None:
+                    counting.add(landed.rows, landed.marks)
+                fetch.commit(landed.marks)
+                stats.landed(len(batch), landed.rows.num_rows, landed.quarantined, landed.version)
                 if on_batch is not None:
                     on_batch(stats)
-                waited = now - idle_since
-                if not source.assigned and waited < max(30.0, idle_seconds or 0):
-                    waited = 0.0
-                if idle_seconds is not None and waited >= idle_seconds:
+                if max_messages is not None and stats.messages >= max_messages:
                     break
-                continue
-            idle_since = now
-            if stats.first_message_at is None:
-                stats.first_message_at = batch.received_at
-            batch = batch.after(marks)
-            if not len(batch):
-                continue
-            landed = land(
-                lh,
-                table,
-                batch,
-                source_system=source_system,
-                format=settings.format,
-                key_columns=settings.key_columns,
-                quarantine_marks=held,
-            )
-            _raise(marks, landed.marks)
-            if landed.quarantined:
-                _raise(held, landed.marks)
-            if counting is not None:
-                counting.add(landed.rows, landed.marks)
-            fetch.commit(landed.marks)
-            stats.batches += 1
-            stats.messages += len(batch)
-            stats.rows += landed.rows.num_rows
-            stats.quarantined += landed.quarantined
-            stats.version = landed.version
-            stats.committed_at = time.time()
-            stats._recent.append((time.monotonic(), len(batch)))
-            if on_batch is not None:
-                on_batch(stats)
-            if max_messages is not None and stats.messages >= max_messages:
-                break
-            idle_since = time.monotonic()  # idle time counts from the end of the work
+                idle_since = time.monotonic()  # idle time counts from the end of the work
     finally:
         fetch.finish()
         source.close()
         if counting is not None:
             counting.finish()
-        if windows is not None:
-            windows.close()
-        scope.__exit__(None, None, None)
     return stats
 
 
 class _Counting(threading.Thread):
     """Adds each landed batch to the real-time windows, in order, while the loop lands
     the next one: a batch is visible in ``realtime.*`` one window merge after bronze, and
-    the loop's pace is the slower of the two, not their sum. Each window table records
-    its own offsets, so a crash between the two loses nothing (``Windows.catch_up``)."""
+    the loop's pace is the slower of the two, not their sum. The window table records its
+    own offsets, so a crash between the two loses nothing (``Windows.catch_up``)."""
 
     def __init__(
         self, lh: Lakehouse, windows: Windows, stats: StreamStats, handles: Handles
@@ -221,11 +219,11 @@ class _Counting(threading.Thread):
                 if item is None:
                     return
                 if self.error is None:
-                    applied = self.windows.apply(*item)
-                    self.stats.late += applied.late
+                    self.stats.late += self.windows.apply(*item)
                     self.applied += 1
                     if self.applied % COMPACT_EVERY == 0:
-                        _compact(self.lh, [self.windows.table])
+                        # A commit per batch leaves a small file per batch.
+                        self.lh.table(self.windows.table).optimize()
             except BaseException as exc:  # raised in the loop's thread at its next step
                 self.error = exc
             finally:
@@ -309,9 +307,3 @@ class _Fetcher(threading.Thread):
             marks, self._commit = self._commit, None
         if marks and self.error is None:
             self.source.commit(marks)
-
-
-def _compact(lh: Lakehouse, tables: list[str]) -> None:
-    """A commit per batch leaves a small file per batch: merge them now and then."""
-    for name in tables:
-        lh.table(name).optimize()

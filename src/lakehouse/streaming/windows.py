@@ -87,13 +87,6 @@ USER_EVENTS: tuple[Aggregate, ...] = (
 )
 
 
-@dataclass
-class Applied:
-    events: int = 0  # added to windows
-    late: int = 0
-    untimed: int = 0  # without a readable event time
-
-
 class Windows:
     """The real-time windows fed by one bronze table's stream of ``topic``."""
 
@@ -132,13 +125,9 @@ class Windows:
         """... and the newest event time it has seen, in microseconds since the epoch."""
         return f"{self.source}/kafka:{self.topic}:newest"
 
-    def watermark(self) -> int | None:
-        """Events before this time (microseconds since the epoch) are late."""
-        return None if self.newest_us is None else self.newest_us - self.watermark_us
-
-    def apply(self, rows: pa.Table, marks: dict[int, int]) -> Applied:
+    def apply(self, rows: pa.Table, marks: dict[int, int]) -> int:
         """Add one batch of rows (up to ``marks``, the last offset per partition) to the
-        windows, in one commit."""
+        windows, in one commit; the number of late events among them."""
         times = self._event_times(rows)
         late, newest = self._lateness(times, self.newest_us)
         events = rows.append_column(TIME, pa.array(times, pa.timestamp("us", tz="UTC")))
@@ -152,11 +141,7 @@ class Windows:
             self.create_views()
             self._views_made = True
         self.newest_us = newest
-        return Applied(
-            events=int((~late & ~np.isnat(times)).sum()),
-            late=int(late.sum()),
-            untimed=int(np.isnat(times).sum()),
-        )
+        return int(late.sum())
 
     def behind(self, bronze_marks: dict[int, int]) -> dict[int, int] | None:
         """The offsets the window table holds when that is less than bronze holds (a
@@ -189,9 +174,6 @@ class Windows:
                 f"WHERE aggregate = '{a.name}'",
                 description=f"One-minute windows of {self.source}: {a.name}",
             )
-
-    def close(self) -> None:
-        pass
 
     # -- the parts -------------------------------------------------------------------------
     def _event_times(self, rows: pa.Table) -> np.ndarray:
@@ -273,12 +255,12 @@ class Windows:
         )
 
     def _stored(self, mark: str) -> int | None:
-        if not self._exists(self.table):
+        if not self.lh.exists(self.table):
             return None
         return self.lh.table(self.table).transaction_version(mark)
 
     def _marks(self, partitions: list[int]) -> dict[int, int]:
-        if not self._exists(self.table):
+        if not self.lh.exists(self.table):
             return {}
         t = self.lh.table(self.table)
         found = {p: t.transaction_version(self.mark(p)) for p in partitions}
@@ -300,9 +282,6 @@ class Windows:
             ORDER BY partition, "offset"
             """
         ).to_arrow()
-
-    def _exists(self, table: str) -> bool:
-        return self.lh.catalog.get(table) is not None or self.lh.discover(table)
 
 
 def _q(name: str) -> str:

@@ -200,6 +200,9 @@ def write_table(
             arrow = arrow.read_all()
         flag = arrow.select([merge_delete]).column(0)
         arrow = arrow.drop_columns([merge_delete])
+    missing = [c for c in merge_combine or {} if c not in arrow.schema.names]
+    if missing:
+        raise LakehouseError(f"{name}: merge_combine names {missing[0]!r}, not in the data")
     prepared = _Prepared(name, arrow, opts, source_system, source)
     prepared.delete_flag = flag
     prepared.combine = dict(merge_combine or {})
@@ -425,8 +428,6 @@ def _write_once(
         columns = {_q(c): f"s.{_q(c)}" for c in source.schema.names}
         updates = dict(columns)
         for column, how in prepared.combine.items():
-            if column not in source.schema.names:
-                raise LakehouseError(f"{name}: merge_combine names {column!r}, not in the data")
             updates[_q(column)] = COMBINE[how].format(t=f"t.{_q(column)}", s=f"s.{_q(column)}")
         keep = None
         if prepared.delete_flag is not None:

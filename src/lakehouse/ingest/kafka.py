@@ -92,6 +92,8 @@ class Batch:
     values: list[bytes | None]
     keys: list[bytes | None] | None = None
     received_at: float = 0.0  # time.time() when the first message arrived
+    _sources: pa.Array | None = field(default=None, repr=False)
+    _hashes: pa.Array | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -104,13 +106,17 @@ class Batch:
 
     def after(self, marks: dict[int, int]) -> Batch:
         """The messages past the given last offsets per partition."""
-        if not marks:
+        if not marks or not len(self):
             return self
-        floor = np.array([marks.get(int(p), -1) for p in self.partitions.tolist()], np.int64)
-        keep = self.offsets > floor
+        held = np.full(int(self.partitions.max()) + 1, -1, np.int64)
+        for p, offset in marks.items():
+            if p < held.size:
+                held[p] = offset
+        keep = self.offsets > held[self.partitions]
         if keep.all():
             return self
         index = np.flatnonzero(keep).tolist()
+        mask = pa.array(keep)
         return Batch(
             self.topic,
             self.partitions[keep],
@@ -118,16 +124,32 @@ class Batch:
             [self.values[i] for i in index],
             None if self.keys is None else [self.keys[i] for i in index],
             self.received_at,
+            None if self._sources is None else self._sources.filter(mask),
+            None if self._hashes is None else self._hashes.filter(mask),
         )
+
+    def prepare(self) -> Batch:
+        """Work done ahead, in the consumer's thread while the last batch is written."""
+        self.sources()
+        self.hashes()
+        return self
 
     def sources(self) -> pa.Array:
         """``_source`` of each message: topic:partition:offset."""
-        return pc.binary_join_element_wise(
-            pa.scalar(self.topic),
-            pa.array(self.partitions).cast(pa.string()),
-            pa.array(self.offsets).cast(pa.string()),
-            ":",
-        )
+        if self._sources is None:
+            self._sources = pc.binary_join_element_wise(
+                pa.scalar(self.topic),
+                pa.array(self.partitions).cast(pa.string()),
+                pa.array(self.offsets).cast(pa.string()),
+                ":",
+            )
+        return self._sources
+
+    def hashes(self) -> pa.Array:
+        """The md5 of each message's bytes, as hex text (null for a null message)."""
+        if self._hashes is None:
+            self._hashes = _md5(self.values)
+        return self._hashes
 
 
 @dataclass
@@ -241,6 +263,7 @@ def _with_metadata(
             "this is a bug: please report it with the messages",
         )
     n = rows.num_rows
+    taken = pa.array(good, pa.int64())
     now = datetime.now(UTC)
     micros = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     days = (now.date() - date(1970, 1, 1)).days
@@ -250,8 +273,8 @@ def _with_metadata(
         "_source_system": pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(n, np.int32)), pa.array([source_system], pa.string())
         ).cast(pa.string()),
-        "_source": batch.sources().take(pa.array(good, pa.int64())),
-        "_record_hash": _md5([batch.values[i] for i in good.tolist()]),
+        "_source": batch.sources().take(taken),
+        "_record_hash": batch.hashes().take(taken),
     }
     assert tuple(metadata) == METADATA_COLUMNS
     user = [c for c in rows.column_names if c not in METADATA_COLUMNS]

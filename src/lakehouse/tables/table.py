@@ -20,7 +20,13 @@ from lakehouse.errors import (
 )
 from lakehouse.names import TableName
 from lakehouse.sql.names import parse_timestamp
-from lakehouse.tables.writer import after_commit, commit_properties, input_mark, open_delta
+from lakehouse.tables.writer import (
+    after_commit,
+    commit_properties,
+    input_mark,
+    open_delta,
+    writer_properties,
+)
 
 if TYPE_CHECKING:
     from lakehouse.catalog import TableInfo
@@ -146,7 +152,7 @@ class Table:
     def _writer_properties(self) -> WriterProperties:
         info = self._lh.catalog.get(str(self.name))
         compression = (info.options.get("compression") if info else None) or "zstd"
-        return WriterProperties(compression=compression.upper())
+        return writer_properties(compression)
 
     def delete(self, predicate: str | None = None) -> dict[str, Any]:
         """Delete the rows matching a SQL predicate (all rows when none is given)."""

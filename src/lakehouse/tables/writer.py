@@ -338,6 +338,15 @@ class _Prepared:
         return batch.append_column(self.derived_column, day)
 
 
+def writer_properties(compression: str | None = None) -> WriterProperties:
+    """How data files are encoded. A column's dictionary stops at 64 KiB: a column of
+    distinct values (ids, times, hashes) would only fill one to throw it away, which took
+    a third of a streamed batch's write; a column of few values keeps its dictionary."""
+    return WriterProperties(
+        compression=(compression or "zstd").upper(), dictionary_page_size_limit=64 << 10
+    )
+
+
 def _holds(dt: DeltaTable, app_id: str, n: int) -> bool:
     done = dt.transaction_version(app_id)
     return done is not None and done >= n
@@ -375,7 +384,7 @@ def _write_once(
     given = [txn] if isinstance(txn, tuple) else list(txn or [])
     if given and dt is not None and all(_holds(dt, app, n) for app, n in given):
         return WriteResult(str(name), mode, dt.version(), 0, 0.0, skipped=True)
-    writer_properties = WriterProperties(compression=(opts.compression or "zstd").upper())
+    properties = writer_properties(opts.compression)
     if dt is None:
         dt = _create(lh, name, plan_schema(str(name), None, prepared.schema, evolve), opts)
     plan = plan_schema(str(name), pa.schema(dt.schema().to_arrow()), prepared.schema, evolve)
@@ -388,7 +397,7 @@ def _write_once(
             )
     changes: list[str] = []
     if plan.widened:
-        _widen(lh, name, dt, plan, writer_properties)
+        _widen(lh, name, dt, plan, properties)
         changes += [f"widened {c} to {type_name(t)}" for c, t in plan.widened.items()]
         dt = open_delta(lh, name)
         assert dt is not None
@@ -417,7 +426,7 @@ def _write_once(
             mode=mode,
             predicate=predicate,
             schema_mode=schema_mode,
-            writer_properties=writer_properties,
+            writer_properties=properties,
             commit_properties=commit,
         )
         version = dt.version()  # the handle moves to the version its own commit made
@@ -441,7 +450,7 @@ def _write_once(
             source_alias="s",
             target_alias="t",
             merge_schema=bool(plan.new_columns),
-            writer_properties=writer_properties,
+            writer_properties=properties,
             commit_properties=commit,
         )
         if keep is not None:
@@ -473,7 +482,7 @@ def _widen(
     name: TableName,
     dt: DeltaTable,
     plan: SchemaPlan,
-    writer_properties: WriterProperties,
+    properties: WriterProperties,
 ) -> None:
     """Widen column types by rewriting the table's data in one commit (delta-rs has no
     in-place type widening). Readers see the old version until the commit lands."""
@@ -489,7 +498,7 @@ def _widen(
         mode="overwrite",
         schema_mode="overwrite",
         partition_by=list(dt.metadata().partition_columns) or None,
-        writer_properties=writer_properties,
+        writer_properties=properties,
         commit_properties=commit_properties("widen"),
     )
 

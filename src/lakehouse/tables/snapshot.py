@@ -53,6 +53,41 @@ def local_path(uri: str) -> str:
     return uri.removeprefix("file://")
 
 
+@dataclass(frozen=True)
+class Figures:
+    """What the catalog records of a version: counted in DuckDB, with no object a file."""
+
+    version: int
+    schema: pa.Schema
+    row_count: int
+    size_bytes: int
+    num_files: int
+
+
+def figures_of(dt: DeltaTable) -> Figures:
+    """The version ``dt`` is loaded at, counted. A writer records these after every commit,
+    so their cost must not grow with the table: a stream that commits every second has
+    tens of thousands of files before it is compacted."""
+    actions = dt.get_add_actions(flatten=True)  # noqa: F841 - scanned by DuckDB below
+    con = scratch()
+    try:
+        present = set(con.sql("SELECT * FROM actions LIMIT 0").columns)
+        records = "num_records" if "num_records" in present else "NULL"
+        ((files, size, rows),) = con.sql(
+            f"SELECT count(*), coalesce(sum(size_bytes), 0), coalesce(sum({records}), 0) "
+            "FROM actions"
+        ).fetchall()
+    finally:
+        con.close()
+    return Figures(
+        version=dt.version(),
+        schema=pa.schema(dt.schema().to_arrow()),
+        row_count=int(rows),
+        size_bytes=int(size),
+        num_files=int(files),
+    )
+
+
 def snapshot_of(dt: DeltaTable) -> Snapshot:
     """The version ``dt`` is loaded at. The log's add actions are read with DuckDB straight
     from delta-rs's Arrow export: turning them into pyarrow tables would import pandas,

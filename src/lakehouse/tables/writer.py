@@ -45,7 +45,7 @@ from lakehouse.scratch import scratch
 from lakehouse.tables import parallel
 from lakehouse.tables.convert import cast_batch, normalize_schema, to_arrow
 from lakehouse.tables.schema import SchemaPlan, plan_schema, schema_columns, type_name
-from lakehouse.tables.snapshot import snapshot_of
+from lakehouse.tables.snapshot import figures_of
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -575,7 +575,7 @@ def after_commit(
     change: str | None = None,
 ) -> int:
     """Register the table on its first commit and record its new figures and schema."""
-    snap = snapshot_of(dt)
+    snap = figures_of(dt)
     columns = schema_columns(snap.schema)
     info = lh.catalog.get(str(name))
     if info is None:
@@ -599,7 +599,7 @@ def after_commit(
         version=snap.version,
         row_count=snap.row_count,
         size_bytes=snap.size_bytes,
-        num_files=len(snap.files),
+        num_files=snap.num_files,
         columns=columns,
         change=change,
     )

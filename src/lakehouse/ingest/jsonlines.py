@@ -163,37 +163,39 @@ def _read_whole(
 
 
 def _parse_json_lines(data: pa.Buffer, text: tuple[str, ...] = ()) -> pa.Table | None:
-    import pyarrow.json as pajson
-
-    options = pajson.ReadOptions(block_size=BLOCK_SIZE)
-    table = None
-    if text:  # a column of the table missing from every line reads as nulls: the same rows
-        try:
-            table = pajson.read_json(
-                pa.BufferReader(data), read_options=options, parse_options=_as_text(text)
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
-            table = None  # a value that is not text: infer every type instead
+    # A column of the table missing from every line reads as nulls: the same rows. A value
+    # that is not text: every type inferred instead.
+    table = _read_json(data, text) if text else None
     if table is None:
         text = ()
-        try:
-            table = pajson.read_json(pa.BufferReader(data), read_options=options)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        table = _read_json(data)
+        if table is None:
             return None
     # Arrow reads text that looks like a time as a timestamp; Python's json keeps text.
     timed = [f.name for f in table.schema if _is_time(f.type)]
     if timed:
-        as_text = _as_text((*text, *timed))
         order = table.column_names
-        try:
-            table = pajson.read_json(
-                pa.BufferReader(data), read_options=options, parse_options=as_text
-            ).select(order)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+        table = _read_json(data, (*text, *timed))
+        if table is None or not set(order) <= set(table.column_names):
             return None
+        table = table.select(order)
     if table.num_columns == 0 or any(_unlike_python(c) for c in table.columns):
         return None
     return table
+
+
+def _read_json(data: pa.Buffer, text: tuple[str, ...] = ()) -> pa.Table | None:
+    """Arrow's reading of the lines (``text`` columns as text); None where it gives up."""
+    import pyarrow.json as pajson
+
+    try:
+        return pajson.read_json(
+            pa.BufferReader(data),
+            read_options=pajson.ReadOptions(block_size=BLOCK_SIZE),
+            parse_options=_as_text(text) if text else None,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
 
 
 def _as_text(columns: tuple[str, ...]) -> Any:

@@ -91,7 +91,6 @@ class Batch:
     offsets: np.ndarray  # int64
     values: list[bytes | None]
     keys: list[bytes | None] | None = None
-    received_at: float = 0.0  # time.time() when the first message arrived
     _sources: pa.Array | None = field(default=None, repr=False)
     _hashes: pa.Array | None = field(default=None, repr=False)
 
@@ -123,7 +122,6 @@ class Batch:
             self.offsets[keep],
             [self.values[i] for i in index],
             None if self.keys is None else [self.keys[i] for i in index],
-            self.received_at,
             None if self._sources is None else self._sources.filter(mask),
             None if self._hashes is None else self._hashes.filter(mask),
         )
@@ -410,7 +408,6 @@ class KafkaSource:
         s = self.settings
         messages: list[Any] = []
         deadline = time.monotonic() + s.interval
-        first_at = 0.0
         while len(messages) < s.batch_size:
             wait = deadline - time.monotonic()
             if wait <= 0:
@@ -421,8 +418,6 @@ class KafkaSource:
                     _check(m.error(), s.topic)
                 got = [m for m in got if m.error() is None]
             messages += got
-            if messages and not first_at:
-                first_at = time.time()
         if not messages:
             return None
         n = len(messages)
@@ -432,7 +427,6 @@ class KafkaSource:
             np.fromiter(map(_offset, messages), np.int64, n),
             list(map(_value, messages)),
             list(map(_key, messages)) if s.format == "debezium" else None,
-            first_at,
         )
 
     def commit(self, marks: dict[int, int]) -> None:

@@ -66,25 +66,29 @@ def bronze_table(table: str) -> TableName:
     return name
 
 
-def _printable(value: str, most: int) -> bool:
-    return 1 <= len(value) <= most and all(" " <= c <= "~" for c in value)
-
-
 def check_key(key: str) -> str:
     """An idempotency key: 1 to 255 printable ASCII characters."""
-    if not _printable(key, MAX_KEY):
-        raise LakehouseError(
-            "invalid Idempotency-Key: it must be 1 to 255 printable ASCII characters",
-            "use a UUID, or any ID of the batch that stays the same when the push is retried",
-        )
-    return key
+    return _printable(
+        key,
+        MAX_KEY,
+        "Idempotency-Key",
+        "use a UUID, or any ID of the batch that stays the same when the push is retried",
+    )
 
 
 def check_source_system(value: str) -> str:
-    if not _printable(value, MAX_SOURCE_SYSTEM):
+    return _printable(
+        value,
+        MAX_SOURCE_SYSTEM,
+        "source system",
+        "name the system the rows come from, e.g. X-Source-System: shop-frontend",
+    )
+
+
+def _printable(value: str, most: int, what: str, hint: str) -> str:
+    if not (1 <= len(value) <= most and all(" " <= c <= "~" for c in value)):
         raise LakehouseError(
-            "invalid source system: it must be 1 to 255 printable ASCII characters",
-            "name the system the rows come from, e.g. X-Source-System: shop-frontend",
+            f"invalid {what}: it must be 1 to {most} printable ASCII characters", hint
         )
     return value
 

@@ -106,9 +106,8 @@ def run_stream(
         windows = Windows(lh, table, settings.topic)
     marks: dict[int, int] = {}
     held: dict[int, int] = {}  # the quarantine's
-    handles = Handles()  # each thread's open tables, brought up to date between batches
-    if windows is not None:
-        windows.handles = handles
+    # Each thread's open tables (the loop's, the window merge's), kept between batches.
+    handles = Handles()
     fetch = _Fetcher(source, stop)
     source.open()
     fetch.start()

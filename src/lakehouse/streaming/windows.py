@@ -21,7 +21,6 @@ identifier), so after a crash lateness is judged as it would have been.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -32,7 +31,6 @@ import pyarrow as pa
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest.kafka import partition_mark
 from lakehouse.scratch import scratch
-from lakehouse.tables.writer import Handles
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -113,7 +111,6 @@ class Windows:
         self.width_us = int(width / timedelta(microseconds=1))
         self.watermark_us = int(watermark / timedelta(microseconds=1))
         self.newest_us = self._stored(self.newest_mark)
-        self.handles: Handles | None = None  # open tables kept between batches
         self._views_made = False
 
     def mark(self, partition: int) -> str:
@@ -135,8 +132,7 @@ class Windows:
         txn = [(self.mark(p), o) for p, o in sorted(marks.items())]
         if newest is not None:
             txn.append((self.newest_mark, newest))
-        with self.handles.used() if self.handles is not None else nullcontext():
-            self._write(events, txn)
+        self._write(events, txn)
         if not self._views_made:
             self.create_views()
             self._views_made = True

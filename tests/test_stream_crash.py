@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,24 @@ def start_stream(warehouse, bootstrap: str, topic: str, *more: str) -> subproces
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+class Sender(threading.Thread):
+    """Sends each part of the messages once its event is set, in order."""
+
+    def __init__(self, bootstrap: str, topic: str, parts, released) -> None:  # noqa: ANN001
+        super().__init__(daemon=True)
+        self.args_ = (bootstrap, topic)
+        self.parts, self.released = parts, released
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for part, event in zip(self.parts, self.released, strict=True):
+                event.wait()
+                send(*self.args_, part)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
 
 
 def landed(lh: Lakehouse) -> int:
@@ -60,26 +79,49 @@ def test_kill_9_during_100k_messages(tmp_path):
     ]
     warehouse = tmp_path / "wh"
     lh = Lakehouse(warehouse)
+    # The messages arrive in KILLS + 1 parts, the next part only after a kill: however fast
+    # the stream is, every kill lands while messages are still coming, and the last part is
+    # sent only once the kills are spent.
+    parts = [values[i::KILLS + 1] for i in range(KILLS + 1)]
+    released = [threading.Event() for _ in parts]
+    procs: list[subprocess.Popen] = []
     with kafka(tmp_path / "broker") as bootstrap:
         topic = new_topic(bootstrap, partitions=3)
-        send(bootstrap, topic, values)
-        seen: list[int] = []
-        for _ in range(KILLS):
-            before = landed(lh)
-            proc = start_stream(warehouse, bootstrap, topic)
-            deadline = time.monotonic() + 120
-            while landed(lh) <= before:  # each run lands something before it is killed
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "the stream landed nothing"
-                time.sleep(0.1)
-            time.sleep(rng.uniform(0.0, 1.5))  # then dies anywhere: mid-batch, mid-commit
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            seen.append(landed(lh))
-        assert seen[-1] < MESSAGES, f"the kills came after the last message: {seen}"
-        proc = start_stream(warehouse, bootstrap, topic, "--idle-exit", "3")
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()
+        sender = Sender(bootstrap, topic, parts, released)
+        sender.start()
+        try:
+            seen: list[int] = []
+            released[0].set()
+            for k in range(KILLS):
+                before = landed(lh)
+                proc = start_stream(warehouse, bootstrap, topic)
+                procs.append(proc)
+                deadline = time.monotonic() + 120
+                while landed(lh) <= before:  # each run lands something before it is killed
+                    assert proc.poll() is None, proc.stderr.read().decode()
+                    assert time.monotonic() < deadline, "the stream landed nothing"
+                    assert sender.error is None, sender.error
+                    time.sleep(0.1)
+                time.sleep(rng.uniform(0.0, 1.5))  # then dies anywhere: mid-batch, mid-commit
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                seen.append(landed(lh))
+                released[k + 1].set()
+            assert seen[-1] < MESSAGES, f"the kills came after the last message: {seen}"
+            sender.join(300)
+            assert not sender.is_alive() and sender.error is None, sender.error
+            proc = start_stream(warehouse, bootstrap, topic, "--idle-exit", "3")
+            procs.append(proc)
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err.decode()
+        finally:
+            for event in released:  # a failed test lets the sender finish and stops the streams
+                event.set()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            sender.join(60)
     counts = lh.sql(
         "SELECT count(*), count(DISTINCT event_id), count(DISTINCT _source) "
         "FROM bronze.user_events"

@@ -113,6 +113,67 @@ def test_gold_figures_match_plain_sql_on_the_sources(built):
     assert float(got) == pytest.approx(float(revenue), abs=0.05)
 
 
+def check_user_figures(lh: Lakehouse, landing: Path) -> None:
+    """gold.daily_summary, silver.users and gold.user_segments against the source files:
+    one population (the users of valid events), and 0 <= new <= daily, returning = the rest."""
+    con = source_events(landing)
+    con.execute(
+        f"""
+        CREATE TABLE valid AS SELECT * FROM events WHERE {VALID};
+        CREATE TABLE first_days AS
+            SELECT user_id, min(day) AS first_day FROM valid GROUP BY user_id;
+        CREATE TABLE sessions AS
+            SELECT session_id, CAST(min(CAST(click_time AS TIMESTAMPTZ)) AS DATE) AS day,
+                   count(*) AS page_views
+            FROM read_csv('{landing}/clickstream/*.csv', header = true) GROUP BY session_id
+        """
+    )
+    expected = con.sql(
+        """
+        SELECT v.day, count(DISTINCT v.user_id) AS daily_users, count(*) AS events,
+               (SELECT count(*) FROM first_days f WHERE f.first_day = v.day) AS new_users,
+               (SELECT round(count(*) FILTER (WHERE page_views = 1) / count(*), 4)
+                FROM sessions s WHERE s.day = v.day) AS bounce_rate
+        FROM valid v GROUP BY v.day ORDER BY v.day
+        """
+    ).fetchall()
+    got = lh.sql(
+        "SELECT day, daily_users, events, new_users, returning_users, events_per_user, "
+        "bounce_rate FROM gold.daily_summary ORDER BY day"
+    ).rows()
+    assert len(got) == len(expected) >= 2
+    for (day, daily, events, new, bounce), row in zip(expected, got, strict=True):
+        assert 0 <= new <= daily, (day, daily, new)
+        assert row[:5] == (day, daily, events, new, daily - new), (row, day)
+        assert float(row[5]) == round(events / daily, 2)
+        assert float(row[6]) == pytest.approx(float(bounce)), day
+    # Every user counted new once, on the day of their first valid event; the users of
+    # silver.users and gold.user_segments are those same users, their figures valid events.
+    users = con.sql(
+        "SELECT user_id, count(*), count(DISTINCT event_type) FROM valid GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert sum(r[3] for r in got) == len(users)
+    assert lh.sql(
+        "SELECT user_id, events, distinct_event_types FROM silver.users ORDER BY 1"
+    ).rows() == users
+    assert lh.sql("SELECT user_id, events FROM gold.user_segments ORDER BY 1").rows() == [
+        u[:2] for u in users
+    ]
+
+
+def test_user_figures_are_one_population_of_the_sources(built):
+    warehouse, _ = built
+    check_user_figures(Lakehouse(warehouse), warehouse / "landing")
+    results = Lakehouse(warehouse).sql(
+        "SELECT expectation, action, passed FROM system.quality_results "
+        "WHERE dataset = 'gold.daily_summary' ORDER BY 1"
+    ).rows()
+    assert results == [
+        ("new_within_daily", "fail", True),
+        ("returning_is_the_rest", "fail", True),
+    ]
+
+
 def test_cdc_state_matches_a_replay_of_the_change_files(built):
     warehouse, _ = built
     lh = Lakehouse(warehouse)
@@ -152,9 +213,10 @@ def test_running_the_demo_again_changes_nothing(built):
 
 def test_events_option_scales_the_demo(tmp_path):
     warehouse = tmp_path / "bigger"
-    demo(warehouse, "--events", "4000")
+    demo(warehouse, "--events", "20000")
     lh = Lakehouse(warehouse)
     assert lh.table("bronze.app_events").count() + lh.table(
         "bronze.app_events_quarantine"
-    ).count() == pytest.approx(4000, rel=0.02)
-    assert lh.table("bronze.user_events").count() == pytest.approx(8000, rel=0.05)
+    ).count() == pytest.approx(20000, rel=0.02)
+    assert lh.table("bronze.user_events").count() == pytest.approx(40000, rel=0.05)
+    check_user_figures(lh, warehouse / "landing")

@@ -3,6 +3,7 @@ files (not against the pipeline's own tables), and a second run changing nothing
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -172,6 +173,75 @@ def test_user_figures_are_one_population_of_the_sources(built):
         ("new_within_daily", "fail", True),
         ("returning_is_the_rest", "fail", True),
     ]
+
+
+def test_every_table_has_what_its_header_says(built):
+    from lakehouse.pipeline import load_pipeline
+    from lakehouse.pipeline.table_fields import header_fields
+
+    warehouse, _ = built
+    lh = Lakehouse(warehouse)
+    pipeline = load_pipeline(ROOT / "pipelines" / "demo")
+    checked = 0
+    for name, ds in pipeline.datasets.items():
+        info = lh.catalog.get(name)
+        given = header_fields(ds)
+        assert given.get("description") and given.get("tags"), name  # the demo gives both
+        have = {
+            "description": info.description,
+            "owner": info.owner,
+            "tags": sorted(info.tags),
+            "column_tags": {c: sorted(v) for c, v in info.column_tags.items()},
+            "retention_days": info.retention_days,
+        }
+        assert {k: have[k] for k in given} == given, name
+        assert info.keys == ds.keys, name
+        checked += 1
+    assert checked == 20
+    raw = [i.name for i in lh.tables(tag="raw")]
+    sources = ("app_events", "cdc_changes", "clickstream", "user_events")
+    assert raw == [f"bronze.{s}" for s in sources]
+
+
+def cli_json(warehouse: Path, *args: str) -> object:
+    done = subprocess.run(
+        [sys.executable, "-c", "from lakehouse.cli import main; main()", *args],
+        cwd=ROOT,
+        env={**os.environ, "LAKEHOUSE_WAREHOUSE": str(warehouse), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_quality_shows_ingestion_quarantine_and_warnings(built):
+    warehouse, _ = built
+    malformed = sum(
+        f["malformed"]
+        for f in json.loads((warehouse / "landing" / "_generated.json").read_text())["sources"][
+            "app_events"
+        ]["files"]
+    )
+    lh = Lakehouse(warehouse)
+    quarantined = lh.table("bronze.app_events_quarantine").count()
+    assert malformed == quarantined > 0
+    [readable] = cli_json(warehouse, "quality", "bronze.app_events", "--format", "json")
+    assert (readable["expectation"], readable["action"], readable["status"]) == (
+        "readable_record",
+        "quarantine",
+        "failed",
+    )
+    assert readable["failed_rows"] == quarantined
+    assert readable["total_rows"] == quarantined + lh.table("bronze.app_events").count()
+    assert all("line" in s["reason"] for s in json.loads(readable["sample"]))
+    # silver.app_events' warn check on amounts finds rows: a warning, not a failure.
+    results = cli_json(warehouse, "quality", "silver.app_events", "--format", "json")
+    sane = next(r for r in results if r["expectation"] == "sane_amount")
+    assert (sane["action"], sane["status"], sane["passed"]) == ("warn", "warning", False)
+    assert sane["failed_rows"] > 0
+    assert {r["status"] for r in results if r["passed"]} == {"passed"}
 
 
 def test_cdc_state_matches_a_replay_of_the_change_files(built):

@@ -244,6 +244,68 @@ def test_quality_shows_ingestion_quarantine_and_warnings(built):
     assert {r["status"] for r in results if r["passed"]} == {"passed"}
 
 
+def test_hourly_event_and_source_figures_match_the_sources(built):
+    """The gold tables not checked above, each from its own population of the files:
+    hourly health over every event, event metrics over valid ones, sources over user
+    events of known types."""
+    warehouse, _ = built
+    lh = Lakehouse(warehouse)
+    landing = warehouse / "landing"
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        f"""
+        CREATE TABLE app AS
+        SELECT DISTINCT ON (event_id) event_id, user_id, lower(trim(event_type)) AS event_type,
+               lower(trim(app_type)) AS app_type, amount,
+               date_trunc('hour', CAST(event_time AS TIMESTAMPTZ)) AS hour
+        FROM read_json('{landing}/app_events/*.jsonl', format = 'newline_delimited',
+                       ignore_errors = true,
+                       columns = {{event_id: 'VARCHAR', user_id: 'BIGINT',
+                                  event_type: 'VARCHAR', app_type: 'VARCHAR',
+                                  amount: 'DOUBLE', event_time: 'VARCHAR'}})
+        WHERE event_id IS NOT NULL AND event_time IS NOT NULL
+        """
+    )
+    hourly = con.sql(
+        f"""
+        SELECT hour, count(DISTINCT user_id), count(*), count(*) FILTER (WHERE NOT ({VALID}))
+        FROM app GROUP BY hour ORDER BY hour
+        """
+    ).fetchall()
+    got = lh.sql(
+        "SELECT hour, concurrent_users, events, errors FROM gold.hourly_metrics ORDER BY hour"
+    ).rows()
+    assert got == hourly and len(got) >= 24
+    metrics = con.sql(
+        f"""
+        SELECT hour, event_type, app_type, count(*), count(DISTINCT user_id)
+        FROM app WHERE {VALID} GROUP BY ALL ORDER BY ALL
+        """
+    ).fetchall()
+    got = lh.sql(
+        "SELECT event_hour, event_type, app_type, events, unique_users FROM gold.event_metrics "
+        "ORDER BY ALL"
+    ).rows()
+    assert got == metrics
+    per_source = con.sql(
+        f"""
+        SELECT day, source, count(*), count(DISTINCT user_id) FROM (
+            SELECT DISTINCT ON (event_id) user_id, lower(trim(source)) AS source,
+                   CAST(CAST(event_time AS TIMESTAMPTZ) AS DATE) AS day
+            FROM read_json('{landing}/user_events/*.jsonl', format = 'newline_delimited',
+                           ignore_errors = true)
+            WHERE event_id IS NOT NULL
+              AND lower(trim(event_type)) IN ('login', 'click', 'purchase', 'logout')
+        ) GROUP BY ALL ORDER BY ALL
+        """
+    ).fetchall()
+    got = lh.sql(
+        "SELECT day, source, events, users FROM gold.events_per_source_daily ORDER BY ALL"
+    ).rows()
+    assert got == per_source
+
+
 def test_cdc_state_matches_a_replay_of_the_change_files(built):
     warehouse, _ = built
     lh = Lakehouse(warehouse)

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from lakehouse.pipeline import load_pipeline, run_pipeline
 
@@ -102,6 +103,24 @@ def test_header_fields_reach_the_catalog_for_every_kind(lh, tmp_path):
             ["curated"],
             60,
         ), name
+
+
+def test_table_fields_of_the_wrong_shape_are_reported_with_their_line(tmp_path):
+    from lakehouse.pipeline import PipelineError
+
+    folder = tmp_path / "p"
+    (folder / "bronze").mkdir(parents=True)
+    (folder / "bronze" / "raw.yml").write_text(
+        "kind: files\npath: /x\ncolumn_tags: [pii]\nretention_days: soon\n"
+        "description: [a, b]\nowner: 42\n"
+    )
+    with pytest.raises(PipelineError) as caught:
+        load_pipeline(folder)
+    text = str(caught.value)
+    assert "raw.yml:3: column_tags maps columns to tags" in text, text
+    assert "raw.yml:4: retention_days is a whole number of days" in text, text
+    assert "raw.yml:5: description is a text, not list" in text, text
+    assert "owner" not in text  # a number is a name too
 
 
 def test_unreadable_records_and_warnings_are_quality_results(lh, tmp_path):

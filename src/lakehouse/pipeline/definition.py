@@ -361,8 +361,11 @@ def _str_list(value: Any, key: str, bad: Callable) -> list[str]:
 def _check_table_options(options: dict[str, Any], bad: Callable) -> None:
     """Descriptive options of the right shape (``column_tags`` normalised to lists)."""
     for key in ("description", "owner", "date_column", "granularity", "compression"):
-        if key in options and not isinstance(options[key], str):
-            bad(key, f"{key} is a text")
+        value = options.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            options[key] = str(value)  # YAML read `owner: 42` as a number
+        elif key in options and not isinstance(value, str):
+            bad(key, f"{key} is a text, not {type(value).__name__}")
     if "retention_days" in options:
         days = options["retention_days"]
         if isinstance(days, bool) or not isinstance(days, int) or days < 0:

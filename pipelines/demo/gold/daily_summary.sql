@@ -1,6 +1,6 @@
 -- date_column: day
 -- keys: [day]
--- description: Per day - users, events, new and returning users, events per user, bounce rate
+-- description: Per day, over valid app events - users, events, new (first valid event that day) and returning users, events per user; bounce rate of the day's web sessions
 -- tags: [demo, metrics]
 -- expectations:
 --   - {name: new_within_daily, expect: "new_users BETWEEN 0 AND daily_users", action: fail}

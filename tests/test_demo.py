@@ -306,6 +306,36 @@ def test_hourly_event_and_source_figures_match_the_sources(built):
     assert got == per_source
 
 
+def test_the_invariant_stops_a_run_that_mixes_populations(built, tmp_path):
+    """New users counted over every event but daily users over valid ones (the old
+    definition): the demo's expectation fails the run, which keeps nothing."""
+    import shutil
+
+    from lakehouse.pipeline import RunFailed, load_pipeline, run_pipeline
+
+    warehouse, _ = built
+    folder = tmp_path / "demo"
+    shutil.copytree(ROOT / "pipelines" / "demo", folder)
+    users = folder / "silver" / "users.sql"
+    users.write_text(users.read_text().replace("WHERE is_valid", "WHERE user_id IS NOT NULL"))
+    summary = folder / "gold" / "daily_summary.sql"
+    text = summary.read_text()
+    start, end = text.index("first_days AS ("), text.index("bounces AS (")
+    summary.write_text(
+        text[:start]
+        + "first_days AS (SELECT CAST(first_seen AS DATE) AS day, count(*) AS new_users "
+        "FROM silver.users GROUP BY 1),\n"
+        + text[end:]
+    )
+    lh = Lakehouse(tmp_path / "warehouse")
+    with pytest.raises(RunFailed) as caught:
+        run_pipeline(lh, load_pipeline(folder, {"landing": str(warehouse / "landing")}))
+    assert "gold.daily_summary" in str(caught.value)
+    assert "new_within_daily" in str(caught.value) or "returning_is_the_rest" in str(caught.value)
+    kept = lh.exists("gold.daily_summary") and lh.table("gold.daily_summary").count()
+    assert not kept  # the failed run wrote no figure
+
+
 def test_cdc_state_matches_a_replay_of_the_change_files(built):
     warehouse, _ = built
     lh = Lakehouse(warehouse)

@@ -209,10 +209,55 @@ def test_table_page_shows_schema_preview_history_and_quality(server, admin):
     shot(page, "06_table_quality")
 
     # A table no expectation checks: "no results yet", not an error.
-    go(page, server, "#/tables/gold.daily_summary/quality")
+    go(page, server, "#/tables/gold.daily_active_users/quality")
     expect(page.locator("#quality-empty")).to_contain_text("No quality results yet")
     expect(page.locator(".error-box")).to_have_count(0)
     shot(page, "07_table_quality_none")
+
+
+def test_quality_shows_warnings_and_what_ingestion_quarantined(server, admin):
+    page = admin
+    lh = Lakehouse(server.warehouse)
+    # A warn check that found rows is a warning (kept rows, counted), not a failure.
+    go(page, server, "#/tables/silver.app_events/quality")
+    row = page.locator("#quality-table tbody tr", has_text="sane_amount")
+    expect(row.locator(".badge.warn")).to_have_text("warning")
+    expect(page.locator("#quality-table .badge.bad")).to_have_count(0)
+    expect(page.locator(".quality-head")).to_contain_text("3 of 4 passed, 1 with warnings")
+    shot(page, "08_quality_warning")
+
+    # The bronze table: its header's description and tags, and the lines ingestion could
+    # not read as the result of a check, with a sample of the reasons.
+    quarantined = lh.table("bronze.app_events_quarantine").count()
+    assert quarantined > 0
+    go(page, server, "#/tables/bronze.app_events")
+    expect(page.locator(".lead")).to_have_text("Raw app events (JSON lines) as the apps sent them")
+    expect(page.locator(".facts .badge.tag", has_text="raw")).to_be_visible()
+    page.click('[data-tab="quality"]')
+    row = page.locator("#quality-table tbody tr", has_text="readable_record")
+    expect(row.locator(".badge.bad")).to_have_text("failed")
+    expect(row.locator("td.num").first).to_have_text(f"{quarantined:,}")
+    row.locator(".check-sample summary").click()
+    expect(row.locator(".check-sample li").first).to_contain_text("reason: line ")
+    shot(page, "09_quality_ingestion")
+
+    # The overview of every table: the worst status of each, warnings counted.
+    go(page, server, "#/health")
+    overview = page.locator("#quality-overview tbody tr")
+    silver = overview.filter(has=page.locator("a", has_text=re.compile(r"^silver\.app_events$")))
+    expect(silver.locator(".badge")).to_have_text("warning")
+    bronze = overview.filter(has=page.locator("a", has_text=re.compile(r"^bronze\.app_events$")))
+    expect(bronze.locator(".badge")).to_have_text("failed")
+    # The API says the same.
+    summary = page.request.get(f"{server.base}/quality").json()["tables"]
+    by_table = {r["table"]: r for r in summary}
+    assert by_table["silver.app_events"]["status"] == "warning"
+    assert by_table["silver.app_events"]["warnings"] == 1
+    assert by_table["bronze.app_events"]["status"] == "failed"
+    detail = page.request.get(f"{server.base}/tables/silver.app_events/quality").json()
+    sane = next(r for r in detail["results"] if r["expectation"] == "sane_amount")
+    assert (sane["status"], sane["passed"]) == ("warning", False) and sane["failed_rows"] > 0
+    shot(page, "10_quality_overview")
 
 
 def test_sql_editor_shows_the_result_as_a_table_and_a_chart(server, admin):

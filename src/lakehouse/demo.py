@@ -78,6 +78,8 @@ def _reset(lh: Lakehouse, pipeline, landing: Path) -> None:
 
 
 def _summary(lh: Lakehouse, pipeline, report, console: Console, seconds: float) -> None:
+    from lakehouse.pipeline.quality_report import result_status
+
     grid = RichTable(title="tables built", header_style="bold cyan")
     for column in ("layer", "table", "kind", "rows", "version"):
         grid.add_column(column, justify="right" if column in ("rows", "version") else "left")
@@ -97,13 +99,13 @@ def _summary(lh: Lakehouse, pipeline, report, console: Console, seconds: float) 
     checks = RichTable(title="data quality (this run)", header_style="bold cyan")
     for column in ("dataset", "expectation", "action", "result"):
         checks.add_column(column)
+    colours = {"passed": "green", "warning": "yellow", "failed": "red"}
     for item in report.datasets:
         for c in item.checks:
-            result = (
-                "[green]passed[/green]"
-                if c.passed
-                else f"[yellow]{c.failed_rows:,} of {c.total_rows:,} rows failed[/yellow]"
-            )
+            status = result_status(c.passed, c.action)
+            result = f"[{colours[status]}]{status}[/{colours[status]}]"
+            if not c.passed:
+                result += f": {c.failed_rows:,} of {c.total_rows:,} rows"
             checks.add_row(item.dataset, c.expectation, c.action, result)
     if checks.row_count:
         console.print(checks)
@@ -122,6 +124,7 @@ def _summary(lh: Lakehouse, pipeline, report, console: Console, seconds: float) 
         '  lakehouse sql "SELECT segment, count(*) FROM gold.user_segments GROUP BY ALL"\n'
         "  lakehouse runs\n"
         "  lakehouse quality silver.app_events\n"
+        "  lakehouse quality bronze.app_events   # lines that could not be read\n"
         "  lakehouse lineage gold.user_segments --upstream\n"
         "  lakehouse history silver.customers\n"
         "  lakehouse demo            # again: nothing new, the same tables",

@@ -1,5 +1,5 @@
 -- keys: [user_id]
--- description: One row per user - first and last seen, sessions, events, activity
+-- description: One row per user with a valid app event - first and last seen, sessions, events, activity
 -- tags: [demo]
 -- column_tags: {user_id: [pii]}
 -- expectations:
@@ -13,7 +13,7 @@ WITH activity AS (
         count(*) AS events,
         count(DISTINCT event_type) AS distinct_event_types
     FROM silver.app_events
-    WHERE user_id IS NOT NULL
+    WHERE is_valid
     GROUP BY user_id
 ),
 sessions AS (
@@ -21,7 +21,7 @@ sessions AS (
     FROM silver.clickstream_sessions
     GROUP BY user_id
 ),
-newest AS (SELECT max(event_time) AS data_until FROM silver.app_events)
+newest AS (SELECT max(event_time) AS data_until FROM silver.app_events WHERE is_valid)
 SELECT
     a.user_id,
     a.first_seen,

@@ -250,9 +250,9 @@ def get_run(request: Request, who: Who, run_id: str) -> Any:
 
 @router.get("/quality", response_class=JSON)
 def quality(request: Request, who: Who, table: str | None = None) -> Any:
-    """Expectation results: one table's latest (with its score), or every table's latest
-    run summarised."""
-    from lakehouse.pipeline.quality_report import quality_report
+    """Expectation results: one table's latest (with its score and status), or every
+    table's latest run summarised (checks passed, warnings, failed, the worst status)."""
+    from lakehouse.pipeline.quality_report import quality_overview, quality_report
 
     state = request.app.state
     lh = state.lh
@@ -260,20 +260,6 @@ def quality(request: Request, who: Who, table: str | None = None) -> Any:
         from lakehouse.api.tables import readable_table
 
         return JSON(quality_report(lh, readable_table(request, who, table)))
-    if not _has(lh, "system.quality_results"):
-        return JSON({"tables": []})
-    rows = _rows(
-        lh,
-        """
-        WITH latest AS (
-            SELECT * FROM system.quality_results
-            QUALIFY dense_rank() OVER (PARTITION BY dataset ORDER BY checked_at DESC) = 1
-        )
-        SELECT dataset AS table, max(checked_at) AS checked_at, count(*) AS checks,
-               count(*) FILTER (WHERE passed) AS passed,
-               sum(failed_rows) AS failed_rows, max(run_id) AS run_id
-        FROM latest GROUP BY dataset ORDER BY dataset
-        """,
-    )
+    rows = quality_overview(lh)
     allowed = set(state.access.readable(who, [r["table"] for r in rows]))
     return JSON({"tables": [r for r in rows if r["table"] in allowed]})

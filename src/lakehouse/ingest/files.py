@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 FORMATS[".parquet"] = "parquet"
 RESCUED = jsonlines.RESCUED
+SAMPLE = 5  # unreadable records kept in the report, for quality results
+SAMPLE_TEXT = 200  # characters of a sampled record's raw text
 
 
 @dataclass
@@ -46,6 +48,7 @@ class IngestReport:
     rows: int = 0
     rescued: int = 0
     quarantined: int = 0
+    bad_sample: list[dict[str, Any]] = field(default_factory=list)  # file, reason, raw text
 
 
 def file_id(path: Path) -> str:
@@ -61,10 +64,12 @@ def ingest_folder(
     *,
     source_system: str | None = None,
     on_file: Callable[[Path, int], None] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> IngestReport:
     """Ingest every data file under ``folder`` into the bronze ``table`` that is not in it
     yet. ``on_file(path, rows)`` is called after each file (rows 0 for a file ingested
-    before), e.g. to advance a progress bar."""
+    before), e.g. to advance a progress bar. ``options`` are the table's options
+    (``description``, ``tags``, ``partition_by``...) for ``Lakehouse.write``."""
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(f"files are ingested into bronze, not {name.layer}")
@@ -102,7 +107,7 @@ def ingest_folder(
             else:
                 read = reads.pop(path).result()
                 read_ahead()
-                _ingest_file(lh, name, path, txn, read, source_system, report)
+                _ingest_file(lh, name, path, txn, read, source_system, report, options or {})
             if on_file is not None:
                 on_file(path, report.rows - rows_before)
     return report
@@ -122,6 +127,7 @@ def _ingest_file(
     read: jsonlines.Parsed | tuple[pa.Table | list[dict], list[dict]],
     source_system: str | None,
     report: IngestReport,
+    options: dict[str, Any],
 ) -> None:
     if isinstance(read, jsonlines.Parsed):
         records = jsonlines.shape(lh, str(name), read)
@@ -133,15 +139,32 @@ def _ingest_file(
     fresh = True
     if bad:  # its own transaction id makes a re-run after a crash skip it
         written = lh.write(
-            f"{name}_quarantine", bad, source_system=source_system, source=str(path), txn=txn
+            f"{name}_quarantine",
+            bad,
+            source_system=source_system,
+            source=str(path),
+            txn=txn,
+            description=f"Records of {name} that could not be read: raw text and reason",
         )
         fresh = not written.skipped
-        report.quarantined += 0 if written.skipped else len(bad)
+        if fresh:
+            report.quarantined += len(bad)
+            room = SAMPLE - len(report.bad_sample)
+            report.bad_sample += [
+                {"file": path.name, "reason": b["reason"], "raw": b["raw_payload"][:SAMPLE_TEXT]}
+                for b in bad[: max(room, 0)]
+            ]
     if data.num_rows == 0:  # nothing readable: the quarantine holds the whole file
         (report.files_ingested if fresh else report.files_skipped).append(str(path))
         return
     written = lh.write(
-        str(name), data, evolve=True, source_system=source_system, source=str(path), txn=txn
+        str(name),
+        data,
+        evolve=True,
+        source_system=source_system,
+        source=str(path),
+        txn=txn,
+        **options,
     )
     if written.skipped:  # a concurrent loader committed it first
         report.files_skipped.append(str(path))

@@ -186,11 +186,17 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         rows = report["results"]
         if fmt == "table":  # samples are for json and csv; a terminal shows the figures
             rows = [{k: v for k, v in r.items() if k != "sample"} for r in rows]
-        printer(rows, fmt, f"{table}: quality score {report['score']}")
+        title = f"{table}: quality score {report['score']}, {report['status']}"
+        printer(rows, fmt, title)
         if fmt == "table" and report["quarantined"]:
+            unreadable = any(r["check_type"] == "readable" for r in report["results"])
             console.print(
-                f"{report['quarantined']:,} row(s) in {table}_quarantine; after a fix, "
-                f"`lakehouse replay {table}` sends them through the checks again"
+                f"{report['quarantined']:,} record(s) in {table}_quarantine could not be read; "
+                "the table keeps their raw text and the reason"
+                if unreadable
+                else f"{report['quarantined']:,} row(s) in {table}_quarantine; after a fix, "
+                f"`lakehouse replay {table}` sends them through the checks again",
+                soft_wrap=True,
             )
 
     @app.command()

@@ -310,6 +310,7 @@ def build_dataset(
     for k in ("partition_by", "tags"):
         if k in ds.options:
             ds.options[k] = _str_list(ds.options[k], k, bad)
+    _check_table_options(ds.options, bad)
     raw = header.get("expectations", [])
     if not isinstance(raw, list):
         bad("expectations", "expectations is a list")
@@ -355,6 +356,29 @@ def _str_list(value: Any, key: str, bad: Callable) -> list[str]:
         return list(value)
     bad(key, f"{key} is a name or a list of names")
     return []
+
+
+def _check_table_options(options: dict[str, Any], bad: Callable) -> None:
+    """Descriptive options of the right shape (``column_tags`` normalised to lists)."""
+    for key in ("description", "owner", "date_column", "granularity", "compression"):
+        value = options.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            options[key] = str(value)  # YAML read `owner: 42` as a number
+        elif key in options and not isinstance(value, str):
+            bad(key, f"{key} is a text, not {type(value).__name__}")
+    if "retention_days" in options:
+        days = options["retention_days"]
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            bad("retention_days", "retention_days is a whole number of days (0 or more)")
+    if "column_tags" in options:
+        given = options["column_tags"]
+        if not isinstance(given, dict) or not all(isinstance(c, str) for c in given):
+            bad("column_tags", "column_tags maps columns to tags, e.g. {email: [pii]}")
+            options["column_tags"] = {}
+            return
+        options["column_tags"] = {
+            column: _str_list(tags, "column_tags", bad) for column, tags in given.items()
+        }
 
 
 def _check_kind(ds: Dataset, bad: Callable) -> None:

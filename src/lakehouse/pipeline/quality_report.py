@@ -1,4 +1,9 @@
-"""A table's expectation results, read back from ``system.quality_results``."""
+"""A table's expectation results, read back from ``system.quality_results``.
+
+Each result has a status: ``passed`` (no row failed the check), ``warning`` (a ``warn``
+check found rows: they were kept, and counted) or ``failed`` (rows failed a ``drop``,
+``quarantine`` or ``fail`` check, or a table check with action ``fail``).
+"""
 
 from __future__ import annotations
 
@@ -10,23 +15,43 @@ from lakehouse.names import parse_table_name
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
 
+QUALITY = "system.quality_results"
+STATUS_SQL = (
+    "CASE WHEN passed THEN 'passed' WHEN action = 'warn' THEN 'warning' ELSE 'failed' END"
+)
+
+
+def result_status(passed: bool, action: str) -> str:
+    """passed, warning (a warn check that found rows) or failed."""
+    if passed:
+        return "passed"
+    return "warning" if action == "warn" else "failed"
+
+
+def overall_status(statuses: list[str]) -> str:
+    """The status of several results: the worst of them."""
+    for status in ("failed", "warning"):
+        if status in statuses:
+            return status
+    return "passed"
+
 
 def quality_report(lh: Lakehouse, table: str, runs: int = 1) -> dict[str, Any]:
     """The results of the last ``runs`` runs that checked ``table``, newest first; the score
     is the share of checked rows that passed, averaged over the latest run's checks."""
     name = str(parse_table_name(table))
-    if lh.catalog.get("system.quality_results") is None:
+    if lh.catalog.get(QUALITY) is None:
         raise LakehouseError("no expectation results yet", "run a pipeline with expectations")
     quoted = "'" + name.replace("'", "''") + "'"
     results = lh.sql(
         f"""
         WITH recent AS (
-            SELECT run_id, max(checked_at) AS last_checked FROM system.quality_results
+            SELECT run_id, max(checked_at) AS last_checked FROM {QUALITY}
             WHERE dataset = {quoted} GROUP BY run_id ORDER BY last_checked DESC LIMIT {int(runs)}
         )
-        SELECT q.run_id, q.expectation, q.check_type, q.action, q.passed, q.failed_rows,
-               q.total_rows, q.detail, q.sample
-        FROM system.quality_results q JOIN recent USING (run_id)
+        SELECT q.run_id, q.expectation, q.check_type, q.action, {STATUS_SQL} AS status,
+               q.passed, q.failed_rows, q.total_rows, q.detail, q.sample
+        FROM {QUALITY} q JOIN recent USING (run_id)
         WHERE q.dataset = {quoted}
         ORDER BY recent.last_checked DESC, q.expectation
         """
@@ -45,4 +70,36 @@ def quality_report(lh: Lakehouse, table: str, runs: int = 1) -> dict[str, Any]:
     quarantined = 0
     if lh.catalog.get(f"{name}_quarantine") is not None:
         quarantined = lh.table(f"{name}_quarantine").count()
-    return {"table": name, "score": score, "results": results, "quarantined": quarantined}
+    return {
+        "table": name,
+        "score": score,
+        "status": overall_status([r["status"] for r in latest]),
+        "results": results,
+        "quarantined": quarantined,
+    }
+
+
+def quality_overview(lh: Lakehouse) -> list[dict[str, Any]]:
+    """Per table, its latest run's checks: how many passed, warned and failed, the rows
+    they found, and the worst status."""
+    if lh.catalog.get(QUALITY) is None:
+        return []
+    rows = lh.sql(
+        f"""
+        WITH latest AS (
+            SELECT *, {STATUS_SQL} AS status FROM {QUALITY}
+            QUALIFY dense_rank() OVER (PARTITION BY dataset ORDER BY checked_at DESC) = 1
+        )
+        SELECT dataset AS table, max(checked_at) AS checked_at, count(*) AS checks,
+               count(*) FILTER (WHERE status = 'passed') AS passed,
+               count(*) FILTER (WHERE status = 'warning') AS warnings,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               sum(failed_rows) AS failed_rows, max(run_id) AS run_id
+        FROM latest GROUP BY dataset ORDER BY dataset
+        """
+    ).to_dicts()
+    for row in rows:
+        row["status"] = overall_status(
+            ["failed"] * row["failed"] + ["warning"] * row["warnings"]
+        )
+    return rows

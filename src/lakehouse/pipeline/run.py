@@ -33,8 +33,17 @@ from lakehouse.pipeline.definition import Dataset, Pipeline
 from lakehouse.pipeline.errors import RunFailed
 from lakehouse.pipeline.graph import select
 from lakehouse.pipeline.plan import Plan, validate
-from lakehouse.pipeline.quality import Split, flag_columns, q, split_rows, table_checks, with_flags
+from lakehouse.pipeline.quality import (
+    CheckResult,
+    Split,
+    flag_columns,
+    q,
+    split_rows,
+    table_checks,
+    with_flags,
+)
 from lakehouse.pipeline.records import DatasetRun, RunReport
+from lakehouse.pipeline.table_fields import sync_catalog
 from lakehouse.scratch import scratch
 from lakehouse.tables.changes import NotAppendOnly
 from lakehouse.tables.convert import to_arrow
@@ -45,6 +54,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, str, dict[str, Any]], None]  # event, dataset, details
 MAX_REFRESH_KEYS = 2000
+READABLE = "readable_record"  # the quality result of a files dataset's ingestion
 
 
 class ExpectationFailed(LakehouseError):
@@ -139,6 +149,7 @@ class Runner:
                 started = time.perf_counter()
                 try:
                     self._run_dataset(ds, item)
+                    sync_catalog(self.lh, ds)
                 except Exception as exc:  # noqa: BLE001 - recorded, rolled back, re-raised
                     item.status, item.error = "failed", _message(exc)
                     failure = (name, exc)
@@ -261,12 +272,30 @@ class Runner:
             ds.name,
             source_system=ds.source_system or f"pipeline:{self.pipeline.name}",
             on_file=lambda path, rows: self.notify("file", ds.name, {"file": str(path)}),
+            options=ds.options,
         )
         self._versions.pop(ds.name, None)
         self._versions.pop(ds.quarantine, None)
         item.rows_read = done.rows + done.quarantined
         item.rows_written = done.rows
         item.rows_quarantined = done.quarantined
+        if done.files_ingested:  # the records read this run: readable, or quarantined
+            item.checks.append(
+                CheckResult(
+                    READABLE,
+                    "readable",
+                    "quarantine",
+                    done.quarantined == 0,
+                    done.quarantined,
+                    item.rows_read,
+                    f"{done.quarantined} of {item.rows_read} record(s) in "
+                    f"{len(done.files_ingested)} new file(s) could not be read; their raw text "
+                    f"and reason are in {ds.quarantine}"
+                    if done.quarantined
+                    else "",
+                    done.bad_sample,
+                )
+            )
         item.version = self._version(ds.name) if self._existing(ds.name) is not None else None
         item.strategy += f" ({len(done.files_ingested)} new file(s))"
         item.status = "ok"

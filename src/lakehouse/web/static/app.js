@@ -68,8 +68,59 @@ function layerBadge(layer) {
 function statusBadge(status) {
   const ok = ["ok", "succeeded", "passed"];
   const bad = ["failed", "error", "interrupted", "rolled back"];
-  const kind = ok.includes(status) ? "good" : bad.includes(status) ? "bad" : "neutral";
+  const warn = ["warning"];
+  const kind = ok.includes(status)
+    ? "good"
+    : bad.includes(status)
+      ? "bad"
+      : warn.includes(status)
+        ? "warn"
+        : "neutral";
   return badge(status ?? "unknown", kind);
+}
+
+// A check's result: passed, warning (a warn check found rows: kept and counted) or failed.
+function checkStatus(r) {
+  if (r.status) return r.status;
+  if (r.passed) return "passed";
+  return r.action === "warn" ? "warning" : "failed";
+}
+
+function checksSummary(results) {
+  const count = (s) => results.filter((r) => checkStatus(r) === s).length;
+  const parts = [`${count("passed")} of ${results.length} passed`];
+  if (count("warning")) parts.push(`${count("warning")} with warnings`);
+  if (count("failed")) parts.push(`${count("failed")} failed`);
+  return parts.join(", ");
+}
+
+// The failing rows a check kept as a sample (for ingestion: file, reason and raw text).
+function sampleCell(r) {
+  let rows = [];
+  try {
+    rows = JSON.parse(r.sample || "[]");
+  } catch {
+    rows = [];
+  }
+  if (!Array.isArray(rows) || !rows.length) return "";
+  return h(
+    "details",
+    { class: "check-sample" },
+    h("summary", {}, `${rows.length} row${rows.length === 1 ? "" : "s"}`),
+    h(
+      "ul",
+      {},
+      rows.map((row) =>
+        h(
+          "li",
+          { class: "mono small" },
+          Object.entries(row)
+            .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
+            .join(" · "),
+        ),
+      ),
+    ),
+  );
 }
 
 function spinner(text = "Loading…") {
@@ -829,7 +880,7 @@ async function tabQuality(panel, info, token) {
       h(
         "dl",
         { class: "facts" },
-        fact("Checks", `${latest.filter((r) => r.passed).length} of ${latest.length} passed`),
+        fact("Checks", checksSummary(latest)),
         fact("Quarantined rows", fmtInt(data.quarantined)),
         fact(
           "Run",
@@ -845,10 +896,11 @@ async function tabQuality(panel, info, token) {
         { label: "Expectation", render: (r) => h("span", { class: "mono" }, r.expectation) },
         { key: "check_type", label: "Check" },
         { key: "action", label: "On failure" },
-        { label: "Result", render: (r) => statusBadge(r.passed ? "passed" : "failed") },
+        { label: "Result", render: (r) => statusBadge(checkStatus(r)) },
         { key: "failed_rows", label: "Failed rows", num: true },
         { key: "total_rows", label: "Rows checked", num: true },
         { label: "Detail", render: (r) => h("span", { class: "small" }, r.detail || "") },
+        { label: "Sample", render: sampleCell },
       ],
       { id: "quality-table" },
     ),
@@ -1988,8 +2040,14 @@ async function viewHealth() {
             render: (r) => `${fmtInt(r.passed)} / ${fmtInt(r.checks)}`,
           },
           {
+            label: "Warnings",
+            num: true,
+            render: (r) => fmtInt(r.warnings ?? 0),
+          },
+          {
             label: "Result",
-            render: (r) => statusBadge(r.passed === r.checks ? "passed" : "failed"),
+            render: (r) =>
+              statusBadge(r.status || (r.passed === r.checks ? "passed" : "failed")),
           },
           { key: "failed_rows", label: "Failed rows", num: true },
           {

@@ -537,10 +537,11 @@ def identity_table(root: str) -> Versions:
 
 def v2_checkpoint_table(root: str) -> Versions:
     """Reader feature v2Checkpoint: a UUID-named JSON checkpoint at version 2 whose file
-    actions are in a sidecar, the commits up to it cleaned up, and a commit after it."""
+    actions are in a sidecar (one of them with a deletion vector), the commits up to it
+    cleaned up, and a commit after it."""
     t = HandTable(root)
     schema = struct_type(field_json("id", "long"), field_json("s", "string"))
-    feats = ["v2Checkpoint"]
+    feats = ["v2Checkpoint", "deletionVectors"]
     proto = t.protocol(3, 7, feats, feats)
     meta = t.metadata(schema, [], {"delta.checkpointPolicy": "v2"})
 
@@ -550,6 +551,7 @@ def v2_checkpoint_table(root: str) -> Versions:
         )
 
     f0, f1, f2 = t.parquet(data(0, 5)), t.parquet(data(5, 9)), t.parquet(data(9, 12))
+    f2 = with_dv(f2, inline_dv([1]))  # id 10 deleted
     t.commit(proto, meta, f0)
     t.commit(f1)
     t.commit(t.remove(f0), f2, operation="DELETE")
@@ -564,6 +566,18 @@ def v2_checkpoint_table(root: str) -> Versions:
             ("modificationTime", pa.int64()),
             ("dataChange", pa.bool_()),
             ("stats", pa.string()),
+            (
+                "deletionVector",
+                pa.struct(
+                    [
+                        ("storageType", pa.string()),
+                        ("pathOrInlineDv", pa.string()),
+                        ("offset", pa.int32()),
+                        ("sizeInBytes", pa.int32()),
+                        ("cardinality", pa.int64()),
+                    ]
+                ),
+            ),
         ]
     )
     remove_type = pa.struct(
@@ -601,7 +615,7 @@ def v2_checkpoint_table(root: str) -> Versions:
         os.remove(os.path.join(root, "_delta_log", f"{v:020d}.json"))
     f3 = t.parquet(data(12, 14))
     t.commit(f3)
-    two = data(5, 12).to_pylist()
+    two = [r for r in data(5, 12).to_pylist() if r["id"] != 10]
     return {2: two, 3: two + data(12, 14).to_pylist()}
 
 

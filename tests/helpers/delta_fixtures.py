@@ -343,7 +343,8 @@ def column_mapping_table(root: str, mode: str, reader: int) -> Versions:
     (``columnMapping`` listed). Physical names differ from the logical ones at every level:
     a struct, a list of structs and a map of structs, and the partition column.
 
-    v0: one file; v1: ``name`` renamed to ``full name`` and a file added; v2: ``info``
+    v0: one file; v1: ``name`` renamed to ``full name``, the partition column ``region``
+    to ``area``, and a file added; v2: ``info``
     dropped, ``score`` added (new physical name), a file added."""
     t = HandTable(root)
     P = {
@@ -374,10 +375,11 @@ def column_mapping_table(root: str, mode: str, reader: int) -> Versions:
         f("props", "props", props_t),
         f("region", "region", "string"),
     ]
+    area = f("region", "area", "string")  # the partition column, renamed at v1
     schema0 = struct_type(base[0], f("name", "name", "string"), *base[1:])
-    schema1 = struct_type(base[0], f("name", "full name", "string"), *base[1:])
+    schema1 = struct_type(base[0], f("name", "full name", "string"), *base[1:4], area)
     schema2 = struct_type(
-        base[0], f("name", "full name", "string"), *base[2:], f("score", "score", "double")
+        base[0], f("name", "full name", "string"), *base[2:4], area, f("score", "score", "double")
     )
     features = None if reader == 2 else ["columnMapping"]
     wfeatures = None if reader == 2 else ["columnMapping"]
@@ -461,7 +463,7 @@ def column_mapping_table(root: str, mode: str, reader: int) -> Versions:
                 row["info"] = r["info"] if file_has_info else None
             row["tags"] = r["tags"]
             row["props"] = None if r["props"] is None else list(r["props"].items())
-            row["region"] = r["region"]
+            row["region" if version == 0 else "area"] = r["region"]
             if version >= 2:
                 row["score"] = r["score"] if has_score else None
             out.append(row)
@@ -475,9 +477,9 @@ def column_mapping_table(root: str, mode: str, reader: int) -> Versions:
         add0,
     )
     add1 = partitioned(t.parquet(physical(r1, True, False), "r1"), {P["region"]: "us"})
-    t.commit(t.metadata(schema1, ["region"], config), add1, operation="RENAME COLUMN")
+    t.commit(t.metadata(schema1, ["area"], config), add1, operation="RENAME COLUMN")
     add2 = partitioned(t.parquet(physical(r2, False, True), "r2"), {P["region"]: "eu"})
-    t.commit(t.metadata(schema2, ["region"], config), add2, operation="DROP COLUMN")
+    t.commit(t.metadata(schema2, ["area"], config), add2, operation="DROP COLUMN")
     versions: Versions = {0: logical(r0, 0, True, False)}
     versions[1] = logical(r0, 1, True, False) + logical(r1, 1, True, False)
     versions[2] = (

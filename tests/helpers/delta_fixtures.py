@@ -490,7 +490,8 @@ def column_mapping_table(root: str, mode: str, reader: int) -> Versions:
 
 def id_only_table(root: str) -> Versions:
     """Column mapping by id where a file's column names are not the physical names the
-    schema gives (renamed by the engine that wrote it): only the field ids match."""
+    schema gives (renamed by the engine that wrote it): only the field ids match. Version 1
+    adds a file without field ids, read by physical name as delta-rs does."""
     t = HandTable(root)
     schema = struct_type(_cm("a", "long", 1, "col-a"), _cm("b", "string", 2, "col-b"))
     data = pa.table(
@@ -504,7 +505,10 @@ def id_only_table(root: str) -> Versions:
         t.metadata(schema, [], {"delta.columnMapping.mode": "id"}),
         t.parquet(data),
     )
-    return {0: [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": 3, "b": None}]}
+    # A file with no field ids at all (written before the mode was set): by physical name.
+    t.commit(t.parquet(pa.table({"col-b": ["z"], "col-a": pa.array([4], pa.int64())})))
+    first = [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": 3, "b": None}]
+    return {0: first, 1: first + [{"a": 4, "b": "z"}]}
 
 
 def identity_table(root: str) -> Versions:

@@ -778,9 +778,10 @@ _ID = b"delta.columnMapping.id"
 
 
 def _find(columns: tuple[Column, ...], field: pa.Field, mode: str) -> Column | None:
-    """The file column holding ``field``: by field id in id mode, else by physical name."""
+    """The file column holding ``field``: by field id in id mode, else (or in a file
+    written with no field ids, before the mode was set) by physical name."""
     meta = field.metadata or {}
-    if mode == "id" and _ID in meta:
+    if mode == "id" and _ID in meta and any(c.field_id is not None for c in columns):
         ident = int(meta[_ID])
         return next((c for c in columns if c.field_id == ident), None)
     name = meta[_PHYSICAL].decode() if _PHYSICAL in meta else field.name

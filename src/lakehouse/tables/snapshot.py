@@ -64,8 +64,9 @@ class Snapshot:
     @property
     def row_count(self) -> int:
         return sum(
-            (f.num_records or 0) - (f.deletion.cardinality if f.deletion else 0)
+            f.num_records - (f.deletion.cardinality if f.deletion else 0)
             for f in self.files
+            if f.num_records is not None
         )
 
     @property

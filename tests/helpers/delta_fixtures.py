@@ -314,7 +314,7 @@ def deletion_vector_table(root: str) -> Versions:
     a_del2 = a_del | {5}
     _, a_dv2 = absolute_dv(os.path.join(root, "dvs", "shared.bin"), [[1, 2], sorted(a_del2)])
     a2 = with_dv(a, a_dv2)
-    t.commit(t.remove(a1), a2, operation="DELETE")
+    t.commit(a2, t.remove(a1), operation="DELETE")  # the add first: order is free
     versions[3] = rows_of(a_rows, "a", a_del2) + rows_of(b_rows, "b", b_del)
     c = partitioned(t.parquet(c_rows, "part=c"), {"part": "c"})
     t.commit(c)

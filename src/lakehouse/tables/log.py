@@ -4,7 +4,8 @@ delta-rs replays the log and lists a version's live files, but not their deletio
 descriptors. They are found here by the protocol's own replay, newest first: the commits
 after the newest checkpoint at or before the version, then that checkpoint (classic,
 multi-part, or v2 with its actions inline or in sidecar files). The newest ``add`` of a
-path carries its current vector.
+live path carries its current vector (a commit that changes a file's vector removes the
+old pair and adds the new one; only adds matter for a path known to be live).
 """
 
 from __future__ import annotations
@@ -60,12 +61,11 @@ def deletion_vectors(root: str, version: int, live: set[str]) -> dict[str, Descr
             )
         with open(os.path.join(log, name), encoding="utf-8") as handle:
             actions = [json.loads(line) for line in handle if line.strip()]
-        for action in reversed(actions):
-            for kind in ("add", "remove"):
-                body = action.get(kind)
-                if body is not None and body["path"] in live and body["path"] not in found:
-                    vector = body.get("deletionVector") if kind == "add" else None
-                    found[body["path"]] = Descriptor.of(vector) if vector else None
+        for action in actions:
+            add = action.get("add")
+            if add is not None and add["path"] in live and add["path"] not in found:
+                vector = add.get("deletionVector")
+                found[add["path"]] = Descriptor.of(vector) if vector else None
         if len(found) == len(live):
             break
     else:

@@ -228,6 +228,10 @@ def test_unreadable_latest_keeps_old_versions(tmp_path):
         lh.sql("SELECT * FROM bronze.future")
     with pytest.raises(UnsupportedFeatureError, match="futureFeature"):
         lh.sql("SELECT * FROM bronze.future VERSION AS OF 2")
+    # By time: the commit times come from the log (identity_table: 1 s apart from 1.7e12 ms).
+    at = "2023-11-14 22:13:22"  # version 1's commit time, UTC
+    ours = lh.sql(f"SELECT * FROM bronze.future TIMESTAMP AS OF '{at}'").to_arrow()
+    assert rows_of(ours) == expected_rows(expected[1], ours)
     with pytest.raises(VersionNotFoundError, match="no version 3"):
         lh.sql("SELECT * FROM bronze.future VERSION AS OF 3")
 

@@ -45,6 +45,7 @@ from lakehouse.sql.sandbox import Reading, SafeResult, check_statement, check_tr
 from lakehouse.tables.changes import appended
 from lakehouse.tables.convert import normalize_schema
 from lakehouse.tables.deletion_vectors import positions
+from lakehouse.tables.log import commit_times
 from lakehouse.tables.snapshot import (
     Column,
     DataFile,
@@ -518,7 +519,13 @@ class SQLEngine:
             return version
         assert ts is not None
         wanted = ts.timestamp() * 1000
-        commits = self._load(name, None).history()
+        try:
+            commits = self._load(name, None).history()
+        except UnsupportedFeatureError:
+            if not self.lh.local:
+                raise
+            # The latest version cannot be opened; the commits' own times still tell.
+            commits = commit_times(self.lh.table_uri(parse_table_name(name)))
         older = [c["version"] for c in commits if c.get("timestamp", 0) <= wanted]
         if not older:
             first = min((c.get("timestamp", 0) for c in commits), default=0) / 1000

@@ -76,6 +76,30 @@ def deletion_vectors(root: str, version: int, live: set[str]) -> dict[str, Descr
     return {p: d for p, d in found.items() if d is not None}
 
 
+def commit_times(root: str) -> list[dict[str, int]]:
+    """``version`` and ``timestamp`` (ms) of each commit still in the log of the table at
+    ``root``, read from the commits themselves (in-commit timestamp first, as the protocol
+    asks, else the commit info's, else the file's time)."""
+    log = os.path.join(root, "_delta_log")
+    out = []
+    for name in os.listdir(log):
+        m = _COMMIT.match(name)
+        if m is None:
+            continue
+        path = os.path.join(log, name)
+        stamp = None
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                info = json.loads(line).get("commitInfo") if line.strip() else None
+                if info is not None:
+                    stamp = info.get("inCommitTimestamp", info.get("timestamp"))
+                    break
+        if stamp is None:
+            stamp = int(os.path.getmtime(path) * 1000)
+        out.append({"version": int(m.group(1)), "timestamp": int(stamp)})
+    return out
+
+
 def _checkpoint_vectors(log: str, names: list[str]) -> dict[str, Descriptor]:
     """Deletion vectors of the ``add`` actions of one checkpoint (first file name that
     reads: several checkpoints of one version are equivalent)."""

@@ -122,7 +122,7 @@ def test_api_path_reads_deletion_vectors_and_mapping(warehouse):
         {
             "n": sum(
                 1
-                for r in expected["cm_id_r3"][2]
+                for r in expected["cm_id_r3"][3]
                 if r["score"] is not None and r["full name"] is not None
             )
         }

@@ -274,7 +274,8 @@ Versions = dict[int, list[dict]]
 def deletion_vector_table(root: str) -> Versions:
     """Partitioned by ``part``; the protocol lists deletionVectors from version 0.
 
-    v0: two files, no vector yet; v1: file A gets an inline vector; v2: file B (70,000 rows,
+    v0: two files, no vector yet; v1: file A gets an inline vector (and the delete's change
+    data file); v2: file B (70,000 rows,
     two roaring containers: a run, an array and a bitset) gets a vector in a ``u`` file
     with a random prefix; v3: file A's vector grows, stored in a ``p`` (absolute) file
     holding two vectors; v4: a plain file is added; v5: every row of file C is deleted."""
@@ -292,8 +293,12 @@ def deletion_vector_table(root: str) -> Versions:
     b = partitioned(t.parquet(b_rows, "part=b"), {"part": "b"})
     feats = ["deletionVectors"]
     t.commit(
-        t.protocol(3, 7, feats, feats),
-        t.metadata(schema, ["part"], {"delta.enableDeletionVectors": "true"}),
+        t.protocol(3, 7, feats, [*feats, "changeDataFeed"]),
+        t.metadata(
+            schema,
+            ["part"],
+            {"delta.enableDeletionVectors": "true", "delta.enableChangeDataFeed": "true"},
+        ),
         a,
         b,
     )
@@ -304,7 +309,14 @@ def deletion_vector_table(root: str) -> Versions:
     versions: Versions = {0: rows_of(a_rows, "a", set()) + rows_of(b_rows, "b", set())}
     a_del = {0, 3, 9}
     a1 = with_dv(a, inline_dv(sorted(a_del)))
-    t.commit(t.remove(a), a1, operation="DELETE")
+    # The change data of the delete, which a reader of the table's rows must not read.
+    gone = a_rows.take(sorted(a_del)).append_column("_change_type", pa.array(["delete"] * 3))
+    cdc_rel = f"_change_data/cdc-00000-{uuid.uuid4()}.c000.snappy.parquet"
+    os.makedirs(os.path.join(root, "_change_data"))
+    pq.write_table(gone, os.path.join(root, cdc_rel))
+    size = os.path.getsize(os.path.join(root, cdc_rel))
+    cdc = {"path": cdc_rel, "partitionValues": {"part": "a"}, "size": size, "dataChange": False}
+    t.commit(t.remove(a), a1, {"cdc": cdc}, operation="DELETE")
     versions[1] = rows_of(a_rows, "a", a_del) + rows_of(b_rows, "b", set())
     b_del = set(range(1000, 3000)) | {5, 17, 40_000} | set(range(65_536, 70_000, 3))
     (b_dv,) = uuid_dv(root, "ab", [sorted(b_del)])
@@ -345,7 +357,8 @@ def column_mapping_table(root: str, mode: str, reader: int) -> Versions:
 
     v0: one file; v1: ``name`` renamed to ``full name``, the partition column ``region``
     to ``area``, and a file added; v2: ``info``
-    dropped, ``score`` added (new physical name), a file added."""
+    dropped, ``score`` added (new physical name), a file added; on reader version 3, v3:
+    rows of the first file deleted by a deletion vector."""
     t = HandTable(root)
     P = {
         k: f"col-{uuid.uuid4()}"
@@ -381,8 +394,8 @@ def column_mapping_table(root: str, mode: str, reader: int) -> Versions:
     schema2 = struct_type(
         base[0], f("name", "full name", "string"), *base[2:4], area, f("score", "score", "double")
     )
-    features = None if reader == 2 else ["columnMapping"]
-    wfeatures = None if reader == 2 else ["columnMapping"]
+    features = None if reader == 2 else ["columnMapping", "deletionVectors"]
+    wfeatures = None if reader == 2 else ["columnMapping", "deletionVectors"]
     config = {"delta.columnMapping.mode": mode, "delta.columnMapping.maxColumnId": str(len(P))}
 
     def physical(rows: list[dict], with_info: bool, with_score: bool) -> pa.Table:
@@ -485,6 +498,15 @@ def column_mapping_table(root: str, mode: str, reader: int) -> Versions:
     versions[2] = (
         logical(r0, 2, True, False) + logical(r1, 2, True, False) + logical(r2, 2, False, True)
     )
+    if reader == 3:  # v3: rows deleted by a vector, as Databricks writes by default
+        gone = {0, 7, 19}
+        t.commit(t.remove(add0), with_dv(add0, inline_dv(sorted(gone))), operation="DELETE")
+        kept = [r for i, r in enumerate(r0) if i not in gone]
+        versions[3] = (
+            logical(kept, 2, True, False)
+            + logical(r1, 2, True, False)
+            + logical(r2, 2, False, True)
+        )
     return versions
 
 

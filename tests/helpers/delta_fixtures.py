@@ -278,7 +278,7 @@ def deletion_vector_table(root: str) -> Versions:
     data file); v2: file B (70,000 rows,
     two roaring containers: a run, an array and a bitset) gets a vector in a ``u`` file
     with a random prefix; v3: file A's vector grows, stored in a ``p`` (absolute) file
-    holding two vectors; v4: a plain file is added; v5: every row of file C is deleted."""
+    holding two vectors; v4: a plain file C is added beside A; v5: every row of C is deleted."""
     t = HandTable(root)
     schema = struct_type(
         field_json("id", "long"), field_json("name", "string"), field_json("part", "string")
@@ -328,9 +328,9 @@ def deletion_vector_table(root: str) -> Versions:
     a2 = with_dv(a, a_dv2)
     t.commit(a2, t.remove(a1), operation="DELETE")  # the add first: order is free
     versions[3] = rows_of(a_rows, "a", a_del2) + rows_of(b_rows, "b", b_del)
-    c = partitioned(t.parquet(c_rows, "part=c"), {"part": "c"})
+    c = partitioned(t.parquet(c_rows, "part=a"), {"part": "a"})  # beside file A
     t.commit(c)
-    versions[4] = versions[3] + rows_of(c_rows, "c", set())
+    versions[4] = versions[3] + rows_of(c_rows, "a", set())
     t.commit(t.remove(c), with_dv(c, inline_dv([0, 1])), operation="DELETE")
     versions[5] = versions[3]
     return versions

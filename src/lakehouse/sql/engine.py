@@ -635,8 +635,8 @@ class SQLEngine:
             )
             actual = {c: str(t) for c, t in zip(probe.columns, probe.types, strict=True)}
         groups: dict[tuple, list[DataFile]] = defaultdict(list)
-        for f in snap.files:  # a file with a deletion vector is read alone
-            groups[(f.partition, f.path if f.deletion else None)].append(f)
+        for f in snap.files:  # files with deletion vectors apart
+            groups[(f.partition, f.deletion is not None)].append(f)
         selects = []
         for (partition, _), group in groups.items():
             have = set().union(*(present[f.path] for f in group))
@@ -656,35 +656,37 @@ class SQLEngine:
         return "\nUNION ALL\n".join(selects)
 
     def _select(self, snap: Snapshot, cols: list[str], group: list[DataFile], mixed: bool) -> str:
-        """SELECT ``cols`` from the files of ``group``; a group of one file with a deletion
-        vector keeps only the rows whose position the vector does not hold."""
+        """SELECT ``cols`` from the files of ``group``; files with deletion vectors (a group
+        has all or none) keep only the rows whose position their vector does not hold."""
         paths = [f.path for f in group]
-        deletion = group[0].deletion
-        if deletion is None:
+        if group[0].deletion is None:
             return f"SELECT {', '.join(cols)} FROM {_read_parquet(paths, union=mixed)}"
-        table = self._deleted_rows(snap, group[0])
+        table = self._deleted_rows(snap, group)
         source = _read_parquet(paths, union=mixed, row_numbers=True)
         return (
-            f"SELECT {', '.join(cols)} FROM {source} "
-            f"WHERE file_row_number NOT IN (SELECT pos FROM {table})"
+            f"SELECT {', '.join(cols)} FROM {source} AS __lh_f ANTI JOIN {table} AS __lh_d "
+            "ON __lh_f.__lh_file = __lh_d.file AND __lh_f.file_row_number = __lh_d.pos"
         )
 
-    def _deleted_rows(self, snap: Snapshot, f: DataFile) -> str:
-        """A table of the row positions ``f``'s deletion vector removes, made once."""
-        assert f.deletion is not None
-        digest = hashlib.sha256(f"{snap.root}\0{f.deletion.unique_id}".encode()).hexdigest()
+    def _deleted_rows(self, snap: Snapshot, group: list[DataFile]) -> str:
+        """A table of (file, row position) the deletion vectors of ``group`` remove, made
+        once per set of vectors."""
+        keys = sorted((f.path, f.deletion.unique_id) for f in group if f.deletion)
+        digest = hashlib.sha256(repr((snap.root, keys)).encode()).hexdigest()
         table = f"memory.main.__lh_deleted_{digest[:24]}"
         with self._lock:
             if table not in self._deleted:
-                rows = pa.table({"pos": pa.array(positions(f.deletion, snap.root))})
-                self.db.register("__lh_incoming", rows)
-                try:
-                    self.db.execute(
-                        f"CREATE OR REPLACE TABLE {table} AS "
-                        "SELECT CAST(pos AS BIGINT) AS pos FROM __lh_incoming"
-                    )
-                finally:
-                    self.db.unregister("__lh_incoming")
+                self.db.execute(f"CREATE OR REPLACE TABLE {table} (file VARCHAR, pos BIGINT)")
+                for f in group:
+                    assert f.deletion is not None
+                    rows = pa.table({"pos": positions(f.deletion, snap.root)})
+                    self.db.register("__lh_incoming", rows)
+                    try:
+                        self.db.execute(
+                            f"INSERT INTO {table} SELECT ?, pos FROM __lh_incoming", [f.path]
+                        )
+                    finally:
+                        self.db.unregister("__lh_incoming")
                 self._deleted.add(table)
         return table
 
@@ -701,7 +703,7 @@ class SQLEngine:
                     _mapped(field, _find(tree, field, snap.mapping), None, snap.mapping, 0)
                     for field in snap.schema
                 )
-            groups[(f.partition, exprs_of[tree], f.path if f.deletion else None)].append(f)
+            groups[(f.partition, exprs_of[tree], f.deletion is not None)].append(f)
         selects = []
         for (partition, exprs, _), group in groups.items():
             values = dict(partition)
@@ -776,7 +778,7 @@ def _read_parquet(paths: list[str], union: bool, row_numbers: bool = False) -> s
     files = "[" + ", ".join(literal(p) for p in paths) + "]"
     extra = ", union_by_name = true" if union else ""
     if row_numbers:
-        extra += ", file_row_number = true"
+        extra += ", file_row_number = true, filename = '__lh_file'"
     return f"read_parquet({files}, hive_partitioning = false{extra})"
 
 

@@ -758,10 +758,8 @@ class SQLEngine:
 def _unreadable(name: str, exc: Exception) -> Exception:
     """delta-rs's refusal to load a table, said in Lakehouse's terms."""
     features = re.findall(r"[Ff]eatures? '([^']+)'", str(exc))
-    features += [
-        f for group in re.findall(r"features: \{([^}]*)\}", str(exc))
-        for f in re.findall(r"'([^']+)'", group)
-    ]
+    for group in re.findall(r"features(?: required)?: [{\[]([^}\]]*)[}\]]", str(exc)):
+        features += [f.strip(" '\"") for f in group.split(",") if f.strip(" '\"")]
     if features:
         return UnsupportedFeatureError(name, sorted(set(features)))
     return SQLError(f"{name} cannot be read: {exc}", "check the table's _delta_log")

@@ -717,7 +717,7 @@ class SQLEngine:
         return "\nUNION ALL\n".join(selects)
 
     def _fallback_sql(self, view: str, handle: DeltaTable) -> str:
-        """Deletion vectors, column mapping or remote storage: let delta-rs read the files."""
+        """Remote storage: let delta-rs read the files."""
         source = "__lh_" + re.sub(r"[^a-z0-9_]", "_", view.lower())
         schema = normalize_schema(pa.schema(handle.schema().to_arrow()))
         reader = pa.RecordBatchReader.from_stream(handle.scan())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from lakehouse.catalog import Catalog, TableInfo
 from lakehouse.config import LAYER_DEFAULTS, TableOptions, default_warehouse
@@ -86,7 +87,11 @@ class Lakehouse:
         uri = self.table_uri(parsed)
         if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
             return False
-        after_commit(self, parsed, DeltaTable(uri, storage_options=self.storage_options))
+        try:
+            latest = DeltaTable(uri, storage_options=self.storage_options)
+        except DeltaError:
+            return True  # its latest version cannot be opened: reading it says why
+        after_commit(self, parsed, latest)
         return True
 
     # -- the API ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import arro3.core as arro3
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
 from lakehouse.errors import (
@@ -43,7 +44,17 @@ from lakehouse.sql.result import Result
 from lakehouse.sql.sandbox import Reading, SafeResult, check_statement, check_tree, run_limited
 from lakehouse.tables.changes import appended
 from lakehouse.tables.convert import normalize_schema
-from lakehouse.tables.snapshot import Snapshot, file_columns, snapshot_of
+from lakehouse.tables.deletion_vectors import positions
+from lakehouse.tables.log import commit_times
+from lakehouse.tables.snapshot import (
+    Column,
+    DataFile,
+    Snapshot,
+    UnsupportedFeatureError,
+    file_columns,
+    file_trees,
+    snapshot_of,
+)
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -83,6 +94,7 @@ class SQLEngine:
         self._sandbox_views: dict[str, tuple[str, Hashable]] = {}
         self._schemas: set[str] = set(LAYERS)
         self._log_dirs: dict[str, str] = {}
+        self._deleted: set[str] = set()  # tables of deleted row positions made so far
         self._locked = False
         self.result_cache = ResultCache()
 
@@ -507,7 +519,13 @@ class SQLEngine:
             return version
         assert ts is not None
         wanted = ts.timestamp() * 1000
-        commits = self._load(name, None).history()
+        try:
+            commits = self._load(name, None).history()
+        except UnsupportedFeatureError:
+            if not self.lh.local:
+                raise
+            # The latest version cannot be opened; the commits' own times still tell.
+            commits = commit_times(self.lh.table_uri(parse_table_name(name)))
         older = [c["version"] for c in commits if c.get("timestamp", 0) <= wanted]
         if not older:
             first = min((c.get("timestamp", 0) for c in commits), default=0) / 1000
@@ -519,26 +537,58 @@ class SQLEngine:
         return max(older)
 
     def _load(self, name: str, version: int | None) -> DeltaTable:
+        """The table at ``version`` (None: the latest). Only the log up to ``version`` is
+        read, so an old version stays readable when a later commit is not."""
         parsed = parse_table_name(name)
         uri = self.lh.table_uri(parsed)
+        if version is not None and version < 0:
+            raise VersionNotFoundError(
+                f"{name} has no version {version}", f"see `lakehouse history {name}`"
+            )
         try:
-            handle = DeltaTable(uri, storage_options=self.lh.storage_options)
+            handle = DeltaTable(uri, version=version, storage_options=self.lh.storage_options)
         except DeltaTableNotFound as exc:
-            raise TableNotFoundError(name, self.suggest(name)) from exc
-        if version is not None:
-            if version < 0 or version > handle.version():
-                raise VersionNotFoundError(
-                    f"{name} has no version {version} (latest is {handle.version()})",
-                    f"see `lakehouse history {name}`",
-                )
-            try:
-                handle.load_as_version(version)
-            except Exception as exc:  # noqa: BLE001
-                raise VersionNotFoundError(
-                    f"{name} version {version} cannot be read any more: {exc}",
-                    "its files or log were removed by vacuum or log cleanup",
-                ) from exc
+            if version is None or not self._exists(uri):
+                raise TableNotFoundError(name, self.suggest(name)) from exc
+            raise self._version_error(name, uri, version, exc) from exc
+        except DeltaError as exc:
+            if version is None:
+                raise _unreadable(name, exc) from exc
+            raise self._version_error(name, uri, version, exc) from exc
         return handle
+
+    def _exists(self, uri: str) -> bool:
+        return DeltaTable.is_deltatable(uri, storage_options=self.lh.storage_options)
+
+    def _latest_version(self, uri: str) -> int | None:
+        """The newest commit, whether or not delta-rs can open it."""
+        if self.lh.local:
+            try:
+                names = os.listdir(os.path.join(uri, "_delta_log"))
+            except OSError:
+                return None
+            found = [int(n[:20]) for n in names if re.fullmatch(r"\d{20}\.json", n)]
+            return max(found, default=None)
+        try:
+            return DeltaTable(uri, storage_options=self.lh.storage_options).version()
+        except DeltaError:
+            return None
+
+    def _version_error(self, name: str, uri: str, version: int, exc: Exception) -> Exception:
+        """Why ``version`` of ``name`` did not load: past the latest, or unreadable."""
+        latest = self._latest_version(uri)
+        if latest is not None and version > latest:
+            return VersionNotFoundError(
+                f"{name} has no version {version} (latest is {latest})",
+                f"see `lakehouse history {name}`",
+            )
+        unsupported = _unreadable(name, exc)
+        if isinstance(unsupported, UnsupportedFeatureError):
+            return unsupported
+        return VersionNotFoundError(
+            f"{name} version {version} cannot be read any more: {exc}",
+            "its files or log were removed by vacuum or log cleanup",
+        )
 
     def _create_view(self, view: str, snap: Snapshot, handle: DeltaTable | None) -> None:
         if snap.direct or handle is None:
@@ -570,6 +620,8 @@ class SQLEngine:
         if not snap.files:
             cols = ", ".join(f"CAST(NULL AS {expected[c]}) AS {quote(c)}" for c in names)
             return f"SELECT {cols} LIMIT 0"
+        if snap.mapping != "none":
+            return self._mapped_sql(snap, expected)
         paths = [f.path for f in snap.files]
         present = file_columns(paths)
         data_columns = [c for c in names if c not in snap.partition_columns]
@@ -582,12 +634,12 @@ class SQLEngine:
                 f"{_read_parquet(paths, union=len(set(present.values())) > 1)}"
             )
             actual = {c: str(t) for c, t in zip(probe.columns, probe.types, strict=True)}
-        groups: dict[tuple, list[str]] = defaultdict(list)
-        for f in snap.files:
-            groups[f.partition].append(f.path)
+        groups: dict[tuple, list[DataFile]] = defaultdict(list)
+        for f in snap.files:  # files with deletion vectors apart
+            groups[(f.partition, f.deletion is not None)].append(f)
         selects = []
-        for partition, group in groups.items():
-            have = set().union(*(present[p] for p in group))
+        for (partition, _), group in groups.items():
+            have = set().union(*(present[f.path] for f in group))
             values = dict(partition)
             cols = []
             for c in names:
@@ -599,12 +651,73 @@ class SQLEngine:
                     cols.append(f"CAST({quote(c)} AS {expected[c]}) AS {quote(c)}")
                 else:
                     cols.append(quote(c))
-            mixed = len({present[p] for p in group}) > 1
-            selects.append(f"SELECT {', '.join(cols)} FROM {_read_parquet(group, union=mixed)}")
+            mixed = len({present[f.path] for f in group}) > 1
+            selects.append(self._select(snap, cols, group, mixed))
+        return "\nUNION ALL\n".join(selects)
+
+    def _select(self, snap: Snapshot, cols: list[str], group: list[DataFile], mixed: bool) -> str:
+        """SELECT ``cols`` from the files of ``group``; files with deletion vectors (a group
+        has all or none) keep only the rows whose position their vector does not hold."""
+        paths = [f.path for f in group]
+        if group[0].deletion is None:
+            return f"SELECT {', '.join(cols)} FROM {_read_parquet(paths, union=mixed)}"
+        table = self._deleted_rows(snap, group)
+        source = _read_parquet(paths, union=mixed, row_numbers=True)
+        return (
+            f"SELECT {', '.join(cols)} FROM {source} AS __lh_f ANTI JOIN {table} AS __lh_d "
+            "ON __lh_f.__lh_file = __lh_d.file AND __lh_f.file_row_number = __lh_d.pos"
+        )
+
+    def _deleted_rows(self, snap: Snapshot, group: list[DataFile]) -> str:
+        """A table of (file, row position) the deletion vectors of ``group`` remove, made
+        once per set of vectors."""
+        keys = sorted((f.path, f.deletion.unique_id) for f in group if f.deletion)
+        digest = hashlib.sha256(repr((snap.root, keys)).encode()).hexdigest()
+        table = f"memory.main.__lh_deleted_{digest[:24]}"
+        with self._lock:
+            if table not in self._deleted:
+                self.db.execute(f"CREATE OR REPLACE TABLE {table} (file VARCHAR, pos BIGINT)")
+                for f in group:
+                    assert f.deletion is not None
+                    rows = pa.table({"pos": positions(f.deletion, snap.root)})
+                    self.db.register("__lh_incoming", rows)
+                    try:
+                        self.db.execute(
+                            f"INSERT INTO {table} SELECT ?, pos FROM __lh_incoming", [f.path]
+                        )
+                    finally:
+                        self.db.unregister("__lh_incoming")
+                self._deleted.add(table)
+        return table
+
+    def _mapped_sql(self, snap: Snapshot, expected: dict[str, str]) -> str:
+        """Column mapping: each file's columns found by physical name (name mode) or field
+        id (id mode), nested fields too, and given the table's logical names."""
+        trees = file_trees([f.path for f in snap.files])
+        groups: dict[tuple, list[DataFile]] = defaultdict(list)
+        exprs_of: dict[tuple[Column, ...], tuple[str, ...]] = {}
+        for f in snap.files:
+            tree = trees[f.path]
+            if tree not in exprs_of:
+                exprs_of[tree] = tuple(
+                    _mapped(field, _find(tree, field, snap.mapping), None, snap.mapping, 0)
+                    for field in snap.schema
+                )
+            groups[(f.partition, exprs_of[tree], f.deletion is not None)].append(f)
+        selects = []
+        for (partition, exprs, _), group in groups.items():
+            values = dict(partition)
+            cols = []
+            for field, expr in zip(snap.schema, exprs, strict=True):
+                c = field.name
+                value = literal(values[c]) if c in values else expr
+                cols.append(f"CAST({value} AS {expected[c]}) AS {quote(c)}")
+            mixed = len({trees[f.path] for f in group}) > 1
+            selects.append(self._select(snap, cols, group, mixed))
         return "\nUNION ALL\n".join(selects)
 
     def _fallback_sql(self, view: str, handle: DeltaTable) -> str:
-        """Deletion vectors, column mapping or remote storage: let delta-rs read the files."""
+        """Remote storage: let delta-rs read the files."""
         source = "__lh_" + re.sub(r"[^a-z0-9_]", "_", view.lower())
         schema = normalize_schema(pa.schema(handle.schema().to_arrow()))
         reader = pa.RecordBatchReader.from_stream(handle.scan())
@@ -642,6 +755,16 @@ class SQLEngine:
         return SQLError(text)
 
 
+def _unreadable(name: str, exc: Exception) -> Exception:
+    """delta-rs's refusal to load a table, said in Lakehouse's terms."""
+    features = re.findall(r"[Ff]eatures? '([^']+)'", str(exc))
+    for group in re.findall(r"features(?: required)?: [{\[]([^}\]]*)[}\]]", str(exc)):
+        features += [f.strip(" '\"") for f in group.split(",") if f.strip(" '\"")]
+    if features:
+        return UnsupportedFeatureError(name, sorted(set(features)))
+    return SQLError(f"{name} cannot be read: {exc}", "check the table's _delta_log")
+
+
 def _no_versions(name: str) -> SQLError:
     return SQLError(
         f"{name} is a view: it has no versions to travel to",
@@ -649,7 +772,85 @@ def _no_versions(name: str) -> SQLError:
     )
 
 
-def _read_parquet(paths: list[str], union: bool) -> str:
+def _read_parquet(paths: list[str], union: bool, row_numbers: bool = False) -> str:
     files = "[" + ", ".join(literal(p) for p in paths) + "]"
     extra = ", union_by_name = true" if union else ""
+    if row_numbers:
+        extra += ", file_row_number = true, filename = '__lh_file'"
     return f"read_parquet({files}, hive_partitioning = false{extra})"
+
+
+_PHYSICAL = b"delta.columnMapping.physicalName"
+_ID = b"delta.columnMapping.id"
+
+
+def _find(columns: tuple[Column, ...], field: pa.Field, mode: str) -> Column | None:
+    """The file column holding ``field``: by field id in id mode, else (or in a file
+    written with no field ids, before the mode was set) by physical name."""
+    meta = field.metadata or {}
+    if mode == "id" and _ID in meta and any(c.field_id is not None for c in columns):
+        ident = int(meta[_ID])
+        return next((c for c in columns if c.field_id == ident), None)
+    name = meta[_PHYSICAL].decode() if _PHYSICAL in meta else field.name
+    return next((c for c in columns if c.name == name), None)
+
+
+def _mapped(field: pa.Field, column: Column | None, ref: str | None, mode: str, depth: int) -> str:
+    """SQL for the logical value of ``field`` stored in ``column`` of a file, reached by
+    ``ref`` (None: a top-level column, named by the file); NULL when the file lacks it."""
+    if column is None:
+        return "NULL"
+    value = quote(column.name) if ref is None else ref
+    return _rebuild(field.type, column, value, mode, depth)
+
+
+def _rebuild(kind: pa.DataType, column: Column, value: str, mode: str, depth: int) -> str:
+    """``value`` (of the file's type at ``column``) with nested fields renamed to ``kind``'s
+    logical names; unchanged where no struct lies below."""
+    if not _has_struct(kind):
+        return value
+    if pa.types.is_struct(kind):
+        parts = []
+        for i in range(kind.num_fields):
+            child = kind.field(i)
+            found = _find(column.children, child, mode)
+            ref = None if found is None else f"struct_extract({value}, {literal(found.name)})"
+            parts.append(f"{quote(child.name)} := {_mapped(child, found, ref, mode, depth + 1)}")
+        return f"CASE WHEN {value} IS NULL THEN NULL ELSE struct_pack({', '.join(parts)}) END"
+    var = f"__lh_x{depth}"
+    if pa.types.is_map(kind):
+        pair = column.children[0] if column.children else column
+        if len(pair.children) != 2:
+            return "NULL"
+        key, item = pair.children
+        k = _rebuild(kind.key_type, key, f"{var}.key", mode, depth + 1)
+        v = _rebuild(kind.item_type, item, f"{var}.value", mode, depth + 1)
+        pair_sql = f"struct_pack(key := {k}, value := {v})"
+        return f"map_from_entries(list_transform(map_entries({value}), lambda {var}: {pair_sql}))"
+    element = _list_element(column)
+    if element is None:
+        return "NULL"
+    inner = _rebuild(kind.value_type, element, var, mode, depth + 1)
+    return f"list_transform({value}, lambda {var}: {inner})"
+
+
+def _list_element(column: Column) -> Column | None:
+    """The element of a parquet list, by the format's rules for two- and three-level lists:
+    the repeated field is the element when it is no group of one field (or is named
+    ``array`` or ``<list>_tuple``), else its one field is."""
+    if not column.children:
+        return None
+    repeated = column.children[0]
+    if len(repeated.children) != 1 or repeated.name in ("array", f"{column.name}_tuple"):
+        return repeated
+    return repeated.children[0]
+
+
+def _has_struct(kind: pa.DataType) -> bool:
+    if pa.types.is_struct(kind):
+        return True
+    if pa.types.is_map(kind):
+        return _has_struct(kind.key_type) or _has_struct(kind.item_type)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _has_struct(kind.value_type)
+    return False

@@ -17,7 +17,14 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from lakehouse.errors import LakehouseError
-from lakehouse.tables.snapshot import DataFile, Snapshot, is_local, local_path, snapshot_of
+from lakehouse.tables.snapshot import (
+    DataFile,
+    Snapshot,
+    is_local,
+    local_path,
+    mapping_mode,
+    snapshot_of,
+)
 
 
 class NotAppendOnly(LakehouseError):
@@ -37,11 +44,13 @@ def appended(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
     loaded at ``until``."""
     schema = pa.schema(dt.schema().to_arrow())
     partition_columns = tuple(dt.metadata().partition_columns)
+    mode = mapping_mode(dt.table_uri, dt.protocol(), dt.metadata().configuration)
+    root = local_path(dt.table_uri).rstrip("/")
     if since >= until:
-        return Snapshot(until, schema, partition_columns, (), True)
+        return Snapshot(until, schema, partition_columns, (), True, mode, root)
     if not is_local(dt.table_uri):
         return _by_difference(dt, table, since, until)
-    root = local_path(dt.table_uri).rstrip("/")
+    physical = _physical_names(schema) if mode != "none" else {}
     files: list[DataFile] = []
     for version in range(since + 1, until + 1):
         log = os.path.join(root, "_delta_log", f"{version:020d}.json")
@@ -68,12 +77,21 @@ def appended(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
             files.append(
                 DataFile(
                     path=rel if "://" in rel else os.path.join(root, unquote(rel)),
-                    partition=tuple((c, values.get(c)) for c in partition_columns),
+                    partition=tuple(
+                        (c, values.get(physical.get(c, c))) for c in partition_columns
+                    ),
                     num_records=stats.get("numRecords"),
                     size_bytes=int(add.get("size", 0)),
                 )
             )
-    return Snapshot(until, schema, partition_columns, tuple(files), True)
+    return Snapshot(until, schema, partition_columns, tuple(files), True, mode, root)
+
+
+def _physical_names(schema: pa.Schema) -> dict[str, str]:
+    """Logical -> physical names of the top-level columns (the log's partition values are
+    keyed by physical name under column mapping)."""
+    key = b"delta.columnMapping.physicalName"
+    return {f.name: f.metadata[key].decode() for f in schema if f.metadata and key in f.metadata}
 
 
 def _by_difference(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
@@ -88,4 +106,6 @@ def _by_difference(dt: DeltaTable, table: str, since: int, until: int) -> Snapsh
     if before - current:
         raise NotAppendOnly(table, until, "files rewritten")
     files = tuple(f for f in now.files if f.path not in before)
-    return Snapshot(until, now.schema, now.partition_columns, files, now.direct)
+    return Snapshot(
+        until, now.schema, now.partition_columns, files, now.direct, now.mapping, now.root
+    )

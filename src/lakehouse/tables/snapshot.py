@@ -2,8 +2,10 @@
 
 Reading the live file list and handing it to the SQL engine reads at raw-parquet speed;
 the Delta log stays the source of truth for which files and partition values belong to the
-version. Tables whose files cannot be read as plain parquet (deletion vectors, column
-mapping, remote storage) are marked so the reader falls back to delta-rs's own scan.
+version, which rows of a file its deletion vector removes (``log.py``) and, with column
+mapping, which physical column of a file is which column of the table. Remote tables are
+marked so the reader falls back to delta-rs's own scan. A reader feature of the protocol
+this reader does not implement is refused by name: rows are never guessed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,27 @@ from urllib.parse import unquote
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from lakehouse.errors import LakehouseError
 from lakehouse.scratch import scratch
+from lakehouse.tables.deletion_vectors import Descriptor
+from lakehouse.tables.log import deletion_vectors
+
+# Reader features (Delta protocol, "Table Features") whose files this reader reads right.
+READABLE = frozenset(
+    {"columnMapping", "deletionVectors", "timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"}
+)
+
+
+class UnsupportedFeatureError(LakehouseError):
+    """A table whose protocol needs a reader feature this reader does not implement."""
+
+    def __init__(self, table: str, features: list[str]) -> None:
+        self.features = features
+        super().__init__(
+            f"{table} needs the Delta reader feature(s) {', '.join(features)}, "
+            "which Lakehouse cannot read",
+            "read an earlier version (VERSION AS OF) or rewrite the table without the feature",
+        )
 
 
 @dataclass(frozen=True)
@@ -26,6 +48,7 @@ class DataFile:
     partition: tuple[tuple[str, Any], ...]
     num_records: int | None
     size_bytes: int
+    deletion: Descriptor | None = None  # rows the version no longer has
 
 
 @dataclass(frozen=True)
@@ -35,10 +58,16 @@ class Snapshot:
     partition_columns: tuple[str, ...]
     files: tuple[DataFile, ...]
     direct: bool  # files can be read as plain parquet
+    mapping: str = "none"  # column mapping mode: none, name or id
+    root: str = ""  # the table's folder, for deletion vectors stored beside the data
 
     @property
     def row_count(self) -> int:
-        return sum(f.num_records or 0 for f in self.files)
+        return sum(
+            f.num_records - (f.deletion.cardinality if f.deletion else 0)
+            for f in self.files
+            if f.num_records is not None
+        )
 
     @property
     def size_bytes(self) -> int:
@@ -79,6 +108,8 @@ def figures_of(dt: DeltaTable) -> Figures:
         ).fetchall()
     finally:
         con.close()
+    if "deletionVectors" in (dt.protocol().reader_features or []) and is_local(dt.table_uri):
+        rows -= sum(f.deletion.cardinality for f in snapshot_of(dt).files if f.deletion)
     return Figures(
         version=dt.version(),
         schema=pa.schema(dt.schema().to_arrow()),
@@ -103,21 +134,22 @@ def snapshot_of(dt: DeltaTable) -> Snapshot:
             '"' + n.replace('"', '""') + '"' if n in present else "NULL" for n in names
         )
         rows = con.sql(f"SELECT {select} FROM actions").fetchall()
-        protocol = dt.protocol()
-        features = set(protocol.reader_features or [])
-        direct = is_local(dt.table_uri) and "columnMapping" not in features
-        if direct and "deletionVectors" in features:
-            vectors = dt.deletion_vectors()  # noqa: F841 - scanned by DuckDB below
-            direct = con.sql("SELECT count(*) FROM vectors").fetchone()[0] == 0
     finally:
         con.close()
+    protocol = dt.protocol()
+    mode = mapping_mode(dt.table_uri, protocol, dt.metadata().configuration)
+    local = is_local(dt.table_uri)
     root = local_path(dt.table_uri).rstrip("/")
+    vectors: dict[str, Descriptor] = {}
+    if local and "deletionVectors" in (protocol.reader_features or []):
+        vectors = deletion_vectors(root, dt.version(), {row[0] for row in rows})
     files = tuple(
         DataFile(
             path=rel if "://" in rel else os.path.join(root, unquote(rel)),
             partition=tuple(zip(partition_columns, row[3:], strict=True)),
             num_records=row[2],
             size_bytes=row[1],
+            deletion=vectors.get(rel),
         )
         for row in rows
         for rel in (row[0],)
@@ -127,47 +159,89 @@ def snapshot_of(dt: DeltaTable) -> Snapshot:
         schema=schema,
         partition_columns=partition_columns,
         files=files,
-        direct=direct,
+        direct=local,
+        mapping=mode,
+        root=root,
     )
 
 
-_columns_cache: dict[str, frozenset[str]] = {}
+def mapping_mode(uri: str, protocol: Any, configuration: dict[str, str]) -> str:
+    """The column mapping mode a reader must honour, after refusing any reader feature it
+    cannot read. The table property counts on reader version 2, or on 3 when the protocol
+    lists ``columnMapping``."""
+    reader = protocol.min_reader_version
+    features = list(protocol.reader_features or [])
+    if reader > 3:
+        raise UnsupportedFeatureError(f"the Delta table at {uri}", [f"reader version {reader}"])
+    missing = sorted(set(features) - READABLE) if reader == 3 else []
+    if missing:
+        raise UnsupportedFeatureError(f"the Delta table at {uri}", missing)
+    if reader == 2 or (reader == 3 and "columnMapping" in features):
+        mode = (configuration.get("delta.columnMapping.mode") or "none").lower()
+        if mode not in ("none", "name", "id"):
+            raise UnsupportedFeatureError(
+                f"the Delta table at {uri}", [f"column mapping mode {mode!r}"]
+            )
+        return mode
+    return "none"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One element of a parquet file's schema tree."""
+
+    name: str
+    field_id: int | None
+    kind: str | None  # the converted type: LIST and MAP wrap their repeated group
+    children: tuple[Column, ...]
+
+
+_trees_cache: dict[str, tuple[Column, ...]] = {}
 _cache_lock = Lock()
 
 
-def file_columns(paths: list[str]) -> dict[str, frozenset[str]]:
-    """Top-level column names of each parquet file. Data files never change once written,
-    so the answer is cached for the life of the process."""
-    missing = [p for p in paths if p not in _columns_cache]
+def file_trees(paths: list[str]) -> dict[str, tuple[Column, ...]]:
+    """The columns of each parquet file, nested ones under theirs. Data files never change
+    once written, so the answer is cached for the life of the process."""
+    missing = [p for p in paths if p not in _trees_cache]
     if missing:
-        found = _read_top_level_names(missing)
+        found = _read_trees(missing)
         with _cache_lock:
-            _columns_cache.update(found)
-    return {p: _columns_cache[p] for p in paths}
+            _trees_cache.update(found)
+    return {p: _trees_cache[p] for p in paths}
 
 
-def _read_top_level_names(paths: list[str]) -> dict[str, frozenset[str]]:
-    """DuckDB's parquet_schema lists each file's schema tree depth first, root first; the
-    root's children are the columns."""
+def file_columns(paths: list[str]) -> dict[str, frozenset[str]]:
+    """Top-level column names of each parquet file."""
+    return {p: frozenset(c.name for c in tree) for p, tree in file_trees(paths).items()}
+
+
+def _read_trees(paths: list[str]) -> dict[str, tuple[Column, ...]]:
+    """DuckDB's parquet_schema lists each file's schema tree depth first, root first."""
     con = scratch()
     try:
         listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
         rows = con.sql(
-            f"SELECT file_name, name, coalesce(num_children, 0) FROM parquet_schema({listing})"
+            "SELECT file_name, name, field_id, converted_type, coalesce(num_children, 0) "
+            f"FROM parquet_schema({listing})"
         ).fetchall()
     finally:
         con.close()
-    by_file: dict[str, list[tuple[str, int]]] = {}
-    for file_name, name, children in rows:
-        by_file.setdefault(file_name, []).append((name, children))
-    out: dict[str, frozenset[str]] = {}
-    for file_name, tree in by_file.items():
-        names, i = [], 1
-        for _ in range(tree[0][1]):
-            names.append(tree[i][0])
-            pending = 1
-            while pending:  # skip the column's whole subtree
-                pending += tree[i][1] - 1
-                i += 1
-        out[file_name] = frozenset(names)
+    by_file: dict[str, list[tuple]] = {}
+    for file_name, *element in rows:
+        by_file.setdefault(file_name, []).append(tuple(element))
+    out: dict[str, tuple[Column, ...]] = {}
+    for file_name, elements in by_file.items():
+        root, _ = _subtree(elements, 0)
+        out[file_name] = root.children
     return out
+
+
+def _subtree(elements: list[tuple], i: int) -> tuple[Column, int]:
+    name, field_id, kind, count = elements[i]
+    i += 1
+    children = []
+    for _ in range(count):
+        child, i = _subtree(elements, i)
+        children.append(child)
+    return Column(name, field_id, kind, tuple(children)), i

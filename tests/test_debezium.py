@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 from lakehouse import Lakehouse
 from lakehouse.ingest.cdc_commands import cdc_app
 from lakehouse.ingest.debezium import (
+    DEBEZIUM_SCHEMA,
     changes_from_messages,
     convert_messages,
     ingest_folder,
     quarantine_records,
 )
-from lakehouse.ingest.postgres_cdc import CHANGE_SCHEMA
 from lakehouse.pipeline import load_pipeline, run_pipeline
 from tests.helpers.cdc import write_cdc_dataset
 
@@ -138,14 +138,14 @@ def test_envelopes_become_change_rows():
     keys = [as_bytes({"id": 9}), as_bytes({"schema": {"type": "struct"}, "payload": {"id": 1}})]
     keys += [None] * (len(values) - 2)
     rows, bad = changes_from_messages(values, keys, ["id"])
-    assert rows.schema == CHANGE_SCHEMA
+    assert rows.schema == DEBEZIUM_SCHEMA
     got = rows.to_pylist()
     assert [(r["operation"], r["primary_key"], r["sequence"]) for r in got] == [
-        ("insert", '{"id": 9}', 100),
-        ("insert", '{"id": 1}', 200),
-        ("update", '{"id": 1}', 300),
-        ("delete", '{"id": 9}', 400),
-        ("truncate", None, 700),
+        ("insert", '{"id": 9}', f"0p:{100:020}:0"),  # a snapshot read: before the changes
+        ("insert", '{"id": 1}', f"1p:{200:020}:1"),
+        ("update", '{"id": 1}', f"1p:{300:020}:1"),
+        ("delete", '{"id": 9}', f"1p:{400:020}:1"),
+        ("truncate", None, f"1p:{700:020}:1"),
     ]
     created = json.loads(got[1]["after"])
     assert created == {
@@ -191,11 +191,15 @@ def test_keys_and_order_without_a_log_position():
         as_bytes(envelope("c", None, {"id": 5}, source("unkeyed", ts + 2))),
     ]
     rows, bad = changes_from_messages(values, None, {"stock": ["sku"], "other": ["id"]})
+
+    def handled(ms: int, arrival: int) -> str:  # the envelope's ts_ms, then the arrival
+        return f"1t:{ms * 10**6:020}:{arrival:020}"
+
     assert rows["sequence"].to_pylist() == [
-        ts * 10**6,
-        ts * 10**6 + 1,
-        (ts + 1) * 10**6,
-        ts * 10**6 + 2,
+        handled(ts + 3, 0),
+        handled(ts + 3, 1),
+        handled(ts + 4, 2),
+        handled(ts + 3, 3),
     ]
     assert rows["primary_key"].to_pylist()[:3] == ['{"sku": "a"}', '{"sku": "a"}', '{"id": 4}']
     assert bad == [
@@ -203,7 +207,7 @@ def test_keys_and_order_without_a_log_position():
         (5, "no key: the message has no key and no key columns were named"),
     ]
     rows, _ = changes_from_messages(values[:2], positions=[41, 42], key_columns={"*": ["sku"]})
-    assert rows["sequence"].to_pylist() == [41, 42]
+    assert rows["sequence"].to_pylist() == [handled(ts + 3, 41), handled(ts + 3, 42)]
     rows, _ = changes_from_messages(values[:1], [b"7"], ["sku"])  # a bare key value
     assert rows["primary_key"].to_pylist() == ['{"sku": 7}']
 

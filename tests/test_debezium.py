@@ -368,3 +368,136 @@ def test_cli_ingests_a_folder(tmp_path, monkeypatch):
     ]
     reason = lh.sql("SELECT reason FROM bronze.changes_quarantine").scalar()
     assert reason.startswith("line 4: invalid JSON")
+
+
+# -- order: events placed by their position in the source's log --------------------------------
+def mysql_event(op: str, before, after, file: str, pos: int, row: int = 0, **source) -> dict:
+    """A MySQL connector's envelope, as Debezium 2.x writes it: source.ts_ms is 0 in
+    snapshots (and in some versions always), the envelope's ts_ms when it was handled."""
+    block = {
+        "version": "2.7.3.Final",
+        "connector": "mysql",
+        "name": "shop",
+        "ts_ms": 0,
+        "snapshot": "true" if op == "r" else "false",
+        "db": "shop",
+        "sequence": None,
+        "table": "customers",
+        "server_id": 223344 if op != "r" else 0,
+        "gtid": None,
+        "file": file,
+        "pos": pos,
+        "row": row,
+        "thread": None if op == "r" else 9,
+        "query": None,
+        **source,
+    }
+    return {
+        "before": before,
+        "after": after,
+        "source": block,
+        "op": op,
+        "ts_ms": 1_717_000_000_000,  # one burst: every event handled in the same millisecond
+        "transaction": None,
+    }
+
+
+MYSQL_FIELDS = [
+    {"type": "int32", "optional": False, "field": "id"},
+    {"type": "string", "optional": True, "field": "name"},
+]
+
+
+def customer(key: int, name: str) -> dict:
+    return {"id": key, "name": name}
+
+
+def mysql_history() -> list[dict]:
+    """A snapshot of customers 1 and 2, then changes streamed from two binlog files whose
+    names sort the other way as text (mysql-bin.999999, then mysql-bin.1000000)."""
+    first, second = "mysql-bin.999999", "mysql-bin.1000000"
+    return [
+        mysql_event("r", None, customer(1, "ann"), first, 154, snapshot="first"),
+        mysql_event("r", None, customer(2, "bob"), first, 154, snapshot="last"),
+        mysql_event("u", customer(1, "ann"), customer(1, "ann b"), first, 400),
+        mysql_event("c", None, customer(3, "cy"), first, 900, 0),
+        mysql_event("c", None, customer(4, "di"), first, 900, 1),  # the same rows event
+        mysql_event("u", customer(1, "ann b"), customer(1, "ann c"), second, 4),
+        mysql_event("d", customer(2, "bob"), None, second, 300),
+        mysql_event("u", customer(3, "cy"), customer(3, "cy d"), second, 1200),
+    ]
+
+
+def lines(events: list[dict], wrap: bool = False) -> str:
+    return "".join(
+        json.dumps(wrapped(e, MYSQL_FIELDS) if wrap else e) + "\n" for e in events
+    )
+
+
+def test_mysql_events_apply_in_binlog_order_across_files_and_runs(tmp_path, monkeypatch):
+    """MySQL events carry source.ts_ms = 0 and share their handling millisecond: only their
+    binlog position orders them. A key's events spread over files that land in a different
+    order, over two runs, with a redelivered insert and update: SCD 1 holds the source's
+    rows, SCD 2 their history, and SCD 1 is SCD 2's current rows. The CLI and the Python
+    API give the same rows."""
+    events = mysql_history()
+    folder = tmp_path / "events"
+    folder.mkdir()
+    # File names sort the streamed changes before the snapshot.
+    (folder / "b-snapshot.jsonl").write_text(lines(events[:2]))
+    (folder / "a-stream.jsonl").write_text(lines(events[2:5], wrap=True))
+    warehouse = tmp_path / "warehouse"
+    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", str(warehouse))
+    lh = Lakehouse(warehouse)
+    runner = CliRunner()
+
+    def land() -> None:
+        ingest_folder(lh, folder, "bronze.api_changes", key_columns=["id"])
+        args = ["debezium", str(folder), "--table", "bronze.cli_changes", "--key", "id"]
+        result = runner.invoke(cdc_app, args)
+        assert result.exit_code == 0, result.output
+
+    land()
+    # The second run: the rest, and the connector's redelivery after a restart (it
+    # replays from the start of the last rows event it had not committed).
+    (folder / "0-later.jsonl").write_text(lines(events[5:]))
+    (folder / "c-redelivered.jsonl").write_text(lines(events[2:4], wrap=True))
+    land()
+    query = "SELECT primary_key, operation, sequence FROM bronze.{} ORDER BY ALL"
+    api = lh.sql(query.format("api_changes")).rows()
+    assert api == lh.sql(query.format("cli_changes")).rows()
+    assert len(api) == len(events) + 2 and len(set(api)) == len(events)
+    by_sequence = [(json.loads(k)["id"], op) for k, op, _ in sorted(set(api), key=lambda r: r[2])]
+    assert by_sequence == [
+        (1, "insert"),
+        (2, "insert"),
+        (1, "update"),
+        (3, "insert"),
+        (4, "insert"),
+        (1, "update"),
+        (2, "delete"),
+        (3, "update"),
+    ]
+    pipeline_folder = tmp_path / "pipeline"
+    sql = """
+        SELECT CAST(json_extract(primary_key, '$.id') AS INTEGER) AS id,
+               json_extract_string(after, '$.name') AS name, operation, sequence
+        FROM bronze.api_changes
+    """
+    write_cdc_dataset(pipeline_folder, "customers", 1, "id", sql)
+    write_cdc_dataset(pipeline_folder, "customers_history", 2, "id", sql)
+    run_pipeline(lh, load_pipeline(pipeline_folder))
+    state = lh.sql("SELECT id, name FROM silver.customers ORDER BY id").rows()
+    assert state == [(1, "ann c"), (3, "cy d"), (4, "di")]
+    current = "SELECT id, name FROM silver.customers_history WHERE is_current ORDER BY id"
+    assert lh.sql(current).rows() == state
+    history = lh.sql(
+        "SELECT id, list(name ORDER BY valid_from) FROM silver.customers_history "
+        "GROUP BY id ORDER BY id"
+    ).rows()
+    assert history == [
+        (1, ["ann", "ann b", "ann c"]),
+        (2, ["bob"]),
+        (3, ["cy", "cy d"]),
+        (4, ["di"]),
+    ]

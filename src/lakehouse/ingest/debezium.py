@@ -455,6 +455,8 @@ def ingest_folder(
         positions = list(range(arrival, arrival + len(messages)))
         arrival += len(messages)
         rows, bad = changes_from_messages(messages, None, key_columns, positions=positions)
+        if target is not None:
+            rows = _as_landed_before(lh, str(name), rows)
         source = str(path)
         if bad:  # first, under the file's id too: a crash before the rows repeats neither
             quarantine = quarantine_records(messages, bad)
@@ -504,6 +506,37 @@ def _next_arrival(lh: Lakehouse, table: str, target: Any) -> int:
         "WHERE substr(sequence, 2, 1) IN ('t', 'a')"
     ).scalar()
     return 0 if found is None else int(found) + 1
+
+
+def _as_landed_before(lh: Lakehouse, table: str, rows: pa.Table) -> pa.Table:
+    """The rows, where one without a log position is an event the table holds already (a
+    file that delivers it again) with the sequence it has there: the CDC apply then counts
+    it once, as it does an event with a position delivered twice."""
+    sequences = rows["sequence"].to_pylist()
+    unplaced = [i for i, s in enumerate(sequences) if s[1] in ("t", "a")]
+    if not unplaced:
+        return rows
+    candidates = rows.take(unplaced).select(list(IDENTITY) + ["sequence"])
+    candidates = candidates.append_column("__lh_index", pa.array(unplaced, pa.int64()))
+    same = " AND ".join(f"b.{c} IS NOT DISTINCT FROM n.{c}" for c in IDENTITY)
+    # The same time (the sequence up to its arrival number), then the first arrival.
+    prefix = f"left(n.sequence, length(n.sequence) - {WIDTH})"
+    con = lh.engine.cursor()
+    con.register("__lh_debezium_new", candidates)
+    try:
+        found = lh.engine.query(
+            f"SELECT n.__lh_index, min(b.sequence) FROM __lh_debezium_new n JOIN {table} b "
+            f"ON {same} AND starts_with(b.sequence, {prefix}) "
+            "AND length(b.sequence) = length(n.sequence) GROUP BY n.__lh_index"
+        ).rows()
+    finally:
+        con.unregister("__lh_debezium_new")
+    if not found:
+        return rows
+    for index, sequence in found:
+        sequences[index] = sequence
+    column = rows.schema.get_field_index("sequence")
+    return rows.set_column(column, SEQUENCE, pa.array(sequences, pa.string()))
 
 
 def _messages(path: Path) -> tuple[list[str], list[bytes]]:

@@ -26,7 +26,6 @@ class      source fields                         order
            ``event_serial_no``                   the event in the change
 ``o``      ``commit_scn``, ``scn``, ``ssn``      Oracle: commit SCN, change SCN, sequence
 ``p``      ``lsn`` (or ``sequence``'s second)    PostgreSQL: the change's LSN
-``g``      ``ts_ms`` and ``ord``                 MongoDB: the oplog time (s), its ordinal
 ``t``      (no position)                         connector time, then arrival
 ``a``      (no position, no time)                arrival
 ========== ===================================== ============================================
@@ -107,9 +106,6 @@ def _position(source: dict[str, Any]) -> tuple[str, list[tuple[int, int]]] | Non
         lsn = _last_of_sequence(source["sequence"])
     if lsn is not None:
         return "p", [(_number(lsn, "lsn"), WIDTH)]
-    if source.get("ord") is not None:
-        seconds = _number(source.get("ts_ms") or 0, "ts_ms") // 1000
-        return "g", [(seconds, WIDTH), (_number(source["ord"], "ord"), WIDTH)]
     return None
 
 

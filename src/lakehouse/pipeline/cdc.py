@@ -21,8 +21,8 @@ TIE = f"hash({ROW})"
 
 def _newest_first(seq: str) -> str:
     """The order that puts a key's newest change first, as SCD 2 (oldest first) sees it:
-    a change without a sequence is the newest in both."""
-    return f"{seq} DESC NULLS FIRST, {TIE}"
+    a change without a sequence is the oldest in both."""
+    return f"{seq} DESC NULLS LAST, {TIE}"
 
 
 def latest_state(ds: Dataset, changes: str, keep_deleted: bool) -> str:
@@ -58,7 +58,7 @@ def history(ds: Dataset, changes: str) -> str:
             QUALIFY row_number() OVER (PARTITION BY {keys}, {seq} ORDER BY {TIE}) = 1
         ), versions AS (
             SELECT *, {valid} AS valid_from,
-                   lead({valid}) OVER (PARTITION BY {keys} ORDER BY {seq} ASC NULLS LAST)
+                   lead({valid}) OVER (PARTITION BY {keys} ORDER BY {seq} ASC NULLS FIRST)
                    AS valid_to
             FROM once
         )

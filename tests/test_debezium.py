@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -825,3 +826,52 @@ def test_scd1_is_the_current_rows_of_scd2(data, tmp_path_factory):
         "SELECT id, list(name ORDER BY valid_from) FROM silver.history GROUP BY id"
     ).rows()
     assert dict(history) == want_versions
+
+
+def test_events_without_a_position_keep_their_files_order_across_runs(tmp_path):
+    """Events of a connector without log positions, all handled in one millisecond: the
+    arrival numbers go on from file to file and from run to run, and a copy of an event
+    landed again from a later file keeps the first one's sequence."""
+    lh = Lakehouse(tmp_path / "warehouse")
+    folder = tmp_path / "events"
+    folder.mkdir()
+    src = {"connector": "db2", "db": "shop", "table": "customers", "ts_ms": 0}
+
+    def event(op: str, before: str | None, after: str | None) -> dict:
+        image = {"id": 1, "name": before} if before else None
+        new = {"id": 1, "name": after} if after else None
+        return {"before": image, "after": new, "source": src, "op": op, "ts_ms": 1_717_000_000}
+
+    inserted = event("c", None, "a")
+    (folder / "1.jsonl").write_text(lines([inserted, event("u", "a", "b")]))
+    (folder / "2.jsonl").write_text(lines([event("u", "b", "c"), inserted]))
+    ingest_folder(lh, folder, "bronze.changes", key_columns=["id"])
+    (folder / "3.jsonl").write_text(lines([event("u", "c", "d"), inserted]))
+    ingest_folder(lh, folder, "bronze.changes", key_columns=["id"])
+    pipeline_folder = tmp_path / "pipeline"
+    sql = """
+        SELECT CAST(json_extract(primary_key, '$.id') AS INTEGER) AS id,
+               json_extract_string(after, '$.name') AS name, operation, sequence
+        FROM bronze.changes
+    """
+    write_cdc_dataset(pipeline_folder, "state", 1, "id", sql)
+    write_cdc_dataset(pipeline_folder, "history", 2, "id", sql)
+    run_pipeline(lh, load_pipeline(pipeline_folder))
+    assert lh.sql("SELECT id, name FROM silver.state").rows() == [(1, "d")]
+    history = "SELECT name, is_current FROM silver.history ORDER BY valid_from"
+    assert lh.sql(history).rows() == [("a", False), ("b", False), ("c", False), ("d", True)]
+
+
+def test_a_table_with_the_old_integer_sequence_is_refused(tmp_path):
+    from lakehouse.errors import LakehouseError
+    from lakehouse.ingest.postgres_cdc import CHANGE_SCHEMA, change_table
+
+    lh = Lakehouse(tmp_path / "warehouse")
+    lh.write("bronze.changes", change_table([{"table_name": "t", "sequence": 5}], CHANGE_SCHEMA))
+    folder = tmp_path / "events"
+    folder.mkdir()
+    (folder / "1.jsonl").write_text(lines(mysql_history()[:1]))
+    with pytest.raises(LakehouseError, match="bigint|long") as caught:
+        ingest_folder(lh, folder, "bronze.changes", key_columns=["id"])
+    assert "land the events in a new table" in str(caught.value.hint)
+    assert lh.table("bronze.changes").count() == 1

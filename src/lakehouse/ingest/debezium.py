@@ -430,7 +430,8 @@ def ingest_folder(
     line; .json: the same, or one JSON document holding an event or an array of them;
     names starting with _ or . are left alone) in the bronze ``table``, exactly once: a
     file's change rows commit with a transaction identifier naming the file. Messages that
-    are not change events go to ``<table>_quarantine`` with the reason."""
+    are not change events go to ``<table>_quarantine`` with the reason. Messages number on
+    from the table's last arrival number (for events without a log position)."""
     from lakehouse.ingest.files import file_id  # a file's id, as file ingestion names it
 
     name = parse_table_name(table)
@@ -442,6 +443,7 @@ def ingest_folder(
     report = DebeziumReport(str(name))
     target = open_delta(lh, name)
     arrival = _next_arrival(lh, str(name), target)
+    landed = target is not None  # the table exists: it may hold a file's events already
     for path in sorted(p for p in root.rglob("*") if _is_events_file(p, root)):
         txn = (file_id(path), 1)
         if target is not None and target.transaction_version(txn[0]) is not None:
@@ -455,7 +457,7 @@ def ingest_folder(
         positions = list(range(arrival, arrival + len(messages)))
         arrival += len(messages)
         rows, bad = changes_from_messages(messages, None, key_columns, positions=positions)
-        if target is not None:
+        if landed:
             rows = _as_landed_before(lh, str(name), rows)
         source = str(path)
         if bad:  # first, under the file's id too: a crash before the rows repeats neither
@@ -472,6 +474,7 @@ def ingest_folder(
             report.quarantined += 0 if written.skipped else len(quarantine)
         # Written even without rows: the file's id then marks it as done.
         written = lh.write(str(name), rows, source_system=source_system, source=source, txn=txn)
+        landed = True
         if written.skipped:
             report.files_skipped.append(source)
         else:

@@ -11,6 +11,10 @@ With a schema, Debezium's encodings are turned back into the values the row hold
 timestamps, dates and times as ISO 8601 text, decimals (base64 bytes) as exact decimal
 text, JSON columns as JSON. Without one the values stay as the connector wrote them.
 
+A row's ``sequence`` is the event's position in the source's log as sortable text
+(``debezium_order``): the same however the events are cut into files or batches, and the
+same for an event delivered twice.
+
 ``changes_from_messages`` (and ``convert_messages``, which also tells which message each
 row came from) is pure: a stream calls it per micro-batch. ``ingest_folder``
 lands files of JSON lines (one envelope per line) each exactly once, like file ingestion.
@@ -55,12 +59,9 @@ OPERATIONS = {"c": "insert", "r": "insert", "u": "update", "d": "delete", "t": "
 UNAVAILABLE = "__debezium_unavailable_value"  # an unchanged TOASTed value, not sent
 EXTENSIONS = {".jsonl", ".ndjson", ".json"}
 # Change rows of Debezium events: the shared shape, with the events' sortable position
-# text (``debezium_order``) as the sequence.
+# text as the sequence.
 SEQUENCE = pa.field("sequence", pa.string())
 DEBEZIUM_SCHEMA = CHANGE_SCHEMA.set(CHANGE_SCHEMA.get_field_index("sequence"), SEQUENCE)
-# The Delta transaction identifier under which a bronze table records the arrival number
-# of the last message landed from files: the next file's messages number on from there.
-ARRIVAL_MARK = "debezium:arrival"
 
 
 # Key columns for every table (["id"]), or per table ({"customers": ["id"]}; "*": the rest).

@@ -83,11 +83,11 @@ def handled_nanos(envelope: dict[str, Any], source: dict[str, Any]) -> int | Non
 
 
 def _position(source: dict[str, Any]) -> tuple[str, list[tuple[int, int]]] | None:
-    if source.get("file") is not None or source.get("pos") is not None:
+    if source.get("file") or source.get("pos"):  # "" and 0: no binlog position known
         return "m", [
             (_binlog_file(source.get("file")), WIDTH),
             (_number(source.get("pos"), "pos"), WIDTH),
-            (_number(source.get("row", 0), "row"), WIDTH),
+            (_number(source.get("row") or 0, "row"), WIDTH),
         ]
     if source.get("commit_lsn") is not None or source.get("change_lsn") is not None:
         return "l", [

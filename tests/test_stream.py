@@ -281,9 +281,31 @@ def test_debezium_topic_applies_to_silver(lh, bootstrap, tmp_path):
         keys.append(json.dumps({"id": key}).encode())
     values.append(None)  # a tombstone: skipped
     keys.append(b'{"id": 1}')
-    values, keys = values + values[100:220], keys + keys[100:220]  # sent again
+    # A table of a connector without log positions: ordered by the envelope's ts_ms, then
+    # the offsets; its insert is sent again too.
+    note = {"table": "notes", "db": "app", "ts_ms": 0}
+    names = [None, "a", "b", "c"]
+    notes = [
+        {"before": None if n == 1 else {"id": 1, "text": names[n - 1]},
+         "after": {"id": 1, "text": names[n]}, "op": "c" if n == 1 else "u",
+         "ts_ms": 1_700_000_000_000, "source": note}
+        for n in (1, 2, 3)
+    ]
+    values += [json.dumps(n).encode() for n in notes]
+    keys += [b'{"id": 1}'] * 3
     send(bootstrap, topic, values, keys=keys)
+    stats = stream(
+        lh, bootstrap, topic, table="bronze.people_changes", format="debezium", batch_size=100
+    )
+    assert stats.batches > 3
+    # The connector, restarted, sends a stretch again: later offsets, a later stream.
+    send(bootstrap, topic, values[100:220] + values[-3:-2], keys=keys[100:220] + keys[-3:-2])
     stream(lh, bootstrap, topic, table="bronze.people_changes", format="debezium")
+    texts = lh.sql(
+        "SELECT json_extract_string(after, '$.text') FROM bronze.people_changes "
+        "WHERE table_name = 'notes' ORDER BY sequence"
+    ).rows()
+    assert texts == [("a",), ("a",), ("b",), ("c",)]  # the copy sorts with its original
     folder = tmp_path / "p"
     (folder / "silver").mkdir(parents=True)
     (folder / "pipeline.yml").write_text("name: people\n")
@@ -297,7 +319,7 @@ SELECT CAST(json_extract(primary_key, '$.id') AS BIGINT) AS id,
        json_extract_string(after, '$.name') AS name,
        CAST(json_extract(after, '$.score') AS BIGINT) AS score,
        operation, sequence
-FROM bronze.people_changes
+FROM bronze.people_changes WHERE table_name = 'people'
 """
     (folder / "silver" / "people.sql").write_text(query.format(scd=1))
     (folder / "silver" / "people_history.sql").write_text(query.format(scd=2))

@@ -459,7 +459,7 @@ def ingest_folder(
         arrival += len(messages)
         rows, bad = changes_from_messages(messages, None, key_columns, positions=positions)
         if landed:
-            rows = _as_landed_before(lh, str(name), rows)
+            rows = as_landed_before(lh, str(name), rows)
         source = str(path)
         if bad:  # first, under the file's id too: a crash before the rows repeats neither
             quarantine = quarantine_records(messages, bad)
@@ -512,10 +512,11 @@ def _next_arrival(lh: Lakehouse, table: str, target: Any) -> int:
     return 0 if found is None else int(found) + 1
 
 
-def _as_landed_before(lh: Lakehouse, table: str, rows: pa.Table) -> pa.Table:
-    """The rows, where one without a log position is an event the table holds already (a
-    file that delivers it again) with the sequence it has there: the CDC apply then counts
-    it once, as it does an event with a position delivered twice."""
+def as_landed_before(lh: Lakehouse, table: str, rows: pa.Table) -> pa.Table:
+    """The rows, where one without a log position is an event the table (which exists)
+    holds already, delivered again by a later file or message, with the sequence it has
+    there: the CDC apply then counts it once, as it does an event with a position
+    delivered twice."""
     sequences = rows["sequence"].to_pylist()
     unplaced = [i for i, s in enumerate(sequences) if s[1] in ("t", "a")]
     if not unplaced:

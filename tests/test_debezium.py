@@ -725,7 +725,7 @@ def deliveries(draw, events: list[dict]):
     while start < len(events):
         stop = draw(st.integers(start + 1, len(events)))
         sent += events[start:stop]
-        if restarts and stop < len(events) + 1 and draw(st.booleans()):
+        if restarts and draw(st.booleans()):
             restarts -= 1
             start = draw(st.integers(0, stop - 1))
         else:

@@ -125,8 +125,13 @@ def test_scd2_versions_sharing_a_valid_time_survive_incremental_runs(lh, tmp_pat
     )
     pipeline = load_pipeline(folder)
     schema = pa.schema(
-        [("id", pa.int64()), ("op", pa.string()), ("name", pa.string()), ("seq", pa.int64()),
-         ("changed", pa.int64())]
+        [
+            ("id", pa.int64()),
+            ("op", pa.string()),
+            ("name", pa.string()),
+            ("seq", pa.int64()),
+            ("changed", pa.int64()),
+        ]
     )
     first = [{"id": 1, "op": "insert", "name": "a", "seq": 1, "changed": 100}]
     lh.write("bronze.timed", pa.Table.from_pylist(first, schema=schema))
@@ -144,3 +149,47 @@ def test_scd2_versions_sharing_a_valid_time_survive_incremental_runs(lh, tmp_pat
     assert [r[1] for r in incremental] == ["a", "b", "c", "x"]
     run_pipeline(lh, pipeline, full_refresh=True)
     assert sorted(lh.sql(query).rows()) == incremental
+
+
+def test_scd1_keeps_the_change_scd2_keeps_when_sequences_tie(lh, tmp_path):
+    """A change delivered twice shares its sequence but not every column (here the file it
+    came from); a change may have no sequence. SCD 1 keeps the same change as SCD 2's
+    current row, in a full run and in an incremental one."""
+    folder = tmp_path / "cdc"
+    (folder / "silver").mkdir(parents=True)
+    query = "SELECT id, op, name, seq, src FROM bronze.twice"
+    (folder / "silver" / "state.sql").write_text(textwrap.dedent(HEADER).lstrip() + query)
+    (folder / "silver" / "history.sql").write_text(
+        textwrap.dedent(HEADER).lstrip() + "-- scd: 2\n" + query
+    )
+    pipeline = load_pipeline(folder)
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("op", pa.string()),
+            ("name", pa.string()),
+            ("seq", pa.int64()),
+            ("src", pa.string()),
+        ]
+    )
+    rng = random.Random(8)
+    rows = []
+    for key in range(1, 41):
+        for seq in range(1, rng.randint(2, 4)):
+            rows.append({"id": key, "op": "update", "name": f"{key}-{seq}", "seq": seq})
+        if key % 5 == 0:  # a change without a sequence
+            rows.append({"id": key, "op": "update", "name": f"{key}-none", "seq": None})
+    copies = [{**r} for r in rng.sample(rows, 30)]  # delivered again, from another file
+    for batch, part in enumerate((rows + copies[:15], copies[15:])):
+        rng.shuffle(part)
+        for r in part:
+            r["src"] = f"file-{batch}-{rng.randint(0, 9)}"
+        lh.write("bronze.twice", pa.Table.from_pylist(part, schema=schema))
+        report = run_pipeline(lh, pipeline)  # all changes, then the keys with new ones
+        assert all(("key(s)" in d.strategy) == (batch == 1) for d in report.datasets)
+        state = lh.sql("SELECT id, name, seq, src FROM silver.state ORDER BY id").rows()
+        current = lh.sql(
+            "SELECT id, name, seq, src FROM silver.history WHERE is_current ORDER BY id"
+        ).rows()
+        assert state == current, f"batch {batch}"
+        assert len(state) == 40

@@ -234,45 +234,83 @@ def test_windows_brought_level_after_a_crash_between_commits(lh, bootstrap):
 
 def test_debezium_topic_applies_to_silver(lh, bootstrap, tmp_path):
     """Debezium change events from Kafka land as change rows; the pipelines' CDC apply
-    gives the source table's final state."""
+    gives the source table's final state. The events are MySQL's: source.ts_ms is 0 and
+    only the binlog position orders them, also when the connector, restarted, sends a
+    stretch of them again at later offsets. SCD 1 is the current rows of SCD 2."""
     from lakehouse.pipeline import load_pipeline, run_pipeline
 
-    topic = new_topic(bootstrap, partitions=1)
+    topic = new_topic(bootstrap, partitions=3)
     state: dict[int, dict] = {}
     values, keys = [], []
     rng = random.Random(3)
-    for lsn in range(1, 301):
+    file, pos = 999_999, 4
+    for n in range(1, 301):
         key = rng.randint(1, 40)
         before = state.get(key)
         if before is None:
-            op, after = "c", {"id": key, "name": f"n{lsn}", "score": lsn}
+            op, after = "c", {"id": key, "name": f"n{n}", "score": n}
         elif rng.random() < 0.2:
             op, after = "d", None
         else:
-            op, after = "u", {**before, "name": f"n{lsn}", "score": lsn}
+            op, after = "u", {**before, "name": f"n{n}", "score": n}
         if after is None:
             state.pop(key)
         else:
             state[key] = after
+        if n % 120 == 0:
+            file, pos = file + 1, 4  # mysql-bin.999999, then mysql-bin.1000000
+        pos += rng.randint(50, 900)
         envelope = {
             "before": before,
             "after": after,
             "op": op,
-            "ts_ms": 1_700_000_000_000 + lsn,
-            "source": {"table": "people", "lsn": lsn * 8, "db": "app", "schema": "public"},
+            "ts_ms": 1_700_000_000_000,  # handled in the same millisecond
+            "source": {
+                "connector": "mysql",
+                "table": "people",
+                "db": "app",
+                "ts_ms": 0,
+                "snapshot": "false",
+                "file": f"mysql-bin.{file:06d}",
+                "pos": pos,
+                "row": 0,
+                "server_id": 1,
+            },
         }
         values.append(json.dumps({"schema": {}, "payload": envelope}).encode())
         keys.append(json.dumps({"id": key}).encode())
     values.append(None)  # a tombstone: skipped
     keys.append(b'{"id": 1}')
+    # A table of a connector without log positions: ordered by the envelope's ts_ms, then
+    # the offsets; its insert is sent again too.
+    note = {"table": "notes", "db": "app", "ts_ms": 0}
+    names = [None, "a", "b", "c"]
+    notes = [
+        {"before": None if n == 1 else {"id": 1, "text": names[n - 1]},
+         "after": {"id": 1, "text": names[n]}, "op": "c" if n == 1 else "u",
+         "ts_ms": 1_700_000_000_000, "source": note}
+        for n in (1, 2, 3)
+    ]
+    values += [json.dumps(n).encode() for n in notes]
+    keys += [b'{"id": 1}'] * 3
     send(bootstrap, topic, values, keys=keys)
+    stats = stream(
+        lh, bootstrap, topic, table="bronze.people_changes", format="debezium", batch_size=100
+    )
+    assert stats.batches > 3
+    # The connector, restarted, sends a stretch again: later offsets, a later stream.
+    send(bootstrap, topic, values[100:220] + values[-3:-2], keys=keys[100:220] + keys[-3:-2])
     stream(lh, bootstrap, topic, table="bronze.people_changes", format="debezium")
+    texts = lh.sql(
+        "SELECT json_extract_string(after, '$.text') FROM bronze.people_changes "
+        "WHERE table_name = 'notes' ORDER BY sequence"
+    ).rows()
+    assert texts == [("a",), ("a",), ("b",), ("c",)]  # the copy sorts with its original
     folder = tmp_path / "p"
     (folder / "silver").mkdir(parents=True)
     (folder / "pipeline.yml").write_text("name: people\n")
-    (folder / "silver" / "people.sql").write_text(
-        """-- kind: cdc
--- scd: 1
+    query = """-- kind: cdc
+-- scd: {scd}
 -- keys: [id]
 -- sequence_by: sequence
 -- delete_when: operation = 'delete'
@@ -281,13 +319,16 @@ SELECT CAST(json_extract(primary_key, '$.id') AS BIGINT) AS id,
        json_extract_string(after, '$.name') AS name,
        CAST(json_extract(after, '$.score') AS BIGINT) AS score,
        operation, sequence
-FROM bronze.people_changes
+FROM bronze.people_changes WHERE table_name = 'people'
 """
-    )
+    (folder / "silver" / "people.sql").write_text(query.format(scd=1))
+    (folder / "silver" / "people_history.sql").write_text(query.format(scd=2))
     report = run_pipeline(lh, load_pipeline(folder))
     assert report.status == "succeeded", report
     got = sorted(lh.sql("SELECT id, name, score FROM silver.people").rows())
     assert got == sorted((k, v["name"], v["score"]) for k, v in state.items())
+    current = "SELECT id, name, score FROM silver.people_history WHERE is_current"
+    assert sorted(lh.sql(current).rows()) == got
 
 
 def test_the_stream_runs_on_tansu_too(lh):

@@ -11,6 +11,10 @@ With a schema, Debezium's encodings are turned back into the values the row hold
 timestamps, dates and times as ISO 8601 text, decimals (base64 bytes) as exact decimal
 text, JSON columns as JSON. Without one the values stay as the connector wrote them.
 
+A row's ``sequence`` is the event's position in the source's log as sortable text
+(``debezium_order``): the same however the events are cut into files or batches, and the
+same for an event delivered twice.
+
 ``changes_from_messages`` (and ``convert_messages``, which also tells which message each
 row came from) is pure: a stream calls it per micro-batch. ``ingest_folder``
 lands files of JSON lines (one envelope per line) each exactly once, like file ingestion.
@@ -31,7 +35,20 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
-from lakehouse.ingest.postgres_cdc import change_table, json_text, lsn_text, qualified
+from lakehouse.ingest.debezium_order import (
+    WIDTH,
+    PositionError,
+    arrival_key,
+    handled_nanos,
+    position_key,
+)
+from lakehouse.ingest.postgres_cdc import (
+    CHANGE_SCHEMA,
+    change_table,
+    json_text,
+    lsn_text,
+    qualified,
+)
 from lakehouse.names import parse_table_name
 from lakehouse.tables.writer import open_delta
 
@@ -41,9 +58,10 @@ if TYPE_CHECKING:
 OPERATIONS = {"c": "insert", "r": "insert", "u": "update", "d": "delete", "t": "truncate"}
 UNAVAILABLE = "__debezium_unavailable_value"  # an unchanged TOASTed value, not sent
 EXTENSIONS = {".jsonl", ".ndjson", ".json"}
-# Without an LSN or a position, a change is ordered by its commit time in milliseconds,
-# then by its place among the batch's changes of the same millisecond.
-PER_MILLISECOND = 1_000_000
+# Change rows of Debezium events: the shared shape, with the events' sortable position
+# text as the sequence.
+SEQUENCE = pa.field("sequence", pa.string())
+DEBEZIUM_SCHEMA = CHANGE_SCHEMA.set(CHANGE_SCHEMA.get_field_index("sequence"), SEQUENCE)
 
 
 # Key columns for every table (["id"]), or per table ({"customers": ["id"]}; "*": the rest).
@@ -57,7 +75,9 @@ class BadMessage(Exception):
 @dataclass
 class _Change:
     row: dict[str, Any]
-    ts_ms: int | None  # for ordering when there is no LSN or position
+    op: str
+    source: dict[str, Any]
+    nanos: int | None  # when the connector handled it: orders it when it has no position
 
 
 @dataclass
@@ -78,16 +98,19 @@ def changes_from_messages(
     *,
     positions: list[int] | None = None,
 ) -> tuple[pa.Table, list[tuple[int, str]]]:
-    """Change rows (``CHANGE_SCHEMA``) from Debezium message values, and ``(index, reason)``
-    for each message that is not a change event. Tombstones and ``op: m`` give neither
-    (``convert_messages`` also says which message each row came from).
+    """Change rows (``DEBEZIUM_SCHEMA``) from Debezium message values, and ``(index,
+    reason)`` for each message that is not a change event. Tombstones and ``op: m`` give
+    neither (``convert_messages`` also says which message each row came from).
 
     ``keys`` are the messages' Kafka keys (None where a message has none); ``key_columns``
     name the key when a message has no key: a list for every table, or a dict from
     table_name (or the bare table) to its key columns, ``"*"`` for the others.
-    ``positions`` (e.g. Kafka offsets: a key's messages share a partition) order the
-    changes when the source gives no LSN; without them the order is the commit time
-    (``source.ts_ms``), then the messages' order."""
+
+    A row's ``sequence`` is the event's position in the source's log (``debezium_order``).
+    ``positions`` number the messages in the order they arrived (Kafka offsets: a key's
+    messages share a partition; or a count that goes on from one call to the next): they
+    order the events that have no log position, after the connector's time. Without them
+    the messages are numbered from 0 in each call."""
     converted = convert_messages(values, keys, key_columns, positions=positions)
     return converted.rows, converted.bad
 
@@ -108,34 +131,32 @@ def convert_messages(
     found: list[tuple[int, _Change]] = []
     bad: list[tuple[int, str]] = []
     skipped: list[int] = []
+    # An event without a log position delivered twice in the messages: its first arrival.
+    first: dict[tuple[Any, ...], str] = {}
     for i, value in enumerate(values):
         try:
             change = _change(value, keys[i] if keys is not None else None, key_columns)
-        except BadMessage as exc:
+            if change is None:
+                skipped.append(i)
+                continue
+            change.row["sequence"] = position_key(change.op, change.source)
+        except (BadMessage, PositionError) as exc:
             bad.append((i, str(exc)))
             continue
-        if change is None:
-            skipped.append(i)
-            continue
         if change.row["sequence"] is None:
-            if positions is not None:
-                change.row["sequence"] = positions[i]
-            elif change.ts_ms is None:
-                bad.append((i, "nothing orders it: no source.lsn, source.ts_ms or ts_ms"))
-                continue
+            arrival = positions[i] if positions is not None else i
+            if isinstance(arrival, bool) or not isinstance(arrival, int) or arrival < 0:
+                raise LakehouseError(f"position {arrival!r} is not a non-negative integer")
+            same = (change.nanos, *(change.row[c] for c in IDENTITY))
+            sequence = arrival_key(change.op, change.source, change.nanos, arrival)
+            change.row["sequence"] = first.setdefault(same, sequence)
         found.append((i, change))
-    seen: dict[int, int] = {}  # per millisecond, the changes ordered by it so far
-    for _, change in found:
-        if change.row["sequence"] is None:
-            assert change.ts_ms is not None
-            rank = seen.get(change.ts_ms, 0)
-            seen[change.ts_ms] = rank + 1
-            change.row["sequence"] = change.ts_ms * PER_MILLISECOND + min(
-                rank,
-                PER_MILLISECOND - 1,  # a million changes in a millisecond: a tie
-            )
-    rows = change_table([c.row for _, c in found])
+    rows = change_table([c.row for _, c in found], DEBEZIUM_SCHEMA)
     return Converted(rows, [i for i, _ in found], bad, skipped)
+
+
+# What tells a redelivered event without a log position from another event of its time.
+IDENTITY = ("table_name", "operation", "primary_key", "before", "after", "transaction_id")
 
 
 def quarantine_records(
@@ -215,17 +236,14 @@ def _change(
     if operation != "truncate":
         columns = _columns_for(key_columns, table_name, source["table"])
         primary_key = _primary_key(key, columns, after if after is not None else before)
-    lsn = source.get("lsn")
-    ts_ms = _integer(source.get("ts_ms"))
-    ts_ms = ts_ms if ts_ms is not None else _integer(envelope.get("ts_ms"))
-    lsn = lsn if isinstance(lsn, int) and not isinstance(lsn, bool) else None
+    lsn = _integer(source.get("lsn"))
     row = {
         "table_name": table_name,
         "operation": operation,
         "primary_key": json_text(primary_key) if primary_key is not None else None,
         "before": json_text(before) if before is not None else None,
         "after": json_text(after) if after is not None else None,
-        "sequence": lsn,
+        "sequence": None,  # set by the caller: the event's position
         "changed_at": _changed_at(source, envelope),
         "schema_name": _text(source.get("schema")),
         "database_name": _text(source.get("db")),
@@ -233,7 +251,7 @@ def _change(
         "lsn": lsn_text(lsn) if lsn is not None else None,
         "unchanged_columns": json_text(unchanged) if unchanged else None,
     }
-    return _Change(row, ts_ms)
+    return _Change(row, op, source, handled_nanos(envelope, source))
 
 
 def _image(
@@ -320,10 +338,10 @@ def _changed_at(source: dict[str, Any], envelope: dict[str, Any]) -> str | None:
     """The commit time at the source (its clock), else when the connector saw the change."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     micros = _integer(source.get("ts_us"))
-    if micros is not None:
+    if micros:
         return (epoch + timedelta(microseconds=micros)).isoformat()
     for millis in (_integer(source.get("ts_ms")), _integer(envelope.get("ts_ms"))):
-        if millis is not None:
+        if millis:  # 0 is no time: snapshots and some connector versions write it
             return (epoch + timedelta(milliseconds=millis)).isoformat(timespec="milliseconds")
     return None
 
@@ -413,7 +431,8 @@ def ingest_folder(
     line; .json: the same, or one JSON document holding an event or an array of them;
     names starting with _ or . are left alone) in the bronze ``table``, exactly once: a
     file's change rows commit with a transaction identifier naming the file. Messages that
-    are not change events go to ``<table>_quarantine`` with the reason."""
+    are not change events go to ``<table>_quarantine`` with the reason. Messages number on
+    from the table's last arrival number (for events without a log position)."""
     from lakehouse.ingest.files import file_id  # a file's id, as file ingestion names it
 
     name = parse_table_name(table)
@@ -424,6 +443,8 @@ def ingest_folder(
         raise LakehouseError(f"no folder {root} to ingest from", "check the path")
     report = DebeziumReport(str(name))
     target = open_delta(lh, name)
+    arrival = _next_arrival(lh, str(name), target)
+    landed = target is not None  # the table exists: it may hold a file's events already
     for path in sorted(p for p in root.rglob("*") if _is_events_file(p, root)):
         txn = (file_id(path), 1)
         if target is not None and target.transaction_version(txn[0]) is not None:
@@ -432,7 +453,13 @@ def ingest_folder(
                 on_file(path, 0)
             continue
         numbers, messages = _messages(path)
-        rows, bad = changes_from_messages(messages, None, key_columns)
+        # Numbered on from the files landed before: their order of arrival, for events
+        # without a log position.
+        positions = list(range(arrival, arrival + len(messages)))
+        arrival += len(messages)
+        rows, bad = changes_from_messages(messages, None, key_columns, positions=positions)
+        if landed:
+            rows = as_landed_before(lh, str(name), rows)
         source = str(path)
         if bad:  # first, under the file's id too: a crash before the rows repeats neither
             quarantine = quarantine_records(messages, bad)
@@ -448,6 +475,7 @@ def ingest_folder(
             report.quarantined += 0 if written.skipped else len(quarantine)
         # Written even without rows: the file's id then marks it as done.
         written = lh.write(str(name), rows, source_system=source_system, source=source, txn=txn)
+        landed = True
         if written.skipped:
             report.files_skipped.append(source)
         else:
@@ -456,6 +484,64 @@ def ingest_folder(
         if on_file is not None:
             on_file(path, 0 if written.skipped else rows.num_rows)
     return report
+
+
+def _next_arrival(lh: Lakehouse, table: str, target: Any) -> int:
+    """The number after the last arrival number of the table's rows (0 for a new table).
+    Only events without a log position keep theirs (the sequence's last digits)."""
+    if target is None:
+        return 0
+    types = {f.name: getattr(f.type, "type", str(f.type)) for f in target.schema().fields}
+    sequence = types.get("sequence")
+    if sequence is None:
+        raise LakehouseError(
+            f"{table} is not a table of change rows: it has no sequence column",
+            "land Debezium events in a table of their own",
+        )
+    if sequence != "string":
+        raise LakehouseError(
+            f"{table} holds Debezium changes with a {sequence} sequence, written by an "
+            "earlier version that ordered events by their time only",
+            "land the events in a new table (or drop this one and land the files again): "
+            "the sequence is now the events' position in the source's log, as text",
+        )
+    found = lh.sql(
+        f"SELECT max(CAST(right(sequence, {WIDTH}) AS DECIMAL(38, 0))) FROM {table} "
+        "WHERE substr(sequence, 2, 1) IN ('t', 'a')"
+    ).scalar()
+    return 0 if found is None else int(found) + 1
+
+
+def as_landed_before(lh: Lakehouse, table: str, rows: pa.Table) -> pa.Table:
+    """The rows, where one without a log position is an event the table (which exists)
+    holds already, delivered again by a later file or message, with the sequence it has
+    there: the CDC apply then counts it once, as it does an event with a position
+    delivered twice."""
+    sequences = rows["sequence"].to_pylist()
+    unplaced = [i for i, s in enumerate(sequences) if s[1] in ("t", "a")]
+    if not unplaced:
+        return rows
+    candidates = rows.take(unplaced).select(list(IDENTITY) + ["sequence"])
+    candidates = candidates.append_column("__lh_index", pa.array(unplaced, pa.int64()))
+    same = " AND ".join(f"b.{c} IS NOT DISTINCT FROM n.{c}" for c in IDENTITY)
+    # The same time (the sequence up to its arrival number), then the first arrival.
+    prefix = f"left(n.sequence, length(n.sequence) - {WIDTH})"
+    con = lh.engine.cursor()
+    con.register("__lh_debezium_new", candidates)
+    try:
+        found = lh.engine.query(
+            f"SELECT n.__lh_index, min(b.sequence) FROM __lh_debezium_new n JOIN {table} b "
+            f"ON {same} AND starts_with(b.sequence, {prefix}) "
+            "AND length(b.sequence) = length(n.sequence) GROUP BY n.__lh_index"
+        ).rows()
+    finally:
+        con.unregister("__lh_debezium_new")
+    if not found:
+        return rows
+    for index, sequence in found:
+        sequences[index] = sequence
+    column = rows.schema.get_field_index("sequence")
+    return rows.set_column(column, SEQUENCE, pa.array(sequences, pa.string()))
 
 
 def _messages(path: Path) -> tuple[list[str], list[bytes]]:

@@ -213,13 +213,14 @@ def _read(
     n = len(batch)
     schema = jsonlines.table_schema(lh, table)  # one look at the log for the batch
     if format == "debezium":
-        from lakehouse.ingest.debezium import convert_messages
+        from lakehouse.ingest.debezium import as_landed_before, convert_messages
 
         # Tombstones give no row and are not bad: rows say which message they came from.
         converted = convert_messages(
             batch.values, batch.keys, key_columns, positions=batch.offsets.tolist()
         )
-        rows, rescued = jsonlines.fit_rows(lh, table, converted.rows, schema)
+        changes = converted.rows if schema is None else as_landed_before(lh, table, converted.rows)
+        rows, rescued = jsonlines.fit_rows(lh, table, changes, schema)
         good = np.asarray(converted.indexes, np.int64)
         return rows, good, sorted(converted.bad), rescued
     bad: list[tuple[int, str]] = []

@@ -43,7 +43,8 @@ CHANGE_SCHEMA = pa.schema(
         ("primary_key", pa.string()),  # JSON object of the key columns: {"id": 5}
         ("before", pa.string()),  # JSON object of the row before the change, or null
         ("after", pa.string()),  # JSON object of the row after the change, or null
-        ("sequence", pa.int64()),  # orders the changes of a key: the change's LSN
+        ("sequence", pa.int64()),  # orders the changes of a key: the change's LSN (text
+        # for Debezium events, whose positions do not fit one number: debezium_order)
         ("changed_at", pa.string()),  # ISO 8601 commit time
         ("schema_name", pa.string()),
         ("database_name", pa.string()),
@@ -54,9 +55,10 @@ CHANGE_SCHEMA = pa.schema(
 )
 
 
-def change_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Change rows as Arrow, in ``CHANGE_SCHEMA`` (columns a row lacks are null)."""
-    return pa.Table.from_pylist(rows, schema=CHANGE_SCHEMA)
+def change_table(rows: list[dict[str, Any]], schema: pa.Schema = CHANGE_SCHEMA) -> pa.Table:
+    """Change rows as Arrow, in ``CHANGE_SCHEMA`` (columns a row lacks are null), or in
+    another source's variant of it (Debezium's sequence is text)."""
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def json_text(value: Any) -> str:

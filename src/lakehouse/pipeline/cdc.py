@@ -12,6 +12,17 @@ from lakehouse.pipeline.definition import Dataset
 from lakehouse.pipeline.quality import q
 
 DELETED = "__lh_deleted"
+# Changes of a key with the same sequence (one change delivered twice, whose copies may
+# differ in columns such as _ingested_at): SCD 1 and SCD 2 keep the same one of them, the
+# one whose row hashes lowest, so SCD 1 always equals the current rows of SCD 2.
+ROW = "__lh_row"
+TIE = f"hash({ROW})"
+
+
+def _newest_first(seq: str) -> str:
+    """The order that puts a key's newest change first, as SCD 2 (oldest first) sees it:
+    a change without a sequence is the oldest in both."""
+    return f"{seq} DESC NULLS LAST, {TIE}"
 
 
 def latest_state(ds: Dataset, changes: str, keep_deleted: bool) -> str:
@@ -22,10 +33,9 @@ def latest_state(ds: Dataset, changes: str, keep_deleted: bool) -> str:
     drop = ", ".join(q(c) for c in ds.except_columns)
     exclude = f" EXCLUDE ({drop})" if drop else ""
     seq = q(ds.sequence_by or "")
-    seq = q(ds.sequence_by or "")
     inner = (
-        f"SELECT *{exclude}, {deleted} AS {DELETED} FROM {changes} "
-        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {seq} DESC) = 1"
+        f"SELECT *{exclude}, {deleted} AS {DELETED} FROM {changes} AS {ROW} "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {_newest_first(seq)}) = 1"
     )
     if keep_deleted:
         return inner
@@ -44,11 +54,12 @@ def history(ds: Dataset, changes: str) -> str:
     exclude = f", {drop}" if drop else ""
     return f"""
         WITH once AS (
-            SELECT *, {deleted} AS {DELETED} FROM {changes}
-            QUALIFY row_number() OVER (PARTITION BY {keys}, {seq} ORDER BY {seq}) = 1
+            SELECT *, {deleted} AS {DELETED} FROM {changes} AS {ROW}
+            QUALIFY row_number() OVER (PARTITION BY {keys}, {seq} ORDER BY {TIE}) = 1
         ), versions AS (
             SELECT *, {valid} AS valid_from,
-                   lead({valid}) OVER (PARTITION BY {keys} ORDER BY {seq}) AS valid_to
+                   lead({valid}) OVER (PARTITION BY {keys} ORDER BY {seq} ASC NULLS FIRST)
+                   AS valid_to
             FROM once
         )
         SELECT * EXCLUDE ({DELETED}{exclude}), valid_to IS NULL AS is_current

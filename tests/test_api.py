@@ -351,6 +351,11 @@ def test_pipeline_run_through_the_api(site: dict) -> None:
             time.sleep(0.5)
         assert run["status"] == "succeeded", run
         assert {d["dataset"]: d["rows_written"] for d in run["datasets"]}["silver.orders"] == 20
+        assert run["kind"] == "run"
+        for figures in run["datasets"]:  # every row read is accounted for
+            assert figures["rows_read"] == figures["rows_written"] + figures["rows_dropped"] + (
+                figures["rows_quarantined"] + figures["rows_deduplicated"]
+            ) or figures["dataset"] == "gold.revenue", figures
         assert run_id in [r["run_id"] for r in c.get("/runs").json()["runs"]]
         assert c.get("/runs/nope").status_code == 404
         revenue = c.post("/query", json={"sql": "SELECT * FROM gold.revenue ORDER BY 1"})

@@ -458,3 +458,45 @@ def test_demo_in_an_empty_folder_is_repeatable(tmp_path: Path) -> None:
         assert lh.table("silver.app_events").count() == 297  # de-duplicated by event_id
         assert lh.table("gold.daily_active_users").count() >= 2
     assert sorted(p.name for p in folder.iterdir()) == ["lakehouse_data"]
+
+
+def test_quality_hint_replay_runs_and_restore_of_a_pipeline_table(tmp_path: Path) -> None:
+    """The replay `lakehouse quality` suggests runs as printed (the pipeline's folder comes
+    from its runs), the replay is listed with the runs and its figures add up, and
+    `lakehouse restore` takes the table's quarantine back with it."""
+    import shlex
+    import textwrap
+
+    from lakehouse.pipeline import load_pipeline, run_pipeline
+    from tests.test_pipeline import SILVER, events, write_files
+
+    root = tmp_path / "warehouse"
+    lh = Lakehouse(root)
+    lh.write("bronze.raw", events(0, 30))
+    folder = write_files(tmp_path / "my pipeline", {"silver/events.sql": SILVER})
+    run_pipeline(lh, load_pipeline(folder))
+    quality = ok(run("quality", "silver.events", warehouse=root)).stdout
+    hint = re.search(r"`(lakehouse replay [^`]+)`", quality)
+    assert hint is not None, quality
+    assert shlex.split(hint.group(1))[-2:] == ["-p", str(folder.resolve())]
+    fixed = textwrap.dedent(SILVER).replace("action: quarantine", "action: warn")
+    (folder / "silver" / "events.sql").write_text(fixed)
+    replayed = ok(run(*shlex.split(hint.group(1))[1:], warehouse=root)).stdout
+    assert "4 now pass and were written" in replayed and "1 dropped (1 by known_kind)" in replayed
+
+    runs = json.loads(ok(run("runs", "--format", "json", warehouse=root)).stdout)
+    assert [r["kind"] for r in runs] == ["replay", "run"]
+    figures = json.loads(ok(run("runs", runs[0]["run_id"], "-f", "json", warehouse=root)).stdout)
+    (row,) = figures
+    assert (row["rows_read"], row["rows_written"], row["rows_dropped"]) == (5, 4, 1)
+    assert row["rows_deduplicated"] == 0 and json.loads(row["dropped_by"]) == {"known_kind": 1}
+
+    # Back to the creation: the quarantine follows, so the next run quarantines once.
+    ok(run("restore", "silver.events", "0", warehouse=root))
+    lh = Lakehouse(root)
+    assert lh.table("silver.events").count() == 0
+    assert lh.table("silver.events_quarantine").count() == 0
+    (folder / "silver" / "events.sql").write_text(textwrap.dedent(SILVER))
+    run_pipeline(lh, load_pipeline(folder))
+    assert lh.table("silver.events_quarantine").count() == 5
+    assert lh.table("silver.events").count() == 16

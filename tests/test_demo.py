@@ -382,3 +382,27 @@ def test_events_option_scales_the_demo(tmp_path):
     ).count() == pytest.approx(20000, rel=0.02)
     assert lh.table("bronze.user_events").count() == pytest.approx(40000, rel=0.05)
     check_user_figures(lh, warehouse / "landing")
+
+
+def test_every_row_of_the_demo_run_is_accounted_for(built):
+    """Rows read = written + dropped + quarantined + de-duplicated for the files datasets
+    and the row-wise silver.app_events; the replays of app events are the de-duplicated."""
+    warehouse, _ = built
+    lh = Lakehouse(warehouse)
+    rows = lh.sql(
+        "SELECT dataset, kind, rows_read, rows_written, rows_dropped, rows_quarantined, "
+        "rows_deduplicated FROM system.dataset_runs WHERE run_id = "
+        "(SELECT run_id FROM system.pipeline_runs ORDER BY started_at LIMIT 1)"
+    ).to_dicts()
+    checked = [r for r in rows if r["kind"] == "files" or r["dataset"] == "silver.app_events"]
+    assert len(checked) == 5
+    for r in checked:
+        assert r["rows_read"] == (
+            r["rows_written"] + r["rows_dropped"] + r["rows_quarantined"] + r["rows_deduplicated"]
+        ), r
+    app = next(r for r in checked if r["dataset"] == "silver.app_events")
+    replays = lh.sql(
+        "SELECT count(*) - count(DISTINCT event_id) FROM bronze.app_events "
+        "WHERE event_id IS NOT NULL AND event_time IS NOT NULL"
+    ).scalar()
+    assert app["rows_deduplicated"] == replays == 14

@@ -53,6 +53,19 @@ def test_restore_adds_a_version(lh):
     assert t.version == 4
 
 
+
+def test_restore_takes_back_the_transaction_ids_committed_since(lh):
+    """A batch whose write a restore took away is written again, not skipped as done."""
+    lh.write("bronze.loads", [{"id": 1}], txn=("loader", 1))
+    lh.write("bronze.loads", [{"id": 2}], txn=[("loader", 2), ("other", 7)])
+    t = lh.table("bronze.loads")
+    t.restore(1)
+    assert t.transaction_version("loader") == 1 and t.transaction_version("other") is None
+    assert not lh.write("bronze.loads", [{"id": 2}], txn=[("loader", 2), ("other", 7)]).skipped
+    assert sorted(r[0] for r in lh.sql("SELECT id FROM bronze.loads").rows()) == [1, 2]
+    assert lh.write("bronze.loads", [{"id": 2}], txn=("loader", 2)).skipped
+
+
 def test_delete_by_predicate(lh):
     lh.write("silver.t", [{"id": i, "k": i % 3} for i in range(10)])
     metrics = lh.table("silver.t").delete("k = 0")

@@ -412,6 +412,15 @@ def test_runs_page_lists_the_demo_run_and_its_datasets(server, admin):
     row = page.locator("#datasets-table tr", has=page.locator("a", has_text="silver.users"))
     expect(row).to_have_count(1)
     expect(row.locator("td").nth(4)).to_have_text(f"{figures['rows_written']:,}")
+    # Rows left out by key are shown: the demo's replayed app events.
+    app_events = lh.sql(
+        f"SELECT rows_deduplicated FROM system.dataset_runs WHERE run_id = '{run['run_id']}' "
+        "AND dataset = 'silver.app_events'"
+    ).scalar()
+    assert app_events > 0
+    row = page.locator("#datasets-table tr", has=page.locator("a", has_text="silver.app_events"))
+    expect(page.locator("#datasets-table th").nth(7)).to_have_text("Deduplicated")
+    expect(row.locator("td").nth(7)).to_have_text(f"{app_events:,}")
     expect(page.locator("#datasets-table tbody tr")).to_have_count(run["datasets"] + 1)
     shot(page, "15_run")
 

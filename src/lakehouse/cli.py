@@ -261,18 +261,11 @@ def sql(
 @app.command()
 def restore(table: str, version: str) -> None:
     """Restore a table to an earlier version (or timestamp); this adds a new version. A
-    pipeline's table also gets back the input versions it had, so the next run recomputes
-    what the restore took away."""
+    pipeline's table also gets back the input versions it had, and its quarantine the
+    matching version, so the next run recomputes what the restore took away."""
     lh = _lh()
-    inputs = sorted(
-        {
-            e["source_table"]
-            for e in lh.catalog.lineage_edges(table)
-            if e["target_table"] == table and e.get("source_column") is None
-        }
-    )
     with _spinner(f"restoring {table} to {version}"):
-        new = lh.table(table).restore(version, inputs=inputs or None)
+        new = lh.table(table).restore(version)
     console.print(f"restored {table} to {version}: now at version {new}")
 
 

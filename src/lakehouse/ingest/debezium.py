@@ -447,7 +447,7 @@ def ingest_folder(
     landed = target is not None  # the table exists: it may hold a file's events already
     for path in sorted(p for p in root.rglob("*") if _is_events_file(p, root)):
         txn = (file_id(path), 1)
-        if target is not None and target.transaction_version(txn[0]) is not None:
+        if target is not None and (target.transaction_version(txn[0]) or -1) >= 1:
             report.files_skipped.append(str(path))
             if on_file is not None:
                 on_file(path, 0)

@@ -86,7 +86,7 @@ def ingest_folder(
         fmt = FORMATS.get(path.suffix.lower())
         if fmt is not None:
             txn = (file_id(path), 1)
-            done = target is not None and target.transaction_version(txn[0]) is not None
+            done = target is not None and (target.transaction_version(txn[0]) or -1) >= 1
             files.append((path, fmt, txn, done))
     # The next file is read while this one is written (reading does not depend on the
     # table; shaping the rows to the table's schema waits for the write before).

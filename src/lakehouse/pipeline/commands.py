@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -61,6 +62,11 @@ def run_with_progress(
                     f"read {item.rows_read:,}  written {item.rows_written:,}"
                     + (f"  dropped {item.rows_dropped:,}" if item.rows_dropped else "")
                     + (f"  quarantined {item.rows_quarantined:,}" if item.rows_quarantined else "")
+                    + (
+                        f"  deduplicated {item.rows_deduplicated:,}"
+                        if item.rows_deduplicated
+                        else ""
+                    )
                 )
                 line = (
                     f"[{style}]{item.status:>9}[/{style}]  {name:<34} "
@@ -160,16 +166,15 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
             return
         if run_id is not None:
             table = lh.sql(
-                "SELECT dataset, kind, status, rows_read, rows_written, rows_dropped, "
-                "rows_quarantined, input_versions, version_written, seconds, error "
+                f"SELECT {_columns(lh, DATASET_COLUMNS, 'system.dataset_runs')} "
                 f"FROM system.dataset_runs WHERE run_id = {_lit(run_id)} ORDER BY started_at"
             ).to_arrow()
             printer(table.to_pylist(), fmt, f"run {run_id}")
             return
         where = f"WHERE pipeline = {_lit(pipeline)}" if pipeline else ""
         table = lh.sql(
-            "SELECT run_id, pipeline, status, started_at, seconds, datasets, rows_written, "
-            f"error FROM system.pipeline_runs {where} ORDER BY started_at DESC LIMIT {int(limit)}"
+            f"SELECT {_columns(lh, RUN_COLUMNS, 'system.pipeline_runs')} "
+            f"FROM system.pipeline_runs {where} ORDER BY started_at DESC LIMIT {int(limit)}"
         ).to_arrow()
         printer(table.to_pylist(), fmt, "pipeline runs")
 
@@ -182,7 +187,8 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         """Expectation results of a table's latest runs, with a quality score."""
         from lakehouse.pipeline.quality_report import quality_report
 
-        report = quality_report(lh_factory(), table, runs_back)
+        lh = lh_factory()
+        report = quality_report(lh, table, runs_back)
         rows = report["results"]
         if fmt == "table":  # samples are for json and csv; a terminal shows the figures
             rows = [{k: v for k, v in r.items() if k != "sample"} for r in rows]
@@ -190,29 +196,60 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         printer(rows, fmt, title)
         if fmt == "table" and report["quarantined"]:
             unreadable = any(r["check_type"] == "readable" for r in report["results"])
+            if unreadable:
+                console.print(
+                    f"{report['quarantined']:,} record(s) in {table}_quarantine could not be "
+                    "read; the table keeps their raw text and the reason",
+                    soft_wrap=True,
+                )
+                return
+            from lakehouse.pipeline.records import pipeline_folder
+
+            folder = pipeline_folder(lh, report["table"])
+            command = f"lakehouse replay {report['table']}" + (
+                f" -p {shlex.quote(folder)}" if folder else " -p PIPELINE_FOLDER"
+            )
             console.print(
-                f"{report['quarantined']:,} record(s) in {table}_quarantine could not be read; "
-                "the table keeps their raw text and the reason"
-                if unreadable
-                else f"{report['quarantined']:,} row(s) in {table}_quarantine; after a fix, "
-                f"`lakehouse replay {table}` sends them through the checks again",
+                f"{report['quarantined']:,} row(s) in {report['table']}_quarantine; after a "
+                f"fix, `{command}` sends them through the checks again",
                 soft_wrap=True,
             )
 
     @app.command()
     def replay(
         table: Annotated[str, typer.Argument(help="The dataset whose quarantine to replay.")],
-        folder: Annotated[str, typer.Option("--pipeline", "-p", help="The pipeline folder.")],
+        folder: Annotated[
+            str | None,
+            typer.Option(
+                "--pipeline", "-p", help="The pipeline folder (default: the one that wrote it)."
+            ),
+        ] = None,
         var: Vars = None,
     ) -> None:
         """Send a dataset's quarantined rows through its (fixed) checks again."""
+        from lakehouse.errors import LakehouseError
+        from lakehouse.names import parse_table_name
+        from lakehouse.pipeline.records import pipeline_folder
         from lakehouse.pipeline.replay import replay_quarantine
 
+        lh = lh_factory()
+        if folder is None:
+            folder = pipeline_folder(lh, str(parse_table_name(table)))
+            if folder is None:
+                raise LakehouseError(
+                    f"no recorded run of a pipeline wrote {table}",
+                    f"name the pipeline's folder: lakehouse replay {table} -p FOLDER",
+                )
         pipeline = load_pipeline(folder, _variables(var))
-        done = replay_quarantine(lh_factory(), pipeline, table)
+        done = replay_quarantine(lh, pipeline, table)
+        dropped = ", ".join(f"{n:,} by {name}" for name, n in sorted(done["dropped_by"].items()))
         console.print(
-            f"{table}: {done['replayed']:,} quarantined row(s) replayed: {done['kept']:,} now "
-            f"pass and were written, {done['still_failing']:,} still fail and stay quarantined",
+            f"{table}: {done['replayed']:,} quarantined row(s) replayed: "
+            f"{done['written']:,} now pass and were written, "
+            f"{done['still_failing']:,} still fail and stay quarantined, "
+            f"{done['dropped']:,} dropped" + (f" ({dropped})" if dropped else "")
+            + f", {done['deduplicated']:,} already in the table by key"
+            + (f" (run {done['run_id']})" if done["run_id"] else ""),
             soft_wrap=True,
         )
 
@@ -252,6 +289,23 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         console.print(
             lineage_report(lh, table, direction=direction, columns=columns), highlight=False
         )
+
+
+RUN_COLUMNS = (
+    "run_id", "pipeline", "kind", "status", "started_at", "seconds", "datasets",
+    "rows_written", "error",
+)
+DATASET_COLUMNS = (
+    "dataset", "kind", "strategy", "status", "rows_read", "rows_written", "rows_dropped",
+    "rows_quarantined", "rows_deduplicated", "dropped_by", "rescued_values", "input_versions",
+    "version_written", "seconds", "error",
+)
+
+
+def _columns(lh: Lakehouse, wanted: tuple[str, ...], table: str) -> str:
+    """The wanted columns the table has (runs recorded by older versions lack some)."""
+    have = set(lh.table(table).schema.names)
+    return ", ".join(c for c in wanted if c in have)
 
 
 def _lit(value: str) -> str:

@@ -19,6 +19,7 @@ from lakehouse.pipeline.definition import Dataset, Pipeline
 from lakehouse.pipeline.errors import PipelineError, Problem
 from lakehouse.pipeline.graph import order
 from lakehouse.pipeline.incremental import RefreshKey, refresh_key
+from lakehouse.pipeline.quality import RESCUED
 from lakehouse.sql.names import find_references
 
 if TYPE_CHECKING:
@@ -168,7 +169,22 @@ def _bind_all(pipeline: Pipeline, lh: Lakehouse, plan: Plan) -> None:
             if problem is not None:
                 problems.append(problem)
                 continue
+            output = con.sql(f"SELECT * FROM ({ds.sql}) AS __lh LIMIT 0").columns
             for e in ds.expectations:
+                if e.check == "no_rescued_data" and RESCUED not in output:
+                    # Passes while nothing upstream was rescued; an input that has the
+                    # column and a query that leaves it out would make it pass forever.
+                    having = [t for t in ds.depends_on if t in known and _has(con, t, RESCUED)]
+                    if having:
+                        problems.append(
+                            Problem(
+                                ds.file,
+                                e.line,
+                                f"expectation {e.name}: its rows have no {RESCUED} column; "
+                                f"select it from {having[0]} (e.g. SELECT *, or name it)",
+                            )
+                        )
+                    continue
                 if e.row_level:
                     check = f"SELECT ({e.sql}) FROM ({ds.sql}) AS __lh LIMIT 0"
                     try:
@@ -207,6 +223,11 @@ def _describe(con: duckdb.DuckDBPyConnection, ds: Dataset, sql: str, first: int)
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    layer, name = table.split(".")
+    return column in con.sql(f'SELECT * FROM {layer}."{name}" LIMIT 0').columns
 
 
 def _stand_in(

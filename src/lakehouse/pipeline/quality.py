@@ -1,10 +1,10 @@
 """Expectations: a name, a check, an action.
 
 Row checks (a SQL boolean per row: ``expect``, not null, accepted values, range, regex,
-referential) can warn (keep and record), drop (remove and record), quarantine (move to
-``<table>_quarantine`` with the failed names) or fail (abort the run). Table checks (unique
-key, freshness, row-count bounds, schema completeness) can warn or fail. A row whose check
-is NULL counts as failed: a check says what good rows look like.
+referential, no rescued data) can warn (keep and record), drop (remove and record),
+quarantine (move to ``<table>_quarantine`` with the failed names) or fail (abort the run).
+Table checks (unique key, freshness, row-count bounds, schema completeness) can warn or
+fail. A row whose check is NULL counts as failed: a check says what good rows look like.
 """
 
 from __future__ import annotations
@@ -20,9 +20,18 @@ from lakehouse.scratch import scratch
 
 ROW_ACTIONS = ("warn", "drop", "quarantine", "fail")
 TABLE_ACTIONS = ("warn", "fail")
-ROW_CHECKS = ("expect", "not_null", "accepted_values", "range", "regex", "referential")
+ROW_CHECKS = (
+    "expect",
+    "not_null",
+    "accepted_values",
+    "range",
+    "regex",
+    "referential",
+    "no_rescued_data",
+)
 TABLE_CHECKS = ("unique", "freshness", "row_count", "schema")
 SAMPLE = 5
+RESCUED = "_rescued_data"  # bronze: JSON of {column: raw value} for values that did not fit
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,8 @@ def _row_sql(check: str, params: Any, name: str) -> str:
         if not isinstance(params, str) or not params.strip():
             raise ExpectationError(f"expectation {name}: expect takes a SQL boolean expression")
         return params
+    if check == "no_rescued_data":
+        return _no_rescued_sql(params, name)
     if check == "not_null":
         return " AND ".join(f"{q(c)} IS NOT NULL" for c in _columns(params, name))
     if check == "accepted_values":
@@ -161,6 +172,21 @@ def _row_sql(check: str, params: Any, name: str) -> str:
     return f"{q(p['column'])} IS NULL OR {q(p['column'])} IN (SELECT {q(to)} FROM {p['table']})"
 
 
+def _no_rescued_sql(params: Any, name: str) -> str:
+    """No value of the row was rescued (kept in ``_rescued_data`` because it did not fit its
+    column's type): ``true`` for any column, or a column or list of columns."""
+    column = q(RESCUED)
+    if params is True:
+        return f"{column} IS NULL OR {column} IN ('', '{{}}')"
+    if params is False or params is None:
+        raise ExpectationError(
+            f"expectation {name}: no_rescued_data takes true (any column) or the column(s) "
+            "whose rescued values fail the row"
+        )
+    names = ", ".join(lit(c) for c in _columns(params, name))
+    return f"{column} IS NULL OR NOT list_has_any(json_keys({column}), [{names}])"
+
+
 def _check_table_params(check: str, params: Any, name: str) -> None:
     if check == "unique":
         _columns(params, name)
@@ -179,12 +205,27 @@ def flag_columns(expectations: list[Expectation]) -> list[tuple[Expectation, str
     return [(e, f"__lh_ok_{i}") for i, e in enumerate(e for e in expectations if e.row_level)]
 
 
-def with_flags(sql: str, expectations: list[Expectation]) -> str:
-    """The dataset's query with one boolean column per row check."""
+def needs_columns(expectations: list[Expectation]) -> bool:
+    """Whether ``with_flags`` must be told the query's columns (see there)."""
+    return any(e.check == "no_rescued_data" for e in expectations)
+
+
+def with_flags(
+    sql: str, expectations: list[Expectation], columns: list[str] | None = None
+) -> str:
+    """The dataset's query with one boolean column per row check. Given the query's
+    ``columns``, a ``no_rescued_data`` check over rows without ``_rescued_data`` passes
+    (nothing upstream was rescued yet: bronze adds the column with the first value)."""
     flags = flag_columns(expectations)
     if not flags:
         return sql
-    cols = ", ".join(f"coalesce(({e.sql}), false) AS {c}" for e, c in flags)
+
+    def condition(e: Expectation) -> str | None:
+        if e.check == "no_rescued_data" and columns is not None and RESCUED not in columns:
+            return "true"
+        return e.sql
+
+    cols = ", ".join(f"coalesce(({condition(e)}), false) AS {c}" for e, c in flags)
     return f"SELECT *, {cols} FROM (\n{sql}\n) AS __lh_rows"
 
 
@@ -195,6 +236,8 @@ class Split:
     dropped: int
     failed: list[str]  # fail-action expectations with failing rows
     results: list[CheckResult]
+    # dropped rows per expectation (a row failing several drop checks counts for the first)
+    dropped_by: dict[str, int] = field(default_factory=dict)
 
 
 def split_rows(table: pa.Table, expectations: list[Expectation]) -> Split:
@@ -233,15 +276,25 @@ def split_rows(table: pa.Table, expectations: list[Expectation]) -> Split:
         to_quarantine = [(e, c) for e, c in flags if e.action == "quarantine"]
         quarantined = None
         dropped = total - kept.num_rows
+        any_q = " OR ".join(f"NOT {c}" for _, c in to_quarantine) or "false"
         if to_quarantine:
             names = ", ".join(f"CASE WHEN NOT {c} THEN {lit(e.name)} END" for e, c in flags)
-            any_q = " OR ".join(f"NOT {c}" for _, c in to_quarantine)
             quarantined = con.sql(
                 f"SELECT {plain}, list_filter([{names}], lambda x: x IS NOT NULL) "
                 f"AS _failed_expectations FROM batch WHERE {any_q}"
             ).to_arrow_table()
             dropped -= quarantined.num_rows
-        return Split(kept, quarantined, dropped, failed, results)
+        dropped_by: dict[str, int] = {}
+        drops = [(e, c) for e, c in flags if e.action == "drop"]
+        if dropped and drops:
+            first = " ".join(f"WHEN NOT {c} THEN {lit(e.name)}" for e, c in drops)
+            dropped_by = dict(
+                con.sql(
+                    f"SELECT CASE {first} END, count(*) FROM batch "
+                    f"WHERE NOT ({good}) AND NOT ({any_q}) GROUP BY 1"
+                ).fetchall()
+            )
+        return Split(kept, quarantined, dropped, failed, results, dropped_by)
     finally:
         con.close()
 

@@ -1,8 +1,12 @@
 """What runs leave behind in the ``system`` layer, queryable like any table:
 
-- ``system.pipeline_runs``: one row per run (id, pipeline, status, times, error);
-- ``system.dataset_runs``: per run and dataset, rows read, written, dropped, quarantined,
-  the input versions read and the version written, duration, status, error;
+- ``system.pipeline_runs``: one row per run (id, pipeline, kind: ``run`` or ``replay``,
+  the pipeline's folder, status, times, error);
+- ``system.dataset_runs``: per run and dataset, rows read, written, dropped (and by which
+  expectation), quarantined, de-duplicated, values rescued per column, the input versions
+  read and the version written, duration, status, error. Rows read = written + dropped +
+  quarantined + deduplicated for a dataset whose query keeps its input's rows one for one
+  (files, replays, row-wise append queries);
 - ``system.quality_results``: per run, dataset and expectation, passed or not, failed rows
   and a sample of them.
 """
@@ -36,6 +40,9 @@ class DatasetRun:
     rows_written: int = 0
     rows_dropped: int = 0
     rows_quarantined: int = 0
+    rows_deduplicated: int = 0  # left out because their key was in the batch or the table
+    dropped_by: dict[str, int] = field(default_factory=dict)  # expectation -> rows dropped
+    rescued: dict[str, int] = field(default_factory=dict)  # column -> values rescued
     inputs: dict[str, int | None] = field(default_factory=dict)
     version_before: int | None = None
     version: int | None = None
@@ -56,6 +63,8 @@ class RunReport:
     ended_at: datetime | None = None
     error: str | None = None
     datasets: list[DatasetRun] = field(default_factory=list)
+    kind: str = "run"  # run | replay
+    folder: str | None = None  # the pipeline's folder
 
     @property
     def seconds(self) -> float:
@@ -76,6 +85,8 @@ RUN_SCHEMA = pa.schema(
         ("datasets", pa.int64()),
         ("rows_written", pa.int64()),
         ("error", pa.string()),
+        ("kind", pa.string()),
+        ("folder", pa.string()),
     ]
 )
 
@@ -95,6 +106,8 @@ def _run_row(report: RunReport) -> pa.Table:
                 "datasets": len(report.datasets),
                 "rows_written": sum(d.rows_written for d in report.datasets),
                 "error": report.error,
+                "kind": report.kind,
+                "folder": report.folder,
             }
         ],
         schema=RUN_SCHEMA,
@@ -102,18 +115,23 @@ def _run_row(report: RunReport) -> pa.Table:
 
 
 def run_started(lh: Lakehouse, report: RunReport) -> None:
-    lh.write(RUNS, _run_row(report), keys=["run_id"], description="Pipeline runs")
+    lh.write(RUNS, _run_row(report), keys=["run_id"], evolve=True, description="Pipeline runs")
 
 
 def run_finished(lh: Lakehouse, report: RunReport) -> None:
     """The run's figures first, its final status last: a reader that sees the run ended
     finds its datasets and checks too."""
     if report.datasets:
-        lh.write(DATASETS, _dataset_rows(report), description="Per dataset figures of each run")
+        lh.write(
+            DATASETS,
+            _dataset_rows(report),
+            evolve=True,
+            description="Per dataset figures of each run",
+        )
     checks = _check_rows(report)
     if checks.num_rows:
         lh.write(QUALITY, checks, description="Expectation results of each run")
-    lh.write(RUNS, _run_row(report), mode="merge", keys=["run_id"])
+    lh.write(RUNS, _run_row(report), mode="merge", keys=["run_id"], evolve=True)
 
 
 def close_interrupted(lh: Lakehouse, pipeline: str) -> list[str]:
@@ -131,7 +149,13 @@ def close_interrupted(lh: Lakehouse, pipeline: str) -> list[str]:
     fixed = rows.to_pylist()
     for row in fixed:
         row.update(status="interrupted", ended_at=now, error="the run's process ended mid-run")
-    lh.write(RUNS, pa.Table.from_pylist(fixed, schema=RUN_SCHEMA), mode="merge", keys=["run_id"])
+    lh.write(
+        RUNS,
+        pa.Table.from_pylist(fixed, schema=RUN_SCHEMA),
+        mode="merge",
+        keys=["run_id"],
+        evolve=True,
+    )
     return [r["run_id"] for r in fixed]
 
 
@@ -150,6 +174,9 @@ def _dataset_rows(report: RunReport) -> pa.Table:
                 "rows_written": d.rows_written,
                 "rows_dropped": d.rows_dropped,
                 "rows_quarantined": d.rows_quarantined,
+                "rows_deduplicated": d.rows_deduplicated,
+                "dropped_by": json.dumps(d.dropped_by, sort_keys=True),
+                "rescued_values": json.dumps(d.rescued, sort_keys=True),
                 "input_versions": json.dumps(d.inputs, sort_keys=True),
                 "version_before": d.version_before,
                 "version_written": d.version,
@@ -172,6 +199,9 @@ def _dataset_rows(report: RunReport) -> pa.Table:
                 ("rows_written", pa.int64()),
                 ("rows_dropped", pa.int64()),
                 ("rows_quarantined", pa.int64()),
+                ("rows_deduplicated", pa.int64()),
+                ("dropped_by", pa.string()),
+                ("rescued_values", pa.string()),
                 ("input_versions", pa.string()),
                 ("version_before", pa.int64()),
                 ("version_written", pa.int64()),
@@ -222,3 +252,19 @@ def _check_rows(report: RunReport) -> pa.Table:
             ]
         ),
     )
+
+
+def pipeline_folder(lh: Lakehouse, dataset: str) -> str | None:
+    """The folder of the pipeline whose latest run wrote ``dataset``, if runs recorded it."""
+    if lh.catalog.get(DATASETS) is None or lh.catalog.get(RUNS) is None:
+        return None
+    names = {f.name for f in lh.table(RUNS).schema}
+    if "folder" not in names:
+        return None
+    quoted = "'" + dataset.replace("'", "''") + "'"
+    found = lh.sql(
+        f"SELECT r.folder FROM {DATASETS} d JOIN {RUNS} r USING (run_id) "
+        f"WHERE d.dataset = {quoted} AND r.folder IS NOT NULL "
+        "ORDER BY d.started_at DESC LIMIT 1"
+    ).rows()
+    return found[0][0] if found else None

@@ -34,9 +34,11 @@ from lakehouse.pipeline.errors import RunFailed
 from lakehouse.pipeline.graph import select
 from lakehouse.pipeline.plan import Plan, validate
 from lakehouse.pipeline.quality import (
+    RESCUED,
     CheckResult,
     Split,
     flag_columns,
+    needs_columns,
     q,
     split_rows,
     table_checks,
@@ -132,6 +134,7 @@ class Runner:
         run_id = run_id or new_run_id()
         report = RunReport(run_id, self.pipeline.name, datetime.now(UTC), self.full_refresh)
         report.selection = self.selection
+        report.folder = str(Path(self.pipeline.folder).resolve())
         with pipeline_lock(self.lh, self.pipeline.name):
             records.close_interrupted(self.lh, self.pipeline.name)
             self._register_leftovers()
@@ -215,7 +218,7 @@ class Runner:
             if t is None:
                 continue
             if t.version != (before if before is not None else 0):
-                t.restore(before if before is not None else 0, inputs=inputs)
+                t.restore(before if before is not None else 0, inputs=inputs, companions=False)
         for item in report.datasets:
             if item.status == "ok" and item.dataset in self.written:
                 item.status = "rolled back"
@@ -223,7 +226,9 @@ class Runner:
     # -- one dataset ------------------------------------------------------------------------
     def _run_dataset(self, ds: Dataset, item: DatasetRun) -> None:
         if ds.kind == "files":
-            return self._files(ds, item)
+            self._files(ds, item)
+            item.rescued = self._rescued(ds.name, item.version_before, item.version)
+            return None
         if ds.kind == "view":
             assert ds.sql is not None
             self.lh.create_view(ds.name, ds.sql, description=ds.options.get("description"))
@@ -403,7 +408,9 @@ class Runner:
         kept = split.kept
         mode = "overwrite" if full else "append"
         if ds.keys:
+            computed = kept.num_rows
             kept, replaced = self._new_keys(ds, kept, exists and not full)
+            item.rows_deduplicated += computed - kept.num_rows
             if replaced:
                 mode = "merge"
         self._table_checks(ds, item, kept, None if full else ds.name)
@@ -413,41 +420,8 @@ class Runner:
     def _new_keys(
         self, ds: Dataset, batch: pa.Table, against_target: bool
     ) -> tuple[pa.Table, bool]:
-        """One row per key (the latest by ``sequence_by``), minus keys the table has with an
-        equal or newer sequence. Returns the rows and whether some replace existing ones."""
-        keys = ", ".join(q(k) for k in ds.keys)
-        order = f"{q(ds.sequence_by)} DESC" if ds.sequence_by else keys
-        con = self.lh.engine.cursor()
-        con.register("__lh_batch", batch)
-        try:
-            deduped = (
-                f"SELECT * FROM __lh_batch QUALIFY row_number() OVER "
-                f"(PARTITION BY {keys} ORDER BY {order}) = 1"
-            )
-            if not against_target:
-                return con.sql(deduped).to_arrow_table(), False
-            target = self.lh.engine.version_view(ds.name, self._version(ds.name) or 0)
-            on = " AND ".join(f"b.{q(k)} IS NOT DISTINCT FROM t.{q(k)}" for k in ds.keys)
-            if ds.sequence_by:
-                seq = q(ds.sequence_by)
-                newer = (
-                    f"SELECT b.* FROM ({deduped}) b LEFT JOIN {target} t ON {on} "
-                    f"WHERE t.{q(ds.keys[0])} IS NULL OR b.{seq} > t.{seq}"
-                )
-                rows = con.sql(newer).to_arrow_table()
-                cols = ", ".join(f"t.{q(k)}" for k in ds.keys)
-                replaced = con.sql(
-                    f"SELECT count(*) FROM ({deduped}) b "
-                    f"JOIN (SELECT {cols}, {seq} FROM {target} t) t ON {on} WHERE b.{seq} > t.{seq}"
-                ).fetchall()[0][0]
-                return rows, replaced > 0
-            cols = ", ".join(q(k) for k in ds.keys)
-            rows = con.sql(
-                f"SELECT b.* FROM ({deduped}) b ANTI JOIN (SELECT {cols} FROM {target}) t ON {on}"
-            ).to_arrow_table()
-            return rows, False
-        finally:
-            con.unregister("__lh_batch")
+        version = (self._version(ds.name) or 0) if against_target else None
+        return new_keys(self.lh, ds, batch, version)
 
     def _cdc(
         self,
@@ -499,7 +473,7 @@ class Runner:
         assert ds.sql is not None
         con.register("__lh_touched", touched)
         try:
-            flagged = with_flags(ds.sql, ds.expectations)
+            flagged = with_flags(ds.sql, ds.expectations, plain)
             text, _ = self.lh.engine.prepare(
                 f"SELECT {', '.join(q(c) for c in plain)} FROM ({flagged}) AS __lh_all "
                 f"WHERE {good} AND ({keys}) IN (SELECT {keys} FROM __lh_touched)",
@@ -539,17 +513,22 @@ class Runner:
             con = self.lh.engine.cursor()
             con.register("__lh_py_out", table)
             try:
-                batch = self.lh.engine.query(
-                    with_flags("SELECT * FROM __lh_py_out", ds.expectations), pins
-                ).to_arrow()
+                flagged = with_flags(
+                    "SELECT * FROM __lh_py_out", ds.expectations, table.column_names
+                )
+                batch = self.lh.engine.query(flagged, pins).to_arrow()
             finally:
                 con.unregister("__lh_py_out")
         else:
             assert ds.sql is not None
-            batch = self.lh.engine.query(with_flags(ds.sql, ds.expectations), pins).to_arrow()
+            columns = self._columns(ds, pins) if needs_columns(ds.expectations) else None
+            flagged = with_flags(ds.sql, ds.expectations, columns)
+            batch = self.lh.engine.query(flagged, pins).to_arrow()
         split = split_rows(batch, ds.expectations)
         item.checks += split.results
         item.rows_dropped += split.dropped
+        for name, count in split.dropped_by.items():
+            item.dropped_by[name] = item.dropped_by.get(name, 0) + count
         if split.quarantined is not None:
             item.rows_quarantined += split.quarantined.num_rows
         if split.failed:
@@ -585,6 +564,19 @@ class Runner:
                 + "; ".join(r.detail for r in results if r.expectation in failed),
                 "nothing of this run was kept; see lakehouse quality " + ds.name,
             )
+
+    def _rescued(self, table: str, before: int | None, after: int | None) -> dict[str, int]:
+        """Values rescued (kept in ``_rescued_data``, the column left NULL) per column, in
+        the rows ``table`` gained from version ``before`` to ``after``."""
+        if after is None or after == before or RESCUED not in self.lh.table(table).schema.names:
+            return {}
+        rows = self._changes(self.pipeline.datasets[table], table, before, after)
+        column = q(RESCUED)
+        found = self.lh.engine.cursor().sql(
+            f"SELECT key, count(*) FROM (SELECT unnest(json_keys({column})) AS key FROM {rows} "
+            f"WHERE {column} IS NOT NULL AND {column} NOT IN ('', '{{}}')) GROUP BY key"
+        )
+        return {key: int(n) for key, n in sorted(found.fetchall())}
 
     def _pending_quarantine(
         self, ds: Dataset, recorded: dict[str, int | None], current: dict[str, int | None]
@@ -633,10 +625,19 @@ class Runner:
         merge_delete: str | None = None,
     ) -> None:
         target = self._existing(ds.name)
-        self._remember(ds.name, target, list(current))
+        self._remember(ds.name, target, [*current, ds.quarantine])
         if rows is None:  # nothing new: record that the inputs were seen
             rows = self.lh.engine.query(f"SELECT * FROM {ds.name} LIMIT 0").to_arrow()
         options = {k: v for k, v in ds.options.items() if k != "keys"}
+        marks = {t: v for t, v in current.items() if v is not None}
+        if current:
+            # The quarantine's version these rows go with (written just before; -1: none
+            # yet), so a restore of the table takes its quarantine back to it.
+            quarantine = self._existing(ds.quarantine)
+            if quarantine is not None:
+                marks[ds.quarantine] = self._version(ds.quarantine) or 0
+            elif any(e.action == "quarantine" for e in ds.expectations):
+                marks[ds.quarantine] = -1
         result = self.lh.write(
             ds.name,
             rows,
@@ -644,7 +645,7 @@ class Runner:
             keys=keys or ds.keys or None,
             predicate=predicate,
             evolve=True,
-            input_versions={t: v for t, v in current.items() if v is not None},
+            input_versions=marks,
             merge_delete=merge_delete,
             **options,
         )
@@ -694,6 +695,47 @@ class Runner:
                 dt = open_delta(self.lh, parse_table_name(name))
                 self._versions[name] = dt.version() if dt is not None else None
         return self._versions[name]
+
+
+def new_keys(
+    lh: Lakehouse, ds: Dataset, batch: pa.Table, target_version: int | None
+) -> tuple[pa.Table, bool]:
+    """One row per key (the latest by ``sequence_by``), minus keys the table has, at
+    ``target_version`` (None: not compared with the table), with an equal or newer sequence.
+    Returns the rows and whether some replace existing ones."""
+    keys = ", ".join(q(k) for k in ds.keys)
+    order = f"{q(ds.sequence_by)} DESC" if ds.sequence_by else keys
+    con = lh.engine.cursor()
+    con.register("__lh_batch", batch)
+    try:
+        deduped = (
+            f"SELECT * FROM __lh_batch QUALIFY row_number() OVER "
+            f"(PARTITION BY {keys} ORDER BY {order}) = 1"
+        )
+        if target_version is None:
+            return con.sql(deduped).to_arrow_table(), False
+        target = lh.engine.version_view(ds.name, target_version)
+        on = " AND ".join(f"b.{q(k)} IS NOT DISTINCT FROM t.{q(k)}" for k in ds.keys)
+        if ds.sequence_by:
+            seq = q(ds.sequence_by)
+            newer = (
+                f"SELECT b.* FROM ({deduped}) b LEFT JOIN {target} t ON {on} "
+                f"WHERE t.{q(ds.keys[0])} IS NULL OR b.{seq} > t.{seq}"
+            )
+            rows = con.sql(newer).to_arrow_table()
+            cols = ", ".join(f"t.{q(k)}" for k in ds.keys)
+            replaced = con.sql(
+                f"SELECT count(*) FROM ({deduped}) b "
+                f"JOIN (SELECT {cols}, {seq} FROM {target} t) t ON {on} WHERE b.{seq} > t.{seq}"
+            ).fetchall()[0][0]
+            return rows, replaced > 0
+        cols = ", ".join(q(k) for k in ds.keys)
+        rows = con.sql(
+            f"SELECT b.* FROM ({deduped}) b ANTI JOIN (SELECT {cols} FROM {target}) t ON {on}"
+        ).to_arrow_table()
+        return rows, False
+    finally:
+        con.unregister("__lh_batch")
 
 
 def _as_arrow(produced: Any) -> pa.Table:

@@ -4,7 +4,8 @@ The commits in the range are read from the log: files added with ``dataChange`` 
 rows; files rewritten by compaction (``dataChange: false``) carry no new rows and are
 ignored, so optimizing a table does not make its rows look new. A commit that removed rows
 (delete, overwrite, merge) means the range is not append-only: a reader that wants only new
-rows must then recompute.
+rows must then recompute; a restore that only took away rows added after the range's start
+(a failed run rolled back) leaves it append-only: the files added since are then read.
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def appended(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
         for action in actions:
             remove = action.get("remove")
             if remove is not None and remove.get("dataChange", True):
+                if operation.upper() == "RESTORE":
+                    # A restore (a failed run rolled back, say) may only have taken away
+                    # rows added after ``since``: then the range still only added rows.
+                    try:
+                        return _by_difference(dt, table, since, until)
+                    except NotAppendOnly:
+                        pass
                 raise NotAppendOnly(table, version, operation)
             add = action.get("add")
             if add is None or not add.get("dataChange", True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,43 @@ from lakehouse.tables.writer import (
 if TYPE_CHECKING:
     from lakehouse.catalog import TableInfo
     from lakehouse.warehouse import Lakehouse
+
+
+REPLAYED = "lakehouse.replayed"  # on a quarantine: the version its last finished replay read
+
+
+def replay_mark(quarantine: str) -> str:
+    """The transaction identifier a table's replay write carries: the version of its
+    quarantine the replay read."""
+    return f"lakehouse.replay:{quarantine}"
+
+
+def _held(value: int | None) -> int | None:
+    """A transaction number as held (a reset one, -1, is as if never committed)."""
+    return value if value is not None and value >= 0 else None
+
+
+def _transactions_after(dt: DeltaTable, version: int) -> set[str]:
+    """The application ids of the transaction identifiers committed after ``version``
+    (read from the log's commits; a table elsewhere than on a local disk, or whose commits
+    were cleaned up, gives what it can)."""
+    from lakehouse.tables.snapshot import is_local, local_path
+
+    if not is_local(dt.table_uri):
+        return set()
+    log = Path(local_path(dt.table_uri)) / "_delta_log"
+    found: set[str] = set()
+    for number in range(version + 1, dt.version() + 1):
+        try:
+            text = (log / f"{number:020d}.json").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        for line in text.splitlines():
+            if '"txn"' in line:
+                txn = json.loads(line).get("txn")
+                if txn and txn.get("appId"):
+                    found.add(txn["appId"])
+    return found
 
 
 class Table:
@@ -89,8 +127,9 @@ class Table:
         }
 
     def transaction_version(self, app_id: str) -> int | None:
-        """The last transaction number committed for ``app_id`` (see ``write(txn=...)``)."""
-        return self._delta().transaction_version(app_id)
+        """The last transaction number committed for ``app_id`` (see ``write(txn=...)``);
+        None if none is, or a restore took it back to before the first."""
+        return _held(self._delta().transaction_version(app_id))
 
     def input_versions(self, inputs: list[str]) -> dict[str, int | None]:
         """The version of each input this table's rows were last computed from (see
@@ -170,37 +209,172 @@ class Table:
         self._committed()
         return dict(metrics)
 
-    def restore(self, version: int | str | datetime, inputs: list[str] | None = None) -> int:
+    def restore(
+        self,
+        version: int | str | datetime,
+        inputs: list[str] | None = None,
+        *,
+        companions: bool = True,
+    ) -> int:
         """Make the table's content what it was at an earlier version (a new commit).
 
         The versions of ``inputs`` the table records (see ``input_versions``) go back to
         what they were at that version, in the same commit, so a pipeline recomputes what
-        the restore took away."""
+        the restore took away. ``inputs`` defaults to the tables the catalog's lineage says
+        this one is computed from.
+
+        With ``companions``, the table's quarantine (``<table>_quarantine``, written by the
+        same runs) goes back too: to the version the restored version was written with
+        (pipeline writes record it), moved on to the end of a replay the restored version
+        holds. Every row is then where the next run expects it: neither lost nor
+        quarantined twice."""
         dt = self._delta()
+        target = self._version_of(dt, version)
+        if inputs is None:
+            inputs = self._lineage_inputs()
+        companion = self._companion() if companions else None
+        apps = [input_mark(n) for n in inputs]
+        if companion is not None:
+            apps += [input_mark(str(companion.name)), replay_mark(str(companion.name))]
+        marks = self._marks_at(dt, target, apps)
+        new = self._restore(dt, target, marks, version)
+        if companion is not None:
+            companion._follow(
+                marks[input_mark(str(companion.name))],
+                marks[replay_mark(str(companion.name))],
+                {n: marks[input_mark(n)] for n in inputs},
+            )
+        return new
+
+    def _version_of(self, dt: DeltaTable, version: int | str | datetime) -> int:
+        """A version number, a version as text or a timestamp (the version then current)."""
         target: Any = version
         if isinstance(version, str) and not version.isdigit():
             target = parse_timestamp(version)
         elif isinstance(version, str):
             target = int(version)
-        if isinstance(target, int) and not 0 <= target <= dt.version():
-            raise VersionNotFoundError(
-                f"{self.name} has no version {target} (latest is {dt.version()})",
-                f"see `lakehouse history {self.name}`",
-            )
-        marks = None
-        if inputs:
-            old = DeltaTable(dt.table_uri, storage_options=self._lh.storage_options)
-            old.load_as_version(target)
-            marks = []
-            for name in inputs:
-                found = old.transaction_version(input_mark(name))
-                marks.append(Transaction(input_mark(name), -1 if found is None else found))
+        if isinstance(target, int):
+            if not 0 <= target <= dt.version():
+                raise VersionNotFoundError(
+                    f"{self.name} has no version {target} (latest is {dt.version()})",
+                    f"see `lakehouse history {self.name}`",
+                )
+            return target
+        old = DeltaTable(dt.table_uri, storage_options=self._lh.storage_options)
         try:
-            commit = commit_properties("restore", app_transactions=marks)
+            old.load_as_version(target)
+        except DeltaError as exc:
+            raise VersionNotFoundError(
+                f"{self.name} has no version at {version}: {exc}",
+                f"see `lakehouse history {self.name}`",
+            ) from exc
+        return old.version()
+
+    def _marks_at(self, dt: DeltaTable, version: int, apps: list[str]) -> dict[str, int | None]:
+        """The transaction numbers the table held for ``apps`` at ``version`` (None: none,
+        -1: reset)."""
+        if not apps:
+            return {}
+        old = DeltaTable(dt.table_uri, storage_options=self._lh.storage_options)
+        old.load_as_version(version)
+        return {app: old.transaction_version(app) for app in apps}
+
+    def _restore(
+        self, dt: DeltaTable, target: int, marks: dict[str, int | None], asked: Any
+    ) -> int:
+        """Restore to ``target`` with, in the same commit, the transaction identifiers
+        ``marks`` (None or negative: as if never committed) and every other identifier
+        committed after ``target`` set back to its value then: a source's files, offsets
+        or batches the restore took away are not skipped as already written."""
+        later = sorted(_transactions_after(dt, target) - set(marks))
+        if later:
+            marks = {**marks, **self._marks_at(dt, target, later)}
+        txns = []
+        for app, n in marks.items():
+            if n is not None and n >= 0:
+                txns.append(Transaction(app, n))
+            elif dt.transaction_version(app) not in (None, -1):
+                txns.append(Transaction(app, -1))
+        try:
+            commit = commit_properties("restore", app_transactions=txns or None)
             dt.restore(target, commit_properties=commit)
         except DeltaError as exc:
-            raise LakehouseError(f"{self.name}: restore to {version} failed: {exc}") from exc
+            raise LakehouseError(f"{self.name}: restore to {asked} failed: {exc}") from exc
         return self._committed()
+
+    def _lineage_inputs(self) -> list[str]:
+        """The tables this one is computed from, as the catalog's lineage records them."""
+        name = str(self.name)
+        return sorted(
+            {
+                e["source_table"]
+                for e in self._lh.catalog.lineage_edges(name)
+                if e["target_table"] == name and e.get("source_column") is None
+            }
+        )
+
+    def _companion(self) -> Table | None:
+        """The table's quarantine, if it has one."""
+        if self.name.name.endswith("_quarantine"):
+            return None
+        name = TableName(self.name.layer, self.name.name + "_quarantine")
+        return Table(self._lh, name) if self._lh.exists(str(name)) else None
+
+    def _follow(
+        self, paired: int | None, replayed: int | None, inputs: dict[str, int | None]
+    ) -> int | None:
+        """Restore this quarantine to match its table restored to a version that was
+        written with quarantine version ``paired`` (-1: before the quarantine had rows)
+        and holds replay ``replayed``. Returns the new version, or None if there was
+        nothing to do."""
+        dt = self._delta()
+        latest = dt.version()
+        replayed = _held(replayed)
+        old = DeltaTable(dt.table_uri, storage_options=self._lh.storage_options)
+
+        def load(version: int) -> dict[str, int | None] | None:
+            try:
+                old.load_as_version(version)
+            except DeltaError:
+                return None  # the log of that version is gone
+            apps = [input_mark(n) for n in inputs] + [REPLAYED]
+            return {app: old.transaction_version(app) for app in apps}
+
+        match = None
+        if paired is not None and paired <= latest:
+            match = max(paired, 0)
+            held = load(match)
+            if held is None:
+                return None
+            if replayed is not None and _held(held[REPLAYED]) != replayed:
+                # The restored version is (or follows) a replay: the quarantine as that
+                # replay left it.
+                for version in range(match + 1, latest + 1):
+                    found = load(version)
+                    if found is not None and _held(found[REPLAYED]) == replayed:
+                        match, held = version, found
+                        break
+        else:
+            # Written before tables recorded their quarantine's version: the latest one
+            # holding no input version beyond the table's, and the same replays.
+            for version in range(latest, -1, -1):
+                held = load(version)
+                if held is None:
+                    return None
+                if _held(held[REPLAYED]) != replayed:
+                    continue
+                if all(
+                    _held(held[input_mark(n)]) is None
+                    or (v is not None and v >= 0 and held[input_mark(n)] <= v)  # type: ignore[operator]
+                    for n, v in inputs.items()
+                ):
+                    match = version
+                    break
+        if match is None or match == latest:
+            return None
+        held = load(match)
+        assert held is not None
+        return self._restore(dt, match, held, match)
 
     def optimize(self, target_size: int | None = None) -> dict[str, Any]:
         """Compact small files into larger ones."""

@@ -1801,6 +1801,20 @@ async function viewRuns() {
   put(app, runsTable(runs.runs));
 }
 
+// "{"amount": 2, "v": 1}" (a JSON text of counts) -> "amount 2, v 1"
+function countsText(text) {
+  if (!text) return "";
+  let counts;
+  try {
+    counts = typeof text === "string" ? JSON.parse(text) : text;
+  } catch {
+    return "";
+  }
+  return Object.entries(counts || {})
+    .map(([name, n]) => `${name} ${fmtInt(n)}`)
+    .join(", ");
+}
+
 function runsTable(runs) {
   return recordTable(
     runs,
@@ -1811,6 +1825,7 @@ function runsTable(runs) {
           link(`#/runs/${encodeURIComponent(r.run_id)}`, r.run_id, { class: "mono run-link" }),
       },
       { key: "pipeline", label: "Pipeline" },
+      { label: "Kind", render: (r) => r.kind || "run" },
       { label: "Status", render: (r) => statusBadge(r.status) },
       {
         label: "Started",
@@ -1868,6 +1883,7 @@ async function viewRun(id) {
       "dl",
       { class: "facts" },
       fact("Pipeline", run.pipeline || ""),
+      run.kind === "replay" ? fact("Kind", "replay of quarantined rows") : null,
       fact("Started", fmtTime(run.started_at) || "—"),
       fact("Ended", fmtTime(run.ended_at) || "—"),
       fact("Duration", fmtSeconds(run.seconds) || "—"),
@@ -1899,6 +1915,7 @@ async function viewRun(id) {
             rows_written: total("rows_written"),
             rows_dropped: total("rows_dropped"),
             rows_quarantined: total("rows_quarantined"),
+            rows_deduplicated: total("rows_deduplicated"),
             seconds: total("seconds"),
             total: true,
           },
@@ -1915,8 +1932,24 @@ async function viewRun(id) {
           { label: "Status", render: (d) => (d.total ? "" : statusBadge(d.status)) },
           { key: "rows_read", label: "Read", num: true },
           { key: "rows_written", label: "Written", num: true },
-          { key: "rows_dropped", label: "Dropped", num: true },
+          {
+            label: "Dropped",
+            num: true,
+            render: (d) =>
+              d.rows_dropped
+                ? h(
+                    "span",
+                    { title: countsText(d.dropped_by) ? `by ${countsText(d.dropped_by)}` : null },
+                    fmtInt(d.rows_dropped),
+                  )
+                : d.rows_dropped,
+          },
           { key: "rows_quarantined", label: "Quarantined", num: true },
+          { key: "rows_deduplicated", label: "Deduplicated", num: true },
+          {
+            label: "Rescued values",
+            render: (d) => countsText(d.rescued_values),
+          },
           { key: "version_written", label: "Version", num: true },
           {
             label: "Seconds",

@@ -315,3 +315,124 @@ def test_lines_starting_with_a_bare_value_are_quarantined(lh, tmp_path):
     assert report.rows == 2 and report.quarantined == 3
     reasons = lh.sql("SELECT reason FROM bronze.bare_quarantine ORDER BY reason").rows()
     assert [r[0] for r in reasons] == [f"line {n}: not a JSON object" for n in (1, 3, 5)]
+
+
+# -- file identity: what a file holds, not where it lies ------------------------------------
+def counts(lh, table: str = "bronze.events") -> tuple[int, int]:
+    return (
+        lh.sql(f"SELECT count(*) FROM {table}").scalar(),
+        lh.sql(f"SELECT count(*) FROM {table}_quarantine").scalar(),
+    )
+
+
+def test_moved_or_copied_folders_bring_nothing_new_and_changed_content_is_new(lh, landing):
+    import shutil
+
+    write_lines(landing / "bad.jsonl", ["{", "[3]"])  # every line to the quarantine
+    first = ingest_folder(lh, landing, "bronze.events")
+    assert len(first.files_ingested) == 5 and counts(lh) == (7, 4)
+    copy = landing.parent / "elsewhere" / "copy"
+    shutil.copytree(landing, copy)
+    moved = landing.parent / "moved"
+    landing.rename(moved)
+    for folder in (copy, moved):
+        again = ingest_folder(lh, folder, "bronze.events")
+        assert again.files_ingested == [] and len(again.files_skipped) == 5
+        assert counts(lh) == (7, 4)
+    # The same bytes under a second name are one file's content: ingested once.
+    shutil.copy(moved / "b.csv", moved / "b-again.csv")
+    (moved / "b.csv").rename(moved / "sub.csv")
+    report = ingest_folder(lh, moved, "bronze.events")
+    assert report.files_ingested == [] and counts(lh) == (7, 4)
+    assert report.duplicates == {str(moved / "sub.csv"): str(moved / "b-again.csv")}
+    # A file whose content changed under the same name is a new file.
+    (moved / "b-again.csv").write_text("user_id,kind\n4,buy\n5,view\n50,new\n")
+    changed = ingest_folder(lh, moved, "bronze.events")
+    assert changed.files_ingested == [str(moved / "b-again.csv")] and changed.rows == 3
+    assert counts(lh) == (10, 4)
+
+
+def old_path_id(path: Path) -> str:
+    """The identifier loaders gave a file before files were named by content."""
+    import hashlib
+
+    return "file:" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+
+
+def test_a_table_written_with_path_identifiers_ingests_nothing_again(lh, landing):
+    """A warehouse whose loader named files by path: none of its files comes in again,
+    not where they were and not after the folder moved; new content still does."""
+    write_lines(landing / "bad.jsonl", ["{"])
+    # What the loader of path identifiers committed: each file's rows (bad records to the
+    # quarantine) under the file's path identifier; a file without a good record only in
+    # the quarantine.
+    for path in sorted(landing.iterdir()):
+        if path.suffix not in (".csv", ".jsonl", ".json", ".parquet"):
+            continue
+        txn = (old_path_id(path), 1)
+        if path.name == "a.jsonl":
+            lh.write("bronze.events_quarantine", [{"raw_payload": "x", "reason": "r"}] * 2,
+                     source=str(path), txn=txn)
+            rows = [{"user_id": 1, "kind": "click"}, {"user_id": 3, "kind": "view"}]
+        elif path.name == "bad.jsonl":
+            lh.write("bronze.events_quarantine", [{"raw_payload": "{", "reason": "r"}],
+                     source=str(path), txn=txn)
+            continue
+        else:
+            rows = [{"user_id": 0, "kind": path.name}] * {"b.csv": 2, "c.json": 1}.get(
+                path.name, 2
+            )
+        lh.write("bronze.events", rows, source=str(path), txn=txn)
+    assert counts(lh) == (7, 3)
+    same_place = ingest_folder(lh, landing, "bronze.events")
+    assert same_place.files_ingested == [] and counts(lh) == (7, 3)
+    moved = landing.parent / "moved"
+    landing.rename(moved)
+    after_move = ingest_folder(lh, moved, "bronze.events")
+    assert after_move.files_ingested == [] and counts(lh) == (7, 3)
+    # A path identifier vouched for the file it was given to: new content at that path,
+    # after the upgrade, is a new file.
+    (moved / "c.json").write_text(json.dumps([{"user_id": 60, "kind": "new"}]))
+    (moved / "b.csv").rename(moved / "b2.csv")
+    (moved / "b.csv").write_text("user_id,kind\n70,new\n")
+    report = ingest_folder(lh, moved, "bronze.events")
+    assert sorted(Path(f).name for f in report.files_ingested) == ["b.csv", "c.json"]
+    assert counts(lh) == (9, 3)
+
+
+def test_a_second_loader_with_the_same_files_ingests_nothing(lh, landing):
+    """Identifiers come from the hashes, not from the cache: another warehouse folder,
+    or a warehouse whose cache is gone, recognises the files all the same."""
+    ingest_folder(lh, landing, "bronze.events")
+    cache = Path(lh.root) / "_ingest" / "file_ids.sqlite"
+    assert cache.is_file()
+    cache.unlink()
+    assert ingest_folder(lh, landing, "bronze.events").files_ingested == []
+    assert counts(lh) == (7, 2)
+
+
+def test_the_hash_cache_is_used_only_for_files_as_they_were(lh, tmp_path):
+    import sqlite3
+
+    folder = tmp_path / "cached"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,kind\n1,x\n")
+    (folder / "b.csv").write_text("id,kind\n2,y\n")
+    settled = max(os.stat(p).st_ctime_ns for p in folder.iterdir()) + 2_000_000_000
+    while time.time_ns() <= settled:  # files changed in the last 2 s are not remembered
+        time.sleep(0.05)
+    assert len(ingest_folder(lh, folder, "bronze.c").files_ingested) == 2
+    cache = sqlite3.connect(Path(lh.root) / "_ingest" / "file_ids.sqlite")
+    with cache:
+        remembered = dict(cache.execute("SELECT path, id FROM file_ids"))
+        assert set(remembered) == {str(folder / "a.csv"), str(folder / "b.csv")}
+        # Unchanged files are not read again: what the cache says is what counts.
+        cache.execute("UPDATE file_ids SET id = 'file:sha256:0:1' WHERE path LIKE '%a.csv'")
+    assert ingest_folder(lh, folder, "bronze.c").files_ingested == [str(folder / "a.csv")]
+    # New bytes of the same size under the old modification time: ctime tells.
+    stat = os.stat(folder / "b.csv")
+    (folder / "b.csv").write_text("id,kind\n3,z\n")
+    os.utime(folder / "b.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert ingest_folder(lh, folder, "bronze.c").files_ingested == [str(folder / "b.csv")]
+    assert lh.sql("SELECT list(id ORDER BY id) FROM bronze.c").scalar() == [1, 1, 2, 3]
+    cache.close()

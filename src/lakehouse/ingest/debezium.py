@@ -33,7 +33,6 @@ import pyarrow as pa
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest.postgres_cdc import change_table, json_text, lsn_text, qualified
 from lakehouse.names import parse_table_name
-from lakehouse.tables.writer import open_delta
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -412,9 +411,9 @@ def ingest_folder(
     """Land each file of Debezium events under ``folder`` (.jsonl and .ndjson: an event per
     line; .json: the same, or one JSON document holding an event or an array of them;
     names starting with _ or . are left alone) in the bronze ``table``, exactly once: a
-    file's change rows commit with a transaction identifier naming the file. Messages that
+    file's change rows commit with a transaction identifier naming its content. Messages that
     are not change events go to ``<table>_quarantine`` with the reason."""
-    from lakehouse.ingest.files import file_id  # a file's id, as file ingestion names it
+    from lakehouse.ingest.files import identify  # files named by content, as ingestion does
 
     name = parse_table_name(table)
     if name.layer != "bronze":
@@ -423,10 +422,9 @@ def ingest_folder(
     if not root.is_dir():
         raise LakehouseError(f"no folder {root} to ingest from", "check the path")
     report = DebeziumReport(str(name))
-    target = open_delta(lh, name)
-    for path in sorted(p for p in root.rglob("*") if _is_events_file(p, root)):
-        txn = (file_id(path), 1)
-        if target is not None and target.transaction_version(txn[0]) is not None:
+    paths = sorted(p for p in root.rglob("*") if _is_events_file(p, root))
+    for path, txn, done, _same in identify(lh, name, paths):
+        if done:
             report.files_skipped.append(str(path))
             if on_file is not None:
                 on_file(path, 0)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -436,3 +437,44 @@ def test_the_hash_cache_is_used_only_for_files_as_they_were(lh, tmp_path):
     assert ingest_folder(lh, folder, "bronze.c").files_ingested == [str(folder / "b.csv")]
     assert lh.sql("SELECT list(id ORDER BY id) FROM bronze.c").scalar() == [1, 1, 2, 3]
     cache.close()
+
+
+def test_missing_values_are_null_and_empty_text_stays_empty_in_every_format(lh, tmp_path):
+    """An empty unquoted CSV field is NULL for every type, a quoted "" is ''; JSON null is
+    NULL and "" is ''; Parquet as written."""
+    folder = tmp_path / "nulls"
+    folder.mkdir()
+    (folder / "a.csv").write_text(
+        'id,name,n,x,at,ok,code\n'
+        '1,,,,,,""\n'
+        '2,"",5,1.5,2026-11-01 10:00:00,true,NA\n'
+        '3,ann,,,,false,null\n'
+    )
+    (folder / "a2.csv").write_text("id,name,n,nothing\n10,,,\n11,,,\n")  # columns of nulls
+    write_lines(folder / "b.jsonl", [{"id": 4, "name": None, "code": ""}, {"id": 5, "name": ""}])
+    write_lines(  # the per-line reader (a nested value) reads them the same way
+        folder / "c.jsonl", [{"id": 6, "name": None, "code": "", "tags": ["t"]}]
+    )
+    (folder / "d.json").write_text(json.dumps([{"id": 7, "name": None, "code": ""}]))
+    pq.write_table(pa.table({"id": [8, 9], "name": [None, ""], "code": ["", None]}),
+                   folder / "e.parquet")
+    ingest_folder(lh, folder, "bronze.nulls")
+    got = lh.sql(
+        'SELECT id, name, n, x, "at", ok, code FROM bronze.nulls ORDER BY id'
+    ).rows()
+    assert [(r[0], r[1], r[6]) for r in got] == [
+        (1, None, ""),
+        (2, "", "NA"),
+        (3, "ann", "null"),
+        (4, None, ""),
+        (5, "", None),
+        (6, None, ""),
+        (7, None, ""),
+        (8, None, ""),
+        (9, "", None),
+        (10, None, None),
+        (11, None, None),
+    ]
+    assert "nothing" not in lh.table("bronze.nulls").schema.names  # no type to give it yet
+    assert got[0][2:6] == (None, None, None, None) and got[2][2:5] == (None, None, None)
+    assert got[1][2:6] == (5, 1.5, datetime(2026, 11, 1, 10), True)

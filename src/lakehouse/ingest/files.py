@@ -40,6 +40,19 @@ FORMATS[".parquet"] = "parquet"
 RESCUED = jsonlines.RESCUED
 
 
+def _csv_nulls() -> Any:
+    """A CSV field left empty is NULL, whatever its column's type; a quoted empty string
+    (``""``) is the empty string, and any other text (``NA``, ``null``...) is a value."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
+    )
+
+
+CSV_NULLS = _csv_nulls()
+
+
 @dataclass
 class IngestReport:
     table: str
@@ -230,7 +243,7 @@ def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict], list[dict]]:
         import pyarrow.csv as pacsv
 
         try:
-            return pacsv.read_csv(path), []
+            return pacsv.read_csv(path, convert_options=CSV_NULLS), []
         except pa.ArrowInvalid as exc:
             raw = path.read_text(errors="replace")
             return [], [_bad(raw, f"unreadable CSV: {exc}")]

@@ -140,6 +140,13 @@ TIME_TRAVEL = (
     + " ORDER BY v, id"
 )
 BAD_SQL = "SELEC id FROM silver.users"
+# Nested values: a list, a struct holding a list of dates, a map, and bytes.
+NESTED = (
+    "SELECT country, list(name ORDER BY id) AS names, "
+    "{'n': count(*), 'signups': list(signup ORDER BY id)} AS about, "
+    "map([country], [count(*)]) AS per, country::BLOB AS raw "
+    "FROM silver.users WHERE country <> 'it' GROUP BY country ORDER BY country"
+)
 
 # Commands that only read the shared warehouse. Each CLI process spends about a second
 # importing, so they are all started together, a few at a time, when the first test needs
@@ -151,6 +158,9 @@ READ_ONLY: dict[str, tuple[str, ...]] = {
     "history_json": ("history", "silver.users", "--format", "json"),
     "sql_json": ("sql", QUERY, "--format", "json"),
     "sql_csv": ("sql", QUERY, "--format", "csv"),
+    "nested_json": ("sql", NESTED, "--format", "json"),
+    "nested_csv": ("sql", NESTED, "--format", "csv"),
+    "nested_grid": ("sql", NESTED),
     "unknown_describe": ("describe", "silver.user"),
     "unknown_sql": ("sql", "SELECT * FROM silver.user"),
     "bad_sql": ("sql", BAD_SQL),
@@ -275,6 +285,26 @@ def test_sql_csv_is_exact(cli: dict[str, Result]) -> None:
         '4,"dee","it",4,2026-03-01\n'
         '5,"eve","de",0.5,2026-03-02\n'
     )
+
+
+def test_nested_values_in_every_format(cli: dict[str, Result]) -> None:
+    """Lists, structs and maps are JSON values in json, JSON text in a CSV field or a grid
+    cell; bytes are hex."""
+    de = {"n": 2, "signups": [None, "2026-03-02"]}
+    fr = {"n": 2, "signups": ["2026-01-02", "2026-02-01"]}
+    assert json.loads(ok(cli["nested_json"]).stdout) == [
+        {"country": "de", "names": ["bob", "eve"], "about": de, "per": {"de": 2}, "raw": "6465"},
+        {"country": "fr", "names": ["ann", "cy"], "about": fr, "per": {"fr": 2}, "raw": "6672"},
+    ]
+    assert ok(cli["nested_csv"]).stdout == (
+        '"country","names","about","per","raw"\n'
+        '"de","[""bob"", ""eve""]","{""n"": 2, ""signups"": [null, ""2026-03-02""]}",'
+        '"{""de"": 2}","6465"\n'
+        '"fr","[""ann"", ""cy""]","{""n"": 2, ""signups"": [""2026-01-02"", ""2026-02-01""]}",'
+        '"{""fr"": 2}","6672"\n'
+    )
+    grid = ok(cli["nested_grid"]).stdout
+    assert '["bob", "eve"]' in grid and '{"fr": 2}' in grid and "2 rows" in grid
 
 
 def test_sql_table_format_through_env_var(cli: dict[str, Result]) -> None:

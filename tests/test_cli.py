@@ -488,3 +488,69 @@ def test_demo_in_an_empty_folder_is_repeatable(tmp_path: Path) -> None:
         assert lh.table("silver.app_events").count() == 297  # de-duplicated by event_id
         assert lh.table("gold.daily_active_users").count() >= 2
     assert sorted(p.name for p in folder.iterdir()) == ["lakehouse_data"]
+
+
+# -- validate ------------------------------------------------------------------------------
+BRONZE_YML = "kind: files\npath: ${landing}/events\n"
+SILVER_SQL = """-- kind: append
+-- expectations:
+--   - {name: has_user, not_null: %s, action: drop}
+SELECT user_id, kind
+FROM bronze.events
+"""
+
+
+def test_validate_reports_folders_columns_and_empty_clauses_in_the_users_terms(
+    tmp_path: Path,
+) -> None:
+    """A missing landing folder is an error at its ``path:`` line, with the variables
+    expanded; expectation columns are checked against the first file or the bronze table;
+    what could not be checked is said, not called valid; an empty WHERE is named."""
+    def pipeline(name: str, column: str, where: str = "") -> Path:
+        folder = tmp_path / name
+        (folder / "bronze").mkdir(parents=True)
+        (folder / "silver").mkdir()
+        (folder / "pipeline.yml").write_text("vars:\n  landing: ${warehouse}/landing\n")
+        (folder / "bronze" / "events.yml").write_text(BRONZE_YML)
+        (folder / "silver" / "events.sql").write_text(SILVER_SQL % column + where)
+        return folder
+
+    good = pipeline("good", "user_id")
+    typo = pipeline("typo", "usr_id")
+    empty_where = pipeline("where", "user_id", "WHERE\nORDER BY user_id\n")
+    landing = tmp_path / "landing"
+    (landing / "events").mkdir(parents=True)
+    (landing / "events" / "a.csv").write_text("user_id,kind\n1,click\n")
+    (tmp_path / "none" / "events").mkdir(parents=True)  # a landing folder without files
+    with_table = tmp_path / "with_table"
+    Lakehouse(with_table).write("bronze.events", [{"user_id": 1, "kind": "x"}])
+    w = tmp_path / "w"
+    jobs = {
+        "missing": (w, "validate", str(good)),
+        "typo": (w, "validate", str(typo), "--var", f"landing={landing}"),
+        "good": (w, "validate", str(good), "--var", f"landing={landing}"),
+        "no_files": (w, "validate", str(good), "--var", f"landing={tmp_path / 'none'}"),
+        "table_typo": (with_table, "validate", str(typo), "--var", f"landing={tmp_path / 'none'}"),
+        "where": (w, "validate", str(empty_where), "--var", f"landing={landing}"),
+    }
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {k: pool.submit(run, *args, warehouse=wh) for k, (wh, *args) in jobs.items()}
+        out = {k: f.result() for k, f in futures.items()}
+
+    missing = failed(out["missing"])
+    assert f"events.yml:2: path ${{landing}}/events is {w}/landing/events, which does not " \
+        "exist" in missing and "--var landing=FOLDER" in missing, missing
+    typo_text = failed(out["typo"])
+    assert "events.sql:3: expectation has_user:" in typo_text and "usr_id" in typo_text
+    good_text = ok(out["good"]).stdout
+    assert f"files from {landing}/events" in good_text and "${landing}" not in good_text
+    assert good_text.rstrip().endswith("valid")
+    no_files = " ".join(ok(out["no_files"]).stdout.split())
+    assert "valid as far as it could be checked: the columns of 2 dataset(s)" in no_files
+    assert "bronze.events: no table bronze.events yet and no files in" in no_files
+    assert "silver.events: reads bronze.events, whose columns are not known yet" in no_files
+    table_typo = failed(out["table_typo"])
+    assert "events.sql:3: expectation has_user:" in table_typo and "usr_id" in table_typo
+    where = failed(out["where"])
+    assert "events.sql:6: SQL does not parse: WHERE without a condition after it" in where
+    assert "sqlglot" not in where and "Required keyword" not in where

@@ -337,6 +337,8 @@ def ingest(
         f"{len(report.files_skipped)} file(s) already ingested",
         soft_wrap=True,
     )
+    for duplicate, first in report.duplicates.items():
+        console.print(f"  {duplicate}: the same content as {first}", soft_wrap=True)
 
 
 @app.command()

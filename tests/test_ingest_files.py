@@ -478,3 +478,21 @@ def test_missing_values_are_null_and_empty_text_stays_empty_in_every_format(lh, 
     assert "nothing" not in lh.table("bronze.nulls").schema.names  # no type to give it yet
     assert got[0][2:6] == (None, None, None, None) and got[2][2:5] == (None, None, None)
     assert got[1][2:6] == (5, 1.5, datetime(2026, 11, 1, 10), True)
+
+
+def test_a_pipeline_pointed_at_a_copy_of_its_landing_folder_ingests_nothing(lh, landing):
+    import shutil
+
+    from lakehouse.pipeline import load_pipeline, run_pipeline
+
+    folder = landing.parent / "pipeline"
+    (folder / "bronze").mkdir(parents=True)
+    (folder / "bronze" / "events.yml").write_text("kind: files\npath: ${landing}\n")
+    run_pipeline(lh, load_pipeline(folder, {"landing": str(landing)}))
+    assert counts(lh) == (7, 2)
+    copy = landing.parent / "copy"
+    shutil.copytree(landing, copy)
+    report = run_pipeline(lh, load_pipeline(folder, {"landing": str(copy)}))
+    assert counts(lh) == (7, 2)
+    [bronze] = [d for d in report.datasets if d.dataset == "bronze.events"]
+    assert bronze.rows_written == 0 and "(0 new file(s))" in bronze.strategy

@@ -518,6 +518,8 @@ def test_validate_reports_folders_columns_and_empty_clauses_in_the_users_terms(
     good = pipeline("good", "user_id")
     typo = pipeline("typo", "usr_id")
     empty_where = pipeline("where", "user_id", "WHERE\nORDER BY user_id\n")
+    undefined = pipeline("undefined", "user_id")
+    (undefined / "bronze" / "events.yml").write_text("kind: files\npath: ${incoming}/events\n")
     landing = tmp_path / "landing"
     (landing / "events").mkdir(parents=True)
     (landing / "events" / "a.csv").write_text("user_id,kind\n1,click\n")
@@ -532,6 +534,7 @@ def test_validate_reports_folders_columns_and_empty_clauses_in_the_users_terms(
         "no_files": (w, "validate", str(good), "--var", f"landing={tmp_path / 'none'}"),
         "table_typo": (with_table, "validate", str(typo), "--var", f"landing={tmp_path / 'none'}"),
         "where": (w, "validate", str(empty_where), "--var", f"landing={landing}"),
+        "undefined": (w, "validate", str(undefined)),
     }
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {k: pool.submit(run, *args, warehouse=wh) for k, (wh, *args) in jobs.items()}
@@ -554,3 +557,5 @@ def test_validate_reports_folders_columns_and_empty_clauses_in_the_users_terms(
     where = failed(out["where"])
     assert "events.sql:6: SQL does not parse: WHERE without a condition after it" in where
     assert "sqlglot" not in where and "Required keyword" not in where
+    undefined_text = failed(out["undefined"])
+    assert "events.yml:2: pipeline undefined: ${incoming} is not defined" in undefined_text

@@ -140,6 +140,13 @@ TIME_TRAVEL = (
     + " ORDER BY v, id"
 )
 BAD_SQL = "SELEC id FROM silver.users"
+# Nested values: a list, a struct holding a list of dates, a map, and bytes.
+NESTED = (
+    "SELECT country, list(name ORDER BY id) AS names, "
+    "{'n': count(*), 'signups': list(signup ORDER BY id)} AS about, "
+    "map([country], [count(*)]) AS per, country::BLOB AS raw "
+    "FROM silver.users WHERE country <> 'it' GROUP BY country ORDER BY country"
+)
 
 # Commands that only read the shared warehouse. Each CLI process spends about a second
 # importing, so they are all started together, a few at a time, when the first test needs
@@ -151,6 +158,9 @@ READ_ONLY: dict[str, tuple[str, ...]] = {
     "history_json": ("history", "silver.users", "--format", "json"),
     "sql_json": ("sql", QUERY, "--format", "json"),
     "sql_csv": ("sql", QUERY, "--format", "csv"),
+    "nested_json": ("sql", NESTED, "--format", "json"),
+    "nested_csv": ("sql", NESTED, "--format", "csv"),
+    "nested_grid": ("sql", NESTED),
     "unknown_describe": ("describe", "silver.user"),
     "unknown_sql": ("sql", "SELECT * FROM silver.user"),
     "bad_sql": ("sql", BAD_SQL),
@@ -275,6 +285,26 @@ def test_sql_csv_is_exact(cli: dict[str, Result]) -> None:
         '4,"dee","it",4,2026-03-01\n'
         '5,"eve","de",0.5,2026-03-02\n'
     )
+
+
+def test_nested_values_in_every_format(cli: dict[str, Result]) -> None:
+    """Lists, structs and maps are JSON values in json, JSON text in a CSV field or a grid
+    cell; bytes are hex."""
+    de = {"n": 2, "signups": [None, "2026-03-02"]}
+    fr = {"n": 2, "signups": ["2026-01-02", "2026-02-01"]}
+    assert json.loads(ok(cli["nested_json"]).stdout) == [
+        {"country": "de", "names": ["bob", "eve"], "about": de, "per": {"de": 2}, "raw": "6465"},
+        {"country": "fr", "names": ["ann", "cy"], "about": fr, "per": {"fr": 2}, "raw": "6672"},
+    ]
+    assert ok(cli["nested_csv"]).stdout == (
+        '"country","names","about","per","raw"\n'
+        '"de","[""bob"", ""eve""]","{""n"": 2, ""signups"": [null, ""2026-03-02""]}",'
+        '"{""de"": 2}","6465"\n'
+        '"fr","[""ann"", ""cy""]","{""n"": 2, ""signups"": [""2026-01-02"", ""2026-02-01""]}",'
+        '"{""fr"": 2}","6672"\n'
+    )
+    grid = ok(cli["nested_grid"]).stdout
+    assert '["bob", "eve"]' in grid and '{"fr": 2}' in grid and "2 rows" in grid
 
 
 def test_sql_table_format_through_env_var(cli: dict[str, Result]) -> None:
@@ -500,3 +530,74 @@ def test_quality_hint_replay_runs_and_restore_of_a_pipeline_table(tmp_path: Path
     run_pipeline(lh, load_pipeline(folder))
     assert lh.table("silver.events_quarantine").count() == 5
     assert lh.table("silver.events").count() == 16
+
+
+# -- validate ------------------------------------------------------------------------------
+BRONZE_YML = "kind: files\npath: ${landing}/events\n"
+SILVER_SQL = """-- kind: append
+-- expectations:
+--   - {name: has_user, not_null: %s, action: drop}
+SELECT user_id, kind
+FROM bronze.events
+"""
+
+
+def test_validate_reports_folders_columns_and_empty_clauses_in_the_users_terms(
+    tmp_path: Path,
+) -> None:
+    """A missing landing folder is an error at its ``path:`` line, with the variables
+    expanded; expectation columns are checked against the first file or the bronze table;
+    what could not be checked is said, not called valid; an empty WHERE is named."""
+    def pipeline(name: str, column: str, where: str = "") -> Path:
+        folder = tmp_path / name
+        (folder / "bronze").mkdir(parents=True)
+        (folder / "silver").mkdir()
+        (folder / "pipeline.yml").write_text("vars:\n  landing: ${warehouse}/landing\n")
+        (folder / "bronze" / "events.yml").write_text(BRONZE_YML)
+        (folder / "silver" / "events.sql").write_text(SILVER_SQL % column + where)
+        return folder
+
+    good = pipeline("good", "user_id")
+    typo = pipeline("typo", "usr_id")
+    empty_where = pipeline("where", "user_id", "WHERE\nORDER BY user_id\n")
+    undefined = pipeline("undefined", "user_id")
+    (undefined / "bronze" / "events.yml").write_text("kind: files\npath: ${incoming}/events\n")
+    landing = tmp_path / "landing"
+    (landing / "events").mkdir(parents=True)
+    (landing / "events" / "a.csv").write_text("user_id,kind\n1,click\n")
+    (tmp_path / "none" / "events").mkdir(parents=True)  # a landing folder without files
+    with_table = tmp_path / "with_table"
+    Lakehouse(with_table).write("bronze.events", [{"user_id": 1, "kind": "x"}])
+    w = tmp_path / "w"
+    jobs = {
+        "missing": (w, "validate", str(good)),
+        "typo": (w, "validate", str(typo), "--var", f"landing={landing}"),
+        "good": (w, "validate", str(good), "--var", f"landing={landing}"),
+        "no_files": (w, "validate", str(good), "--var", f"landing={tmp_path / 'none'}"),
+        "table_typo": (with_table, "validate", str(typo), "--var", f"landing={tmp_path / 'none'}"),
+        "where": (w, "validate", str(empty_where), "--var", f"landing={landing}"),
+        "undefined": (w, "validate", str(undefined)),
+    }
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {k: pool.submit(run, *args, warehouse=wh) for k, (wh, *args) in jobs.items()}
+        out = {k: f.result() for k, f in futures.items()}
+
+    missing = failed(out["missing"])
+    assert f"events.yml:2: path ${{landing}}/events is {w}/landing/events, which does not " \
+        "exist" in missing and "--var landing=FOLDER" in missing, missing
+    typo_text = failed(out["typo"])
+    assert "events.sql:3: expectation has_user:" in typo_text and "usr_id" in typo_text
+    good_text = ok(out["good"]).stdout
+    assert f"files from {landing}/events" in good_text and "${landing}" not in good_text
+    assert good_text.rstrip().endswith("valid")
+    no_files = " ".join(ok(out["no_files"]).stdout.split())
+    assert "valid as far as it could be checked: the columns of 2 dataset(s)" in no_files
+    assert "bronze.events: no table bronze.events yet and no files in" in no_files
+    assert "silver.events: reads bronze.events, whose columns are not known yet" in no_files
+    table_typo = failed(out["table_typo"])
+    assert "events.sql:3: expectation has_user:" in table_typo and "usr_id" in table_typo
+    where = failed(out["where"])
+    assert "events.sql:6: SQL does not parse: WHERE without a condition after it" in where
+    assert "sqlglot" not in where and "Required keyword" not in where
+    undefined_text = failed(out["undefined"])
+    assert "events.yml:2: pipeline undefined: ${incoming} is not defined" in undefined_text

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -315,3 +316,183 @@ def test_lines_starting_with_a_bare_value_are_quarantined(lh, tmp_path):
     assert report.rows == 2 and report.quarantined == 3
     reasons = lh.sql("SELECT reason FROM bronze.bare_quarantine ORDER BY reason").rows()
     assert [r[0] for r in reasons] == [f"line {n}: not a JSON object" for n in (1, 3, 5)]
+
+
+# -- file identity: what a file holds, not where it lies ------------------------------------
+def counts(lh, table: str = "bronze.events") -> tuple[int, int]:
+    return (
+        lh.sql(f"SELECT count(*) FROM {table}").scalar(),
+        lh.sql(f"SELECT count(*) FROM {table}_quarantine").scalar(),
+    )
+
+
+def test_moved_or_copied_folders_bring_nothing_new_and_changed_content_is_new(lh, landing):
+    import shutil
+
+    write_lines(landing / "bad.jsonl", ["{", "[3]"])  # every line to the quarantine
+    first = ingest_folder(lh, landing, "bronze.events")
+    assert len(first.files_ingested) == 5 and counts(lh) == (7, 4)
+    copy = landing.parent / "elsewhere" / "copy"
+    shutil.copytree(landing, copy)
+    moved = landing.parent / "moved"
+    landing.rename(moved)
+    for folder in (copy, moved):
+        again = ingest_folder(lh, folder, "bronze.events")
+        assert again.files_ingested == [] and len(again.files_skipped) == 5
+        assert counts(lh) == (7, 4)
+    # The same bytes under a second name are one file's content: ingested once.
+    shutil.copy(moved / "b.csv", moved / "b-again.csv")
+    (moved / "b.csv").rename(moved / "sub.csv")
+    report = ingest_folder(lh, moved, "bronze.events")
+    assert report.files_ingested == [] and counts(lh) == (7, 4)
+    assert report.duplicates == {str(moved / "sub.csv"): str(moved / "b-again.csv")}
+    # A file whose content changed under the same name is a new file.
+    (moved / "b-again.csv").write_text("user_id,kind\n4,buy\n5,view\n50,new\n")
+    changed = ingest_folder(lh, moved, "bronze.events")
+    assert changed.files_ingested == [str(moved / "b-again.csv")] and changed.rows == 3
+    assert counts(lh) == (10, 4)
+
+
+def old_path_id(path: Path) -> str:
+    """The identifier loaders gave a file before files were named by content."""
+    import hashlib
+
+    return "file:" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+
+
+def test_a_table_written_with_path_identifiers_ingests_nothing_again(lh, landing):
+    """A warehouse whose loader named files by path: none of its files comes in again,
+    not where they were and not after the folder moved; new content still does."""
+    write_lines(landing / "bad.jsonl", ["{"])
+    # What the loader of path identifiers committed: each file's rows (bad records to the
+    # quarantine) under the file's path identifier; a file without a good record only in
+    # the quarantine.
+    for path in sorted(landing.iterdir()):
+        if path.suffix not in (".csv", ".jsonl", ".json", ".parquet"):
+            continue
+        txn = (old_path_id(path), 1)
+        if path.name == "a.jsonl":
+            lh.write("bronze.events_quarantine", [{"raw_payload": "x", "reason": "r"}] * 2,
+                     source=str(path), txn=txn)
+            rows = [{"user_id": 1, "kind": "click"}, {"user_id": 3, "kind": "view"}]
+        elif path.name == "bad.jsonl":
+            lh.write("bronze.events_quarantine", [{"raw_payload": "{", "reason": "r"}],
+                     source=str(path), txn=txn)
+            continue
+        else:
+            rows = [{"user_id": 0, "kind": path.name}] * {"b.csv": 2, "c.json": 1}.get(
+                path.name, 2
+            )
+        lh.write("bronze.events", rows, source=str(path), txn=txn)
+    assert counts(lh) == (7, 3)
+    same_place = ingest_folder(lh, landing, "bronze.events")
+    assert same_place.files_ingested == [] and counts(lh) == (7, 3)
+    moved = landing.parent / "moved"
+    landing.rename(moved)
+    after_move = ingest_folder(lh, moved, "bronze.events")
+    assert after_move.files_ingested == [] and counts(lh) == (7, 3)
+    # A path identifier vouched for the file it was given to: new content at that path,
+    # after the upgrade, is a new file.
+    (moved / "c.json").write_text(json.dumps([{"user_id": 60, "kind": "new"}]))
+    (moved / "b.csv").rename(moved / "b2.csv")
+    (moved / "b.csv").write_text("user_id,kind\n70,new\n")
+    report = ingest_folder(lh, moved, "bronze.events")
+    assert sorted(Path(f).name for f in report.files_ingested) == ["b.csv", "c.json"]
+    assert counts(lh) == (9, 3)
+
+
+def test_a_second_loader_with_the_same_files_ingests_nothing(lh, landing):
+    """Identifiers come from the hashes, not from the cache: another warehouse folder,
+    or a warehouse whose cache is gone, recognises the files all the same."""
+    ingest_folder(lh, landing, "bronze.events")
+    cache = Path(lh.root) / "_ingest" / "file_ids.sqlite"
+    assert cache.is_file()
+    cache.unlink()
+    assert ingest_folder(lh, landing, "bronze.events").files_ingested == []
+    assert counts(lh) == (7, 2)
+
+
+def test_the_hash_cache_is_used_only_for_files_as_they_were(lh, tmp_path):
+    import sqlite3
+
+    folder = tmp_path / "cached"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,kind\n1,x\n")
+    (folder / "b.csv").write_text("id,kind\n2,y\n")
+    settled = max(os.stat(p).st_ctime_ns for p in folder.iterdir()) + 2_000_000_000
+    while time.time_ns() <= settled:  # files changed in the last 2 s are not remembered
+        time.sleep(0.05)
+    assert len(ingest_folder(lh, folder, "bronze.c").files_ingested) == 2
+    cache = sqlite3.connect(Path(lh.root) / "_ingest" / "file_ids.sqlite")
+    with cache:
+        remembered = dict(cache.execute("SELECT path, id FROM file_ids"))
+        assert set(remembered) == {str(folder / "a.csv"), str(folder / "b.csv")}
+        # Unchanged files are not read again: what the cache says is what counts.
+        cache.execute("UPDATE file_ids SET id = 'file:sha256:0:1' WHERE path LIKE '%a.csv'")
+    assert ingest_folder(lh, folder, "bronze.c").files_ingested == [str(folder / "a.csv")]
+    # New bytes of the same size under the old modification time: ctime tells.
+    stat = os.stat(folder / "b.csv")
+    (folder / "b.csv").write_text("id,kind\n3,z\n")
+    os.utime(folder / "b.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert ingest_folder(lh, folder, "bronze.c").files_ingested == [str(folder / "b.csv")]
+    assert lh.sql("SELECT list(id ORDER BY id) FROM bronze.c").scalar() == [1, 1, 2, 3]
+    cache.close()
+
+
+def test_missing_values_are_null_and_empty_text_stays_empty_in_every_format(lh, tmp_path):
+    """An empty unquoted CSV field is NULL for every type, a quoted "" is ''; JSON null is
+    NULL and "" is ''; Parquet as written."""
+    folder = tmp_path / "nulls"
+    folder.mkdir()
+    (folder / "a.csv").write_text(
+        'id,name,n,x,at,ok,code\n'
+        '1,,,,,,""\n'
+        '2,"",5,1.5,2026-11-01 10:00:00,true,NA\n'
+        '3,ann,,,,false,null\n'
+    )
+    (folder / "a2.csv").write_text("id,name,n,nothing\n10,,,\n11,,,\n")  # columns of nulls
+    write_lines(folder / "b.jsonl", [{"id": 4, "name": None, "code": ""}, {"id": 5, "name": ""}])
+    write_lines(  # the per-line reader (a nested value) reads them the same way
+        folder / "c.jsonl", [{"id": 6, "name": None, "code": "", "tags": ["t"]}]
+    )
+    (folder / "d.json").write_text(json.dumps([{"id": 7, "name": None, "code": ""}]))
+    pq.write_table(pa.table({"id": [8, 9], "name": [None, ""], "code": ["", None]}),
+                   folder / "e.parquet")
+    ingest_folder(lh, folder, "bronze.nulls")
+    got = lh.sql(
+        'SELECT id, name, n, x, "at", ok, code FROM bronze.nulls ORDER BY id'
+    ).rows()
+    assert [(r[0], r[1], r[6]) for r in got] == [
+        (1, None, ""),
+        (2, "", "NA"),
+        (3, "ann", "null"),
+        (4, None, ""),
+        (5, "", None),
+        (6, None, ""),
+        (7, None, ""),
+        (8, None, ""),
+        (9, "", None),
+        (10, None, None),
+        (11, None, None),
+    ]
+    assert "nothing" not in lh.table("bronze.nulls").schema.names  # no type to give it yet
+    assert got[0][2:6] == (None, None, None, None) and got[2][2:5] == (None, None, None)
+    assert got[1][2:6] == (5, 1.5, datetime(2026, 11, 1, 10), True)
+
+
+def test_a_pipeline_pointed_at_a_copy_of_its_landing_folder_ingests_nothing(lh, landing):
+    import shutil
+
+    from lakehouse.pipeline import load_pipeline, run_pipeline
+
+    folder = landing.parent / "pipeline"
+    (folder / "bronze").mkdir(parents=True)
+    (folder / "bronze" / "events.yml").write_text("kind: files\npath: ${landing}\n")
+    run_pipeline(lh, load_pipeline(folder, {"landing": str(landing)}))
+    assert counts(lh) == (7, 2)
+    copy = landing.parent / "copy"
+    shutil.copytree(landing, copy)
+    report = run_pipeline(lh, load_pipeline(folder, {"landing": str(copy)}))
+    assert counts(lh) == (7, 2)
+    [bronze] = [d for d in report.datasets if d.dataset == "bronze.events"]
+    assert bronze.rows_written == 0 and "(0 new file(s))" in bronze.strategy

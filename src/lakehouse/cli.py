@@ -60,17 +60,20 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value) if not isinstance(value, int | float | str | bool | type(None)) else value
-
-
 def print_arrow(table: pa.Table, fmt: str, title: str | None = None) -> None:
+    """Rows in a format: nested values (lists, structs, maps) as JSON values in ``json``
+    and as JSON text in a CSV field or a grid cell; binary as hex, intervals as text."""
+    from lakehouse.sql.result import as_text_columns, json_default, plain
+
     if fmt == "json":
-        rows = table.to_pylist()
-        sys.stdout.write(json.dumps(rows, default=_jsonable, indent=2) + "\n")
+        columns = [
+            [plain(v, f.type) for v in c.to_pylist()]
+            for f, c in zip(table.schema, table.columns, strict=True)
+        ]
+        rows = [dict(zip(table.column_names, r, strict=True)) for r in zip(*columns, strict=True)]
+        sys.stdout.write(json.dumps(rows, default=json_default, indent=2) + "\n")
         return
+    table = as_text_columns(table)
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
@@ -94,7 +97,9 @@ def print_arrow(table: pa.Table, fmt: str, title: str | None = None) -> None:
 
 def print_records(records: list[dict[str, Any]], fmt: str, title: str | None = None) -> None:
     if fmt == "json":
-        sys.stdout.write(json.dumps(records, default=_jsonable, indent=2) + "\n")
+        from lakehouse.sql.result import json_default
+
+        sys.stdout.write(json.dumps(records, default=json_default, indent=2) + "\n")
         return
     if not records:
         console.print("[dim]nothing to show[/dim]")
@@ -108,7 +113,9 @@ def _cell(value: Any) -> Any:
     if value is None or isinstance(value, int | float):
         return value  # numbers stay numbers, so the table right-aligns them
     if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
+        from lakehouse.sql.result import json_default
+
+        return json.dumps(value, default=json_default)
     return str(value)
 
 
@@ -323,6 +330,8 @@ def ingest(
         f"{len(report.files_skipped)} file(s) already ingested",
         soft_wrap=True,
     )
+    for duplicate, first in report.duplicates.items():
+        console.print(f"  {duplicate}: the same content as {first}", soft_wrap=True)
 
 
 @app.command()

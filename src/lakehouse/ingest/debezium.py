@@ -430,10 +430,10 @@ def ingest_folder(
     """Land each file of Debezium events under ``folder`` (.jsonl and .ndjson: an event per
     line; .json: the same, or one JSON document holding an event or an array of them;
     names starting with _ or . are left alone) in the bronze ``table``, exactly once: a
-    file's change rows commit with a transaction identifier naming the file. Messages that
+    file's change rows commit with a transaction identifier naming its content. Messages that
     are not change events go to ``<table>_quarantine`` with the reason. Messages number on
     from the table's last arrival number (for events without a log position)."""
-    from lakehouse.ingest.files import file_id  # a file's id, as file ingestion names it
+    from lakehouse.ingest.files import identify  # files named by content, as ingestion does
 
     name = parse_table_name(table)
     if name.layer != "bronze":
@@ -445,9 +445,9 @@ def ingest_folder(
     target = open_delta(lh, name)
     arrival = _next_arrival(lh, str(name), target)
     landed = target is not None  # the table exists: it may hold a file's events already
-    for path in sorted(p for p in root.rglob("*") if _is_events_file(p, root)):
-        txn = (file_id(path), 1)
-        if target is not None and (target.transaction_version(txn[0]) or -1) >= 1:
+    paths = sorted(p for p in root.rglob("*") if _is_events_file(p, root))
+    for path, txn, done, _same in identify(lh, name, paths):
+        if done:
             report.files_skipped.append(str(path))
             if on_file is not None:
                 on_file(path, 0)

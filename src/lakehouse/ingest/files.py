@@ -1,7 +1,10 @@
 """Files into bronze, each exactly once: CSV, JSON lines, JSON and Parquet from a folder.
 
-A file's rows commit together with a Delta transaction identifier naming the file, so a
-file is in the table exactly when its identifier is, whatever crashed when. Rows carry the
+A file's rows commit together with a Delta transaction identifier naming the file's
+content (``identity``: its SHA-256 and size), so a file is in the table exactly when its
+identifier is, whatever crashed when, and wherever the file lies: a moved or copied folder
+brings nothing new, a file whose content changed is new, and identical files under two
+names are one file's content, ingested once (the first name in path order). Rows carry the
 bronze metadata columns (``_source`` is the file). New columns are added to the table;
 a value that does not fit its column's type is kept, as JSON, in ``_rescued_data``; a
 record that cannot be read at all goes to ``<table>_quarantine`` with its raw text and
@@ -15,7 +18,6 @@ is read while the current one is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
-from lakehouse.ingest import jsonlines
+from lakehouse.ingest import identity, jsonlines
 from lakehouse.names import TableName, parse_table_name
 from lakehouse.tables.writer import open_delta
 
@@ -40,21 +42,34 @@ SAMPLE = 5  # unreadable records kept in the report, for quality results
 SAMPLE_TEXT = 200  # characters of a sampled record's raw text
 
 
+def _csv_nulls() -> Any:
+    """A CSV field left empty is NULL, whatever its column's type; a quoted empty string
+    (``""``) is the empty string, and any other text (``NA``, ``null``...) is a value."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
+    )
+
+
+CSV_NULLS = _csv_nulls()
+
+
 @dataclass
 class IngestReport:
     table: str
     files_ingested: list[str] = field(default_factory=list)
-    files_skipped: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)  # their content is in the table
     rows: int = 0
     rescued: int = 0
     quarantined: int = 0
     bad_sample: list[dict[str, Any]] = field(default_factory=list)  # file, reason, raw text
+    duplicates: dict[str, str] = field(default_factory=dict)  # file -> the same content's
 
 
 def file_id(path: Path) -> str:
-    """The transaction identifier of a file: its absolute path (as Auto Loader does, a
-    file is ingested once under its name)."""
-    return "file:" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+    """The transaction identifier of a file: its content's (``identity.content_id``)."""
+    return identity.content_id(path)
 
 
 def ingest_folder(
@@ -77,17 +92,16 @@ def ingest_folder(
     if not root.is_dir():
         raise LakehouseError(f"no folder {root} to ingest from", "check the path")
     report = IngestReport(str(name))
-    # One look at the log for the whole folder. It may be stale if another loader runs at
-    # the same time; the write itself re-checks the file's transaction id on the newest
-    # version (and Delta refuses two commits of one id), so no file lands twice.
-    target = open_delta(lh, name)
+    paths = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and _is_data(p, root) and p.suffix.lower() in FORMATS
+    )
     files = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and _is_data(p, root)):
-        fmt = FORMATS.get(path.suffix.lower())
-        if fmt is not None:
-            txn = (file_id(path), 1)
-            done = target is not None and (target.transaction_version(txn[0]) or -1) >= 1
-            files.append((path, fmt, txn, done))
+    for path, txn, done, same in identify(lh, name, paths):
+        if same is not None:
+            report.duplicates[str(path)] = str(same)
+        files.append((path, FORMATS[path.suffix.lower()], txn, done))
     # The next file is read while this one is written (reading does not depend on the
     # table; shaping the rows to the table's schema waits for the write before).
     upcoming = iter([(path, fmt) for path, fmt, _, done in files if not done])
@@ -111,6 +125,64 @@ def ingest_folder(
             if on_file is not None:
                 on_file(path, report.rows - rows_before)
     return report
+
+
+def identify(
+    lh: Lakehouse, name: TableName, paths: list[Path]
+) -> list[tuple[Path, tuple[str, int], bool, Path | None]]:
+    """Each file's transaction identifier, whether the table holds it, and the earlier
+    file of ``paths`` with the same content (then it counts as held: one content is
+    ingested once). Files the table holds under the path identifiers of tables written
+    before content identifiers get their content identifiers committed, so they stay
+    recognised after a move."""
+    # One look at the log for the whole folder. It may be stale if another loader runs at
+    # the same time; the write itself re-checks the file's transaction id on the newest
+    # version (and Delta refuses two commits of one id), so no file lands twice.
+    target = open_delta(lh, name)
+    ids = identity.content_ids(paths, lh.root if lh.local else None)
+    names: dict[str, list[Path]] = {}
+    for path, content in zip(paths, ids, strict=True):
+        names.setdefault(content, []).append(path)
+    held: dict[str, bool] = {}
+    migrated: list[tuple[str, int]] = []
+    for content, where in names.items():
+        held[content], marks = _recognise(target, where, content)
+        migrated += marks
+    if migrated:
+        lh.write(str(name), pa.table({}), evolve=True, txn=migrated)
+    found = []
+    for path, content in zip(paths, ids, strict=True):
+        same = names[content][0]
+        if same != path:
+            found.append((path, (content, 1), True, same))
+        else:
+            found.append((path, (content, 1), held[content], None))
+    return found
+
+
+def _held(target: Any, app_id: str) -> bool:
+    """Whether the table holds a file's identifier (a restore resets one to -1)."""
+    done = target.transaction_version(app_id)
+    return done is not None and done >= 1
+
+
+def _recognise(
+    target: Any, paths: list[Path], content: str
+) -> tuple[bool, list[tuple[str, int]]]:
+    """Whether the table holds the content, and the identifiers to commit when it was
+    recognised by the path identifier (of one of the ``paths`` holding it) that tables
+    written before content identifiers gave a file."""
+    if target is None:
+        return False, []
+    if _held(target, content):
+        return True, []
+    marks = []
+    for path in paths:
+        old = identity.path_id(path)
+        mark = identity.legacy_mark(old)
+        if _held(target, old) and not _held(target, mark):
+            marks.append((mark, 1))
+    return (True, [(content, 1), *marks]) if marks else (False, [])
 
 
 def _read_file(path: Path, fmt: str) -> jsonlines.Parsed | tuple[pa.Table | list[dict], list]:
@@ -138,15 +210,22 @@ def _ingest_file(
         data, rescued = jsonlines.fit_rows(lh, str(name), rows)
     fresh = True
     if bad:  # its own transaction id makes a re-run after a crash skip it
-        written = lh.write(
-            f"{name}_quarantine",
-            bad,
-            source_system=source_system,
-            source=str(path),
-            txn=txn,
-            description=f"Records of {name} that could not be read: raw text and reason",
-        )
-        fresh = not written.skipped
+        quarantine = f"{name}_quarantine"
+        done, marks = _recognise(open_delta(lh, parse_table_name(quarantine)), [path], txn[0])
+        if done:
+            fresh = False
+            if marks:
+                lh.write(quarantine, pa.table({}), evolve=True, txn=marks)
+        else:
+            written = lh.write(
+                quarantine,
+                bad,
+                source_system=source_system,
+                source=str(path),
+                txn=txn,
+                description=f"Records of {name} that could not be read: raw text and reason",
+            )
+            fresh = not written.skipped
         if fresh:
             report.quarantined += len(bad)
             room = SAMPLE - len(report.bad_sample)
@@ -155,6 +234,8 @@ def _ingest_file(
                 for b in bad[: max(room, 0)]
             ]
     if data.num_rows == 0:  # nothing readable: the quarantine holds the whole file
+        if lh.exists(str(name)):  # the table records the file as done all the same
+            lh.write(str(name), pa.table({}), evolve=True, txn=txn)
         (report.files_ingested if fresh else report.files_skipped).append(str(path))
         return
     written = lh.write(
@@ -190,7 +271,7 @@ def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict], list[dict]]:
         import pyarrow.csv as pacsv
 
         try:
-            return pacsv.read_csv(path), []
+            return pacsv.read_csv(path, convert_options=CSV_NULLS), []
         except pa.ArrowInvalid as exc:
             raw = path.read_text(errors="replace")
             return [], [_bad(raw, f"unreadable CSV: {exc}")]

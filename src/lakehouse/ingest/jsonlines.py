@@ -323,7 +323,7 @@ def fit_rows(
     ``_rescued_data`` (JSON of column: value) and the column left null. A column the table
     does not have whose values are all null is left out (it has no type to take yet)."""
     if isinstance(rows, pa.Table):
-        return rows, 0
+        return _typed_nulls(rows, table_schema(lh, table, schema)), 0
     schema = table_schema(lh, table, schema)
     types = {f.name: f.type for f in schema} if schema is not None else {}
     columns: dict[str, None] = {}
@@ -364,6 +364,19 @@ def fit_rows(
             [json.dumps(r, default=str) if r else None for r in rescued], pa.string()
         )
     return pa.table(arrays), count
+
+
+def _typed_nulls(rows: pa.Table, schema: pa.Schema | None) -> pa.Table:
+    """Columns read (from CSV, say) as nothing but nulls: typed as the table's column, or
+    left out when the table has none (it gets a type with its first value)."""
+    types = {f.name: f.type for f in schema} if schema is not None else {}
+    for column in [f.name for f in rows.schema if pa.types.is_null(f.type)]:
+        i = rows.schema.get_field_index(column)
+        if column in types:
+            rows = rows.set_column(i, column, pa.nulls(rows.num_rows, types[column]))
+        else:
+            rows = rows.remove_column(i)
+    return rows
 
 
 def _text(value: Any) -> str:

@@ -118,7 +118,16 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
             for name in plan.order
         ]
         printer(rows, "table", f"pipeline {pipeline.name}: {len(rows)} datasets, in run order")
-        console.print("[green]valid[/green]")
+        if not plan.unchecked:
+            console.print("[green]valid[/green]")
+            return
+        console.print(
+            f"[yellow]valid as far as it could be checked: the columns of "
+            f"{len(plan.unchecked)} dataset(s) are not known before a run[/yellow]",
+            soft_wrap=True,
+        )
+        for name, why in plan.unchecked.items():
+            console.print(f"  {name}: {why}", soft_wrap=True, highlight=False)
 
     @app.command()
     def run(

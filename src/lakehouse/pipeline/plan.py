@@ -14,6 +14,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from lakehouse.errors import LakehouseError
 from lakehouse.names import LAYERS
 from lakehouse.pipeline.definition import Dataset, Pipeline
 from lakehouse.pipeline.errors import PipelineError, Problem
@@ -40,14 +41,24 @@ class Plan:
     order: list[str]
     strategy: dict[str, str] = field(default_factory=dict)  # dataset -> how it is refreshed
     refresh_keys: dict[str, RefreshKey] = field(default_factory=dict)
+    folders: dict[str, str] = field(default_factory=dict)  # files dataset -> its folder
+    unchecked: dict[str, str] = field(default_factory=dict)  # dataset -> why its columns
+    # could not be checked (a files dataset with no table and no files yet, what reads it)
 
 
 def validate(pipeline: Pipeline, lh: Lakehouse, bind: bool = True) -> Plan:
+    """The plan of a pipeline, or every problem of it with file and line. With ``bind``
+    the folders of files datasets must exist and every query is bound (its columns and
+    those of its expectations checked); ``Plan.unchecked`` names datasets whose columns
+    could not be known before a run."""
     problems: list[Problem] = []
     existing = set(lh.catalog.names())
+    folders: dict[str, str] = {}
     for ds in pipeline.datasets.values():
         if ds.sql is not None:
             problems += _parse(ds)
+        if ds.kind == "files" and ds.path is not None:
+            problems += _folder(pipeline, lh, ds, folders, bind)
         for table in ds.depends_on:
             if table not in pipeline.datasets and table not in existing and not lh.discover(table):
                 line = _line_of(ds, table)
@@ -69,13 +80,34 @@ def validate(pipeline: Pipeline, lh: Lakehouse, bind: bool = True) -> Plan:
                 )
     if problems:
         raise PipelineError(problems)
-    plan = Plan(pipeline, order(pipeline))
+    plan = Plan(pipeline, order(pipeline), folders=folders)
     for name in plan.order:
         ds = pipeline.datasets[name]
         plan.strategy[name] = _strategy(ds, plan)
     if bind:
         _bind_all(pipeline, lh, plan)
     return plan
+
+
+def _folder(
+    pipeline: Pipeline, lh: Lakehouse, ds: Dataset, folders: dict[str, str], exists: bool
+) -> list[Problem]:
+    """The folder of a files dataset, its variables expanded; a problem at ``path:`` when
+    a variable is not defined or (``exists``) the folder is not there."""
+    assert ds.path is not None
+    try:
+        folder = pipeline.expand(ds.path, lh.root)
+    except LakehouseError as exc:
+        return [Problem(ds.file, ds.at("path"), exc.message, exc.hint)]
+    folders[ds.name] = folder
+    if not exists or not lh.local or Path(folder).is_dir():
+        return []
+    given = f"path {ds.path} is {folder}" if folder != ds.path else f"path {folder}"
+    variables = re.findall(r"\$\{(\w+)\}", ds.path)
+    hint = "create the folder, or correct path:"
+    if variables:
+        hint += f" or pass --var {variables[0]}=FOLDER"
+    return [Problem(ds.file, ds.at("path"), f"{given}, which does not exist", hint)]
 
 
 def _parse(ds: Dataset) -> list[Problem]:
@@ -86,8 +118,10 @@ def _parse(ds: Dataset) -> list[Problem]:
         statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
-        line = ds.sql_line + _leading_blank(ds.sql) + int(first.get("line", 1)) - 1
-        return [Problem(ds.file, line, f"SQL does not parse: {first.get('description', exc)}")]
+        at = int(first.get("line") or 1), int(first.get("col") or 1)
+        message, at = _parse_problem(str(first.get("description", exc)), text, at)
+        line = ds.sql_line + _leading_blank(ds.sql) + at[0] - 1
+        return [Problem(ds.file, line, f"SQL does not parse: {message}")]
     except sqlglot.errors.TokenError as exc:
         return [Problem(ds.file, ds.sql_line, f"SQL does not parse: {exc}")]
     if len(statements) != 1:
@@ -98,6 +132,59 @@ def _parse(ds: Dataset) -> list[Problem]:
     ds.sql = text
     ds.inputs = list(dict.fromkeys(r.name for r in find_references(text)))
     return []
+
+
+# The parser's names for the parts of a query: the keyword that starts one, and what a
+# complete one has after it.
+CLAUSES = {
+    "Where": ("WHERE", "a condition"),
+    "Having": ("HAVING", "a condition"),
+    "Qualify": ("QUALIFY", "a condition"),
+    "Order": ("ORDER BY", "the columns to order by"),
+    "Group": ("GROUP BY", "the columns to group by"),
+    "Limit": ("LIMIT", "a number of rows"),
+    "Offset": ("OFFSET", "a number of rows"),
+    "Join": ("JOIN", "a table"),
+    "From": ("FROM", "a table"),
+    "Cast": ("CAST", "a value and a type"),
+    "Case": ("CASE", "WHEN ... THEN"),
+    "Paren": ("(", "an expression and its closing )"),
+}
+
+
+def _parse_problem(description: str, sql: str, at: tuple[int, int]) -> tuple[str, tuple[int, int]]:
+    """The parser's complaint in the words of SQL, and the (line, column) it is about: a
+    clause left empty (``WHERE`` and nothing after it) is reported at its keyword."""
+    description = re.sub(r"\x1b\[[0-9;]*m", "", description)
+    missing = re.match(r"Required keyword: '\w+' missing for <class '[\w.]*?(\w+)'>", description)
+    if missing:
+        clause = CLAUSES.get(missing.group(1))
+        if clause is None:
+            return "the query stops in the middle of an expression", at
+        keyword, needs = clause
+        return f"{keyword} without {needs} after it", _keyword_before(sql, keyword, at)
+    token = r"Expected (.+?) but got <Token token_type: TokenType\.(\w+), text: (.*?), line"
+    expected = re.match(token, description)
+    if expected:
+        wanted, kind, found = expected.groups()
+        if kind == "SENTINEL":
+            return f"the query ends too early: {wanted} expected", at
+        return f"{wanted} expected, found {found!r}", at
+    return description, at
+
+
+def _keyword_before(sql: str, keyword: str, at: tuple[int, int]) -> tuple[int, int]:
+    """The (line, column) of the last ``keyword`` before ``at`` in ``sql``; ``at`` if none."""
+    lines = sql.split("\n")
+    line, col = at
+    end = sum(len(x) + 1 for x in lines[: line - 1]) + col
+    words = r"\s+".join(re.escape(w) for w in keyword.split())
+    pattern = rf"\b{words}\b" if keyword[0].isalpha() else words
+    found = [m.start() for m in re.finditer(pattern, sql[:end], re.IGNORECASE)]
+    if not found:
+        return at
+    before = sql[: found[-1]]
+    return before.count("\n") + 1, found[-1] - (before.rfind("\n") + 1) + 1
 
 
 def _leading_blank(sql: str) -> int:
@@ -121,7 +208,7 @@ def _suggest(table: str, names: list[str]) -> str | None:
 
 def _strategy(ds: Dataset, plan: Plan) -> str:
     if ds.kind == "files":
-        return f"files from {ds.path}, each file once"
+        return f"files from {plan.folders.get(ds.name, ds.path)}, each file once"
     if ds.kind == "view":
         return "view (not stored)"
     if ds.kind == "append":
@@ -155,15 +242,20 @@ def _bind_all(pipeline: Pipeline, lh: Lakehouse, plan: Plan) -> None:
                 if table not in known and table not in pipeline.datasets:
                     _stand_in(con, table, lh.engine.query(f"SELECT * FROM {table} LIMIT 0").schema)
                     known.add(table)
-            if any(t not in known for t in ds.depends_on):
-                continue  # reads something whose shape is only known after a run
+            unknown = [t for t in ds.depends_on if t not in known]
+            if unknown:  # reads something whose shape is only known after a run
+                plan.unchecked[name] = f"reads {unknown[0]}, whose columns are not known yet"
+                continue
             if ds.kind == "files":
-                schema = _sniff(pipeline, lh, ds)
+                schema, why = _sniff(lh, ds, plan.folders.get(name))
                 if schema is not None:
                     _stand_in(con, name, schema, bronze=True)
                     known.add(name)
+                else:
+                    plan.unchecked[name] = why
                 continue
             if ds.sql is None:
+                plan.unchecked[name] = "a Python dataset: its columns are known when it runs"
                 continue
             problem = _describe(con, ds, ds.sql, ds.sql_line)
             if problem is not None:
@@ -255,19 +347,23 @@ def _cdc_schema(ds: Dataset, columns: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _sniff(pipeline: Pipeline, lh: Lakehouse, ds: Dataset) -> pa.Schema | None:
-    """The shape a files dataset will have: its table's, else a look at the files."""
-    if lh.catalog.get(ds.name) is not None:
-        return lh.engine.query(f"SELECT * FROM {ds.name} LIMIT 0").to_arrow().schema
-    assert ds.path is not None
-    folder = Path(pipeline.expand(ds.path, lh.root))
-    if not folder.is_dir():
-        return None
-    from lakehouse.ingest.files import FORMATS
+def _sniff(lh: Lakehouse, ds: Dataset, folder: str | None) -> tuple[pa.Schema | None, str]:
+    """The shape a files dataset will have: its table's, else a look at its first file;
+    or None and why not."""
+    if lh.exists(ds.name):
+        return lh.engine.query(f"SELECT * FROM {ds.name} LIMIT 0").to_arrow().schema, ""
+    from lakehouse.ingest.files import FORMATS, _is_data
 
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in FORMATS)
+    root = Path(folder) if folder is not None else None
+    if root is None or not root.is_dir():
+        return None, f"no table {ds.name} yet and no folder {folder} to look at"
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in FORMATS and _is_data(p, root)
+    )
     if not files:
-        return None
+        return None, f"no table {ds.name} yet and no files in {folder}"
     fmt = ds.format or FORMATS[files[0].suffix.lower()]
     reader = {
         "csv": "read_csv",
@@ -278,10 +374,10 @@ def _sniff(pipeline: Pipeline, lh: Lakehouse, ds: Dataset) -> pa.Schema | None:
     con = duckdb.connect()
     try:
         extra = ", ignore_errors = true" if fmt in ("jsonl", "json") else ""
-        return (
-            con.sql(f"SELECT * FROM {reader}('{files[0]}'{extra}) LIMIT 0").to_arrow_table().schema
-        )
-    except duckdb.Error:
-        return None
+        quoted = str(files[0]).replace("'", "''")
+        schema = con.sql(f"SELECT * FROM {reader}('{quoted}'{extra}) LIMIT 0").to_arrow_table()
+        return schema.schema, ""
+    except duckdb.Error as exc:
+        return None, f"{files[0]} could not be read: {_first_line(exc)}"
     finally:
         con.close()

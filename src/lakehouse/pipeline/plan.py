@@ -129,7 +129,7 @@ def _parse(ds: Dataset) -> list[Problem]:
     if not isinstance(statements[0], exp.Query):
         kind = type(statements[0]).__name__.upper()
         return [Problem(ds.file, ds.sql_line, f"a dataset is a SELECT, not {kind}")]
-    ds.sql = text
+    ds.sql = text + "\n"  # a last line that is a comment cannot swallow what follows
     ds.inputs = list(dict.fromkeys(r.name for r in find_references(text)))
     return []
 

@@ -56,6 +56,10 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, str, dict[str, Any]], None]  # event, dataset, details
 MAX_REFRESH_KEYS = 2000
+# Recorded like an input's version with every write of a dataset: a number made from its
+# definition, so a changed definition is seen even when no input moved.
+DEFINITION = "lakehouse.definition"
+REBUILT = ("materialized_view", "cdc")  # kinds rebuilt from all rows when it changed
 READABLE = "readable_record"  # the quality result of a files dataset's ingestion
 
 
@@ -128,6 +132,7 @@ class Runner:
         self.written: dict[str, tuple[int | None, list[str]]] = {}
         self._versions: dict[str, int | None] = {}  # tables' versions as this run sees them
         self._skip_quarantine = False
+        self._rebuild: set[str] = set()  # datasets whose definition changed since written
 
     # -- the run ----------------------------------------------------------------------------
     def run(self, run_id: str | None = None) -> RunReport:
@@ -238,9 +243,12 @@ class Runner:
         item.inputs = dict(current)
         target = self._existing(ds.name)
         item.version_before = self._version(ds.name) if target is not None else None
-        recorded = target.input_versions(list(current)) if target is not None else {}
+        recorded = target.input_versions([*current, DEFINITION]) if target is not None else {}
+        redefined = target is not None and recorded.pop(DEFINITION, None) != definition_number(ds)
         moved = [t for t, v in current.items() if v is None or recorded.get(t) != v]
-        if target is not None and not moved and not self.full_refresh:
+        if redefined and ds.kind in REBUILT:
+            self._rebuild.add(ds.name)
+        elif target is not None and not moved and not self.full_refresh:
             item.status, item.version = "unchanged", item.version_before
             return None
         if ds.kind == "materialized_view":
@@ -248,7 +256,7 @@ class Runner:
         else:
             step = self._append if ds.kind == "append" else self._cdc
             pending = self._pending_quarantine(ds, recorded, current)
-            if pending is not None and not self.full_refresh and target is not None:
+            if pending is not None and not self._full(ds) and target is not None:
                 # A run stopped between this dataset's quarantine and its table: first the
                 # exact range the quarantine holds (not quarantined twice), then the rest.
                 self._skip_quarantine = True
@@ -258,6 +266,9 @@ class Runner:
                     self._skip_quarantine = False
                 recorded = {**recorded, **pending}
             step(ds, item, current, recorded, target is not None)
+            if redefined and not self.full_refresh:
+                item.strategy += " (definition changed: it applies to new rows; --full-refresh"
+                item.strategy += " recomputes the rows written before)"
         item.status = "ok"
         return None
 
@@ -315,7 +326,7 @@ class Runner:
         exists: bool,
     ) -> None:
         key = self.plan.refresh_keys.get(ds.name)
-        if key is not None and exists and not self.full_refresh:
+        if key is not None and exists and not self._full(ds):
             since = recorded.get(key.source)
             until = current[key.source]
             if since is not None and until is not None:
@@ -325,7 +336,7 @@ class Runner:
                     changes = None
                 if changes is not None and self._refresh_groups(ds, item, current, key, changes):
                     return
-        item.strategy = "recomputed" if exists else "computed"
+        item.strategy = "computed" if not exists else self._recomputed(ds)
         pins = self._pins(ds, current)
         split = self._compute(ds, pins, item)
         self._table_checks(ds, item, split.kept, None)
@@ -398,7 +409,7 @@ class Runner:
         recorded: dict[str, int | None],
         exists: bool,
     ) -> None:
-        full = self.full_refresh or not exists
+        full = self._full(ds) or not exists
         pins = self._pins(ds, current)
         if not full:
             for table in ds.streaming_inputs:
@@ -431,11 +442,13 @@ class Runner:
         recorded: dict[str, int | None],
         exists: bool,
     ) -> None:
-        full = self.full_refresh or not exists
+        full = self._full(ds) or not exists
         pins = self._pins(ds, current)
         con = self.lh.engine.cursor()
         if full:
-            item.strategy = "built from all changes"
+            item.strategy = "built from all changes" + (
+                " (definition changed)" if ds.name in self._rebuild else ""
+            )
             split = self._compute(ds, pins, item)
             con.register("__lh_changes", split.kept)
             try:
@@ -630,6 +643,7 @@ class Runner:
             rows = self.lh.engine.query(f"SELECT * FROM {ds.name} LIMIT 0").to_arrow()
         options = {k: v for k, v in ds.options.items() if k != "keys"}
         marks = {t: v for t, v in current.items() if v is not None}
+        marks[DEFINITION] = definition_number(ds)
         if current:
             # The quarantine's version these rows go with (written just before; -1: none
             # yet), so a restore of the table takes its quarantine back to it.
@@ -652,6 +666,13 @@ class Runner:
         item.rows_written += result.rows if mode != "merge" else result.inserted + result.updated
         item.version = result.version
         self._versions[ds.name] = result.version
+
+    def _full(self, ds: Dataset) -> bool:
+        """Whether the dataset is computed from all of its input's rows this run."""
+        return self.full_refresh or ds.name in self._rebuild
+
+    def _recomputed(self, ds: Dataset) -> str:
+        return "recomputed" + (" (definition changed)" if ds.name in self._rebuild else "")
 
     def _remember(self, table: str, existing: Any, inputs: list[str]) -> None:
         if table not in self.written:
@@ -736,6 +757,31 @@ def new_keys(
         return rows, False
     finally:
         con.unregister("__lh_batch")
+
+
+def definition_number(ds: Dataset) -> int:
+    """A number for what a dataset's rows depend on besides its inputs: its query (or
+    function), kind, keys, change settings and row checks. Recorded with each write of the
+    dataset, so a run sees an edited definition; comments and spacing do not count."""
+    import inspect
+
+    body: str | None = ds.sql
+    if ds.function is not None:
+        try:
+            body = inspect.getsource(ds.function)
+        except (OSError, TypeError):
+            body = f"{ds.function.__module__}.{ds.function.__qualname__}"
+    elif body is not None:
+        import sqlglot
+
+        try:
+            body = sqlglot.transpile(body, read="duckdb", write="duckdb", comments=False)[0]
+        except sqlglot.errors.SqlglotError:
+            pass
+    checks = [(e.name, e.check, e.action, e.sql, repr(e.params)) for e in ds.expectations]
+    settings = [ds.kind, ds.keys, ds.scd, ds.sequence_by, ds.delete_when, ds.valid_time]
+    text = json.dumps([body, settings, ds.except_columns, checks], default=str)
+    return int(hashlib.sha256(text.encode()).hexdigest()[:13], 16)
 
 
 def _as_arrow(produced: Any) -> pa.Table:

@@ -187,6 +187,21 @@ def test_bad_lines_are_quarantined_with_their_line_numbers(site: dict) -> None:
     ]
 
 
+def test_quarantine_tables_accept_no_pushes(site: dict) -> None:
+    with client(site) as c:
+        error_of(c.post("/ingest/bronze.guarded", content=lines({"id": 1}, b"oops")), 422)
+        for table in ("bronze.guarded_quarantine", "bronze.never_quarantine"):
+            answer = c.post("/ingest/" + table, content=lines({"raw_payload": "forged"}))
+            refused = error_of(answer, 400)
+            assert "quarantine table" in refused["message"], table
+            if table == "bronze.guarded_quarantine":
+                assert "bronze.guarded" in refused["hint"]
+    rows = query(site["warehouse"], "SELECT raw_payload FROM bronze.guarded_quarantine")
+    assert rows == [{"raw_payload": "oops"}]  # nothing forged landed
+    with client(site, "admin") as c:
+        assert c.get("/tables/bronze.never_quarantine").status_code == 404
+
+
 def test_at_most_a_hundred_bad_lines_are_listed(site: dict) -> None:
     body = lines({"ok": True}, *[b"oops"] * 150)
     with client(site) as c:

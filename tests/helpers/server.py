@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ class Server:
     base: str  # http://127.0.0.1:PORT (https:// when served over TLS)
     login_token: str
     output: list[str] = field(default_factory=list)
-    verify: str | bool = True  # the certificate an HTTPS client trusts
+    verify: ssl.SSLContext | bool = True  # what an HTTPS client trusts
 
     @property
     def login_url(self) -> str:
@@ -48,7 +49,7 @@ def start_server(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     args: list[str] | None = None,
-    verify: str | bool = True,
+    verify: ssl.SSLContext | bool = True,
 ) -> Server:
     command = [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), "serve"]
     command += ["--port", "0", *(args or [])]

@@ -8,9 +8,11 @@ from typing import Any
 from lakehouse import nesting
 from lakehouse.api.responses import JSON, error_body
 
-# What the web UI needs: its own scripts, styles and images, calls to its own server.
+# What the web UI needs: its own scripts, styles and images, calls to its own server;
+# inline style attributes too (its charts' tooltips and graph labels are built with them).
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

@@ -106,6 +106,14 @@ def _errors(app: FastAPI) -> None:
         hint = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
         return JSON(error_body(exc.status_code, message, hint), exc.status_code)
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSON:
+        # The checks on depth come first; this answers what nests deeply elsewhere.
+        log.warning("recursion limit on %s %s", request.method, request.url.path)
+        message = "the request nests too deeply to be processed"
+        request.state.detail = message
+        return JSON(error_body(400, message, "send a flatter request"), 400)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSON:
         log.exception("unexpected error on %s %s", request.method, request.url.path)

@@ -141,10 +141,14 @@ def test_served_over_tls_with_a_secure_login_cookie(site: dict) -> None:
 def test_a_line_nested_100000_levels_deep_is_quarantined_and_the_worker_lives(
     site: dict,
 ) -> None:
+    with client(site, "engineer") as c:  # alone, this line crashed the worker process
+        alone = c.post("/ingest/bronze.deepest", content=b'{"id": 0}\n' + deep(100_000))
+        assert error_of(alone, 422)["message"].startswith("1 line(s)")
+        assert alone.json()["accepted"] == 1
     body = b"\n".join(
         [
             b'{"id": 1}',
-            deep(100_000),  # 600 KB: crashed the worker process
+            deep(100_000),  # 600 KB
             deep(10_000),
             deep(1_000),  # Python's parser: RecursionError, a 500
             *[b'{"x": "}", "y": ['] * 3_000,  # unbalanced: nests deeper line after line

@@ -169,6 +169,11 @@ def serve(
     print(f"API documentation: {base}/docs", file=out, flush=True)
     if not _loopback(host):
         print(f"warning: listening on {host}, reachable from other machines", file=out)
+        if not tls:
+            print(
+                "warning: without --tls-cert/--tls-key, tokens cross the network unencrypted",
+                file=out,
+            )
     try:
         if workers == 1:
             server.run(sockets=[sock])

@@ -238,6 +238,19 @@ def test_results_over_the_size_limit_get_413_in_every_format(site: dict, fmt: st
             assert len(answer.content) <= MAX_RESULT
 
 
+def test_values_a_format_cannot_hold_get_400(site: dict) -> None:
+    with client(site) as c:
+        nested = "SELECT [1, 2] AS l, {'a': 1} AS s"
+        csv = c.post("/query", json={"sql": nested, "format": "csv"})
+        assert "cannot be written as csv" in error_of(csv, 400)["message"]
+        assert c.post("/query", json={"sql": nested, "format": "arrow"}).status_code == 200
+        deep_list = "SELECT " + "[" * 300 + "1" + "]" * 300 + " AS x"
+        answer = c.post("/query", json={"sql": deep_list})
+        assert "cannot be returned" in error_of(answer, 400)["message"]
+        fine = c.post("/query", json={"sql": "SELECT " + "[" * 40 + "1" + "]" * 40 + " AS x"})
+        assert fine.status_code == 200, fine.text
+
+
 def test_a_result_over_2_gib_gets_413(site: dict) -> None:
     with client(site) as c:
         answer = c.post(

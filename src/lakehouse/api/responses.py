@@ -115,9 +115,19 @@ def json_answer(fields: dict[str, Any], rows: bytes) -> Response:
 def encode_table(table: pa.Table, fmt: str, most: int) -> tuple[bytes, str, str]:
     """A result as a file: bytes, media type, file extension. Written a slice at a time;
     ``ResultTooLargeError`` as soon as it is over ``most`` bytes."""
-    sink = io.BytesIO()
     if table.nbytes > most and fmt != "parquet":  # compression could bring it under
         raise ResultTooLargeError(most)
+    try:
+        return _encode(table, fmt, most)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise LakehouseError(
+            f"the result cannot be written as {fmt}: {exc}",
+            "ask for format parquet or arrow, which hold lists and structs",
+        ) from exc
+
+
+def _encode(table: pa.Table, fmt: str, most: int) -> tuple[bytes, str, str]:
+    sink = io.BytesIO()
     if fmt == "csv":
         import pyarrow.csv as csv
 

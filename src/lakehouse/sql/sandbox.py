@@ -686,7 +686,13 @@ def run_limited(
                 if "max expression depth" in str(exc).lower():
                     raise sql_error(exc) from exc
                 raise
-            reader = relation.to_arrow_reader(max(1024, min(limit + 1, 100_000)))
+            try:
+                reader = relation.to_arrow_reader(max(1024, min(limit + 1, 100_000)))
+            except pa.ArrowInvalid as exc:  # a type Arrow cannot take (nested too deeply)
+                raise SQLError(
+                    f"the result cannot be returned: {exc}",
+                    "return flatter values: fewer levels of lists and structs",
+                ) from exc
             batches: list[pa.RecordBatch] = []
             rows = size = 0
             for batch in reader:

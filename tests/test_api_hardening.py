@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -347,3 +349,23 @@ def test_token_guessing_is_limited_per_address_across_processes(site: dict) -> N
     records = audited(site, "status = 429", at_least=FAILURES * 3 + 1)
     assert len(records) == FAILURES * 3 + 1
     assert all(r["outcome"] == "throttled" and r["client"] == "127.0.0.1" for r in records)
+
+
+def test_tls_options_are_checked_before_serving(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, other_key = self_signed(other)
+    for args, said in [
+        (["--tls-cert", str(cert)], "go together"),
+        (["--tls-cert", str(tmp_path / "none.pem"), "--tls-key", str(key)], "no such file"),
+        (["--tls-cert", str(cert), "--tls-key", str(other_key)], "cannot use the certificate"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(tmp_path / "w"),
+             "serve", "--port", "0", *args],
+            capture_output=True, text=True, timeout=120,
+        )
+        said_all = " ".join((done.stdout + done.stderr).split())  # lines wrapped as shown
+        assert done.returncode != 0 and said in said_all, done
+        assert "Traceback" not in said_all

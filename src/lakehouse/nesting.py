@@ -56,30 +56,33 @@ def _measure(raw: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarra
     count = len(starts)
     deepest = np.zeros(count, np.int64)
     unbalanced = np.zeros(count, bool)
-    index = np.int32 if raw.size < 2**31 else np.int64
-    quotes = _unescaped_quotes(raw).astype(index)
     folded = raw & 0xDF  # `{` -> `[`, `}` -> `]`
-    brackets = np.flatnonzero((folded == _OPEN) | (folded == _CLOSE)).astype(index)
+    brackets = np.flatnonzero((folded == _OPEN) | (folded == _CLOSE))
     if brackets.size == 0:
         return deepest, unbalanced
-    step = np.where(folded[brackets] == _OPEN, 1, -1).astype(np.int32)
+    step = np.where(folded[brackets] == _OPEN, 1, -1)
     del folded
-    segment = (np.searchsorted(starts, brackets, "right") - 1).astype(index)
-    # A bracket is outside strings when an even number of quotes of its segment precede it.
-    before = np.searchsorted(quotes, brackets) - np.searchsorted(quotes, starts)[segment]
-    outside = before % 2 == 0
-    del before, brackets
-    step, segment = step[outside], segment[outside]
-    if step.size == 0:
-        return deepest, unbalanced
-    level = np.cumsum(step, dtype=np.int64)
-    first = np.flatnonzero(np.diff(segment, prepend=-1))  # each segment's first bracket
-    present = segment[first]
+    # Each segment's brackets: from its first (``begin``), ``counts`` of them.
+    begin = np.searchsorted(brackets, starts)
+    counts = np.diff(np.append(begin, brackets.size))
+    # A bracket is in a string when an odd number of quotes of its segment precede it:
+    # the parity of the quotes up to it, against the parity where its segment starts.
+    marks = np.zeros(raw.size, np.uint8)
+    marks[_unescaped_quotes(raw)] = 1
+    parity = np.bitwise_xor.accumulate(marks)
+    del marks
+    at_start = np.where(starts > 0, parity[np.maximum(starts - 1, 0)], 0)
+    in_string = parity[brackets] != np.repeat(at_start, counts)
+    del parity
+    step[in_string] = 0
+    level = np.cumsum(step)
     # The level within its segment: minus the running total before the segment began.
-    base = level[first] - step[first]
-    level -= np.repeat(base, np.diff(np.append(first, level.size)))
+    before = np.where(begin > 0, level[np.maximum(begin - 1, 0)], 0)
+    level -= np.repeat(before, counts)
+    present = counts > 0
+    first = begin[present]
     deepest[present] = np.maximum(np.maximum.reduceat(level, first), 0)
-    ends = level[np.append(first[1:], level.size) - 1]
+    ends = level[first + counts[present] - 1]
     unbalanced[present] = (ends != 0) | (np.minimum.reduceat(level, first) < 0)
     return deepest, unbalanced
 

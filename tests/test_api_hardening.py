@@ -369,3 +369,22 @@ def test_tls_options_are_checked_before_serving(tmp_path: Path) -> None:
         said_all = " ".join((done.stdout + done.stderr).split())  # lines wrapped as shown
         assert done.returncode != 0 and said in said_all, done
         assert "Traceback" not in said_all
+
+
+def test_failures_counted_by_one_process_limit_another(tmp_path: Path) -> None:
+    from lakehouse.api.ratelimit import FailedAuthentications, TooManyFailures
+
+    path = tmp_path / "failures.db"
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from lakehouse.api.ratelimit import FailedAuthentications\n"
+        "counter = FailedAuthentications(Path(sys.argv[1]), 3, 3600)\n"
+        "for _ in range(3): counter.failed('10.0.0.1')\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+    counter = FailedAuthentications(path, 3, 3600)
+    with pytest.raises(TooManyFailures) as refused:
+        counter.failed("10.0.0.1")
+    assert 3500 < refused.value.retry_after <= 3600
+    assert "10.0.0.1" in refused.value.message
+    counter.failed("10.0.0.2")  # another address has its own count

@@ -187,6 +187,21 @@ def test_bad_lines_are_quarantined_with_their_line_numbers(site: dict) -> None:
     ]
 
 
+def test_quarantine_tables_accept_no_pushes(site: dict) -> None:
+    with client(site) as c:
+        error_of(c.post("/ingest/bronze.guarded", content=lines({"id": 1}, b"oops")), 422)
+        for table in ("bronze.guarded_quarantine", "bronze.never_quarantine"):
+            answer = c.post("/ingest/" + table, content=lines({"raw_payload": "forged"}))
+            refused = error_of(answer, 400)
+            assert "quarantine table" in refused["message"], table
+            if table == "bronze.guarded_quarantine":
+                assert "bronze.guarded" in refused["hint"]
+    rows = query(site["warehouse"], "SELECT raw_payload FROM bronze.guarded_quarantine")
+    assert rows == [{"raw_payload": "oops"}]  # nothing forged landed
+    with client(site, "admin") as c:
+        assert c.get("/tables/bronze.never_quarantine").status_code == 404
+
+
 def test_at_most_a_hundred_bad_lines_are_listed(site: dict) -> None:
     body = lines({"ok": True}, *[b"oops"] * 150)
     with client(site) as c:
@@ -384,3 +399,61 @@ def test_a_retry_after_a_kill_lands_exactly_once(tmp_path: Path) -> None:
     assert landed == [{"n": good, "ids": good, "source": request_id}]
     quarantined = lh.sql("SELECT reason FROM bronze.export_quarantine").to_dicts()
     assert len(quarantined) == 1 and quarantined[0]["reason"].startswith("line 11:")
+
+
+# -- nesting found without a parser -----------------------------------------------------------
+
+
+def _reference_depths(segment: bytes) -> tuple[int, bool]:
+    """Deepest nesting and balance of one line, byte by byte (backslashes escape the next
+    byte everywhere, as the array scan counts them)."""
+    level = deepest = lowest = 0
+    in_string = escaped = False
+    for byte in segment:
+        if byte == 0x5C:
+            escaped = not escaped
+            continue
+        if byte == 0x22 and not escaped:
+            in_string = not in_string
+        elif not in_string and byte in b"{[":
+            level += 1
+            deepest = max(deepest, level)
+        elif not in_string and byte in b"}]":
+            level -= 1
+            lowest = min(lowest, level)
+        escaped = False
+    return deepest, level != 0 or lowest < 0
+
+
+def test_the_nesting_scan_agrees_with_a_byte_by_byte_scan(monkeypatch) -> None:
+    import random
+
+    import numpy as np
+
+    from lakehouse import nesting
+
+    monkeypatch.setattr(nesting, "CHUNK", 16)  # many chunks, and lines longer than one
+    rng = random.Random(11)
+    for _ in range(1500):
+        data = bytes(rng.choice(b'{}[]"\\a\n') for _ in range(rng.randint(1, 80)))
+        raw = np.frombuffer(data, np.uint8)
+        starts = np.concatenate([[0], np.flatnonzero(raw == 10) + 1])
+        starts = starts[:-1] if starts[-1] == raw.size else starts
+        deepest, unbalanced = nesting.segment_depths(raw, starts)
+        bounds = [*starts.tolist(), raw.size]
+        for i in range(len(starts)):
+            expected = _reference_depths(data[bounds[i] : bounds[i + 1]])
+            assert (int(deepest[i]), bool(unbalanced[i])) == expected, (data, i)
+
+
+def test_deep_lines_are_quarantined_with_their_numbers_whatever_ends_lines(lh: Lakehouse) -> None:
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    body = b'{"id": 1}\r' + deep + b'\r\n{"s": "[[[[ in a string", "id": 2}\n' + b"[" * 40 + b"\n"
+    result = push.land(lh, "bronze.nested", body)
+    assert result.accepted == 2 and result.quarantined == 2
+    assert [(b.index + 1, b.reason) for b in result.bad] == [
+        (2, "the line nests 5000 levels deep, more than the 32 allowed"),
+        (4, "the line nests 40 levels deep, more than the 32 allowed"),
+    ]
+    rows = lh.sql("SELECT reason FROM bronze.nested_quarantine ORDER BY reason").to_dicts()
+    assert [r["reason"][:7] for r in rows] == ["line 2:", "line 4:"]

@@ -112,6 +112,15 @@ def new_page(browser: Browser, errors: list[str]) -> Page:
     context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The server's Content-Security-Policy lets the UI do all it does.
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and "Content Security Policy" in m.text
+            else None
+        ),
+    )
     # Everything the page loads comes from the server itself.
     page.on(
         "request",

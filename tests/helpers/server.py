@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -18,9 +19,10 @@ import httpx
 @dataclass
 class Server:
     proc: subprocess.Popen[str]
-    base: str  # http://127.0.0.1:PORT
+    base: str  # http://127.0.0.1:PORT (https:// when served over TLS)
     login_token: str
     output: list[str] = field(default_factory=list)
+    verify: ssl.SSLContext | bool = True  # what an HTTPS client trusts
 
     @property
     def login_url(self) -> str:
@@ -28,7 +30,7 @@ class Server:
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.base, headers=headers, timeout=60)
+        return httpx.Client(base_url=self.base, headers=headers, timeout=60, verify=self.verify)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -47,6 +49,7 @@ def start_server(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     args: list[str] | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> Server:
     command = [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), "serve"]
     command += ["--port", "0", *(args or [])]
@@ -72,7 +75,7 @@ def start_server(
         assert proc.stdout is not None
         for line in proc.stdout:
             output.append(line)
-            match = re.search(r"(http://[^/\s]+)/\?token=(\S+)", line)
+            match = re.search(r"(https?://[^/\s]+)/\?token=(\S+)", line)
             if match and not found:
                 found.append(match)
                 ready.set()
@@ -84,11 +87,11 @@ def start_server(
         proc.kill()
         proc.wait()
         raise AssertionError("the server did not start:\n" + "".join(output))
-    server = Server(proc, found[0].group(1), found[0].group(2), output)
+    server = Server(proc, found[0].group(1), found[0].group(2), output, verify)
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
-            if httpx.get(f"{server.base}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{server.base}/health", timeout=2, verify=verify).status_code == 200:
                 return server
         except httpx.HTTPError:
             time.sleep(0.1)

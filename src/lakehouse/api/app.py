@@ -13,12 +13,15 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakehouse.access.policy import ACTIONS
 from lakehouse.api import ingest, pipelines, query, tables
 from lakehouse.api.audit import AuditMiddleware
-from lakehouse.api.auth import COOKIE, principal
+from lakehouse.api.auth import COOKIE, authenticate, presents_token, principal
+from lakehouse.api.guards import JSONDepthLimit, SecurityHeaders
+from lakehouse.api.ratelimit import FailedAuthentications, TooManyFailures, from_environment
 from lakehouse.api.responses import JSON, error_body, status_of
 from lakehouse.errors import AuthenticationError, LakehouseError
 
@@ -38,8 +41,14 @@ class Settings:
 
 
 def create_app(
-    lh: Lakehouse, access: Access, audit: AuditLog, settings: Settings | None = None
+    lh: Lakehouse,
+    access: Access,
+    audit: AuditLog,
+    settings: Settings | None = None,
+    failures: FailedAuthentications | None = None,
 ) -> FastAPI:
+    """The application; ``failures`` counts wrong tokens per client address (by default
+    as the environment says, in a file every server process of the warehouse shares)."""
     from lakehouse import __version__
 
     @asynccontextmanager
@@ -61,8 +70,12 @@ def create_app(
     app.state.audit = audit
     app.state.settings = settings or Settings()
     app.state.launches = pipelines.Launches(lh.root if lh.local else None)
+    app.state.failures = failures or from_environment(lh)
     _errors(app)
     _routes(app)
+    # The last added runs first: every call is audited, whatever the inner ones answer.
+    app.add_middleware(JSONDepthLimit)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AuditMiddleware, audit=audit)
     return app
 
@@ -73,6 +86,8 @@ def _errors(app: FastAPI) -> None:
         status = status_of(exc)
         request.state.detail = exc.message[:2000]
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, TooManyFailures):
+            status, headers = 429, {"Retry-After": str(exc.retry_after)}
         return JSON(error_body(status, exc.message, exc.hint), status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -91,6 +106,14 @@ def _errors(app: FastAPI) -> None:
         hint = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
         return JSON(error_body(exc.status_code, message, hint), exc.status_code)
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSON:
+        # The checks on depth come first; this answers what nests deeply elsewhere.
+        log.warning("recursion limit on %s %s", request.method, request.url.path)
+        message = "the request nests too deeply to be processed"
+        request.state.detail = message
+        return JSON(error_body(400, message, "send a flatter request"), 400)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSON:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
@@ -108,19 +131,16 @@ def _routes(app: FastAPI) -> None:
     app.include_router(ingest.router)
 
     @app.get("/health", tags=["health"])
-    def health(request: Request) -> Any:
-        """Liveness and a few figures; no token needed."""
+    async def health(request: Request) -> Any:
+        """Liveness and a few figures; no token needed. The warehouse's location only
+        for a caller with a token."""
         from lakehouse import __version__
 
         lh = request.app.state.lh
-        return JSON(
-            {
-                "status": "ok",
-                "version": __version__,
-                "warehouse": str(lh.root),
-                "tables": len(lh.catalog.names()),
-            }
-        )
+        known = presents_token(request) and await authenticate(request) is not None
+        tables = await run_in_threadpool(lambda: len(lh.catalog.names()))
+        body = {"status": "ok", "version": __version__, "tables": tables}
+        return JSON({**body, "warehouse": str(lh.root)} if known else body)
 
     @app.get("/me", tags=["health"])
     def me(request: Request, who: Principal = Depends(principal)) -> Any:  # noqa: B008
@@ -132,15 +152,22 @@ def _routes(app: FastAPI) -> None:
         )
 
     @app.get("/", include_in_schema=False)
-    def index(request: Request, token: str | None = None) -> Any:
-        """The web UI. ``?token=`` (the login URL) logs the browser in with a cookie."""
+    async def index(request: Request, token: str | None = None) -> Any:
+        """The web UI. ``?token=`` (the login URL) logs the browser in with a cookie
+        (sent back only over HTTPS when the server is reached over HTTPS)."""
         if token is not None:
             try:
-                request.app.state.access.authenticate(token)
+                await authenticate(request, token)
             except AuthenticationError:
                 return RedirectResponse("/?login=failed", status_code=303)
             response = RedirectResponse("/", status_code=303)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            response.set_cookie(
+                COOKIE,
+                token,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
             return response
         return FileResponse(WEB / "static" / "index.html")
 

@@ -47,6 +47,8 @@ class AuditMiddleware:
                 if status == 401
                 else "denied"
                 if status == 403
+                else "throttled"
+                if status == 429
                 else "error"
             )
             client = scope.get("client")

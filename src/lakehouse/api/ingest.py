@@ -43,7 +43,10 @@ _BODY = {
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Every line landed (or the key's push had: `duplicate` is true)"},
-    400: {"description": "Not a bronze table, an invalid key, an empty body"},
+    400: {
+        "description": "Not a bronze landing table (another layer, a quarantine table), "
+        "an invalid key, an empty body"
+    },
     401: {"description": "No or unknown token"},
     403: {"description": "The caller may not ingest"},
     413: {"description": "The body is larger than the server's limit"},

@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
-from lakehouse.api.responses import JSON, encode_table, rows_of
+from lakehouse.api.responses import JSON, encode_table, json_answer, rows_json
+from lakehouse.sql.sandbox import result_limit
 
 router = APIRouter(tags=["query"])
 Who = Annotated[Principal, Depends(principal)]
@@ -43,8 +44,11 @@ async def query(request: Request, who: Who, body: QueryRequest) -> Any:
     if result is None:
         result = await run_in_threadpool(_run, state, body.sql, options, reads_audit)
     request.state.detail = f"{result.table.num_rows} rows" + (" (cached)" if result.cached else "")
+    most = result_limit()
     if body.format != "json":
-        content, media, ext = await run_in_threadpool(encode_table, result.table, body.format)
+        content, media, ext = await run_in_threadpool(
+            encode_table, result.table, body.format, most
+        )
         return Response(
             content,
             media_type=media,
@@ -53,17 +57,21 @@ async def query(request: Request, who: Who, body: QueryRequest) -> Any:
                 "X-Truncated": str(result.truncated).lower(),
             },
         )
-    return JSON(
+    if result.table.nbytes < 1 << 20:  # small (a cached answer, say): on the event loop
+        rows = rows_json(result.table, most)
+    else:
+        rows = await run_in_threadpool(rows_json, result.table, most)
+    return json_answer(
         {
             "columns": result.table.column_names,
             "types": [str(t) for t in result.table.schema.types],
-            "rows": rows_of(result.table),
             "row_count": result.table.num_rows,
             "truncated": result.truncated,
             "cached": result.cached,
             "tables": result.tables,
             "elapsed_ms": round(result.seconds * 1000, 3),
-        }
+        },
+        rows,
     )
 
 

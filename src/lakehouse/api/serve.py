@@ -6,8 +6,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -72,7 +74,9 @@ def build_app(lh: Lakehouse, pipelines: Path | None, login_token: str) -> Any:
 
 def worker_app() -> Any:
     """The application of one worker process when the server runs several: everything it
-    needs comes from the environment the server process set before starting them."""
+    needs comes from the environment the server process set before starting them, but the
+    login token, which it reads from a file only the server's user may read (a process's
+    environment is readable in /proc by anyone who may read its command line)."""
     from lakehouse.warehouse import Lakehouse
 
     env = os.environ
@@ -80,16 +84,55 @@ def worker_app() -> Any:
     return build_app(
         Lakehouse(env["LAKEHOUSE_WAREHOUSE"]),
         Path(pipelines) if pipelines else None,
-        env[_LOGIN_ENV],
+        Path(env[_LOGIN_FILE_ENV]).read_text().strip(),
     )
 
 
-_LOGIN_ENV = "LAKEHOUSE_SERVE_LOGIN_TOKEN"
+_LOGIN_FILE_ENV = "LAKEHOUSE_SERVE_LOGIN_TOKEN_FILE"
 _PIPELINES_ENV = "LAKEHOUSE_SERVE_PIPELINES"
 
 
+def _token_file(token: str) -> Path:
+    """A file holding ``token``, readable by the owner only, in a folder of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="lakehouse-serve-"))  # mode 0700
+    path = folder / "login-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token)
+    return path
+
+
+def tls_options(cert: str | None, key: str | None) -> dict[str, str]:
+    """uvicorn's options to serve HTTPS with a certificate and its private key (PEM)."""
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise LakehouseError(
+            "--tls-cert and --tls-key go together", "give the certificate and its private key"
+        )
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise LakehouseError(f"{flag} {path}: no such file", "give a PEM file")
+    import ssl
+
+    try:  # read here, so a bad pair gets a clear error rather than a worker's traceback
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise LakehouseError(
+            f"cannot use the certificate {cert} with the key {key}: {exc}",
+            "give a PEM certificate and the private key it was made for (unencrypted)",
+        ) from exc
+    return {"ssl_certfile": str(Path(cert).resolve()), "ssl_keyfile": str(Path(key).resolve())}
+
+
 def serve(
-    lh: Lakehouse, host: str, port: int, pipelines: Path | None, out: Any, workers: int = 1
+    lh: Lakehouse,
+    host: str,
+    port: int,
+    pipelines: Path | None,
+    out: Any,
+    workers: int = 1,
+    tls: dict[str, str] | None = None,
 ) -> None:
     import uvicorn
 
@@ -99,8 +142,9 @@ def serve(
     port = sock.getsockname()[1]
     token = "lh_" + secrets.token_urlsafe(24)
     options: dict[str, Any] = dict(
-        log_level="warning", access_log=False, timeout_graceful_shutdown=5
+        log_level="warning", access_log=False, timeout_graceful_shutdown=5, **(tls or {})
     )
+    token_file = None
     if workers == 1:
         server = uvicorn.Server(uvicorn.Config(build_app(lh, pipelines, token), **options))
     else:
@@ -108,20 +152,28 @@ def serve(
         # and audit buffer, and share the listening socket.
         from uvicorn.supervisors import Multiprocess
 
-        os.environ.update({"LAKEHOUSE_WAREHOUSE": str(lh.root), _LOGIN_ENV: token})
+        token_file = _token_file(token)
+        os.environ.update(
+            {"LAKEHOUSE_WAREHOUSE": str(lh.root), _LOGIN_FILE_ENV: str(token_file)}
+        )
         if pipelines is not None:
             os.environ[_PIPELINES_ENV] = str(pipelines.resolve())
         config = uvicorn.Config(
             "lakehouse.api.serve:worker_app", factory=True, workers=workers, **options
         )
     shown = f"[{host}]" if ":" in host else host
-    base = f"http://{shown}:{port}"
+    base = f"{'https' if tls else 'http'}://{shown}:{port}"
     print(f"Lakehouse {lh.root} at {base}/ ({workers} worker process(es))", file=out)
     print("Open this URL to log in as admin (valid while this server runs):", file=out)
     print(f"    {base}/?token={token}", file=out)
     print(f"API documentation: {base}/docs", file=out, flush=True)
     if not _loopback(host):
         print(f"warning: listening on {host}, reachable from other machines", file=out)
+        if not tls:
+            print(
+                "warning: without --tls-cert/--tls-key, tokens cross the network unencrypted",
+                file=out,
+            )
     try:
         if workers == 1:
             server.run(sockets=[sock])
@@ -129,6 +181,8 @@ def serve(
             Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
+        if token_file is not None:
+            shutil.rmtree(token_file.parent, ignore_errors=True)
 
 
 def _loopback(host: str) -> bool:
@@ -150,9 +204,24 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
         workers: Annotated[
             int, typer.Option(help="Server processes (default: one per core, at most 4).")
         ] = min(4, os.cpu_count() or 1),
+        tls_cert: Annotated[
+            str | None, typer.Option(help="Serve HTTPS with this certificate (PEM).")
+        ] = None,
+        tls_key: Annotated[
+            str | None, typer.Option(help="The certificate's private key (PEM).")
+        ] = None,
     ) -> None:
         """Serve the REST API, its documentation (/docs) and the web UI (/)."""
         folder = Path(pipelines) if pipelines else Path("pipelines")
         if pipelines and not folder.is_dir():
             raise LakehouseError(f"no pipelines folder {folder}", "give a folder of pipelines")
-        serve(lh_factory(), host, port, folder if folder.is_dir() else None, sys.stdout, workers)
+        tls = tls_options(tls_cert, tls_key)
+        serve(
+            lh_factory(),
+            host,
+            port,
+            folder if folder.is_dir() else None,
+            sys.stdout,
+            workers,
+            tls,
+        )

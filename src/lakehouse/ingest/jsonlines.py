@@ -13,12 +13,13 @@ way whichever way it came.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
+from lakehouse import nesting
 from lakehouse.tables.writer import METADATA_COLUMNS
 
 if TYPE_CHECKING:
@@ -39,9 +40,10 @@ class BadLine:
 class Parsed:
     """Lines read, not yet shaped for a table (see ``shape``)."""
 
-    data: pa.Buffer
+    data: pa.Buffer  # the lines a parser may read (refused lines left blank)
     rows: pa.Table | list[dict] | None  # None: not read yet (whole reading gave up)
     bad: list[BadLine]
+    refused: list[BadLine] = field(default_factory=list)  # nested too deeply to parse
 
 
 @dataclass
@@ -86,10 +88,11 @@ def parse(data: bytes | pa.Buffer, text: tuple[str, ...] = ()) -> Parsed:
     ``shape`` to read line by line. Needs no table, so it can run ahead of a write;
     ``text`` names columns known to hold text."""
     buffer = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+    buffer, refused = _without_deep_lines(buffer)
     whole = _read_whole(buffer, text)
     if whole is None:
-        return Parsed(buffer, None, [])
-    return Parsed(buffer, whole[0], whole[1])
+        return Parsed(buffer, None, [], refused)
+    return Parsed(buffer, whole[0], whole[1], refused)
 
 
 def shape(lh: Lakehouse, table: str, parsed: Parsed, schema: Any = LOOK) -> Records:
@@ -98,10 +101,57 @@ def shape(lh: Lakehouse, table: str, parsed: Parsed, schema: Any = LOOK) -> Reco
     if isinstance(rows, pa.Table):
         fitted = fit_arrow(lh, table, rows, schema)
         if fitted is not None:
-            return Records(fitted, 0, parsed.bad)
+            return Records(fitted, 0, _merged(parsed.bad, parsed.refused))
     good, bad = per_line(parsed.data.to_pybytes())
     fitted, rescued = fit_rows(lh, table, good, schema)
-    return Records(fitted, rescued, bad)
+    return Records(fitted, rescued, _merged(bad, parsed.refused))
+
+
+def _merged(bad: list[BadLine], refused: list[BadLine]) -> list[BadLine]:
+    return sorted(bad + refused, key=lambda b: b.index) if refused else bad
+
+
+def _without_deep_lines(data: pa.Buffer) -> tuple[pa.Buffer, list[BadLine]]:
+    """The lines with those no parser may read left blank (so that every other line keeps
+    its number), and those lines as bad lines: lines nested deeper than
+    ``nesting.MAX_DEPTH`` (parsers recurse once per level, and Arrow's crashes the
+    process past some thousands), and lines whose brackets do not balance (invalid JSON,
+    which Arrow, reading on at the next line, would nest deeper with every such line)."""
+    raw = np.frombuffer(data, np.uint8)
+    if raw.size == 0:
+        return data, []
+    # Lines end as Python's splitlines ends them (the per-line reader's numbering).
+    ends = raw == 10
+    ends[:-1] |= (raw[:-1] == 13) & (raw[1:] != 10)
+    ends[-1] |= raw[-1] == 13
+    starts = np.concatenate([[0], np.flatnonzero(ends) + 1])
+    starts = starts[:-1] if starts[-1] == raw.size else starts
+    deepest, unbalanced = nesting.segment_depths(raw, starts)
+    refused = np.flatnonzero((deepest > nesting.MAX_DEPTH) | unbalanced)
+    if refused.size == 0:
+        return data, []
+    blanked = raw.copy()
+    bounds = np.append(starts, raw.size)
+    bad: list[BadLine] = []
+    for i in refused.tolist():
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        line = raw[lo:hi].tobytes().rstrip(b"\r\n")
+        blanked[lo : lo + len(line)] = 32
+        if deepest[i] > nesting.MAX_DEPTH:
+            reason = nesting.too_deep_message(int(deepest[i]), "the line")
+        else:  # as deep as a parser may go: Python's gives the reason
+            reason = _reason(line) or "invalid JSON: its brackets do not balance"
+        bad.append(BadLine(i, line.decode(errors="replace"), reason))
+    return pa.py_buffer(blanked), bad
+
+
+def _reason(line: bytes) -> str | None:
+    """Why Python's parser refuses a line as a record; None if it reads an object."""
+    try:
+        record = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"invalid JSON: {exc}"
+    return None if isinstance(record, dict) else "not a JSON object"
 
 
 def per_line(text: bytes) -> tuple[list[dict], list[BadLine]]:

@@ -48,12 +48,21 @@ class PushResult:
 
 
 def bronze_table(table: str) -> TableName:
-    """The bronze table a push lands in (its quarantine table's name must be valid too)."""
+    """The bronze table a push lands in: a landing table, not a quarantine table (whose
+    name ends with ``_quarantine``); its quarantine table's name must be valid too."""
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(
             f"cannot push rows into {name}: pushed rows land in the bronze layer",
             f"push to bronze.{name.name}, and let a pipeline build {name} from it",
+        )
+    if name.name.endswith(QUARANTINE):
+        landing = name.name[: -len(QUARANTINE)]
+        raise LakehouseError(
+            f"cannot push rows into {name}: it is a quarantine table, which holds only the "
+            "lines its landing table refused",
+            f"push to bronze.{landing}: lines that are not JSON objects go to {name} by "
+            "themselves",
         )
     try:
         parse_table_name(f"{name}{QUARANTINE}")

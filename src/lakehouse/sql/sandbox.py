@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import os
 import re
 import threading
 import time
@@ -134,6 +135,39 @@ _MODIFIERS = frozenset(
 )
 
 
+MAX_RESULT_BYTES_ENV = "LAKEHOUSE_MAX_RESULT_BYTES"
+DEFAULT_MAX_RESULT_BYTES = 512 << 20
+
+
+class ResultTooLargeError(SQLError):
+    """A result over the size an answer may have (answered 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the result is larger than the limit of {limit:,} bytes",
+            "narrow the query: select fewer columns, filter rows, lower the limit, or "
+            f"aggregate (the server's {MAX_RESULT_BYTES_ENV} sets the limit)",
+        )
+        self.limit = limit
+
+
+def result_limit() -> int:
+    """The most bytes a result may take, from ``LAKEHOUSE_MAX_RESULT_BYTES``."""
+    raw = os.environ.get(MAX_RESULT_BYTES_ENV)
+    if raw is None:
+        return DEFAULT_MAX_RESULT_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise SQLError(
+            f"{MAX_RESULT_BYTES_ENV}={raw!r} is not a positive number of bytes",
+            f"e.g. {MAX_RESULT_BYTES_ENV}={DEFAULT_MAX_RESULT_BYTES}",
+        )
+    return value
+
+
 @dataclass
 class SafeResult:
     table: pa.Table  # at most `limit` rows
@@ -212,7 +246,23 @@ def _kinds(cursor: duckdb.DuckDBPyConnection, sql: str) -> list[duckdb.Statement
     try:
         return [s.type for s in cursor.extract_statements(without_time_travel(sql))]
     except duckdb.Error as exc:
-        raise SQLError(str(exc), HINT) from exc
+        raise sql_error(exc) from exc
+
+
+def sql_error(exc: duckdb.Error) -> SQLError:
+    """DuckDB's error as the API's; its limit on nesting said without its advice to
+    change a setting (settings cannot change through the API)."""
+    text = str(exc)
+    if "max expression depth" in text.lower():
+        limit = re.search(r"limit of (\d+)", text)
+        return SQLError(
+            "the statement nests expressions too deeply: more than "
+            f"{limit.group(1) if limit else 'the'} levels (each operator such as + adds "
+            "one), beyond what the engine reads",
+            "split it: compute parts in a CTE or a sub-select and combine them, or sum "
+            "rows with an aggregate instead of many terms",
+        )
+    return SQLError(text, HINT)
 
 
 def without_time_travel(sql: str) -> str:
@@ -298,13 +348,13 @@ def check_tree(
     try:
         answer = cursor.execute("SELECT json_serialize_sql(?)", [select]).fetchall()[0][0]
     except duckdb.Error as exc:
-        raise SQLError(str(exc), HINT) from exc
-    tree = json.loads(answer)
+        raise sql_error(exc) from exc
+    tree = read_tree(answer)
     if tree.get("error"):
         message = str(tree.get("error_message") or "the statement cannot be read")
         if "Only SELECT" in message:
             raise QueryRefusedError(f"{statement_name(select)} is not allowed: {READ_ONLY}", HINT)
-        raise SQLError(message, HINT)
+        raise sql_error(duckdb.Error(message))
     statements = tree.get("statements") or []
     if len(statements) != 1:
         raise QueryRefusedError(
@@ -319,6 +369,61 @@ def check_tree(
         if len(_verdicts) > 4096:
             _verdicts.popitem(last=False)
     return walker.volatile
+
+
+_TOKEN = re.compile(
+    r'\s*(?:("(?:[^"\\]|\\.)*")|([{}\[\]:,])|(-?[0-9][0-9.eE+-]*|true|false|null))', re.DOTALL
+)
+_SCALARS = {"true": True, "false": False, "null": None}
+
+
+def read_tree(text: str) -> Any:
+    """DuckDB's parse tree from its JSON: Python's parser, or, for a tree nested beyond
+    its recursion limit, a reader with a stack of its own."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return _read_deep(text)
+
+
+def _read_deep(text: str) -> Any:
+    stack: list[Any] = []  # open containers; a dict's pending key is kept after it
+    keys: list[str | None] = []
+    root: Any = None
+    position = 0
+    end = len(text)
+    while position < end:
+        match = _TOKEN.match(text, position)
+        if match is None:
+            if not text[position:].strip():
+                break
+            raise SQLError("DuckDB's parse tree of the statement cannot be read", HINT)
+        position = match.end()
+        string, mark, scalar = match.groups()
+        if mark in ("{", "["):
+            stack.append({} if mark == "{" else [])
+            keys.append(None)
+            continue
+        if mark in ("}", "]"):
+            value = stack.pop()
+            keys.pop()
+        elif mark in (":", ","):
+            continue
+        elif string is not None:
+            value = json.loads(string)
+            if stack and isinstance(stack[-1], dict) and keys[-1] is None:
+                keys[-1] = value  # a key: its value comes next
+                continue
+        else:
+            value = _SCALARS[scalar] if scalar in _SCALARS else json.loads(scalar)
+        if not stack:
+            root = value
+        elif isinstance(stack[-1], dict):
+            stack[-1][keys[-1]] = value
+            keys[-1] = None
+        else:
+            stack[-1].append(value)
+    return root
 
 
 # Statements that passed the tree check (prepared text, views, unknown names) -> volatile:
@@ -339,15 +444,29 @@ class _Walker:
         self.suggest = suggest
         self.volatile = False
 
-    def walk(self, node: Any, ctes: frozenset[str]) -> None:
-        if isinstance(node, list):
-            for item in node:
-                self.walk(item, ctes)
-            return
-        if not isinstance(node, dict):
-            return
-        if isinstance(node.get("cte_map"), dict):  # a query node
-            ctes = self._with_clause(node["cte_map"], ctes)
+    def walk(self, root: Any, ctes: frozenset[str]) -> None:
+        """Every node of the tree, with the CTEs it sees; with a stack of its own (a
+        statement of a thousand ``+`` nests some thousands of levels deep)."""
+        stack: list[tuple[Any, frozenset[str]]] = [(root, ctes)]
+        while stack:
+            node, ctes = stack.pop()
+            if isinstance(node, list):
+                stack.extend((item, ctes) for item in reversed(node))
+                continue
+            if not isinstance(node, dict):
+                continue
+            bodies: list[tuple[Any, frozenset[str]]] = []
+            if isinstance(node.get("cte_map"), dict):  # a query node
+                bodies, ctes = self._with_clause(node["cte_map"], ctes)
+            self._check(node, ctes)
+            children = [
+                (value, ctes)
+                for key, value in node.items()
+                if key != "cte_map" and isinstance(value, dict | list)
+            ]
+            stack.extend(reversed(bodies + children))
+
+    def _check(self, node: dict[str, Any], ctes: frozenset[str]) -> None:
         if "class" in node:  # an expression
             if "function_name" in node:
                 self._function(node)
@@ -358,14 +477,15 @@ class _Walker:
             self._table_ref(node, ctes)
         if node.get("sample"):
             self.volatile = True
-        for key, value in node.items():
-            if key != "cte_map" and isinstance(value, dict | list):
-                self.walk(value, ctes)
 
-    def _with_clause(self, cte_map: dict[str, Any], ctes: frozenset[str]) -> frozenset[str]:
-        """Each CTE sees the ones before it, and itself only when recursive (a CTE that
-        names itself otherwise reads the catalog object of that name); the query sees them
-        all. DuckDB matches CTE names case-insensitively."""
+    def _with_clause(
+        self, cte_map: dict[str, Any], ctes: frozenset[str]
+    ) -> tuple[list[tuple[Any, frozenset[str]]], frozenset[str]]:
+        """The CTEs' bodies with the CTEs each sees, and the CTEs the query sees. Each CTE
+        sees the ones before it, and itself only when recursive (a CTE that names itself
+        otherwise reads the catalog object of that name); the query sees them all. DuckDB
+        matches CTE names case-insensitively."""
+        bodies: list[tuple[Any, frozenset[str]]] = []
         for entry in cte_map.get("map") or []:
             name = str(entry.get("key", "")).lower()
             value = entry.get("value") or {}
@@ -374,9 +494,9 @@ class _Walker:
                 body.get("type") == "RECURSIVE_CTE_NODE"
                 and str(body.get("cte_name", "")).lower() == name
             )
-            self.walk(value, ctes | {name} if own else ctes)
+            bodies.append((value, ctes | {name} if own else ctes))
             ctes = ctes | {name}
-        return ctes
+        return bodies, ctes
 
     def _table_ref(self, ref: dict[str, Any], ctes: frozenset[str]) -> None:
         kind = ref.get("type")
@@ -555,21 +675,44 @@ def run_limited(
     cursor: duckdb.DuckDBPyConnection, text: str, limit: int, timeout: float
 ) -> tuple[pa.Table, bool]:
     """At most ``limit`` rows of ``text`` and whether there were more, reading record
-    batches only until the limit is passed; stopped after ``timeout`` seconds."""
+    batches only until the limit is passed; stopped after ``timeout`` seconds, and with
+    ``ResultTooLargeError`` once the rows read take more than ``result_limit()`` bytes."""
+    most = result_limit()
     with Deadline(cursor, timeout) as deadline:
         try:
-            reader = cursor.sql(text).to_arrow_reader(max(1024, min(limit + 1, 100_000)))
+            try:
+                relation = cursor.sql(text)
+            except duckdb.Error as exc:
+                if "max expression depth" in str(exc).lower():
+                    raise sql_error(exc) from exc
+                raise
+            try:
+                reader = relation.to_arrow_reader(max(1024, min(limit + 1, 100_000)))
+            except pa.ArrowInvalid as exc:  # a type Arrow cannot take (nested too deeply)
+                raise SQLError(
+                    f"the result cannot be returned: {exc}",
+                    "return flatter values: fewer levels of lists and structs",
+                ) from exc
             batches: list[pa.RecordBatch] = []
-            rows = 0
+            rows = size = 0
             for batch in reader:
                 batches.append(batch)
                 rows += batch.num_rows
+                size += batch.nbytes
+                if size > most:
+                    reader.close()
+                    raise ResultTooLargeError(most)
                 if rows > limit:
                     break
             reader.close()
-        except (duckdb.InterruptException, RuntimeError) as exc:
-            # An interrupt during the statement's start surfaces as a plain RuntimeError.
+        except (duckdb.InterruptException, RuntimeError, OSError) as exc:
+            # An interrupt during the statement's start surfaces as a plain RuntimeError;
+            # DuckDB's errors while Arrow reads a batch as OSError.
+            if "maximum total string size" in str(exc):  # one batch over 2 GiB
+                raise ResultTooLargeError(most) from exc
             if not isinstance(exc, duckdb.InterruptException) and "interrupted" not in str(exc):
+                if isinstance(exc, OSError):
+                    raise SQLError(str(exc)) from exc
                 raise
             if deadline.fired:
                 raise QueryTimeoutError(

@@ -37,7 +37,14 @@ from lakehouse.errors import (
 )
 from lakehouse.names import LAYERS, parse_table_name
 from lakehouse.sql.cache import Reads, ResultCache
-from lakehouse.sql.masking import mask_digest, masked_select
+from lakehouse.sql.masking import (
+    KEY_SCHEMA,
+    KEY_TABLE,
+    mask_digest,
+    masked_select,
+    pads,
+    warehouse_key,
+)
 from lakehouse.sql.names import TableRef, find_references
 from lakehouse.sql.result import Result
 from lakehouse.sql.sandbox import Reading, SafeResult, check_statement, check_tree, run_limited
@@ -84,6 +91,7 @@ class SQLEngine:
         self._schemas: set[str] = set(LAYERS)
         self._log_dirs: dict[str, str] = {}
         self._locked = False
+        self._key_ready = False
         self.result_cache = ResultCache()
 
     # -- public ---------------------------------------------------------------------------
@@ -319,6 +327,7 @@ class SQLEngine:
         again when ``key`` (the version it shows) moves."""
         masked = f"{schema}#pii-{mask_digest(columns)}"
         base = f"memory.{quote(schema)}.{quote(part)}"
+        self._pseudonym_key()
 
         def body() -> str:
             present = {c.lower(): c for c in self.db.sql(f"SELECT * FROM {base} LIMIT 0").columns}
@@ -327,6 +336,22 @@ class SQLEngine:
 
         self._sandbox_view(name, masked, part, key, body)
         return masked
+
+    def _pseudonym_key(self) -> None:
+        """The warehouse's pseudonym key as the one-row table the masked views read (made
+        once per engine; the sandbox lets no statement read it)."""
+        if self._key_ready:
+            return
+        inner, outer = pads(warehouse_key(self.lh.catalog))
+        with self._lock:
+            if not self._key_ready:
+                self.db.execute(f"CREATE SCHEMA IF NOT EXISTS memory.{quote(KEY_SCHEMA)}")
+                self.db.execute(
+                    f"CREATE OR REPLACE TABLE {KEY_TABLE} AS SELECT ?::BLOB AS ipad, "
+                    "?::BLOB AS opad",
+                    [inner, outer],
+                )
+                self._key_ready = True
 
     def _sandbox_view(
         self, name: str, schema: str, part: str, key: Hashable, body: Callable[[], str]

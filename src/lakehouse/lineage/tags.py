@@ -1,0 +1,130 @@
+"""Tags that follow the data: which columns inherit ``pii`` from the columns they hold.
+
+A column inherits ``pii`` when it carries the value of a ``pii`` column (declared or itself
+inherited), as its column lineage says (:mod:`lakehouse.lineage.columns`):
+
+* a straight select or a rename (``identity``), a cast or an aggregate that returns one of
+  its input values such as ``min`` or ``any_value`` (``carried``), or the other side of an
+  equality join on such a column (``join_key``); an aggregate such as
+  ``count(DISTINCT user_id)`` or any other expression does not carry it;
+* the companion tables a dataset writes beside its table (``<table>_quarantine``) hold its
+  rows: their columns take the tags of the table's columns of the same name, and the raw
+  records they keep (``raw_payload``, ``_rescued_data``) are ``pii`` when any column is.
+
+A dataset opts a column out with the tag ``-pii`` in its ``column_tags``. Inheritance is
+worked out when tags are read (the access checks, ``describe``, the API), so it holds for
+tables registered later and for warehouses built before it existed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lakehouse.catalog import Catalog
+
+PII = "pii"
+OPT_OUT = "-" + PII
+CARRYING = ("identity", "carried", "join_key")
+COMPANIONS = ("_quarantine",)
+RAW_COLUMNS = ("raw_payload", "_rescued_data")
+
+Edge = tuple[str, str, str, str]  # source table, source column, target table, target column
+
+
+def tagged(tags: Iterable[Any] | None, tag: str) -> bool:
+    return any(isinstance(t, str) and t.lower() == tag for t in tags or ())
+
+
+def parent_of(table: str) -> str | None:
+    """The table a companion table (``silver.x_quarantine``) belongs to."""
+    for suffix in COMPANIONS:
+        if table.endswith(suffix) and len(table.split(".")[-1]) > len(suffix):
+            return table[: -len(suffix)]
+    return None
+
+
+def inherited_pii(
+    declared: Mapping[str, Mapping[str, Iterable[str]]],
+    edges: Iterable[Edge],
+    columns: Mapping[str, Iterable[str]],
+) -> dict[str, dict[str, str]]:
+    """``{table: {column: origin}}`` for every column that is ``pii`` without being tagged
+    so itself; ``origin`` says where from (``silver.users.user_id``, ``silver.users``).
+    ``declared`` maps every known table to its column tags, ``columns`` to its column
+    names; ``edges`` are the carrying column edges (source table, source column, target
+    table, target column)."""
+    names = {t: {c.lower() for c in cols} for t, cols in columns.items()}
+    own: dict[str, set[str]] = {}
+    blocked: dict[str, set[str]] = {}
+    for table, column_tags in declared.items():
+        own[table] = {c.lower() for c, tags in column_tags.items() if tagged(tags, PII)}
+        blocked[table] = {c.lower() for c, tags in column_tags.items() if tagged(tags, OPT_OUT)}
+    feeds: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for source, source_column, target, target_column in edges:
+        if source_column and target_column:
+            key = (source, source_column.lower())
+            feeds.setdefault(key, []).append((target, target_column.lower()))
+    found: dict[str, dict[str, str]] = {}
+
+    def is_pii(table: str, column: str) -> bool:
+        return column in own.get(table, ()) or column in found.get(table, {})
+
+    def add(table: str, column: str, origin: str, queue: deque[tuple[str, str]]) -> None:
+        if is_pii(table, column) or column in blocked.get(table, ()):
+            return
+        if column not in names.get(table, ()):
+            return  # not (or no longer) a column of the table
+        found.setdefault(table, {})[column] = origin
+        queue.append((table, column))
+
+    queue: deque[tuple[str, str]] = deque((t, c) for t, cols in own.items() for c in cols)
+    companions: dict[str, list[str]] = {}
+    for table in declared:
+        parent = parent_of(table)
+        if parent is not None:
+            companions.setdefault(parent, []).append(table)
+    while queue:
+        table, column = queue.popleft()
+        for target, target_column in feeds.get((table, column), ()):
+            add(target, target_column, f"{table}.{column}", queue)
+        for companion in companions.get(table, ()):
+            add(companion, column, table, queue)
+            for raw in RAW_COLUMNS:
+                add(companion, raw, table, queue)
+        for raw in RAW_COLUMNS:
+            if raw != column:
+                add(table, raw, f"{table}.{column}", queue)
+    return found
+
+
+def pii_columns(
+    table: str,
+    column_tags: Mapping[str, Iterable[str]] | None,
+    inherited: Mapping[str, Mapping[str, str]],
+) -> tuple[str, ...]:
+    """The columns of ``table`` read as pseudonyms: tagged ``pii`` or inheriting it (by
+    lower-case name; the masked view matches names without regard to case)."""
+    own = [c for c, tags in (column_tags or {}).items() if tagged(tags, PII)]
+    have = {c.lower() for c in own}
+    return tuple(own + [c for c in inherited.get(table, {}) if c not in have])
+
+
+def carrying_edges(catalog: Catalog) -> list[Edge]:
+    """The column edges that carry values, as recorded from the pipelines' definitions."""
+    return [
+        (e["source_table"], e["source_column"], e["target_table"], e["target_column"])
+        for e in catalog.lineage_edges()
+        if e["run_id"] is None and e["transform"] in CARRYING
+    ]
+
+
+def table_inherited(catalog: Catalog, table: str) -> dict[str, str]:
+    """``{column: origin}`` of the columns of ``table`` that inherit ``pii`` (for
+    ``describe`` and the API's table details)."""
+    infos = catalog.list()
+    declared = {info.name: info.column_tags for info in infos}
+    columns = {info.name: [c["name"] for c in info.columns] for info in infos}
+    return inherited_pii(declared, carrying_edges(catalog), columns).get(table, {})

@@ -68,7 +68,7 @@ def load(catalog: Catalog) -> Snapshot:
         snap.grants = frozenset((r.privilege, r.target, r.grantee) for r in grants)
         declared = {name: json.loads(raw) if raw else {} for name, raw, _ in tags}
         columns = {
-            name: [c["name"] for c in json.loads(schema or "[]")] 
+            name: [c["name"] for c in json.loads(schema or "[]")]
             for name, _, schema in tags
         }
         inherited = inherited_pii(declared, [tuple(e) for e in edges], columns)

@@ -211,12 +211,39 @@ def test_a_grant_is_needed_for_every_table_named(shop):
         "SELECT * FROM bronze.secrets VERSION AS OF 1",
         "EXPLAIN SELECT * FROM bronze.secrets",
     ):
-        with pytest.raises(AccessDeniedError) as denied:
+        # answered as a table that does not exist: the same error as for a missing one
+        with pytest.raises(TableNotFoundError) as denied:
             shop.engine.safe_query(sql, can_read=can_read)
-        assert "bronze.secrets" in denied.value.message
-        assert "grant" in denied.value.hint
+        assert denied.value.message == "table bronze.secrets does not exist"
+        assert "bronze" not in str(denied.value.hint)
+        with pytest.raises(TableNotFoundError) as missing:
+            shop.engine.safe_query(sql.replace("bronze.secrets", "bronze.nothing"))
+        assert type(missing.value) is type(denied.value)
     ok = shop.engine.safe_query("SELECT count(*) AS n FROM gold.orders", can_read=can_read)
     assert ok.table.to_pylist() == [{"n": 4}] and ok.tables == ["gold.orders"]
+
+
+def test_did_you_mean_names_only_readable_tables(shop):
+    def can_read(name: str) -> bool:
+        return not name.startswith("bronze.")
+
+    for sql in (
+        "SELECT * FROM bronze.secret",
+        "SELECT * FROM bronze.secret VERSION AS OF 1",
+        "SELECT * FROM gold.orders o JOIN bronze.secret s ON true",
+    ):
+        with pytest.raises(TableNotFoundError) as hidden:
+            shop.engine.safe_query(sql, can_read=can_read)
+        assert "secrets" not in str(hidden.value), sql
+        with pytest.raises(TableNotFoundError) as shown:  # whoever may read it is helped
+            shop.engine.safe_query(sql)
+        assert "bronze.secrets" in str(shown.value.hint), sql
+    with pytest.raises(SQLError) as bare:
+        shop.engine.safe_query("SELECT * FROM secrets", can_read=can_read)
+    assert "bronze" not in str(bare.value)
+    with pytest.raises(TableNotFoundError) as near:
+        shop.engine.safe_query("SELECT * FROM gold.order", can_read=can_read)
+    assert near.value.suggestions == ["gold.orders"]
 
 
 def test_a_legitimate_analytical_query_runs(shop):

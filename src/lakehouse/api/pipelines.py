@@ -252,14 +252,12 @@ def get_run(request: Request, who: Who, run_id: str) -> Any:
 def quality(request: Request, who: Who, table: str | None = None) -> Any:
     """Expectation results: one table's latest (with its score), or every table's latest
     run summarised."""
-    from lakehouse.pipeline.quality_report import quality_report
-
     state = request.app.state
     lh = state.lh
     if table is not None:
-        from lakehouse.api.tables import readable_table
+        from lakehouse.api.tables import quality_of, readable_table
 
-        return JSON(quality_report(lh, readable_table(request, who, table)))
+        return JSON(quality_of(request, who, readable_table(request, who, table)))
     if not _has(lh, "system.quality_results"):
         return JSON({"tables": []})
     rows = _rows(

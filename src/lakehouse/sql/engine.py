@@ -135,7 +135,7 @@ class SQLEngine:
                 continue
             if ref.name not in known and not self.lh.discover(ref.name):
                 if ref.version is not None or ref.timestamp is not None:
-                    raise TableNotFoundError(ref.name, self.suggest(ref.name))
+                    raise TableNotFoundError(ref.name, self._hint(ref.name, reading))
                 unknown.append(ref.name)
                 continue  # may be an alias.column; DuckDB has the last word
             if reading is not None:
@@ -211,21 +211,23 @@ class SQLEngine:
             hit.seconds = time.perf_counter() - started
             return hit
         reading = Reading(can_read, masked)
+        reading.suggest = lambda name: self.suggest(name, can_read)
         cursor = self.db.cursor()  # its own: a time limit interrupts this statement only
         try:
             check_statement(cursor, sql)
             text, unknown = self._prepare(sql, {}, reading)
-            volatile = check_tree(cursor, text, reading.views, unknown, self.suggest)
+            suggest = reading.suggest
+            volatile = check_tree(cursor, text, reading.views, unknown, suggest)
             try:
                 table, truncated = run_limited(cursor, text, limit, timeout)
             except duckdb.Error as exc:
                 if isinstance(exc, duckdb.CatalogException) and unknown:
-                    raise TableNotFoundError(unknown[0], self.suggest(unknown[0])) from exc
+                    raise TableNotFoundError(unknown[0], suggest(unknown[0])) from exc
                 if isinstance(exc, duckdb.PermissionException):
                     raise QueryRefusedError(
                         str(exc), "the API reads the warehouse's tables only"
                     ) from exc
-                raise self._sql_error(exc) from exc
+                raise self._sql_error(exc, suggest) from exc
         finally:
             cursor.close()
         if not volatile:
@@ -256,6 +258,7 @@ class SQLEngine:
         if known is None:
             return None
         reading = Reading(can_read, masked)
+        reading.suggest = lambda name: self.suggest(name, can_read)
         for name in known.named:
             reading.enter(name)
         key = (sql, limit, reading.signature(known.sources))
@@ -313,7 +316,7 @@ class SQLEngine:
         finally:
             reading.depth -= 1
         if unknown:
-            raise TableNotFoundError(unknown[0], self.suggest(unknown[0]))
+            raise TableNotFoundError(unknown[0], self._hint(unknown[0], reading))
         layer, table = name.split(".")
         schema = f"{layer}#q{hashlib.sha256(text.encode()).hexdigest()[:12]}"
         self._sandbox_view(name, schema, table, schema, lambda: text)
@@ -457,8 +460,12 @@ class SQLEngine:
                 del self._sandbox_views[view]
         self.result_cache.clear()
 
-    def suggest(self, name: str) -> list[str]:
+    def suggest(self, name: str, can_read: Callable[[str], bool] | None = None) -> list[str]:
+        """Tables named like ``name``; with ``can_read``, only those the caller may read (a
+        hint never names a table the caller could not tell exists)."""
         names = self.lh.catalog.names()
+        if can_read is not None:
+            names = [n for n in names if can_read(n)]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         bare = name.split(".")[-1]
         close += [n for n in names if n.split(".")[-1] == bare and n not in close]
@@ -651,20 +658,29 @@ class SQLEngine:
             self._local.cursor = cursor
         return cursor
 
-    def _sql_error(self, exc: duckdb.Error) -> Exception:
+    def _sql_error(
+        self, exc: duckdb.Error, suggest: Callable[[str], list[str]] | None = None
+    ) -> Exception:
         text = str(exc)
         if isinstance(exc, duckdb.CatalogException):
             match = re.search(r'Table with name "?([^"!\s]+)"? does not exist', text)
             if match:
                 missing = match.group(1)
+                close = (suggest or self.suggest)(missing)
+                if suggest is not None:  # DuckDB's own "did you mean" may name any view
+                    text = text.split("!")[0] + "!" if "!" in text else text
                 if "." not in missing:
-                    candidates = [n for n in self.lh.catalog.names() if n.endswith("." + missing)]
+                    candidates = [n for n in close if n.endswith("." + missing)]
                     if candidates:
                         return SQLError(
                             text, f"tables are named layer.table: did you mean {candidates[0]}?"
                         )
-                return TableNotFoundError(missing, self.suggest(missing))
+                return TableNotFoundError(missing, close)
         return SQLError(text)
+
+    def _hint(self, name: str, reading: Reading | None) -> list[str]:
+        """Tables named like ``name`` that whoever asks may read."""
+        return reading.suggest(name) if reading is not None else self.suggest(name)
 
 
 def _no_versions(name: str) -> SQLError:

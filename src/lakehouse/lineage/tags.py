@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lakehouse.catalog import Catalog
+    from lakehouse.warehouse import Lakehouse
 
 PII = "pii"
 OPT_OUT = "-" + PII
@@ -128,3 +129,18 @@ def table_inherited(catalog: Catalog, table: str) -> dict[str, str]:
     declared = {info.name: info.column_tags for info in infos}
     columns = {info.name: [c["name"] for c in info.columns] for info in infos}
     return inherited_pii(declared, carrying_edges(catalog), columns).get(table, {})
+
+
+def record_declared(lh: Lakehouse, datasets: Iterable[Any]) -> None:
+    """After a run: the ``column_tags`` of each dataset's header become its table's in the
+    catalog (a table takes its options at creation only, and a ``files`` dataset's table
+    is created by ingestion), so a tag added to a definition later, or an opt-out, holds
+    from the next run on."""
+    for ds in datasets:
+        header = (getattr(ds, "options", None) or {}).get("column_tags")
+        if not isinstance(header, dict):
+            continue
+        info = lh.catalog.get(ds.name)
+        wanted = {str(c): [str(t) for t in (tags or ())] for c, tags in header.items()}
+        if info is not None and info.column_tags != wanted:
+            lh.catalog.update_info(ds.name, column_tags=wanted)

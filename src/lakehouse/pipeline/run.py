@@ -197,6 +197,9 @@ class Runner:
                 self.lh.catalog.record_lineage(
                     job, name, table_edges, report.run_id, operation=ds.kind
                 )
+        from lakehouse.lineage.tags import record_declared  # header column tags to the catalog
+
+        record_declared(self.lh, [self.pipeline.datasets[n] for n in self.selected])
 
     def _roll_back(self, report: RunReport) -> None:
         for table, (before, inputs) in self.written.items():

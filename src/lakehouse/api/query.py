@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, encode_table, rows_of
+from lakehouse.errors import TableNotFoundError
 
 router = APIRouter(tags=["query"])
 Who = Annotated[Principal, Depends(principal)]
@@ -39,9 +40,13 @@ async def query(request: Request, who: Who, body: QueryRequest) -> Any:
     # A cached answer is served on the event loop; anything that runs a statement (or
     # writes the audit log) goes to a worker thread.
     reads_audit = "audit_log" in body.sql  # the caller sees its own calls up to this one
-    result = None if reads_audit else state.lh.engine.cached_query(body.sql, **options)
-    if result is None:
-        result = await run_in_threadpool(_run, state, body.sql, options, reads_audit)
+    try:
+        result = None if reads_audit else state.lh.engine.cached_query(body.sql, **options)
+        if result is None:
+            result = await run_in_threadpool(_run, state, body.sql, options, reads_audit)
+    except TableNotFoundError as exc:
+        request.state.denied = getattr(exc, "denied", False)  # for the audit log only
+        raise
     request.state.detail = f"{result.table.num_rows} rows" + (" (cached)" if result.cached else "")
     if body.format != "json":
         content, media, ext = await run_in_threadpool(encode_table, result.table, body.format)

@@ -26,7 +26,9 @@ def readable_table(request: Request, who: Principal, name: str) -> str:
     request.state.target = name
     table = str(parse_table_name(name))
     lh, access = request.app.state.lh, request.app.state.access
-    if not access.can_read(who, table) or not lh.exists(table):
+    readable = access.can_read(who, table)
+    if not readable or not lh.exists(table):
+        request.state.denied = not readable  # the audit log tells them apart, the caller not
         raise TableNotFoundError(table, lh.engine.suggest(table, lambda t: access.can_read(who, t)))
     return table
 

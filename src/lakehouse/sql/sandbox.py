@@ -164,7 +164,9 @@ class Reading:
         a table that does not exist, so its existence is not told either."""
         if self.depth == 0 and name not in self.named:
             if self.can_read is not None and not self.can_read(name):
-                raise TableNotFoundError(name, self.suggest(name))
+                hidden = TableNotFoundError(name, self.suggest(name))
+                hidden.denied = True  # type: ignore[attr-defined]  # for the audit log only
+                raise hidden
             self.named.append(name)
 
     def mask(self, name: str) -> tuple[str, ...]:

@@ -13,7 +13,6 @@ import pytest
 
 from lakehouse import Lakehouse
 from lakehouse.errors import (
-    AccessDeniedError,
     QueryRefusedError,
     QueryTimeoutError,
     SQLError,

@@ -9,7 +9,8 @@ inherited), as its column lineage says (:mod:`lakehouse.lineage.columns`):
   ``count(DISTINCT user_id)`` or any other expression does not carry it;
 * the companion tables a dataset writes beside its table (``<table>_quarantine``) hold its
   rows: their columns take the tags of the table's columns of the same name, and the raw
-  records they keep (``raw_payload``, ``_rescued_data``) are ``pii`` when any column is.
+  records they keep (``raw_payload``, ``_rescued_data``) are ``pii`` when any column is;
+* the failing-row samples of ``system.quality_results`` hold rows of any table: ``pii``.
 
 A dataset opts a column out with the tag ``-pii`` in its ``column_tags``. Inheritance is
 worked out when tags are read (the access checks, ``describe``, the API), so it holds for
@@ -31,6 +32,9 @@ OPT_OUT = "-" + PII
 CARRYING = ("identity", "carried", "join_key")
 COMPANIONS = ("_quarantine",)
 RAW_COLUMNS = ("raw_payload", "_rescued_data")
+# Columns that hold rows of any table: the failing-row samples of expectations (the API
+# gives them masked by each table's own policy; read as a table they are pii whole).
+ANY_TABLE = {"system.quality_results": ("sample",)}
 
 Edge = tuple[str, str, str, str]  # source table, source column, target table, target column
 
@@ -82,6 +86,9 @@ def inherited_pii(
         queue.append((table, column))
 
     queue: deque[tuple[str, str]] = deque((t, c) for t, cols in own.items() for c in cols)
+    for table, held in ANY_TABLE.items():
+        for column in held:
+            add(table, column, "the rows of any table", queue)
     companions: dict[str, list[str]] = {}
     for table in declared:
         parent = parent_of(table)

@@ -339,7 +339,10 @@ class SQLEngine:
         def body() -> str:
             present = {c.lower(): c for c in self.db.sql(f"SELECT * FROM {base} LIMIT 0").columns}
             chosen = [quote(present[c.lower()]) for c in columns if c.lower() in present]
-            return masked_select(base, chosen) if chosen else f"SELECT * FROM {base}"
+            # A view naming memory."system".x is refused by DuckDB's binder (a catalog is
+            # named system too); query_table() names it as text.
+            source = f"query_table({literal(base)})" if schema == "system" else base
+            return masked_select(source, chosen) if chosen else f"SELECT * FROM {source}"
 
         self._sandbox_view(name, masked, part, key, body)
         return masked

@@ -195,7 +195,8 @@ class SQLEngine:
         Only a SELECT (or EXPLAIN of one) over ``layer.table`` names, CTEs and generated
         rows runs; anything else raises ``QueryRefusedError`` naming what was refused.
         ``can_read(name)`` False for a table the statement names raises
-        ``AccessDeniedError``; the columns ``masked(name)`` gives are read as pseudonyms
+        ``TableNotFoundError`` as for a table that does not exist (hints name only tables
+        ``can_read`` allows); the columns ``masked(name)`` gives are read as pseudonyms
         (in tables read through views too). At most ``limit`` rows are returned; the
         statement is stopped after ``timeout`` seconds (``QueryTimeoutError``). Results
         are cached until a table they read gets a new version."""

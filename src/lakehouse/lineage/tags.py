@@ -138,12 +138,14 @@ def table_inherited(catalog: Catalog, table: str) -> dict[str, str]:
     return inherited_pii(declared, carrying_edges(catalog), columns).get(table, {})
 
 
-def record_declared(lh: Lakehouse, datasets: Iterable[Any]) -> None:
-    """After a run: the ``column_tags`` of each dataset's header become its table's in the
-    catalog (a table takes its options at creation only, and a ``files`` dataset's table
-    is created by ingestion), so a tag added to a definition later, or an opt-out, holds
-    from the next run on."""
-    for ds in datasets:
+def record_declared(lh: Lakehouse, pipeline: Any, selected: Iterable[str]) -> None:
+    """After a run of ``pipeline``: the ``column_tags`` of each selected dataset's header
+    become its table's in the catalog (a table takes its options at creation only, and a
+    ``files`` dataset's table is created by ingestion), so a tag added to a definition
+    later, or an opt-out, holds from the next run on. Definition edges recorded by an older
+    column lineage (before ``carried`` and ``join_key``) are analysed again, once."""
+    for name in selected:
+        ds = pipeline.datasets[name]
         header = (getattr(ds, "options", None) or {}).get("column_tags")
         if not isinstance(header, dict):
             continue
@@ -151,3 +153,31 @@ def record_declared(lh: Lakehouse, datasets: Iterable[Any]) -> None:
         wanted = {str(c): [str(t) for t in (tags or ())] for c, tags in header.items()}
         if info is not None and info.column_tags != wanted:
             lh.catalog.update_info(ds.name, column_tags=wanted)
+    _reanalyse_once(lh, pipeline)
+
+
+# The column lineage that tags follow; a warehouse whose pipeline's definition edges were
+# recorded by an older one has them analysed again at its next run.
+ANALYSIS = "2: carried, join_key"
+
+
+def _reanalyse_once(lh: Lakehouse, pipeline: Any) -> None:
+    from lakehouse.lineage.columns import definition_edges
+
+    prefix = f"pipeline {pipeline.name} / "
+    stamp = (f"{prefix}(column lineage)", "-")
+    recorded = lh.catalog.lineage_fingerprints(prefix)
+    if recorded.get(stamp) == ANALYSIS:
+        return
+    schemas = {info.name: [c["name"] for c in info.columns] for info in lh.catalog.list()}
+    for name, ds in pipeline.datasets.items():
+        fingerprint = recorded.get((prefix + name, name))
+        if fingerprint is None or ds.kind == "files":
+            continue
+        edges = definition_edges(name, ds.sql, schemas, ds.depends_on)
+        lh.catalog.record_lineage(
+            prefix + name, name, edges, operation=ds.kind, fingerprint=fingerprint
+        )
+    lh.catalog.record_lineage(
+        stamp[0], stamp[1], [], operation="analysis", fingerprint=ANALYSIS
+    )

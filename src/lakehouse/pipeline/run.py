@@ -199,7 +199,7 @@ class Runner:
                 )
         from lakehouse.lineage.tags import record_declared  # header column tags to the catalog
 
-        record_declared(self.lh, [self.pipeline.datasets[n] for n in self.selected])
+        record_declared(self.lh, self.pipeline, self.selected)
 
     def _roll_back(self, report: RunReport) -> None:
         for table, (before, inputs) in self.written.items():

@@ -541,6 +541,12 @@ def test_pseudonyms_cannot_be_computed_by_a_caller(shop):
         "SELECT * FROM duckdb_tables()",
         "SELECT * FROM duckdb_views()",
         "SELECT sql FROM duckdb_views() WHERE view_name = 'users'",
+        "SUMMARIZE SELECT * FROM __lh_secret.pseudonym_key",
+        "WITH k AS (SELECT * FROM __lh_secret.pseudonym_key) SELECT * FROM k",
+        "SELECT (SELECT ipad FROM __lh_secret.pseudonym_key) AS k",
+        "SELECT * FROM silver.users, LATERAL (SELECT opad FROM __lh_secret.pseudonym_key)",
+        "SELECT * FROM query_table('__lh_secret.pseudonym_key')",
+        "PIVOT __lh_secret.pseudonym_key ON ipad USING count(*)",
     ):
         with pytest.raises(QueryRefusedError):
             engine.safe_query(sql, masked=masked)

@@ -84,9 +84,12 @@ def pseudonym_sql(column: str, key: str = "__lh_key") -> str:
 
 
 def pseudonym(value: Any, key: bytes) -> str | None:
-    """What ``pseudonym_sql`` gives for a value whose text is ``str(value)``, in Python."""
+    """What ``pseudonym_sql`` gives for a value whose text is ``str(value)`` (DuckDB's text
+    of a boolean is lower case), in Python."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        value = "true" if value else "false"
     digest = hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
     return PREFIX + digest[:DIGITS]
 

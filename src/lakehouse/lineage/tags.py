@@ -3,10 +3,11 @@
 A column inherits ``pii`` when it carries the value of a ``pii`` column (declared or itself
 inherited), as its column lineage says (:mod:`lakehouse.lineage.columns`):
 
-* a straight select or a rename (``identity``), a cast or an aggregate that returns one of
-  its input values such as ``min`` or ``any_value`` (``carried``), or the other side of an
-  equality join on such a column (``join_key``); an aggregate such as
-  ``count(DISTINCT user_id)`` or any other expression does not carry it;
+* a straight select or a rename (``identity``); a cast, a change of case or blanks,
+  ``coalesce``, or an aggregate or window function that returns one of its input values
+  such as ``min`` or ``any_value`` (``carried``); the other side of an equality join on
+  such a column (``join_key``); an aggregate such as ``count(DISTINCT user_id)`` or any
+  other expression does not carry it;
 * the companion tables a dataset writes beside its table (``<table>_quarantine``) hold its
   rows: their columns take the tags of the table's columns of the same name, and the raw
   records they keep (``raw_payload``, ``_rescued_data``) are ``pii`` when any column is;

@@ -568,30 +568,3 @@ def test_pseudonyms_cannot_be_computed_by_a_caller(shop):
     other.write("silver.users", [{"user_id": 1, "email": "ada@example.com"}])
     elsewhere = other.engine.safe_query("SELECT email FROM silver.users", masked=masked)
     assert elsewhere.table.column("email")[0].as_py() != shown[0]
-
-
-def test_a_view_gives_no_pseudonyms_of_values_it_makes_up(shop):
-    """A view's own pii tags do not mask its columns again: the tables under it are masked
-    (so its pseudonyms join with theirs), and a view over range() or VALUES cannot be made
-    into a machine that computes pseudonyms of chosen values."""
-    shop.create_view("gold.numbers", "SELECT range AS user_id FROM range(5)")
-    shop.create_view("gold.emails", "SELECT user_id, email FROM silver.users")
-    shop.catalog.update_info("gold.numbers", column_tags={"user_id": ["pii"]})
-    shop.catalog.update_info("gold.emails", column_tags={"email": ["pii"]})
-    tagged = {"silver.users": ["email"], "gold.numbers": ["user_id"], "gold.emails": ["email"]}
-
-    def mask(table: str) -> list[str]:
-        return tagged.get(table, [])
-
-    numbers = shop.engine.safe_query("SELECT user_id FROM gold.numbers ORDER BY 1", masked=mask)
-    assert numbers.table.column("user_id").to_pylist() == [0, 1, 2, 3, 4]
-    joined = shop.engine.safe_query(
-        "SELECT count(*) AS n FROM gold.emails e JOIN silver.users u USING (email)", masked=mask
-    )
-    assert joined.table.to_pylist() == [{"n": 4}]  # ada twice on each side; NULL never joins
-    emails = shop.engine.safe_query("SELECT email FROM gold.emails ORDER BY user_id", masked=mask)
-    assert emails.table.column("email").to_pylist() == [
-        pii(shop, "ada@example.com"),
-        None,
-        pii(shop, "ada@example.com"),
-    ]

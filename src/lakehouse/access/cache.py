@@ -52,7 +52,9 @@ def load(catalog: Catalog) -> Snapshot:
                 select(t.c.token_hash, t.c.name, t.c.role, t.c.revoked_at, t.c.last_used_at)
             ).all()
             grants = conn.execute(select(g.c.privilege, g.c.target, g.c.grantee)).all()
-            tags = conn.execute(select(tb.c.name, tb.c.column_tags_json, tb.c.schema_json)).all()
+            tags = conn.execute(
+                select(tb.c.name, tb.c.column_tags_json, tb.c.schema_json, tb.c.format)
+            ).all()
             edges = conn.execute(
                 select(
                     lin.c.source_table, lin.c.source_column, lin.c.target_table, lin.c.target_column
@@ -66,14 +68,12 @@ def load(catalog: Catalog) -> Snapshot:
             for r in tokens
         }
         snap.grants = frozenset((r.privilege, r.target, r.grantee) for r in grants)
-        declared = {name: json.loads(raw) if raw else {} for name, raw, _ in tags}
-        columns = {
-            name: [c["name"] for c in json.loads(schema or "[]")]
-            for name, _, schema in tags
-        }
+        declared = {r.name: json.loads(r.column_tags_json or "{}") for r in tags}
+        columns = {r.name: [c["name"] for c in json.loads(r.schema_json or "[]")] for r in tags}
+        views = {r.name for r in tags if r.format == "view"}
         inherited = inherited_pii(declared, [tuple(e) for e in edges], columns)
         for name, column_tags in declared.items():
-            snap.pii[name] = pii_columns(name, column_tags, inherited)
+            snap.pii[name] = pii_columns(name, column_tags, inherited, name in views)
         return snap
 
     return catalog._retry(go)

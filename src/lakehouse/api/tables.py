@@ -89,8 +89,11 @@ def table_details(request: Request, who: Who, name: str) -> Any:
     table = readable_table(request, who, name)
     lh = request.app.state.lh
     info = lh.table(table).info
-    masked = {c.lower() for c in request.app.state.access.masked_columns(who, table)}
+    access = request.app.state.access
+    masked = {c.lower() for c in access.masked_columns(who, table)}
     inherited = table_inherited(lh.catalog, table)
+    if info.format == "view" and not access.sees_pii(who, table):
+        masked |= set(table_inherited(lh.catalog, table, tagged_too=True))  # masked under it
     out = _summary(info)
     if request.app.state.access.can(who, "run_pipeline"):  # a server path: operators only
         out["location"] = info.location

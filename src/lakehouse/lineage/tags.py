@@ -13,6 +13,9 @@ inherited), as its column lineage says (:mod:`lakehouse.lineage.columns`):
   records they keep (``raw_payload``, ``_rescued_data``) are ``pii`` when any column is;
 * the failing-row samples of ``system.quality_results`` hold rows of any table: ``pii``.
 
+A SQL view reads its tables masked; of its own columns only those tagged ``pii`` that do
+not inherit it are masked on top.
+
 A dataset opts a column out with the tag ``-pii`` in its ``column_tags``. Inheritance is
 worked out when tags are read (the access checks, ``describe``, the API), so it holds for
 tables registered later and for warehouses built before it existed.
@@ -57,8 +60,8 @@ def inherited_pii(
     edges: Iterable[Edge],
     columns: Mapping[str, Iterable[str]],
 ) -> dict[str, dict[str, str]]:
-    """``{table: {column: origin}}`` for every column that is ``pii`` without being tagged
-    so itself; ``origin`` says where from (``silver.users.user_id``, ``silver.users``).
+    """``{table: {column: origin}}`` for every column that inherits ``pii`` (tagged so
+    itself or not); ``origin`` says where from (``silver.users.user_id``, ``silver.users``).
     ``declared`` maps every known table to its column tags, ``columns`` to its column
     names; ``edges`` are the carrying column edges (source table, source column, target
     table, target column)."""
@@ -79,12 +82,14 @@ def inherited_pii(
         return column in own.get(table, ()) or column in found.get(table, {})
 
     def add(table: str, column: str, origin: str, queue: deque[tuple[str, str]]) -> None:
-        if is_pii(table, column) or column in blocked.get(table, ()):
+        if column in found.get(table, {}) or column in blocked.get(table, ()):
             return
         if column not in names.get(table, ()):
             return  # not (or no longer) a column of the table
+        tagged_already = is_pii(table, column)
         found.setdefault(table, {})[column] = origin
-        queue.append((table, column))
+        if not tagged_already:  # a tagged column's own sources went in the queue already
+            queue.append((table, column))
 
     queue: deque[tuple[str, str]] = deque((t, c) for t, cols in own.items() for c in cols)
     for table, held in ANY_TABLE.items():
@@ -113,12 +118,18 @@ def pii_columns(
     table: str,
     column_tags: Mapping[str, Iterable[str]] | None,
     inherited: Mapping[str, Mapping[str, str]],
+    view: bool = False,
 ) -> tuple[str, ...]:
     """The columns of ``table`` read as pseudonyms: tagged ``pii`` or inheriting it (by
-    lower-case name; the masked view matches names without regard to case)."""
+    lower-case name; the masked view matches names without regard to case). For a SQL
+    ``view``, only the columns tagged ``pii`` that inherit nothing: the others are masked
+    by the tables under the view already, and masking them again would break joins."""
     own = [c for c, tags in (column_tags or {}).items() if tagged(tags, PII)]
+    from_sources = inherited.get(table, {})
+    if view:
+        return tuple(c for c in own if c.lower() not in from_sources)
     have = {c.lower() for c in own}
-    return tuple(own + [c for c in inherited.get(table, {}) if c not in have])
+    return tuple(own + [c for c in from_sources if c not in have])
 
 
 def carrying_edges(catalog: Catalog) -> list[Edge]:
@@ -130,13 +141,18 @@ def carrying_edges(catalog: Catalog) -> list[Edge]:
     ]
 
 
-def table_inherited(catalog: Catalog, table: str) -> dict[str, str]:
-    """``{column: origin}`` of the columns of ``table`` that inherit ``pii`` (for
-    ``describe`` and the API's table details)."""
+def table_inherited(catalog: Catalog, table: str, tagged_too: bool = False) -> dict[str, str]:
+    """``{column: origin}`` of the columns of ``table`` that inherit ``pii`` and are not
+    tagged so themselves, or ``tagged_too`` (for ``describe`` and the API's table
+    details)."""
     infos = catalog.list()
     declared = {info.name: info.column_tags for info in infos}
     columns = {info.name: [c["name"] for c in info.columns] for info in infos}
-    return inherited_pii(declared, carrying_edges(catalog), columns).get(table, {})
+    found = inherited_pii(declared, carrying_edges(catalog), columns).get(table, {})
+    if tagged_too:
+        return found
+    own = {c.lower() for c, tags in declared.get(table, {}).items() if tagged(tags, PII)}
+    return {c: origin for c, origin in found.items() if c not in own}
 
 
 def record_declared(lh: Lakehouse, pipeline: Any, selected: Iterable[str]) -> None:

@@ -299,11 +299,9 @@ class SQLEngine:
                 self._sandbox_view(name, schema, part, key, lambda: f"SELECT * FROM {versioned}")
             else:
                 schema, part, key = layer, table, self._views.get(name)
-        # Only tables hold values to mask: a SQL view's columns are masked by the tables
-        # under it (its copy reads them masked). Masking a view's own columns too would
-        # mask pseudonyms again, and would give pseudonyms of whatever a view makes up
-        # (range(), VALUES): values of one's choosing, the very thing the key prevents.
-        columns = reading.mask(name) if body is None else ()
+        # A SQL view's copy reads its tables masked; what is masked on top of it is what
+        # the policy gives for the view itself (lineage/tags.py: tagged, inheriting nothing).
+        columns = reading.mask(name)
         if columns:
             schema = self._masked_view(name, schema, part, columns, key)
         if reading.depth == 0:

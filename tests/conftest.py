@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from lakehouse import Lakehouse
@@ -8,3 +13,20 @@ from lakehouse import Lakehouse
 @pytest.fixture
 def lh(tmp_path) -> Lakehouse:
     return Lakehouse(tmp_path / "warehouse")
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory) -> Path:
+    """A warehouse built by `lakehouse demo`, once per test session; tests that use it add
+    only what they need (tokens, grants) and change no table."""
+    warehouse = tmp_path_factory.mktemp("demo-session") / "warehouse"
+    done = subprocess.run(
+        [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), "demo"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return warehouse

@@ -462,3 +462,95 @@ def test_cli_tokens_and_grants(lh: Lakehouse) -> None:
     listed = json.loads(ok(cli(warehouse, "token", "list", "--format", "json")))
     assert listed[0]["status"] == "revoked" and listed[0]["revoked_at"]
     assert "no token named 'bob'" in refused(cli(warehouse, "token", "revoke", "bob"))
+
+
+def test_pii_follows_the_data_through_a_pipeline(tmp_path: Path) -> None:
+    """Columns computed from a pii column inherit it through column lineage (select, rename,
+    cast, value-picking aggregate, equality join key) unless the dataset opts out with
+    ``-pii``; counts do not; a quarantine takes its table's tags; a tag added to a header
+    later reaches the catalog at the next run."""
+    from lakehouse.pipeline import load_pipeline, run_pipeline
+
+    lh = Lakehouse(tmp_path / "warehouse")
+    lh.write(
+        "bronze.people",
+        [
+            {"id": 1, "email": "ann@example.com", "city": "Lyon"},
+            {"id": 2, "email": "bob@example.com", "city": "Oslo"},
+            {"id": 3, "email": None, "city": "Oslo"},
+        ],
+        column_tags={"email": ["pii"]},
+    )
+    lh.write("bronze.orders", [{"order_id": 7, "buyer": "ann@example.com", "amount": 5.0}])
+    folder = tmp_path / "pipeline"
+    (folder / "silver").mkdir(parents=True)
+    (folder / "gold").mkdir()
+    (folder / "pipeline.yml").write_text("name: people\n")
+    (folder / "silver" / "people.sql").write_text(
+        "-- column_tags: {domain_hint: [-pii]}\n"
+        "-- expectations:\n"
+        "--   - {name: has_email, not_null: email, action: quarantine}\n"
+        "SELECT id, email AS contact, CAST(email AS VARCHAR) AS email, lower(email) AS "
+        "domain_hint, length(email) AS email_length, city\nFROM bronze.people\n"
+    )
+    (folder / "silver" / "orders.sql").write_text(
+        "SELECT o.order_id, o.buyer, o.amount\n"
+        "FROM bronze.orders o JOIN bronze.people p ON o.buyer = p.email\n"
+    )
+    (folder / "gold" / "cities.sql").write_text(
+        "SELECT city, count(DISTINCT email) AS people, min(email) AS first_email\n"
+        "FROM silver.people GROUP BY city\n"
+    )
+    (folder / "gold" / "people_view.sql").write_text(
+        "-- kind: view\n-- column_tags: {email: [pii], city: [pii]}\n"
+        "SELECT id, email, city FROM silver.people\n"
+    )
+    run_pipeline(lh, load_pipeline(folder))
+    access = Access(lh)
+    analyst = who("analyst")
+
+    def masked(table: str) -> set[str]:
+        return set(access.masked_columns(analyst, table))
+
+    assert masked("silver.people") == {"contact", "email"}  # domain_hint opted out
+    assert masked("silver.people_quarantine") == {"contact", "email"}
+    assert masked("silver.orders") == {"buyer"}  # joined on a pii column
+    assert masked("gold.cities") == {"first_email"}  # count(DISTINCT email) is not pii
+    shown = lh.engine.safe_query(
+        "SELECT contact, email, domain_hint FROM silver.people ORDER BY id",
+        masked=lambda t: access.masked_columns(analyst, t),
+    ).table.to_pylist()
+    assert shown[0]["contact"] == shown[0]["email"] != "ann@example.com"
+    assert shown[0]["domain_hint"] == "ann@example.com"
+    # A view reads its tables masked: of its own columns only those tagged pii that
+    # inherit nothing are masked on top (masking email again would break joins).
+    assert masked("gold.people_view") == {"city"}
+    joined = lh.engine.safe_query(
+        "SELECT v.id, v.city FROM gold.people_view v JOIN silver.people p USING (email) "
+        "ORDER BY v.id",
+        masked=lambda t: access.masked_columns(analyst, t),
+    ).table.to_pylist()
+    assert [r["id"] for r in joined] == [1, 2] and joined[0]["city"] != "Lyon"
+    # A warehouse whose edges an older column lineage recorded (min() as an aggregation,
+    # no join keys) has them analysed again at its next run, once.
+    job, catalog = "pipeline people / gold.cities", lh.catalog
+    fingerprint = catalog.lineage_fingerprints("pipeline people / ")[(job, "gold.cities")]
+    old = [
+        {**e, "transform": "aggregation" if e["transform"] == "carried" else e["transform"]}
+        for e in catalog.lineage_edges("gold.cities")
+        if e["run_id"] is None
+    ]
+    catalog.record_lineage(job, "gold.cities", old, operation="materialized_view",
+                           fingerprint=fingerprint)
+    catalog.record_lineage("pipeline people / (column lineage)", "-", [], fingerprint="1")
+    assert set(Access(lh).masked_columns(analyst, "gold.cities")) == set()
+    run_pipeline(lh, load_pipeline(folder))
+    assert set(Access(lh).masked_columns(analyst, "gold.cities")) == {"first_email"}
+    # A column tagged in the header later is tagged at the next run.
+    (folder / "gold" / "cities.sql").write_text(
+        "-- column_tags: {city: [pii]}\n" + (folder / "gold" / "cities.sql").read_text()
+    )
+    run_pipeline(lh, load_pipeline(folder))
+    access = Access(lh)
+    assert lh.catalog.get("gold.cities").column_tags == {"city": ["pii"]}
+    assert set(access.masked_columns(analyst, "gold.cities")) == {"city", "first_email"}

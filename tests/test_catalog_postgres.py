@@ -32,3 +32,18 @@ def test_catalog_url_from_environment(tmp_path, pg_url, monkeypatch):
     lh = Lakehouse(tmp_path / "w2")
     lh.write("gold.kpi", [{"k": 1}])
     assert "gold.kpi" in [t.name for t in Lakehouse(tmp_path / "w2").tables()]
+
+
+def test_the_pseudonym_key_lives_in_the_postgres_catalog(tmp_path, pg_url):
+    from lakehouse.sql.masking import pseudonym, warehouse_key
+
+    lh = Lakehouse(tmp_path / "w3", catalog_url=pg_url)
+    lh.write("silver.people", [{"id": 1, "email": "a@x"}])
+    sql = "SELECT email FROM silver.people"
+    shown = lh.engine.safe_query(sql, masked=lambda t: ["email"]).table.column("email")[0]
+    again = Lakehouse(tmp_path / "w3", catalog_url=pg_url)  # another process, the same key
+    assert warehouse_key(again.catalog) == warehouse_key(lh.catalog)
+    assert shown.as_py() == pseudonym("a@x", warehouse_key(again.catalog))
+    assert again.engine.safe_query(sql, masked=lambda t: ["email"]).table.column("email")[
+        0
+    ].as_py() == shown.as_py()

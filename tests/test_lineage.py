@@ -68,9 +68,13 @@ def test_column_lineage_through_ctes_joins_aggregates_windows_case_and_json():
     edges = column_lineage(DAILY, "gold.customer_daily", SCHEMAS)
     assert all(e.target_table == "gold.customer_daily" for e in edges)
 
-    assert edges_of(edges, "user_id") == {("silver.users", "id", "identity")}
+    # u.id, and the column it is joined on (s.user_id = u.id): the same values
+    assert edges_of(edges, "user_id") == {
+        ("silver.users", "id", "identity"),
+        ("bronze.events", "user_id", "join_key"),
+    }
     assert edges_of(edges, "customer") == {("silver.users", "name", "identity")}
-    assert edges_of(edges, "email") == {("silver.users", "email", "expression")}
+    assert edges_of(edges, "email") == {("silver.users", "email", "carried")}  # lower()
     assert edges_of(edges, "purchases") == set()  # count(*) reads no column
     assert edges_of(edges, "total") == {("bronze.events", "amount", "aggregation")}
     assert edges_of(edges, "tier") == {("bronze.events", "amount", "aggregation")}
@@ -78,8 +82,8 @@ def test_column_lineage_through_ctes_joins_aggregates_windows_case_and_json():
         ("silver.users", "country", "expression"),
         ("bronze.events", "amount", "aggregation"),
     }
-    # json_extract_string on a column (in a CTE) then max() over it
-    assert edges_of(edges, "plan") == {("bronze.events", "payload", "aggregation")}
+    # json_extract_string on a column (in a CTE), then max() picks one of those values
+    assert edges_of(edges, "plan") == {("bronze.events", "payload", "expression")}
 
     indirect = edges_of(edges, None)
     assert ("bronze.events", "ts", "filter") in indirect
@@ -137,7 +141,7 @@ def test_unions_subqueries_unnest_and_unqualified_columns():
     }
     assert edges_of(union, "name") == {
         ("silver.users", "name", "identity"),
-        ("bronze.events", "kind", "expression"),
+        ("bronze.events", "kind", "carried"),  # a cast
     }
 
     nested = column_lineage(
@@ -153,7 +157,7 @@ def test_unions_subqueries_unnest_and_unqualified_columns():
         SCHEMAS,
     )
     assert edges_of(nested, "id") == {("silver.users", "id", "identity")}
-    assert edges_of(nested, "top") == {("bronze.events", "amount", "aggregation")}
+    assert edges_of(nested, "top") == {("bronze.events", "amount", "expression")}
     assert edges_of(nested, "tag") == {("silver.users", "country", "expression")}
     # silver.blocked has no known schema: its column is still followed
     assert ("silver.blocked", "user_id", "filter") in edges_of(nested, None)
@@ -760,3 +764,60 @@ def test_openlineage_events(lh, tmp_path):
         check_event(json.loads(line))
     assert write_openlineage(lh, path, table="system.report") == 1
     assert json.loads(path.read_text())["job"]["name"] == "pipeline demo / system.report"
+
+
+def test_what_carries_a_value_and_what_does_not():
+    """The edges tags follow: casts, case changes and value-picking aggregates carry a value
+    (``carried``), equality joins make the other side's column a ``join_key`` source; counts
+    and other expressions do not carry it."""
+    schemas = {
+        "silver.users": ["id", "email", "name"],
+        "silver.orders": ["order_id", "customer", "buyer_email", "amount"],
+    }
+    edges = column_lineage(
+        """
+        SELECT o.customer AS who,
+               CAST(u.id AS VARCHAR) AS id_text,
+               u.id::BIGINT AS id_big,
+               upper(trim(u.name)) AS shout,
+               any_value(u.email) AS some_email,
+               min(u.email) AS first_email,
+               arg_max(u.name, o.amount) AS top_name,
+               count(DISTINCT u.email) AS emails,
+               length(u.email) AS email_length,
+               md5(u.email) AS email_hash
+        FROM silver.orders o JOIN silver.users u ON o.customer = CAST(u.id AS VARCHAR)
+        WHERE lower(o.buyer_email) = u.email
+        GROUP BY ALL
+        """,
+        "gold.x",
+        schemas,
+    )
+    assert edges_of(edges, "who") == {
+        ("silver.orders", "customer", "identity"),
+        ("silver.users", "id", "join_key"),
+    }
+    for column in ("id_text", "id_big"):
+        assert ("silver.users", "id", "carried") in edges_of(edges, column)
+        assert ("silver.orders", "customer", "join_key") in edges_of(edges, column)
+    assert edges_of(edges, "shout") == {("silver.users", "name", "carried")}
+    for column in ("some_email", "first_email"):
+        assert edges_of(edges, column) == {
+            ("silver.users", "email", "carried"),
+            ("silver.orders", "buyer_email", "join_key"),
+        }
+    assert ("silver.users", "name", "carried") in edges_of(edges, "top_name")
+    assert ("silver.orders", "amount", "aggregation") in edges_of(edges, "top_name")
+    assert edges_of(edges, "emails") == {("silver.users", "email", "aggregation")}
+    assert edges_of(edges, "email_length") == {("silver.users", "email", "expression")}
+    assert edges_of(edges, "email_hash") == {("silver.users", "email", "expression")}
+
+    using = column_lineage(
+        "SELECT user_id, o.amount FROM silver.orders2 o JOIN silver.users2 u USING (user_id)",
+        "gold.y",
+        {"silver.orders2": ["user_id", "amount"], "silver.users2": ["user_id", "email"]},
+    )
+    assert {(t, c) for t, c, _ in edges_of(using, "user_id")} == {
+        ("silver.orders2", "user_id"),
+        ("silver.users2", "user_id"),
+    }

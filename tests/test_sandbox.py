@@ -13,13 +13,12 @@ import pytest
 
 from lakehouse import Lakehouse
 from lakehouse.errors import (
-    AccessDeniedError,
     QueryRefusedError,
     QueryTimeoutError,
     SQLError,
     TableNotFoundError,
 )
-from lakehouse.sql.masking import pseudonym
+from lakehouse.sql.masking import pseudonym, warehouse_key
 from tests import test_object_store
 
 PII = {"silver.users": ["email"]}
@@ -28,6 +27,11 @@ s3_endpoint = test_object_store.s3_endpoint  # the fixture: a moto server on loo
 
 def masked(name: str) -> list[str]:
     return PII.get(name, [])
+
+
+def pii(lh: Lakehouse, value: object) -> str | None:
+    """The pseudonym the warehouse gives ``value``, with its key."""
+    return pseudonym(value, warehouse_key(lh.catalog))
 
 
 @pytest.fixture
@@ -206,12 +210,39 @@ def test_a_grant_is_needed_for_every_table_named(shop):
         "SELECT * FROM bronze.secrets VERSION AS OF 1",
         "EXPLAIN SELECT * FROM bronze.secrets",
     ):
-        with pytest.raises(AccessDeniedError) as denied:
+        # answered as a table that does not exist: the same error as for a missing one
+        with pytest.raises(TableNotFoundError) as denied:
             shop.engine.safe_query(sql, can_read=can_read)
-        assert "bronze.secrets" in denied.value.message
-        assert "grant" in denied.value.hint
+        assert denied.value.message == "table bronze.secrets does not exist"
+        assert "bronze" not in str(denied.value.hint)
+        with pytest.raises(TableNotFoundError) as missing:
+            shop.engine.safe_query(sql.replace("bronze.secrets", "bronze.nothing"))
+        assert type(missing.value) is type(denied.value)
     ok = shop.engine.safe_query("SELECT count(*) AS n FROM gold.orders", can_read=can_read)
     assert ok.table.to_pylist() == [{"n": 4}] and ok.tables == ["gold.orders"]
+
+
+def test_did_you_mean_names_only_readable_tables(shop):
+    def can_read(name: str) -> bool:
+        return not name.startswith("bronze.")
+
+    for sql in (
+        "SELECT * FROM bronze.secret",
+        "SELECT * FROM bronze.secret VERSION AS OF 1",
+        "SELECT * FROM gold.orders o JOIN bronze.secret s ON true",
+    ):
+        with pytest.raises(TableNotFoundError) as hidden:
+            shop.engine.safe_query(sql, can_read=can_read)
+        assert "secrets" not in str(hidden.value), sql
+        with pytest.raises(TableNotFoundError) as shown:  # whoever may read it is helped
+            shop.engine.safe_query(sql)
+        assert "bronze.secrets" in str(shown.value.hint), sql
+    with pytest.raises(SQLError) as bare:
+        shop.engine.safe_query("SELECT * FROM secrets", can_read=can_read)
+    assert "bronze" not in str(bare.value)
+    with pytest.raises(TableNotFoundError) as near:
+        shop.engine.safe_query("SELECT * FROM gold.order", can_read=can_read)
+    assert near.value.suggestions == ["gold.orders"]
 
 
 def test_a_legitimate_analytical_query_runs(shop):
@@ -261,7 +292,7 @@ def test_masked_columns_are_stable_pseudonyms(shop):
     rows = engine.safe_query(
         "SELECT user_id, email, country FROM silver.users ORDER BY user_id", masked=masked
     ).table.to_pylist()
-    ada = pseudonym("ada@example.com")
+    ada = pii(shop, "ada@example.com")
     assert ada is not None and ada.startswith("pii:") and len(ada) == 16
     assert [r["email"] for r in rows] == [ada, None, ada]
     assert [r["country"] for r in rows] == ["fr", "uk", "fr"]  # other columns untouched
@@ -318,9 +349,9 @@ def test_masking_follows_new_versions_and_new_columns(shop):
     assert rows == [
         {
             "user_id": 4,
-            "email": pseudonym("bo@example.com"),
+            "email": pii(shop, "bo@example.com"),
             "country": "de",
-            "phone": pseudonym("555"),
+            "phone": pii(shop, "555"),
         }
     ]
     old = engine.safe_query(
@@ -328,7 +359,7 @@ def test_masking_follows_new_versions_and_new_columns(shop):
         masked=lambda t: both.get(t, []),  # phone is not in version 1: masked where present
     )
     assert old.table.column_names == ["user_id", "email", "country"]
-    assert old.table.column("email").to_pylist()[0] == pseudonym("ada@example.com")
+    assert old.table.column("email").to_pylist()[0] == pii(shop, "ada@example.com")
 
 
 def test_tables_read_through_a_view_are_masked(shop):
@@ -343,9 +374,9 @@ def test_tables_read_through_a_view_are_masked(shop):
         can_read=lambda name: name.startswith("gold."),  # the view is what the caller names
     )
     assert result.table.column("email").to_pylist() == [
-        pseudonym("ada@example.com"),
+        pii(shop, "ada@example.com"),
         None,
-        pseudonym("ada@example.com"),
+        pii(shop, "ada@example.com"),
     ]
     assert result.tables == ["gold.customer_spend"]
     assert shop.sql("SELECT email FROM gold.customer_spend WHERE user_id = 1").scalar() == (
@@ -468,13 +499,72 @@ def test_lock_down_leaves_object_store_tables_readable(s3_endpoint, tmp_path):
     assert lh.sql("SELECT count(*) FROM silver.users").scalar() == 1
     query = "SELECT user_id, email FROM silver.users ORDER BY user_id"
     first = lh.engine.safe_query(query, masked=masked)
-    assert first.table.to_pylist() == [{"user_id": 1, "email": pseudonym("ada@example.com")}]
+    assert first.table.to_pylist() == [{"user_id": 1, "email": pii(lh, "ada@example.com")}]
     assert lh.engine.safe_query(query, masked=masked).cached
     lh.write("silver.users", [{"user_id": 2, "email": None}])
     moved = lh.engine.safe_query(query, masked=masked)
     assert not moved.cached and moved.table.column("email").to_pylist() == [
-        pseudonym("ada@example.com"),
+        pii(lh, "ada@example.com"),
         None,
     ]
     travelled = lh.engine.safe_query("SELECT count(*) AS n FROM silver.users VERSION AS OF 1")
     assert travelled.table.to_pylist() == [{"n": 1}]
+
+
+def test_pseudonyms_cannot_be_computed_by_a_caller(shop):
+    """The old pseudonym (an unsalted SHA-256 prefix) let one query over range() recover every
+    raw value, and a filter on a computed pseudonym tell whether a value exists; it is now an
+    HMAC keyed with the warehouse's secret, which no statement reads."""
+    engine = shop.engine
+    users = "SELECT user_id, email FROM silver.users WHERE email IS NOT NULL ORDER BY user_id"
+    shown = engine.safe_query(users, masked=masked).table.column("email").to_pylist()
+    assert shown == [pii(shop, "ada@example.com")] * 2
+    ids = {"silver.users": ["email"], "gold.orders": ["user_id"]}
+    for sql in (
+        # the reported attacks: a dictionary from range(), a computed pseudonym in a filter
+        "SELECT count(*) AS n FROM range(100) r JOIN gold.orders o "
+        "ON 'pii:' || left(sha256(CAST(r.range AS VARCHAR)), 12) = o.user_id",
+        "SELECT count(*) AS n FROM (VALUES ('ada@example.com'), ('bo@example.com')) v(e) "
+        "JOIN silver.users u ON 'pii:' || left(sha256(v.e), 12) = u.email",
+        "SELECT count(*) AS n FROM silver.users "
+        "WHERE email = 'pii:' || left(sha256('ada@example.com'), 12)",
+    ):
+        found = engine.safe_query(sql, masked=lambda t: ids.get(t, []))
+        assert found.table.to_pylist() == [{"n": 0}], sql
+    # The key: not in the catalog's answers, not readable as a table, not in a plan.
+    key_hex = warehouse_key(shop.catalog).hex()
+    for sql in (
+        'SELECT * FROM memory."__lh_secret"."pseudonym_key"',
+        'SELECT * FROM "__lh_secret".pseudonym_key',
+        "SELECT * FROM pseudonym_key",
+        "SELECT u.email FROM silver.users u, __lh_secret.pseudonym_key k",
+        "SELECT * FROM duckdb_tables()",
+        "SELECT * FROM duckdb_views()",
+        "SELECT sql FROM duckdb_views() WHERE view_name = 'users'",
+        "SUMMARIZE SELECT * FROM __lh_secret.pseudonym_key",
+        "WITH k AS (SELECT * FROM __lh_secret.pseudonym_key) SELECT * FROM k",
+        "SELECT (SELECT ipad FROM __lh_secret.pseudonym_key) AS k",
+        "SELECT * FROM silver.users, LATERAL (SELECT opad FROM __lh_secret.pseudonym_key)",
+        "SELECT * FROM query_table('__lh_secret.pseudonym_key')",
+        "PIVOT __lh_secret.pseudonym_key ON ipad USING count(*)",
+    ):
+        with pytest.raises(QueryRefusedError):
+            engine.safe_query(sql, masked=masked)
+    plans = [
+        engine.safe_query(f"EXPLAIN {users}", masked=masked),
+        engine.safe_query(f"EXPLAIN ANALYZE {users}", masked=masked),
+    ]
+    for plan in plans:
+        text = " ".join(str(v) for row in plan.table.to_pylist() for v in row.values())
+        assert "pii:" in text or "sha256" in text or "Projection" in text
+        assert key_hex not in text.lower() and key_hex[:16] not in text.lower()
+    # Stable within the warehouse, different in another one.
+    again = Lakehouse(shop.root)
+    assert pii(again, "ada@example.com") == shown[0]
+    assert again.engine.safe_query(users, masked=masked).table.column("email")[0].as_py() == (
+        shown[0]
+    )
+    other = Lakehouse(Path(shop.root).parent / "other")
+    other.write("silver.users", [{"user_id": 1, "email": "ada@example.com"}])
+    elsewhere = other.engine.safe_query("SELECT email FROM silver.users", masked=masked)
+    assert elsewhere.table.column("email")[0].as_py() != shown[0]

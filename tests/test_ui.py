@@ -217,6 +217,13 @@ def test_table_page_shows_schema_preview_history_and_quality(server, admin):
     expect(page.locator("#quality-table")).to_contain_text("unique_user")
     shot(page, "06_table_quality")
 
+    # A column that inherits pii from what it is computed from says so, and where from.
+    go(page, server, "#/tables/silver.app_events")
+    user_id = page.locator("#schema-table tbody tr", has_text="user_id").first
+    inherited = user_id.locator(".badge.inherited")
+    expect(inherited).to_have_text("pii (inherited)")
+    expect(inherited).to_have_attribute("title", "inherited from bronze.app_events.user_id")
+
     # A table no expectation checks: "no results yet", not an error.
     go(page, server, "#/tables/gold.daily_active_users/quality")
     expect(page.locator("#quality-empty")).to_contain_text("No quality results yet")

@@ -170,12 +170,17 @@ def tables(
 @app.command()
 def describe(table: str, fmt: Format = "table") -> None:
     """A table's metadata, schema and schema history."""
+    from lakehouse.lineage.tags import table_inherited
+
     _check_format(fmt)
-    t = _lh().table(table)
+    lh = _lh()
+    t = lh.table(table)
     info = t.info
+    inherited = table_inherited(lh.catalog, info.name)  # column (lower case) -> origin
     if fmt != "table":
         out = info.to_dict()
         out["constraints"] = t.constraints
+        out["inherited_tags"] = {c: {"pii": origin} for c, origin in inherited.items()}
         print_records([out], fmt)
         return
     grid = RichTable.grid(padding=(0, 2))
@@ -202,13 +207,19 @@ def describe(table: str, fmt: Format = "table") -> None:
     ]:
         grid.add_row(label, str(value))
     console.print(grid)
+    def tags_of(column: str) -> str:
+        tags = list(info.column_tags.get(column, []))
+        if column.lower() in inherited:
+            tags.append(f"pii (inherited from {inherited[column.lower()]})")
+        return ", ".join(tags)
+
     print_records(
         [
             {
                 "column": c["name"],
                 "type": c["type"],
                 "nullable": c["nullable"],
-                "tags": ", ".join(info.column_tags.get(c["name"], [])),
+                "tags": tags_of(c["name"]),
             }
             for c in info.columns
         ],

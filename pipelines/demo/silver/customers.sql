@@ -6,6 +6,7 @@
 -- except_columns: [operation, table_name]
 -- description: Current state of the source database's customers table (SCD type 1)
 -- tags: [demo, cdc]
+-- column_tags: {name: [pii], email: [pii]}
 -- expectations:
 --   - {name: known_operation, accepted_values: {column: operation, values: [insert, update, delete]}, action: quarantine}
 SELECT

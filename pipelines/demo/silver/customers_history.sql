@@ -7,6 +7,7 @@
 -- valid_time: changed_at
 -- description: Every version of each row of the source database's customers table (SCD type 2)
 -- tags: [demo, cdc]
+-- column_tags: {name: [pii], email: [pii]}
 -- expectations:
 --   - {name: known_operation, accepted_values: {column: operation, values: [insert, update, delete]}, action: quarantine}
 SELECT

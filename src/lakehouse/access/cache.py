@@ -18,12 +18,12 @@ from sqlalchemy import select
 
 from lakehouse.access.tokens import Principal, aware
 from lakehouse.catalog import schema as cs
+from lakehouse.lineage.tags import CARRYING, inherited_pii, pii_columns
 
 if TYPE_CHECKING:
     from lakehouse.catalog import Catalog
 
 REFRESH_SECONDS = 1.0
-PII = "pii"
 
 
 @dataclass
@@ -39,19 +39,12 @@ class Holder:
 class Snapshot:
     tokens: dict[str, Holder] = field(default_factory=dict)  # by hash, revoked ones too
     grants: frozenset[tuple[str, str, str]] = frozenset()  # (privilege, target, grantee)
-    pii: dict[str, tuple[str, ...]] = field(default_factory=dict)  # every table, by name
-
-
-def pii_columns(column_tags: dict[str, list[str]] | None) -> tuple[str, ...]:
-    return tuple(
-        column
-        for column, tags in (column_tags or {}).items()
-        if any(isinstance(t, str) and t.lower() == PII for t in tags or ())
-    )
+    # every table, by name: its columns tagged pii or inheriting it (lineage/tags.py)
+    pii: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def load(catalog: Catalog) -> Snapshot:
-    t, g, tb = cs.tokens, cs.grants, cs.tables
+    t, g, tb, lin = cs.tokens, cs.grants, cs.tables, cs.lineage
 
     def go() -> Snapshot:
         with catalog.engine.connect() as conn:
@@ -59,7 +52,14 @@ def load(catalog: Catalog) -> Snapshot:
                 select(t.c.token_hash, t.c.name, t.c.role, t.c.revoked_at, t.c.last_used_at)
             ).all()
             grants = conn.execute(select(g.c.privilege, g.c.target, g.c.grantee)).all()
-            tags = conn.execute(select(tb.c.name, tb.c.column_tags_json)).all()
+            tags = conn.execute(
+                select(tb.c.name, tb.c.column_tags_json, tb.c.schema_json, tb.c.format)
+            ).all()
+            edges = conn.execute(
+                select(
+                    lin.c.source_table, lin.c.source_column, lin.c.target_table, lin.c.target_column
+                ).where(lin.c.run_id.is_(None), lin.c.transform.in_(CARRYING))
+            ).all()
         snap = Snapshot()
         snap.tokens = {
             r.token_hash: Holder(
@@ -68,8 +68,12 @@ def load(catalog: Catalog) -> Snapshot:
             for r in tokens
         }
         snap.grants = frozenset((r.privilege, r.target, r.grantee) for r in grants)
-        for name, raw in tags:
-            snap.pii[name] = () if raw in (None, "", "{}") else pii_columns(json.loads(raw))
+        declared = {r.name: json.loads(r.column_tags_json or "{}") for r in tags}
+        columns = {r.name: [c["name"] for c in json.loads(r.schema_json or "[]")] for r in tags}
+        views = {r.name for r in tags if r.format == "view"}
+        inherited = inherited_pii(declared, [tuple(e) for e in edges], columns)
+        for name, column_tags in declared.items():
+            snap.pii[name] = pii_columns(name, column_tags, inherited, name in views)
         return snap
 
     return catalog._retry(go)

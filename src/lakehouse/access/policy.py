@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from lakehouse.access import tokens
-from lakehouse.access.cache import Cache, Holder, pii_columns
+from lakehouse.access.cache import Cache, Holder
 from lakehouse.access.tokens import HOW_TO_GET_ONE, Principal, hash_token
 from lakehouse.catalog import schema as cs
 from lakehouse.errors import AccessDeniedError, AuthenticationError, LakehouseError
@@ -156,20 +156,29 @@ class Access:
         return [n for n in names if self.can_read(p, n)]
 
     def masked_columns(self, p: Principal, table: str) -> list[str]:
-        """The columns of ``table`` tagged pii that ``p`` may not see."""
+        """The columns of ``table`` tagged pii, or inheriting it (``lineage/tags.py``: from
+        the columns they are computed from, or from the table a quarantine belongs to),
+        that ``p`` may not see."""
         role = ROLES.get(p.role)
         if role is not None and role.pii:
             return []
         snap = self._cache.get()
         columns = snap.pii.get(table)
-        if columns is None:  # a table registered since the last load
-            info = self.catalog.get(table)
-            if info is None:
+        if columns is None:  # a table registered since the last load: load again
+            if self.catalog.get(table) is None:
                 return []
-            columns = snap.pii[table] = pii_columns(info.column_tags)
+            self._cache.changed()
+            columns = self._cache.get().pii.get(table, ())
         if not columns or self._granted("pii", table.partition(".")[0], table, p):
             return []
         return list(columns)
+
+    def sees_pii(self, p: Principal, table: str) -> bool:
+        """Whether ``p`` sees the values of the pii columns of ``table``."""
+        role = ROLES.get(p.role)
+        if role is not None and role.pii:
+            return True
+        return self._granted("pii", table.partition(".")[0], table, p)
 
     def _granted(self, privilege: str, layer: str, table: str, p: Principal) -> bool:
         grants = self._cache.get().grants

@@ -46,7 +46,7 @@ class AuditMiddleware:
                 else "unauthenticated"
                 if status == 401
                 else "denied"
-                if status == 403
+                if status == 403 or state.get("denied")  # a hidden table answers 404
                 else "throttled"
                 if status == 429
                 else "error"

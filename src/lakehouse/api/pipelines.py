@@ -252,14 +252,14 @@ def get_run(request: Request, who: Who, run_id: str) -> Any:
 def quality(request: Request, who: Who, table: str | None = None) -> Any:
     """Expectation results: one table's latest (with its score and status), or every
     table's latest run summarised (checks passed, warnings, failed, the worst status)."""
-    from lakehouse.pipeline.quality_report import quality_overview, quality_report
+    from lakehouse.pipeline.quality_report import quality_overview
 
     state = request.app.state
     lh = state.lh
     if table is not None:
-        from lakehouse.api.tables import readable_table
+        from lakehouse.api.tables import quality_of, readable_table
 
-        return JSON(quality_report(lh, readable_table(request, who, table)))
+        return JSON(quality_of(request, who, readable_table(request, who, table)))
     rows = quality_overview(lh)
     allowed = set(state.access.readable(who, [r["table"] for r in rows]))
     return JSON({"tables": [r for r in rows if r["table"] in allowed]})

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, encode_table, json_answer, rows_json
+from lakehouse.errors import TableNotFoundError
 from lakehouse.sql.sandbox import result_limit
 
 router = APIRouter(tags=["query"])
@@ -40,9 +41,13 @@ async def query(request: Request, who: Who, body: QueryRequest) -> Any:
     # A cached answer is served on the event loop; anything that runs a statement (or
     # writes the audit log) goes to a worker thread.
     reads_audit = "audit_log" in body.sql  # the caller sees its own calls up to this one
-    result = None if reads_audit else state.lh.engine.cached_query(body.sql, **options)
-    if result is None:
-        result = await run_in_threadpool(_run, state, body.sql, options, reads_audit)
+    try:
+        result = None if reads_audit else state.lh.engine.cached_query(body.sql, **options)
+        if result is None:
+            result = await run_in_threadpool(_run, state, body.sql, options, reads_audit)
+    except TableNotFoundError as exc:
+        request.state.denied = getattr(exc, "denied", False)  # for the audit log only
+        raise
     request.state.detail = f"{result.table.num_rows} rows" + (" (cached)" if result.cached else "")
     most = result_limit()
     if body.format != "json":

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, rows_of
-from lakehouse.errors import AccessDeniedError, TableNotFoundError
+from lakehouse.errors import TableNotFoundError
+from lakehouse.lineage.tags import table_inherited
 from lakehouse.names import parse_table_name
 
 router = APIRouter(tags=["tables"])
@@ -19,18 +20,26 @@ MAX_PREVIEW = 1000
 
 
 def readable_table(request: Request, who: Principal, name: str) -> str:
-    """The table's canonical name, if it exists and the caller may read it."""
+    """The table's canonical name, if it exists and the caller may read it. A table the
+    caller may not read is answered exactly as one that does not exist (404, the same
+    message, suggestions only among the tables the caller may read)."""
     request.state.target = name
     table = str(parse_table_name(name))
-    lh = request.app.state.lh
-    if not lh.exists(table):
-        raise TableNotFoundError(table, lh.engine.suggest(table))
-    if not request.app.state.access.can_read(who, table):
-        raise AccessDeniedError(
-            f"{who.name} ({who.role}) may not read {table}",
-            "ask an admin for a grant: lakehouse grant read TABLE --to NAME",
-        )
+    lh, access = request.app.state.lh, request.app.state.access
+    readable = access.can_read(who, table)
+    if not readable or not lh.exists(table):
+        request.state.denied = not readable  # the audit log tells them apart, the caller not
+        raise TableNotFoundError(table, lh.engine.suggest(table, lambda t: access.can_read(who, t)))
     return table
+
+
+def quality_of(request: Request, who: Principal, table: str) -> dict[str, Any]:
+    """A table's quality report for the caller: failing-row samples with the columns the
+    caller sees masked in the table replaced by the same pseudonyms a query gives."""
+    from lakehouse.pipeline.quality_report import quality_report
+
+    state = request.app.state
+    return quality_report(state.lh, table, masked=state.access.masked_columns(who, table))
 
 
 def _summary(info: Any) -> dict[str, Any]:
@@ -80,7 +89,11 @@ def table_details(request: Request, who: Who, name: str) -> Any:
     table = readable_table(request, who, name)
     lh = request.app.state.lh
     info = lh.table(table).info
-    masked = set(request.app.state.access.masked_columns(who, table))
+    access = request.app.state.access
+    masked = {c.lower() for c in access.masked_columns(who, table)}
+    inherited = table_inherited(lh.catalog, table)
+    if info.format == "view" and not access.sees_pii(who, table):
+        masked |= set(table_inherited(lh.catalog, table, tagged_too=True))  # masked under it
     out = _summary(info)
     if request.app.state.access.can(who, "run_pipeline"):  # a server path: operators only
         out["location"] = info.location
@@ -90,7 +103,9 @@ def table_details(request: Request, who: Who, name: str) -> Any:
             "type": c.get("type"),
             "nullable": c.get("nullable", True),
             "tags": info.column_tags.get(c["name"], []),
-            "masked": c["name"] in masked,
+            "inherited_tags": ["pii"] if c["name"].lower() in inherited else [],
+            "inherited_from": inherited.get(c["name"].lower()),
+            "masked": c["name"].lower() in masked,
         }
         for c in info.columns
     ]
@@ -145,11 +160,9 @@ def history(
 
 @router.get("/tables/{name}/quality", response_class=JSON)
 def table_quality(request: Request, who: Who, name: str) -> Any:
-    """The latest expectation results of a table, with its quality score."""
-    from lakehouse.pipeline.quality_report import quality_report
-
-    table = readable_table(request, who, name)
-    return JSON(quality_report(request.app.state.lh, table))
+    """The latest expectation results of a table, with its quality score; PII in the
+    failing-row samples masked as in the table."""
+    return JSON(quality_of(request, who, readable_table(request, who, name)))
 
 
 @router.get("/catalog", response_class=JSON)
@@ -190,11 +203,23 @@ def lineage(
     direction: Literal["both", "upstream", "downstream"] = "both",
     columns: bool = False,
 ) -> Any:
-    """Upstream and downstream of a table, as nodes and edges (column edges on request)."""
+    """Upstream and downstream of a table, as nodes and edges (column edges on request):
+    only the tables the caller may read, and the edges between them."""
     from lakehouse.lineage.graph import lineage_json
 
     table = readable_table(request, who, name)
-    return JSON(_as_graph(lineage_json(request.app.state.lh, table, direction, columns)))
+    access = request.app.state.access
+    graph = _as_graph(lineage_json(request.app.state.lh, table, direction, columns))
+    return JSON(_readable_part(graph, lambda t: access.can_read(who, t)))
+
+
+def _readable_part(graph: dict[str, Any], can_read: Any) -> dict[str, Any]:
+    """The graph without the tables the caller may not read and the edges that touch them
+    (a table not built yet is named by its pipeline only: it shows if it could be read)."""
+    nodes = [n for n in graph["nodes"] if can_read(n["name"])]
+    kept = {n["name"] for n in nodes}
+    edges = [e for e in graph["edges"] if e["source"] in kept and e["target"] in kept]
+    return {**graph, "nodes": nodes, "edges": edges}
 
 
 def _as_graph(data: dict[str, Any]) -> dict[str, Any]:

@@ -110,3 +110,13 @@ grants = Table(
     Column("grantee", String(200), primary_key=True),
     Column("granted_at", DateTime(timezone=True), nullable=False),
 )
+
+# Secrets of the warehouse that no API answer and no SQL statement reads: the key of the PII
+# pseudonyms (one per warehouse, made on first use, never changed, so pseudonyms stay stable).
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -8,8 +8,14 @@ of ``layer.name`` tables it is computed from.
 Edges follow OpenLineage's transformation model:
 
 * direct edges (the target column is computed from the source column): ``identity`` (the
-  value is carried over unchanged, possibly renamed), ``expression`` (a function, CASE,
-  arithmetic, JSON extraction, window function, ...), ``aggregation`` (inside an aggregate);
+  value is carried over unchanged, possibly renamed), ``carried`` (the value carried over in
+  another type or form, or picked from a group: CAST, TRY_CAST, ``::``, lower, upper, trim,
+  coalesce, and aggregates and window functions that return one of their input values such
+  as min, max, any_value, first, last, mode, arg_min, lag or first_value), ``expression``
+  (any other function, CASE, arithmetic, JSON extraction, window function, ...),
+  ``aggregation`` (inside any other aggregate), and ``join_key`` (the target column carries
+  a column that equals the source column in an equality join: ON a = b, USING, or a
+  comparison of two tables' columns in WHERE);
 * indirect edges (the source column decides which rows the table holds, not a value; the
   target column is ``None``): ``filter`` (WHERE, HAVING, QUALIFY), ``join`` (ON, USING),
   ``group_by`` and ``sort`` (ORDER BY together with LIMIT).
@@ -34,18 +40,48 @@ from lakehouse.sql.names import find_references
 DIALECT = "duckdb"
 
 IDENTITY = "identity"
+CARRIED = "carried"
 EXPRESSION = "expression"
 AGGREGATION = "aggregation"
 FILTER = "filter"
 JOIN = "join"
 GROUP_BY = "group_by"
 SORT = "sort"
+JOIN_KEY = "join_key"
 
-DIRECT_TRANSFORMS: tuple[str, ...] = (IDENTITY, EXPRESSION, AGGREGATION)
+DIRECT_TRANSFORMS: tuple[str, ...] = (IDENTITY, CARRIED, EXPRESSION, AGGREGATION, JOIN_KEY)
 INDIRECT_TRANSFORMS: tuple[str, ...] = (FILTER, JOIN, GROUP_BY, SORT)
 
 # Composition of direct transforms: the strongest one along the path wins.
-_RANK = {IDENTITY: 0, EXPRESSION: 1, AGGREGATION: 2}
+_RANK = {IDENTITY: 0, CARRIED: 1, EXPRESSION: 2, AGGREGATION: 3}
+# What keeps a value as it was (up to its type or form): (node class, the arguments that do).
+_KEEPING: tuple[tuple[type, tuple[str, ...]], ...] = (
+    (exp.Cast, ("this",)),
+    (exp.TryCast, ("this",)),
+    (exp.Lower, ("this",)),
+    (exp.Upper, ("this",)),
+    (exp.Trim, ("this",)),
+    (exp.Coalesce, ("this", "expressions")),
+)
+# Aggregates and window functions whose result is one of the values of their argument.
+_PICKING: tuple[type, ...] = (
+    exp.Min,
+    exp.Max,
+    exp.AnyValue,
+    exp.First,
+    exp.Last,
+    exp.FirstValue,
+    exp.LastValue,
+    exp.Lag,
+    exp.Lead,
+    exp.NthValue,
+    exp.ArgMax,
+    exp.ArgMin,
+    exp.Mode,
+)
+_PICKING_NAMES = frozenset(
+    {"arbitrary", "any_value", "first", "last", "arg_max", "arg_min", "max_by", "min_by", "mode"}
+)
 # Clause of a SELECT -> kind of indirect edge its columns give.
 _CLAUSES = {"where": FILTER, "having": FILTER, "qualify": FILTER, "group": GROUP_BY}
 _MAX_DEPTH = 64
@@ -147,11 +183,73 @@ def _column_edges(
         for table, column, transform in _safely(resolver.output, root, index):
             edges.append(ColumnEdge(table, column, target, out, transform))
 
+    equal = _equal_columns(root, resolver)
+    for edge in list(edges):
+        if edge.transform in (IDENTITY, CARRIED):
+            for table, column in equal.get((edge.source_table, edge.source_column), ()):
+                if (table, column) != (edge.source_table, edge.source_column):
+                    edges.append(ColumnEdge(table, column, target, edge.target_column, JOIN_KEY))
+
     for scope in root.traverse():
         for clause, where, column in _safely(lambda s: list(_indirect_columns(s)), scope):
             for table, source_column, _ in _safely(resolver.column, where, column):
                 edges.append(ColumnEdge(table, source_column, target, None, clause))
     return list(dict.fromkeys(edges))
+
+
+def _equal_columns(root: Scope, resolver: _Resolver) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """Table columns whose values are equal in the rows a query joins: the two sides of an
+    equality in ON or WHERE (each side a column, possibly cast), and USING keys. Grouped
+    into classes: every member maps to its whole class."""
+    classes: dict[tuple[str, str], set[tuple[str, str]]] = {}
+
+    def join(members: set[tuple[str, str]]) -> None:
+        merged = set(members)
+        for member in members:
+            merged |= classes.get(member, set())
+        for member in merged:
+            classes[member] = merged
+
+    for scope in root.traverse():
+        for sides in _safely(lambda s: list(_equalities(s)), scope):
+            found = [_carried_sources(scope, side, resolver) for side in sides]
+            if sum(1 for f in found if f) > 1:
+                join(set().union(*found))
+    return classes
+
+
+def _equalities(scope: Scope) -> Iterator[list[exp.Expr]]:
+    """The groups of expressions a scope's joins and filters make equal."""
+    query = scope.expression
+    if not isinstance(query, exp.Select):
+        return
+    clauses = [j.args.get("on") for j in query.args.get("joins") or []]
+    clauses.append(query.args.get("where"))
+    for clause in clauses:
+        if clause is None:
+            continue
+        nested = lambda n, top=clause: n is not top and isinstance(n, exp.Query)  # noqa: E731
+        for eq in clause.walk(prune=nested):
+            if isinstance(eq, exp.EQ):
+                yield [eq.this, eq.expression]
+    for join_ in query.args.get("joins") or []:
+        for item in join_.args.get("using") or []:
+            yield [exp.column(item.name, table=alias) for alias in scope.selected_sources]
+
+
+def _carried_sources(scope: Scope, side: exp.Expr, resolver: _Resolver) -> set[tuple[str, str]]:
+    """The table columns ``side`` (one side of an equality) carries: a column, possibly cast
+    or changed in case; nothing for any other expression."""
+    columns = list(_own_columns(side)) if not isinstance(side, exp.Column) else [side]
+    if len(columns) != 1 or _RANK[_transform_inside(columns[0], side)] > _RANK[CARRIED]:
+        return set()
+    if columns[0].table and columns[0].table not in scope.selected_sources:
+        return set()  # a correlated reference: it filters the subquery, not the query
+    return {
+        (table, name)
+        for table, name, transform in resolver.column(scope, columns[0])
+        if _RANK.get(transform, 9) <= _RANK[CARRIED]
+    }
 
 
 def _safely(fn: Any, *args: Any) -> list[Any]:
@@ -314,15 +412,33 @@ def _enclosing_clause(node: exp.Expr, query: exp.Select) -> str | None:
 
 
 def _transform_inside(column: exp.Column, root: exp.Expr) -> str:
-    """How the value of ``column`` reaches the select expression ``root``."""
-    if column is root:
-        return IDENTITY
+    """How the value of ``column`` reaches the select expression ``root``: the strongest
+    step on the way up."""
+    transform = IDENTITY
+    child: exp.Expr = column
     node = column.parent
-    while node is not None and node is not root:
-        if isinstance(node, exp.AggFunc):
-            return AGGREGATION
-        node = node.parent
-    if isinstance(root, exp.AggFunc):
+    while node is not None and child is not root:
+        transform = _stronger(transform, _step(node, child))
+        child, node = node, node.parent
+    return transform
+
+
+def _step(node: exp.Expr, child: exp.Expr) -> str:
+    """What ``node`` does to the value of its argument ``child``."""
+    key = child.arg_key
+    if isinstance(node, (exp.Paren, exp.Distinct, exp.IgnoreNulls, exp.RespectNulls)):
+        return IDENTITY
+    if isinstance(node, exp.Window):
+        return IDENTITY if key == "this" else EXPRESSION  # the function inside decides
+    for kind, keys in _KEEPING:
+        if isinstance(node, kind):
+            return CARRIED if key in keys else EXPRESSION
+    if isinstance(node, _PICKING):
+        return CARRIED if key == "this" else AGGREGATION
+    if isinstance(node, exp.Anonymous) and str(node.name).lower() in _PICKING_NAMES:
+        first = node.expressions[0] if node.expressions else None
+        return CARRIED if child is first else AGGREGATION
+    if isinstance(node, exp.AggFunc):
         return AGGREGATION
     return EXPRESSION
 

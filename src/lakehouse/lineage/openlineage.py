@@ -46,6 +46,8 @@ INTEGRATION = "LAKEHOUSE"
 # Lakehouse transform -> OpenLineage (type, subtype).
 _TRANSFORMATIONS = {
     "identity": ("DIRECT", "IDENTITY"),
+    "carried": ("DIRECT", "TRANSFORMATION"),
+    "join_key": ("DIRECT", "IDENTITY"),
     "expression": ("DIRECT", "TRANSFORMATION"),
     "aggregation": ("DIRECT", "AGGREGATION"),
     "filter": ("INDIRECT", "FILTER"),

@@ -3,10 +3,15 @@
 Each result has a status: ``passed`` (no row failed the check), ``warning`` (a ``warn``
 check found rows: they were kept, and counted) or ``failed`` (rows failed a ``drop``,
 ``quarantine`` or ``fail`` check, or a table check with action ``fail``).
+
+The stored samples of failing rows are raw (they are the engineer's tool); whoever reads
+them through the API gets them masked by the same policy as the table itself.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import LakehouseError
@@ -36,9 +41,12 @@ def overall_status(statuses: list[str]) -> str:
     return "passed"
 
 
-def quality_report(lh: Lakehouse, table: str, runs: int = 1) -> dict[str, Any]:
+def quality_report(
+    lh: Lakehouse, table: str, runs: int = 1, masked: Iterable[str] = ()
+) -> dict[str, Any]:
     """The results of the last ``runs`` runs that checked ``table``, newest first; the score
-    is the share of checked rows that passed, averaged over the latest run's checks."""
+    is the share of checked rows that passed, averaged over the latest run's checks. The
+    ``masked`` columns of the table are pseudonyms in the samples of failing rows."""
     name = str(parse_table_name(table))
     if lh.catalog.get(QUALITY) is None:
         raise LakehouseError("no expectation results yet", "run a pipeline with expectations")
@@ -61,6 +69,13 @@ def quality_report(lh: Lakehouse, table: str, runs: int = 1) -> dict[str, Any]:
             f"no expectation results for {name}",
             "it has no expectations, or no run has checked it yet",
         )
+    hidden = {c.lower() for c in masked}
+    if hidden:
+        from lakehouse.sql.masking import warehouse_key
+
+        key = warehouse_key(lh.catalog)
+        for r in results:
+            r["sample"] = mask_sample(r["sample"], hidden, key)
     latest = [r for r in results if r["run_id"] == results[0]["run_id"]]
     shares = [
         1 - r["failed_rows"] / r["total_rows"] if r["total_rows"] else float(r["passed"])
@@ -103,3 +118,24 @@ def quality_overview(lh: Lakehouse) -> list[dict[str, Any]]:
             ["failed"] * row["failed"] + ["warning"] * row["warnings"]
         )
     return rows
+
+
+def mask_sample(sample: str | None, columns: set[str], key: bytes) -> str | None:
+    """A stored sample (JSON: a list of rows as objects) with the values of ``columns``
+    (lower-case names) replaced by their pseudonyms; a sample that cannot be read is
+    withheld whole rather than shown raw."""
+    from lakehouse.sql.masking import pseudonym
+
+    if not sample:
+        return sample
+    try:
+        rows = json.loads(sample)
+    except ValueError:
+        return None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return None
+    for row in rows:
+        for name in row:
+            if name.lower() in columns:
+                row[name] = pseudonym(row[name], key)
+    return json.dumps(rows)

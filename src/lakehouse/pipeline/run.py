@@ -216,6 +216,9 @@ class Runner:
                 self.lh.catalog.record_lineage(
                     job, name, table_edges, report.run_id, operation=ds.kind
                 )
+        from lakehouse.lineage.tags import reanalyse_once
+
+        reanalyse_once(self.lh, self.pipeline)
 
     def _roll_back(self, report: RunReport) -> None:
         for table, (before, inputs) in self.written.items():

@@ -38,7 +38,14 @@ from lakehouse.errors import (
 )
 from lakehouse.names import LAYERS, parse_table_name
 from lakehouse.sql.cache import Reads, ResultCache
-from lakehouse.sql.masking import mask_digest, masked_select
+from lakehouse.sql.masking import (
+    KEY_SCHEMA,
+    KEY_TABLE,
+    mask_digest,
+    masked_select,
+    pads,
+    warehouse_key,
+)
 from lakehouse.sql.names import TableRef, find_references
 from lakehouse.sql.result import Result
 from lakehouse.sql.sandbox import Reading, SafeResult, check_statement, check_tree, run_limited
@@ -96,6 +103,7 @@ class SQLEngine:
         self._log_dirs: dict[str, str] = {}
         self._deleted: set[str] = set()  # tables of deleted row positions made so far
         self._locked = False
+        self._key_ready = False
         self.result_cache = ResultCache()
 
     # -- public ---------------------------------------------------------------------------
@@ -139,7 +147,7 @@ class SQLEngine:
                 continue
             if ref.name not in known and not self.lh.discover(ref.name):
                 if ref.version is not None or ref.timestamp is not None:
-                    raise TableNotFoundError(ref.name, self.suggest(ref.name))
+                    raise TableNotFoundError(ref.name, self._hint(ref.name, reading))
                 unknown.append(ref.name)
                 continue  # may be an alias.column; DuckDB has the last word
             if reading is not None:
@@ -199,7 +207,8 @@ class SQLEngine:
         Only a SELECT (or EXPLAIN of one) over ``layer.table`` names, CTEs and generated
         rows runs; anything else raises ``QueryRefusedError`` naming what was refused.
         ``can_read(name)`` False for a table the statement names raises
-        ``AccessDeniedError``; the columns ``masked(name)`` gives are read as pseudonyms
+        ``TableNotFoundError`` as for a table that does not exist (hints name only tables
+        ``can_read`` allows); the columns ``masked(name)`` gives are read as pseudonyms
         (in tables read through views too). At most ``limit`` rows are returned; the
         statement is stopped after ``timeout`` seconds (``QueryTimeoutError``). Results
         are cached until a table they read gets a new version."""
@@ -215,21 +224,23 @@ class SQLEngine:
             hit.seconds = time.perf_counter() - started
             return hit
         reading = Reading(can_read, masked)
+        reading.suggest = lambda name: self.suggest(name, can_read)
         cursor = self.db.cursor()  # its own: a time limit interrupts this statement only
         try:
             check_statement(cursor, sql)
             text, unknown = self._prepare(sql, {}, reading)
-            volatile = check_tree(cursor, text, reading.views, unknown, self.suggest)
+            suggest = reading.suggest
+            volatile = check_tree(cursor, text, reading.views, unknown, suggest)
             try:
                 table, truncated = run_limited(cursor, text, limit, timeout)
             except duckdb.Error as exc:
                 if isinstance(exc, duckdb.CatalogException) and unknown:
-                    raise TableNotFoundError(unknown[0], self.suggest(unknown[0])) from exc
+                    raise TableNotFoundError(unknown[0], suggest(unknown[0])) from exc
                 if isinstance(exc, duckdb.PermissionException):
                     raise QueryRefusedError(
                         str(exc), "the API reads the warehouse's tables only"
                     ) from exc
-                raise self._sql_error(exc) from exc
+                raise self._sql_error(exc, suggest) from exc
         finally:
             cursor.close()
         if not volatile:
@@ -260,6 +271,7 @@ class SQLEngine:
         if known is None:
             return None
         reading = Reading(can_read, masked)
+        reading.suggest = lambda name: self.suggest(name, can_read)
         for name in known.named:
             reading.enter(name)
         key = (sql, limit, reading.signature(known.sources))
@@ -299,6 +311,8 @@ class SQLEngine:
                 self._sandbox_view(name, schema, part, key, lambda: f"SELECT * FROM {versioned}")
             else:
                 schema, part, key = layer, table, self._views.get(name)
+        # A SQL view's copy reads its tables masked; what is masked on top of it is what
+        # the policy gives for the view itself (lineage/tags.py: tagged, inheriting nothing).
         columns = reading.mask(name)
         if columns:
             schema = self._masked_view(name, schema, part, columns, key)
@@ -317,7 +331,7 @@ class SQLEngine:
         finally:
             reading.depth -= 1
         if unknown:
-            raise TableNotFoundError(unknown[0], self.suggest(unknown[0]))
+            raise TableNotFoundError(unknown[0], self._hint(unknown[0], reading))
         layer, table = name.split(".")
         schema = f"{layer}#q{hashlib.sha256(text.encode()).hexdigest()[:12]}"
         self._sandbox_view(name, schema, table, schema, lambda: text)
@@ -331,14 +345,34 @@ class SQLEngine:
         again when ``key`` (the version it shows) moves."""
         masked = f"{schema}#pii-{mask_digest(columns)}"
         base = f"memory.{quote(schema)}.{quote(part)}"
+        self._pseudonym_key()
 
         def body() -> str:
             present = {c.lower(): c for c in self.db.sql(f"SELECT * FROM {base} LIMIT 0").columns}
             chosen = [quote(present[c.lower()]) for c in columns if c.lower() in present]
-            return masked_select(base, chosen) if chosen else f"SELECT * FROM {base}"
+            # A view naming memory."system".x is refused by DuckDB's binder (a catalog is
+            # named system too); query_table() names it as text.
+            source = f"query_table({literal(base)})" if schema == "system" else base
+            return masked_select(source, chosen) if chosen else f"SELECT * FROM {source}"
 
         self._sandbox_view(name, masked, part, key, body)
         return masked
+
+    def _pseudonym_key(self) -> None:
+        """The warehouse's pseudonym key as the one-row table the masked views read (made
+        once per engine; the sandbox lets no statement read it)."""
+        if self._key_ready:
+            return
+        inner, outer = pads(warehouse_key(self.lh.catalog))
+        with self._lock:
+            if not self._key_ready:
+                self.db.execute(f"CREATE SCHEMA IF NOT EXISTS memory.{quote(KEY_SCHEMA)}")
+                self.db.execute(
+                    f"CREATE OR REPLACE TABLE {KEY_TABLE} AS SELECT ?::BLOB AS ipad, "
+                    "?::BLOB AS opad",
+                    [inner, outer],
+                )
+                self._key_ready = True
 
     def _sandbox_view(
         self, name: str, schema: str, part: str, key: Hashable, body: Callable[[], str]
@@ -444,8 +478,12 @@ class SQLEngine:
                 del self._sandbox_views[view]
         self.result_cache.clear()
 
-    def suggest(self, name: str) -> list[str]:
+    def suggest(self, name: str, can_read: Callable[[str], bool] | None = None) -> list[str]:
+        """Tables named like ``name``; with ``can_read``, only those the caller may read (a
+        hint never names a table the caller could not tell exists)."""
         names = self.lh.catalog.names()
+        if can_read is not None:
+            names = [n for n in names if can_read(n)]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         bare = name.split(".")[-1]
         close += [n for n in names if n.split(".")[-1] == bare and n not in close]
@@ -739,20 +777,29 @@ class SQLEngine:
             self._local.cursor = cursor
         return cursor
 
-    def _sql_error(self, exc: duckdb.Error) -> Exception:
+    def _sql_error(
+        self, exc: duckdb.Error, suggest: Callable[[str], list[str]] | None = None
+    ) -> Exception:
         text = str(exc)
         if isinstance(exc, duckdb.CatalogException):
             match = re.search(r'Table with name "?([^"!\s]+)"? does not exist', text)
             if match:
                 missing = match.group(1)
+                close = (suggest or self.suggest)(missing)
+                if suggest is not None:  # DuckDB's own "did you mean" may name any view
+                    text = text.split("!")[0] + "!" if "!" in text else text
                 if "." not in missing:
-                    candidates = [n for n in self.lh.catalog.names() if n.endswith("." + missing)]
+                    candidates = [n for n in close if n.endswith("." + missing)]
                     if candidates:
                         return SQLError(
                             text, f"tables are named layer.table: did you mean {candidates[0]}?"
                         )
-                return TableNotFoundError(missing, self.suggest(missing))
+                return TableNotFoundError(missing, close)
         return SQLError(text)
+
+    def _hint(self, name: str, reading: Reading | None) -> list[str]:
+        """Tables named like ``name`` that whoever asks may read."""
+        return reading.suggest(name) if reading is not None else self.suggest(name)
 
 
 def _unreadable(name: str, exc: Exception) -> Exception:

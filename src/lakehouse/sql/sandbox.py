@@ -28,7 +28,6 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse.errors import (
-    AccessDeniedError,
     QueryRefusedError,
     QueryTimeoutError,
     SQLError,
@@ -190,16 +189,18 @@ class Reading:
     stamps: dict[str, Hashable] = field(default_factory=dict)
     views: set[tuple[str, str]] = field(default_factory=set)  # (schema, name)
     depth: int = 0  # > 0 inside the body of a SQL view
+    # tables named like a name, among those the caller may read (for "did you mean")
+    suggest: Callable[[str], list[str]] = lambda name: []  # noqa: E731
     _masks: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def enter(self, name: str) -> None:
-        """A table or view the statement reads: refused when it names one it may not read."""
+        """A table or view the statement reads: one the caller may not read is answered as
+        a table that does not exist, so its existence is not told either."""
         if self.depth == 0 and name not in self.named:
             if self.can_read is not None and not self.can_read(name):
-                raise AccessDeniedError(
-                    f"this caller may not read {name}",
-                    f"ask an admin for a grant: lakehouse grant read {name} --to NAME",
-                )
+                hidden = TableNotFoundError(name, self.suggest(name))
+                hidden.denied = True  # type: ignore[attr-defined]  # for the audit log only
+                raise hidden
             self.named.append(name)
 
     def mask(self, name: str) -> tuple[str, ...]:

@@ -747,6 +747,11 @@ function tabSchema(panel, info) {
               "span",
               {},
               (c.tags || []).map((t) => badge(t, t === "pii" ? "tag pii" : "tag")),
+              (c.inherited_tags || []).map((t) => {
+                const tag = badge(`${t} (inherited)`, t === "pii" ? "tag pii inherited" : "tag");
+                if (c.inherited_from) tag.title = `inherited from ${c.inherited_from}`;
+                return tag;
+              }),
               c.masked ? badge("masked", "masked") : null,
             ),
         },

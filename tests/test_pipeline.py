@@ -349,3 +349,24 @@ def test_a_table_without_a_recorded_definition_is_recomputed_once(lh, simple):
     assert first["gold.daily"].strategy == "recomputed (definition changed)"
     second = {d.dataset: d for d in run_pipeline(lh, load_pipeline(simple)).datasets}
     assert second["gold.daily"].status == "unchanged"
+
+
+def test_a_run_of_selected_datasets_needs_only_their_landing_folders(lh, tmp_path):
+    """A missing landing folder stops a run that ingests from it, not a run of other
+    datasets."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.jsonl").write_text('{"id": 1}\n')
+    folder = write_files(
+        tmp_path / "p",
+        {
+            "bronze/raw.yml": f"kind: files\npath: {landing}\n",
+            "silver/ids.sql": "SELECT id FROM bronze.raw",
+        },
+    )
+    run_pipeline(lh, load_pipeline(folder))
+    landing.rename(tmp_path / "elsewhere")
+    with pytest.raises(PipelineError, match="which does not exist"):
+        run_pipeline(lh, load_pipeline(folder))
+    report = run_pipeline(lh, load_pipeline(folder), select_=["silver.ids"])
+    assert [d.dataset for d in report.datasets] == ["silver.ids"]

@@ -37,7 +37,7 @@ def run_with_progress(
     from lakehouse.pipeline.plan import validate
     from lakehouse.pipeline.run import Runner
 
-    plan = validate(pipeline, lh)
+    plan = validate(pipeline, lh, selection=select)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -46,11 +46,20 @@ class Plan:
     # could not be checked (a files dataset with no table and no files yet, what reads it)
 
 
-def validate(pipeline: Pipeline, lh: Lakehouse, bind: bool = True) -> Plan:
+def validate(
+    pipeline: Pipeline, lh: Lakehouse, bind: bool = True, selection: list[str] | None = None
+) -> Plan:
     """The plan of a pipeline, or every problem of it with file and line. With ``bind``
-    the folders of files datasets must exist and every query is bound (its columns and
-    those of its expectations checked); ``Plan.unchecked`` names datasets whose columns
-    could not be known before a run."""
+    the folders of files datasets must exist (those of the run's ``selection``, when a run
+    selects datasets) and every query is bound (its columns and those of its expectations
+    checked); ``Plan.unchecked`` names datasets whose columns could not be known before a
+    run."""
+    from lakehouse.pipeline.graph import select
+
+    try:
+        chosen = set(select(pipeline, selection)) if selection else None
+    except PipelineError:  # a cycle: reported with the other problems below
+        chosen = None
     problems: list[Problem] = []
     existing = set(lh.catalog.names())
     folders: dict[str, str] = {}
@@ -58,7 +67,8 @@ def validate(pipeline: Pipeline, lh: Lakehouse, bind: bool = True) -> Plan:
         if ds.sql is not None:
             problems += _parse(ds)
         if ds.kind == "files" and ds.path is not None:
-            problems += _folder(pipeline, lh, ds, folders, bind)
+            needed = bind and (chosen is None or ds.name in chosen)
+            problems += _folder(pipeline, lh, ds, folders, needed)
         for table in ds.depends_on:
             if table not in pipeline.datasets and table not in existing and not lh.discover(table):
                 line = _line_of(ds, table)

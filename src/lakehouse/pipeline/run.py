@@ -79,7 +79,7 @@ def run_pipeline(
     """Validate and run; raises ``RunFailed`` (after restoring what it wrote) on an error.
     ``run_id`` names the run (one is made up otherwise), e.g. for a caller that started
     the run in another process and must know its id at once."""
-    plan = validate(pipeline, lh)
+    plan = validate(pipeline, lh, selection=select_)
     return Runner(
         lh, plan, full_refresh=full_refresh, selection=select_, on_progress=on_progress
     ).run(run_id)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.tables.parallel import MIN_ROWS
+from lakehouse.tables.writer import ROW_GROUP_ROWS, writer_properties
 
 
 def big_table(rows: int) -> pa.Table:
@@ -29,8 +31,19 @@ def big_table(rows: int) -> pa.Table:
             "kind": pa.array(rng.choice(["a", "b", "c"], rows)),
             "amount": pa.array(amount, mask=np.arange(rows) % 11 == 0),
             "flag": pa.array(np.arange(rows) % 2 == 0),
+            "price": pa.array(np.arange(rows) % 100_000)
+            .cast(pa.decimal128(21, 2))
+            .cast(pa.decimal128(15, 2)),
         }
     )
+
+
+def physical_types(uris: list[str]) -> set[tuple[str, str]]:
+    out = set()
+    for uri in uris:
+        schema = pq.ParquetFile(uri.removeprefix("file://")).metadata.schema
+        out |= {(schema.column(i).path, schema.column(i).physical_type) for i in range(len(schema))}
+    return out
 
 
 def log_stats(path: Path) -> list[dict]:
@@ -58,13 +71,21 @@ def test_parallel_write_records_delta_rs_statistics(lh, tmp_path):
     assert result.version == 1
     files = DeltaTable(str(location)).file_uris()
     assert len(files) >= 2, "a table this large is written as several files"
-    write_deltalake(str(tmp_path / "reference"), table)
+    write_deltalake(str(tmp_path / "reference"), table, writer_properties=writer_properties())
+    # Encoded as delta-rs encodes: the same physical types (decimals as integers), row
+    # groups of at most ROW_GROUP_ROWS rows for parallel scans.
+    reference = DeltaTable(str(tmp_path / "reference")).file_uris()
+    assert physical_types(files) == physical_types(reference)
+    for uri in files:
+        meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
+        groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        assert max(groups) <= ROW_GROUP_ROWS and len(groups) > 1, groups
     ours = combined(log_stats(location))
     theirs = combined(log_stats(tmp_path / "reference"))
     assert ours["numRecords"] == theirs["numRecords"] == table.num_rows
     assert ours["nullCount"] == theirs["nullCount"]
     for key in ("minValues", "maxValues"):
-        for column in ("id", "day", "kind", "amount", "flag"):
+        for column in ("id", "day", "kind", "amount", "flag", "price"):
             assert ours[key][column] == theirs[key][column], (key, column)
     # Timestamps are recorded in milliseconds: the lower bound rounds down, the upper up.
     assert ours["minValues"]["at"] == theirs["minValues"]["at"]

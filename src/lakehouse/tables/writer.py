@@ -338,12 +338,24 @@ class _Prepared:
         return batch.append_column(self.derived_column, day)
 
 
+# Rows per parquet row group. DuckDB reads a file's row groups in parallel, one per thread
+# at a time: a 600,000-row file written as one row group of 1,048,576 (the writers' default)
+# is scanned by one core. 122,880 is DuckDB's own choice for the files it writes; measured
+# against 65,536 and 262,144 in docs/BENCHMARKS.md.
+ROW_GROUP_ROWS = 122_880
+# A column's dictionary stops at 64 KiB: a column of distinct values (ids, times, hashes)
+# would only fill one to throw it away, which took a third of a streamed batch's write; a
+# column of few values keeps its dictionary.
+DICTIONARY_PAGE_BYTES = 64 << 10
+
+
 def writer_properties(compression: str | None = None) -> WriterProperties:
-    """How data files are encoded. A column's dictionary stops at 64 KiB: a column of
-    distinct values (ids, times, hashes) would only fill one to throw it away, which took
-    a third of a streamed batch's write; a column of few values keeps its dictionary."""
+    """How data files are encoded, by every path that writes them (appends, overwrites,
+    merges, deletes, compaction, z-order; ``parallel.py`` reads the same settings)."""
     return WriterProperties(
-        compression=(compression or "zstd").upper(), dictionary_page_size_limit=64 << 10
+        compression=(compression or "zstd").upper(),
+        dictionary_page_size_limit=DICTIONARY_PAGE_BYTES,
+        max_row_group_size=ROW_GROUP_ROWS,
     )
 
 
@@ -415,9 +427,7 @@ def _write_once(
         and parallel.eligible(dt, prepared.arrow.num_rows, lh.local)
     ):
         table = pa.Table.from_batches(prepared.batches(plan.target), plan.target)
-        version = parallel.write_files(
-            dt, table, mode=mode, compression=opts.compression or "zstd", commit=commit
-        )
+        version = parallel.write_files(dt, table, mode=mode, properties=properties, commit=commit)
     elif mode in ("append", "overwrite"):
         reader = pa.RecordBatchReader.from_batches(plan.target, prepared.batches(plan.target))
         write_deltalake(

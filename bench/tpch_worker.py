@@ -68,6 +68,9 @@ def duckdb_runner(sf: float, layer: str) -> tuple[Runner, Callable[[str], Any]]:
     import duckdb
 
     con = duckdb.connect()
+    # As the lakehouse's engine does: without it every query reads and parses the
+    # footers again, which costs bronze's wide files milliseconds a query.
+    con.execute("SET parquet_metadata_cache = true")
     con.execute(f"CREATE SCHEMA {layer}")
     folder = raw_dir(sf, layer)
     for table in TABLES:

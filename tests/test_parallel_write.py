@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
+from lakehouse.tables import parallel
 from lakehouse.tables.parallel import MIN_ROWS
 from lakehouse.tables.writer import ROW_GROUP_ROWS, writer_properties
 
@@ -64,8 +65,23 @@ def combined(stats: list[dict]) -> dict:
     return out
 
 
-def test_parallel_write_records_delta_rs_statistics(lh, tmp_path):
+def test_large_write_is_one_file_until_the_target_size(lh):
+    """DuckDB plans a one-file table with its statistics: a write under the target file
+    size is one file, its row groups sized for a parallel scan."""
     table = big_table(MIN_ROWS * 2 + 123)
+    assert table.nbytes < parallel.TARGET_FILE_BYTES
+    lh.write("silver.big", table)
+    files = DeltaTable(lh.table("silver.big").location).file_uris()
+    assert len(files) == 1
+    meta = pq.ParquetFile(files[0].removeprefix("file://")).metadata
+    assert meta.num_rows == table.num_rows
+    assert meta.num_row_groups == -(-table.num_rows // ROW_GROUP_ROWS)
+
+
+def test_parallel_write_records_delta_rs_statistics(lh, tmp_path, monkeypatch):
+    table = big_table(MIN_ROWS * 2 + 123)
+    # Data over the target file size is written as one file per core, at once.
+    monkeypatch.setattr(parallel, "TARGET_FILE_BYTES", table.nbytes // 2)
     result = lh.write("silver.big", table)
     location = Path(lh.table("silver.big").location)
     assert result.version == 1

@@ -3,9 +3,10 @@ than delta-rs's encoder on one thread) and committed to the Delta log in one tra
 
 A write makes one file while its data is under ``TARGET_FILE_BYTES`` in memory (DuckDB
 plans a one-file table with its statistics; row groups keep the scan parallel), and
-beyond that one file per core, written at once. The add actions carry the same statistics delta-rs would record
-(row count, per-column min, max and null count), taken from the parquet footers, so
-other readers skip files exactly as they would for delta-rs's own files.
+beyond that one file per core, written at once. The add actions carry the same
+statistics delta-rs would record (row count, per-column min, max and null count), taken
+from the parquet footers, so other readers skip files exactly as they would for
+delta-rs's own files.
 """
 
 from __future__ import annotations

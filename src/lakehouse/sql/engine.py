@@ -3,7 +3,7 @@
 Each ``layer.table`` a query names becomes a DuckDB view over exactly the parquet files the
 table's Delta log lists for the version asked (with partition values taken from the log,
 not from paths). Views are rebuilt only when the table's version moves, so repeated queries
-cost one look at the log.
+cost one look at the log: for a local table, two file look-ups (``_newest``).
 
 ``safe_query`` is the API's read-only path over the same views: statements checked by
 ``sandbox.py``, PII columns read through masked views (``masking.py``), a time and a row

@@ -187,3 +187,29 @@ def test_unchanged_table_costs_no_log_listing_and_replacement_is_seen(shop, monk
     other.write("gold.orders", [{"order_id": 2, "user_id": 1, "amount": 1.0}])
     assert shop.sql("SELECT sum(order_id) FROM gold.orders").scalar() == 3
     assert shop.sql("SELECT max(order_id) FROM gold.orders VERSION AS OF 2").scalar() == 2
+
+
+def test_every_cursor_reads_in_utc_with_cached_footers(shop):
+    """Queries run on per-thread cursors: the engine's settings must reach them, in a
+    process whose machine time zone is not UTC too."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from lakehouse import Lakehouse; lh = Lakehouse(sys.argv[1]); "
+        "print(lh.sql(\"SELECT current_setting('TimeZone'), "
+        "current_setting('parquet_metadata_cache'), "
+        "CAST(TIMESTAMPTZ '2026-01-01 00:00:00+00' AS VARCHAR), count(*) "
+        'FROM gold.orders").rows())'
+    )
+    env = {**os.environ, "TZ": "America/New_York"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(shop.root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == "[('UTC', True, '2026-01-01 00:00:00+00', 4)]"

@@ -121,6 +121,14 @@ def plain_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
+def table_arrow(folder: Path, table: str) -> pa.Table:
+    """One whole table in memory, view types cast to plain strings (what a user holding
+    the data as one Arrow table hands to ``Lakehouse.write``)."""
+    files = table_files(folder, table)
+    schema = plain_schema(pq.read_schema(files[0]))
+    return pa.concat_tables(pq.read_table(f).cast(schema) for f in files)
+
+
 def table_reader(folder: Path, table: str, batch_size: int = 128_000) -> pa.RecordBatchReader:
     """Stream one table batch by batch, view types cast to plain strings.
 

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
+from lakehouse.tables import parallel
 from lakehouse.tables.parallel import MIN_ROWS
+from lakehouse.tables.writer import ROW_GROUP_ROWS, writer_properties
 
 
 def big_table(rows: int) -> pa.Table:
@@ -29,8 +32,19 @@ def big_table(rows: int) -> pa.Table:
             "kind": pa.array(rng.choice(["a", "b", "c"], rows)),
             "amount": pa.array(amount, mask=np.arange(rows) % 11 == 0),
             "flag": pa.array(np.arange(rows) % 2 == 0),
+            "price": pa.array(np.arange(rows) % 100_000)
+            .cast(pa.decimal128(21, 2))
+            .cast(pa.decimal128(15, 2)),
         }
     )
+
+
+def physical_types(uris: list[str]) -> set[tuple[str, str]]:
+    out = set()
+    for uri in uris:
+        schema = pq.ParquetFile(uri.removeprefix("file://")).metadata.schema
+        out |= {(schema.column(i).path, schema.column(i).physical_type) for i in range(len(schema))}
+    return out
 
 
 def log_stats(path: Path) -> list[dict]:
@@ -51,20 +65,43 @@ def combined(stats: list[dict]) -> dict:
     return out
 
 
-def test_parallel_write_records_delta_rs_statistics(lh, tmp_path):
+def test_large_write_is_one_file_until_the_target_size(lh):
+    """DuckDB plans a one-file table with its statistics: a write under the target file
+    size is one file, its row groups sized for a parallel scan."""
     table = big_table(MIN_ROWS * 2 + 123)
+    assert table.nbytes < parallel.TARGET_FILE_BYTES
+    lh.write("silver.big", table)
+    files = DeltaTable(lh.table("silver.big").location).file_uris()
+    assert len(files) == 1
+    meta = pq.ParquetFile(files[0].removeprefix("file://")).metadata
+    assert meta.num_rows == table.num_rows
+    assert meta.num_row_groups == -(-table.num_rows // ROW_GROUP_ROWS)
+
+
+def test_parallel_write_records_delta_rs_statistics(lh, tmp_path, monkeypatch):
+    table = big_table(MIN_ROWS * 2 + 123)
+    # Data over the target file size is written as one file per core, at once.
+    monkeypatch.setattr(parallel, "TARGET_FILE_BYTES", table.nbytes // 2)
     result = lh.write("silver.big", table)
     location = Path(lh.table("silver.big").location)
     assert result.version == 1
     files = DeltaTable(str(location)).file_uris()
     assert len(files) >= 2, "a table this large is written as several files"
-    write_deltalake(str(tmp_path / "reference"), table)
+    write_deltalake(str(tmp_path / "reference"), table, writer_properties=writer_properties())
+    # Encoded as delta-rs encodes: the same physical types (decimals as integers), row
+    # groups of at most ROW_GROUP_ROWS rows for parallel scans.
+    reference = DeltaTable(str(tmp_path / "reference")).file_uris()
+    assert physical_types(files) == physical_types(reference)
+    for uri in files:
+        meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
+        groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        assert max(groups) <= ROW_GROUP_ROWS and len(groups) > 1, groups
     ours = combined(log_stats(location))
     theirs = combined(log_stats(tmp_path / "reference"))
     assert ours["numRecords"] == theirs["numRecords"] == table.num_rows
     assert ours["nullCount"] == theirs["nullCount"]
     for key in ("minValues", "maxValues"):
-        for column in ("id", "day", "kind", "amount", "flag"):
+        for column in ("id", "day", "kind", "amount", "flag", "price"):
             assert ours[key][column] == theirs[key][column], (key, column)
     # Timestamps are recorded in milliseconds: the lower bound rounds down, the upper up.
     assert ours["minValues"]["at"] == theirs["minValues"]["at"]

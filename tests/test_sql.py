@@ -158,3 +158,58 @@ def test_empty_table_and_columns_added_later(lh):
     lh.write("silver.t", [{"a": 1}])
     lh.write("silver.t", [{"a": 2, "b": "x"}], evolve=True)
     assert lh.sql("SELECT a, b FROM silver.t ORDER BY a").rows() == [(1, None), (2, "x")]
+
+
+def test_unchanged_table_costs_no_log_listing_and_replacement_is_seen(shop, monkeypatch):
+    """A query on a table nobody wrote to since looks at two file names in its log
+    instead of having delta-rs list and read the log; a new commit, or the table dropped
+    and written again under the same name by another process, is still seen."""
+    from deltalake import DeltaTable
+
+    from lakehouse import Lakehouse
+
+    refreshes = []
+    update = DeltaTable.update_incremental
+    monkeypatch.setattr(
+        DeltaTable, "update_incremental", lambda dt: refreshes.append(1) or update(dt)
+    )
+    assert shop.sql("SELECT count(*) FROM gold.orders").scalar() == 4
+    for _ in range(3):
+        assert shop.sql("SELECT count(*) FROM gold.orders").scalar() == 4
+    assert refreshes == []
+    other = Lakehouse(shop.root)
+    other.write("gold.orders", [{"order_id": 14, "user_id": 2, "amount": 2.0}])
+    assert shop.sql("SELECT count(*) FROM gold.orders").scalar() == 5
+    assert shop.sql("SELECT max(order_id) FROM gold.orders VERSION AS OF 2").scalar() == 14
+    # Dropped and made again elsewhere, up to the same version number: new rows, new files.
+    other.drop("gold.orders")
+    other.write("gold.orders", [{"order_id": 1, "user_id": 1, "amount": 1.0}])
+    other.write("gold.orders", [{"order_id": 2, "user_id": 1, "amount": 1.0}])
+    assert shop.sql("SELECT sum(order_id) FROM gold.orders").scalar() == 3
+    assert shop.sql("SELECT max(order_id) FROM gold.orders VERSION AS OF 2").scalar() == 2
+
+
+def test_every_cursor_reads_in_utc_with_cached_footers(shop):
+    """Queries run on per-thread cursors: the engine's settings must reach them, in a
+    process whose machine time zone is not UTC too."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from lakehouse import Lakehouse; lh = Lakehouse(sys.argv[1]); "
+        "print(lh.sql(\"SELECT current_setting('TimeZone'), "
+        "current_setting('parquet_metadata_cache'), "
+        "CAST(TIMESTAMPTZ '2026-01-01 00:00:00+00' AS VARCHAR), count(*) "
+        'FROM gold.orders").rows())'
+    )
+    env = {**os.environ, "TZ": "America/New_York"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(shop.root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == "[('UTC', True, '2026-01-01 00:00:00+00', 4)]"

@@ -293,3 +293,35 @@ def test_transaction_ids_make_writes_idempotent(lh):
     assert table.transaction_version("other") == 7
     assert table.transaction_version("unknown") is None
     assert rows(lh, "SELECT count(*) FROM bronze.feed") == [(4,)]
+
+
+def _row_groups(location: str) -> list[int]:
+    sizes = []
+    for uri in DeltaTable(location).file_uris():
+        meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
+        sizes += [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    return sizes
+
+
+def test_row_groups_are_sized_for_parallel_scans(lh):
+    """DuckDB scans a file's row groups in parallel: every path that writes data files
+    (streamed and whole-table writes, partitioned or not, merges, compaction) cuts them
+    into row groups of at most ROW_GROUP_ROWS rows."""
+    from lakehouse.tables.writer import ROW_GROUP_ROWS
+
+    n = ROW_GROUP_ROWS * 5 // 2
+    table = pa.table({"id": pa.array(range(n), pa.int64()), "v": pa.array(range(n), pa.float64())})
+    lh.write("bronze.raw", table)  # partitioned by ingestion day
+    lh.write("silver.flat", table.to_reader())
+    lh.write("silver.keyed", table.slice(0, 10), keys=["id"], mode="merge")
+    lh.write("silver.keyed", table, keys=["id"], mode="merge")
+    for name in ("bronze.raw", "silver.flat", "silver.keyed"):
+        sizes = _row_groups(lh.table(name).location)
+        assert sum(sizes) == n, name
+        assert max(sizes) <= ROW_GROUP_ROWS and len(sizes) >= 3, (name, sizes)
+    for start in range(0, n, n // 3 + 1):  # small files, compacted into one
+        lh.write("silver.compact", table.slice(start, n // 3 + 1))
+    lh.table("silver.compact").optimize()
+    sizes = _row_groups(lh.table("silver.compact").location)
+    assert lh.table("silver.compact").info.num_files == 1
+    assert sum(sizes) == n and max(sizes) <= ROW_GROUP_ROWS, sizes

@@ -1,10 +1,12 @@
-"""Large appends and overwrites of unpartitioned local tables, written as several parquet
-files at once (one per core) and committed to the Delta log in one transaction.
+"""Large appends and overwrites of unpartitioned local tables, written by pyarrow (quicker
+than delta-rs's encoder on one thread) and committed to the Delta log in one transaction.
 
-delta-rs encodes a write on one thread; a table of millions of rows is written faster by
-pyarrow on every core. The add actions carry the same statistics delta-rs would record
-(row count, per-column min, max and null count), taken from the parquet footers, so
-other readers skip files exactly as they would for delta-rs's own files.
+A write makes one file while its data is under ``TARGET_FILE_BYTES`` in memory (DuckDB
+plans a one-file table with its statistics; row groups keep the scan parallel), and
+beyond that one file per core, written at once. The add actions carry the same
+statistics delta-rs would record (row count, per-column min, max and null count), taken
+from the parquet footers, so other readers skip files exactly as they would for
+delta-rs's own files.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable
+from deltalake import CommitProperties, DeltaTable, WriterProperties
 from deltalake.transaction import AddAction
 
-MIN_ROWS = 1_000_000  # below this, one thread is as quick
+MIN_ROWS = 1_000_000  # below this, delta-rs's writer is as quick
+TARGET_FILE_BYTES = 1 << 30  # why: see writer.TARGET_FILE_BYTES
 STATS_COLUMNS = 32  # delta.dataSkippingNumIndexedCols default
 MAX_STRING_STAT = 64  # longer strings get no min/max rather than a truncated one
 
@@ -43,22 +46,25 @@ def write_files(
     table: pa.Table,
     *,
     mode: str,
-    compression: str,
+    properties: WriterProperties,
     commit: CommitProperties,
 ) -> int:
-    """Write ``table`` and commit it; returns the version the commit made."""
+    """Write ``table`` and commit it; returns the version the commit made. The files are
+    encoded as delta-rs encodes them with the same ``properties``."""
     import pyarrow.parquet as pq
 
+    options = parquet_options(properties)
+    compression = options["compression"]
     root = Path(dt.table_uri.removeprefix("file://"))
-    parts = min(os.cpu_count() or 1, math.ceil(table.num_rows / MIN_ROWS))
+    parts = file_count(table)
     size = math.ceil(table.num_rows / parts)
     slices = [table.slice(i * size, size) for i in range(parts)]
     batch = uuid.uuid4()
-    names = [f"part-{i:05d}-{batch}-c000.{compression.lower()}.parquet" for i in range(parts)]
+    names = [f"part-{i:05d}-{batch}-c000.{compression}.parquet" for i in range(parts)]
 
     def write(i: int) -> AddAction:
         path = root / names[i]
-        pq.write_table(slices[i], path, compression=compression.lower())
+        pq.write_table(slices[i], path, **options)
         meta = pq.ParquetFile(path).metadata
         return AddAction(
             path=names[i],
@@ -80,6 +86,30 @@ def write_files(
     )
     dt.create_write_transaction(actions, mode=mode, schema=table.schema, commit_properties=marked)
     return _committed_version(dt, root, before, write_id)
+
+
+def file_count(table: pa.Table) -> int:
+    """One file up to ``TARGET_FILE_BYTES`` of Arrow data, then up to one per core."""
+    by_size = math.ceil(table.nbytes / TARGET_FILE_BYTES)
+    return max(1, min(os.cpu_count() or 1, by_size, math.ceil(table.num_rows / MIN_ROWS)))
+
+
+def parquet_options(properties: WriterProperties) -> dict[str, Any]:
+    """pyarrow's ``write_table`` arguments for delta-rs's writer properties: the same
+    codec and level, row group size and dictionary limit, and decimals stored as integers
+    (delta-rs does; pyarrow's fixed-length byte arrays are larger and slower to scan)."""
+    codec, _, level = (properties.compression or "SNAPPY").partition("(")
+    options: dict[str, Any] = {
+        "compression": "none" if codec == "UNCOMPRESSED" else codec.lower(),
+        "store_decimal_as_integer": True,
+    }
+    if level:
+        options["compression_level"] = int(level.rstrip(")"))
+    if properties.max_row_group_size is not None:
+        options["row_group_size"] = properties.max_row_group_size
+    if properties.dictionary_page_size_limit is not None:
+        options["dictionary_pagesize_limit"] = properties.dictionary_page_size_limit
+    return options
 
 
 def _committed_version(dt: DeltaTable, root: Path, before: int, write_id: str) -> int:

@@ -22,6 +22,7 @@ from lakehouse.errors import (
 from lakehouse.names import TableName
 from lakehouse.sql.names import parse_timestamp
 from lakehouse.tables.writer import (
+    TARGET_FILE_BYTES,
     after_commit,
     commit_properties,
     input_mark,
@@ -377,9 +378,9 @@ class Table:
         return self._restore(dt, match, held, match)
 
     def optimize(self, target_size: int | None = None) -> dict[str, Any]:
-        """Compact small files into larger ones."""
+        """Compact small files into larger ones (of up to 1 GiB unless ``target_size``)."""
         metrics = self._delta().optimize.compact(
-            target_size=target_size,
+            target_size=target_size or TARGET_FILE_BYTES,
             writer_properties=self._writer_properties(),
             commit_properties=commit_properties("optimize"),
         )
@@ -396,6 +397,7 @@ class Table:
             )
         metrics = self._delta().optimize.z_order(
             columns,
+            target_size=TARGET_FILE_BYTES,
             writer_properties=self._writer_properties(),
             commit_properties=commit_properties("zorder"),
         )

@@ -338,12 +338,29 @@ class _Prepared:
         return batch.append_column(self.derived_column, day)
 
 
+# Rows per parquet row group. DuckDB reads a file's row groups in parallel, one per thread
+# at a time: a 600,000-row file written as one row group of 1,048,576 (the writers' default)
+# is scanned by one core. 122,880 is DuckDB's own choice for the files it writes; measured
+# against 65,536 and 262,144 in docs/BENCHMARKS.md.
+ROW_GROUP_ROWS = 122_880
+# How large a data file may grow before a write starts another (delta-rs's default is
+# 100 MB). DuckDB plans a scan of one file with its statistics and a scan of several files
+# without them: TPC-H Q21 and Q10 over a lineitem table of two files took 1.5 to 2.7 times
+# as long as over the same rows in one. The row groups keep one file's scan parallel.
+TARGET_FILE_BYTES = parallel.TARGET_FILE_BYTES  # 1 GiB
+# A column's dictionary stops at 64 KiB: a column of distinct values (ids, times, hashes)
+# would only fill one to throw it away, which took a third of a streamed batch's write; a
+# column of few values keeps its dictionary.
+DICTIONARY_PAGE_BYTES = 64 << 10
+
+
 def writer_properties(compression: str | None = None) -> WriterProperties:
-    """How data files are encoded. A column's dictionary stops at 64 KiB: a column of
-    distinct values (ids, times, hashes) would only fill one to throw it away, which took
-    a third of a streamed batch's write; a column of few values keeps its dictionary."""
+    """How data files are encoded, by every path that writes them (appends, overwrites,
+    merges, deletes, compaction, z-order; ``parallel.py`` reads the same settings)."""
     return WriterProperties(
-        compression=(compression or "zstd").upper(), dictionary_page_size_limit=64 << 10
+        compression=(compression or "zstd").upper(),
+        dictionary_page_size_limit=DICTIONARY_PAGE_BYTES,
+        max_row_group_size=ROW_GROUP_ROWS,
     )
 
 
@@ -415,9 +432,7 @@ def _write_once(
         and parallel.eligible(dt, prepared.arrow.num_rows, lh.local)
     ):
         table = pa.Table.from_batches(prepared.batches(plan.target), plan.target)
-        version = parallel.write_files(
-            dt, table, mode=mode, compression=opts.compression or "zstd", commit=commit
-        )
+        version = parallel.write_files(dt, table, mode=mode, properties=properties, commit=commit)
     elif mode in ("append", "overwrite"):
         reader = pa.RecordBatchReader.from_batches(plan.target, prepared.batches(plan.target))
         write_deltalake(
@@ -426,6 +441,7 @@ def _write_once(
             mode=mode,
             predicate=predicate,
             schema_mode=schema_mode,
+            target_file_size=TARGET_FILE_BYTES,
             writer_properties=properties,
             commit_properties=commit,
         )
@@ -498,6 +514,7 @@ def _widen(
         mode="overwrite",
         schema_mode="overwrite",
         partition_by=list(dt.metadata().partition_columns) or None,
+        target_file_size=TARGET_FILE_BYTES,
         writer_properties=properties,
         commit_properties=commit_properties("widen"),
     )

@@ -554,3 +554,33 @@ def test_pii_follows_the_data_through_a_pipeline(tmp_path: Path) -> None:
     access = Access(lh)
     assert lh.catalog.get("gold.cities").column_tags == {"city": ["pii"]}
     assert set(access.masked_columns(analyst, "gold.cities")) == {"city", "first_email"}
+
+
+def test_inherited_pii_is_masked_from_a_tables_first_version(tmp_path: Path) -> None:
+    """A dataset's column lineage is recorded before its rows are written: while the run
+    that first builds a table is still going, a column computed from a pii column is
+    already masked."""
+    from lakehouse.pipeline import load_pipeline, run_pipeline
+
+    lh = Lakehouse(tmp_path / "warehouse")
+    lh.write("bronze.people", [{"id": 1, "email": "ann@example.com"}],
+             column_tags={"email": ["pii"]})
+    folder = tmp_path / "pipeline"
+    (folder / "silver").mkdir(parents=True)
+    (folder / "silver" / "people.sql").write_text("SELECT id, email AS contact FROM bronze.people")
+    (folder / "silver" / "later.sql").write_text("SELECT id FROM silver.people")
+    analyst = who("analyst")
+    seen: dict[str, list[str]] = {}
+
+    def progress(event: str, name: str, details: dict) -> None:
+        if event == "done" and name == "silver.people":  # the run has a dataset to go
+            access = Access(Lakehouse(lh.root))
+            seen["masked"] = access.masked_columns(analyst, "silver.people")
+            seen["rows"] = lh.engine.safe_query(
+                "SELECT contact FROM silver.people",
+                masked=lambda t: access.masked_columns(analyst, t),
+            ).table.column("contact").to_pylist()
+
+    run_pipeline(lh, load_pipeline(folder), on_progress=progress)
+    assert seen["masked"] == ["contact"]
+    assert seen["rows"] != ["ann@example.com"] and seen["rows"][0].startswith("pii:")

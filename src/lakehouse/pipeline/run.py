@@ -156,6 +156,7 @@ class Runner:
                 self.notify("start", name, {})
                 started = time.perf_counter()
                 try:
+                    self._record_definition(ds)
                     self._run_dataset(ds, item)
                     sync_catalog(self.lh, ds)
                 except Exception as exc:  # noqa: BLE001 - recorded, rolled back, re-raised
@@ -186,35 +187,40 @@ class Runner:
                 if table not in known:
                     self.lh.discover(table)
 
-    def _record_lineage(self, report: RunReport) -> None:
-        """Table and column edges of every dataset, from its definition (analysed again only
-        when its SQL or the columns it reads changed), and the edges this run exercised (with
-        the run id)."""
+    def _record_definition(self, ds: Dataset) -> None:
+        """The dataset's table and column edges, from its definition, recorded before its
+        rows are written: the pii its columns inherit through them (``lineage/tags.py``)
+        masks them from their first version on. Analysed again only when its SQL or the
+        columns it reads changed."""
         from lakehouse.lineage import definition_edges
 
-        schemas = {info.name: [c["name"] for c in info.columns] for info in self.lh.catalog.list()}
-        ran = {d.dataset for d in report.datasets if d.status == "ok"}
+        if ds.kind == "files":
+            return
+        job = f"pipeline {self.pipeline.name} / {ds.name}"
+        schemas = {
+            t: [c["name"] for c in info.columns]
+            for t in ds.depends_on
+            if (info := self.lh.catalog.get(t)) is not None
+        }
+        reads = {t: schemas.get(t) for t in sorted(ds.depends_on)}
+        fingerprint = hashlib.sha256(
+            json.dumps([ds.sql, ds.kind, reads], default=str).encode()
+        ).hexdigest()
+        if self.lh.catalog.lineage_fingerprints(job).get((job, ds.name)) != fingerprint:
+            edges = definition_edges(ds.name, ds.sql, schemas, ds.depends_on)
+            self.lh.catalog.record_lineage(
+                job, ds.name, edges, operation=ds.kind, fingerprint=fingerprint
+            )
+
+    def _record_lineage(self, report: RunReport) -> None:
+        """The table edges this run exercised (with the run id), after a successful run."""
         prefix = f"pipeline {self.pipeline.name} / "
-        recorded = self.lh.catalog.lineage_fingerprints(prefix)
-        for name in self.selected:
-            ds = self.pipeline.datasets[name]
-            if ds.kind == "files":
-                continue
-            job = prefix + name
-            reads = {t: schemas.get(t) for t in sorted(ds.depends_on)}
-            fingerprint = hashlib.sha256(
-                json.dumps([ds.sql, ds.kind, reads], default=str).encode()
-            ).hexdigest()
-            edges: list[dict] | None = None
-            if recorded.get((job, name)) != fingerprint:
-                edges = definition_edges(name, ds.sql, schemas, ds.depends_on)
-                self.lh.catalog.record_lineage(
-                    job, name, edges, operation=ds.kind, fingerprint=fingerprint
-                )
-            if name in ran:
+        for item in report.datasets:
+            ds = self.pipeline.datasets[item.dataset]
+            if item.status == "ok" and ds.kind != "files":
                 table_edges = [{"source_table": t} for t in ds.depends_on]
                 self.lh.catalog.record_lineage(
-                    job, name, table_edges, report.run_id, operation=ds.kind
+                    prefix + ds.name, ds.name, table_edges, report.run_id, operation=ds.kind
                 )
         from lakehouse.lineage.tags import reanalyse_once
 

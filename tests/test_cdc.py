@@ -193,3 +193,30 @@ def test_scd1_keeps_the_change_scd2_keeps_when_sequences_tie(lh, tmp_path):
         ).rows()
         assert state == current, f"batch {batch}"
         assert len(state) == 40
+
+
+def test_scd2_keeps_one_version_of_a_change_without_a_sequence(lh, tmp_path):
+    """A change with no sequence is a version of its key too: an incremental run that
+    recomputes the key's versions finds it in the table (a NULL merge key matches a NULL)
+    instead of adding it again."""
+    folder = tmp_path / "cdc"
+    (folder / "silver").mkdir(parents=True)
+    (folder / "silver" / "history.sql").write_text(
+        textwrap.dedent(HEADER).lstrip() + "-- scd: 2\n" + QUERY
+    )
+    pipeline = load_pipeline(folder)
+    first = [
+        {"id": 1, "op": "insert", "name": "none", "seq": None},
+        {"id": 1, "op": "update", "name": "a", "seq": 1},
+    ]
+    lh.write("bronze.changes", batch_table(first))
+    run_pipeline(lh, pipeline)
+    query = "SELECT name, seq, is_current FROM silver.history ORDER BY seq NULLS FIRST"
+    assert lh.sql(query).rows() == [("none", None, False), ("a", 1, True)]
+    for seq in (2, 3):  # each run recomputes key 1's versions, the unsequenced one included
+        change = {"id": 1, "op": "update", "name": "b", "seq": seq}
+        lh.write("bronze.changes", batch_table([change]))
+        run_pipeline(lh, pipeline)
+    assert lh.sql(query).rows() == [
+        ("none", None, False), ("a", 1, False), ("b", 2, False), ("b", 3, True)
+    ]

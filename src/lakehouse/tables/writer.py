@@ -459,7 +459,9 @@ def _write_once(
             source = source.append_column("__lh_delete", prepared.delete_flag)
             keep = "NOT s.__lh_delete"
         source = _last_per_key(source, keys)
-        on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in keys)
+        # A NULL key matches a NULL key, as in the source's last-per-key above and in the
+        # pipelines' de-duplication: a row with a NULL key part is upserted, not added again.
+        on = " AND ".join(f"(t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)})" for k in keys)
         merger = dt.merge(
             source,
             predicate=on,

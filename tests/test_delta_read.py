@@ -295,3 +295,23 @@ def test_damaged_vectors_are_refused(tmp_path):
             Descriptor.of(F.absolute_dv(path, [[1]])[0] | {"pathOrInlineDv": path + "x"}),
             str(tmp_path),
         )
+
+
+def test_table_operations_and_writes_refuse_an_unknown_feature_by_name(tmp_path):
+    """The table's figures, history and writes say which feature they cannot handle,
+    never delta-rs's raw error, and leave the table as it is."""
+    lh = Lakehouse(tmp_path / "w")
+    path = tmp_path / "w" / "bronze" / "future"
+    path.parent.mkdir(parents=True)
+    F.identity_table(str(path))
+    F.unknown_feature_commit(str(path), 2, "futureFeature")
+    calls = {
+        "version": lambda: lh.table("bronze.future").version,
+        "history": lambda: lh.table("bronze.future").history(),
+        "write": lambda: lh.write("bronze.future", [{"id": 9}]),
+    }
+    for what, call in calls.items():
+        with pytest.raises(UnsupportedFeatureError, match="futureFeature"):
+            call()
+        newest = max(p.name for p in (path / "_delta_log").glob("*.json"))
+        assert newest == f"{2:020d}.json", what

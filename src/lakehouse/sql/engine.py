@@ -60,6 +60,7 @@ from lakehouse.tables.snapshot import (
     UnsupportedFeatureError,
     file_columns,
     file_trees,
+    refused_features,
     snapshot_of,
 )
 
@@ -839,11 +840,9 @@ class SQLEngine:
 
 def _unreadable(name: str, exc: Exception) -> Exception:
     """delta-rs's refusal to load a table, said in Lakehouse's terms."""
-    features = re.findall(r"[Ff]eatures? '([^']+)'", str(exc))
-    for group in re.findall(r"features(?: required)?: [{\[]([^}\]]*)[}\]]", str(exc)):
-        features += [f.strip(" '\"") for f in group.split(",") if f.strip(" '\"")]
+    features = refused_features(exc)
     if features:
-        return UnsupportedFeatureError(name, sorted(set(features)))
+        return UnsupportedFeatureError(name, features)
     return SQLError(f"{name} cannot be read: {exc}", "check the table's _delta_log")
 
 

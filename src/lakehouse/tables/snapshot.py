@@ -11,6 +11,7 @@ this reader does not implement is refused by name: rows are never guessed.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from threading import Lock
 from typing import Any
@@ -40,6 +41,16 @@ class UnsupportedFeatureError(LakehouseError):
             "which Lakehouse cannot read",
             "read an earlier version (VERSION AS OF) or rewrite the table without the feature",
         )
+
+
+def refused_features(exc: Exception) -> list[str]:
+    """The protocol features a delta-rs refusal to load a table names (none: another
+    error)."""
+    text = str(exc)
+    features = re.findall(r"[Ff]eatures? '([^']+)'", text)
+    for group in re.findall(r"features(?: required)?: [{\[]([^}\]]*)[}\]]", text):
+        features += [f.strip(" '\"") for f in group.split(",") if f.strip(" '\"")]
+    return sorted(set(features))
 
 
 @dataclass(frozen=True)

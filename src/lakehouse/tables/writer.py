@@ -45,7 +45,7 @@ from lakehouse.scratch import scratch
 from lakehouse.tables import parallel
 from lakehouse.tables.convert import cast_batch, normalize_schema, to_arrow
 from lakehouse.tables.schema import SchemaPlan, plan_schema, schema_columns, type_name
-from lakehouse.tables.snapshot import figures_of
+from lakehouse.tables.snapshot import UnsupportedFeatureError, figures_of, refused_features
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -88,6 +88,11 @@ def open_delta(lh: Lakehouse, name: TableName, version: int | None = None) -> De
         dt = DeltaTable(uri, version=version, storage_options=lh.storage_options)
     except TableNotFoundError:
         return None
+    except DeltaError as exc:  # a protocol feature this reader does not know, said so
+        features = refused_features(exc)
+        if features:
+            raise UnsupportedFeatureError(str(name), features) from exc
+        raise
     if handles is not None and version is None:
         handles.keep(uri, dt)
     return dt

@@ -875,3 +875,18 @@ def test_a_table_with_the_old_integer_sequence_is_refused(tmp_path):
         ingest_folder(lh, folder, "bronze.changes", key_columns=["id"])
     assert "land the events in a new table" in str(caught.value.hint)
     assert lh.table("bronze.changes").count() == 1
+
+
+def test_messages_nested_past_the_parsers_limit_are_quarantined(tmp_path):
+    """A line, a .json document or a JSON column nested deeper than a JSON parser can
+    recurse is a bad message with its reason, not a crash of the ingestion."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "a.jsonl").write_bytes(deep + b"\n")
+    (events / "b.json").write_bytes(deep)
+    lh = Lakehouse(tmp_path / "warehouse")
+    report = ingest_folder(lh, events, "bronze.db_changes", key_columns=["id"])
+    assert report.quarantined == 2 and report.changes == 0
+    reasons = lh.sql("SELECT reason FROM bronze.db_changes_quarantine ORDER BY 1").rows()
+    assert all("nested too deeply" in r for (r,) in reasons), reasons

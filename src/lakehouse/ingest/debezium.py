@@ -177,6 +177,8 @@ def _parse(value: bytes | str, what: str) -> Any:
         return json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadMessage(f"invalid JSON in the {what}: {exc}") from exc
+    except RecursionError as exc:  # the parser recursed past Python's limit
+        raise BadMessage(f"the {what} is JSON nested too deeply to read") from exc
 
 
 def _unwrap(message: Any) -> tuple[Any, dict[str, Any] | None]:
@@ -385,6 +387,8 @@ def _value(value: Any, schema: dict[str, Any] | None, column: str) -> Any:
             return _decimal(value["value"], int(value["scale"]))
         if name == JSON_TEXT and isinstance(value, str):
             return json.loads(value)
+    except RecursionError as exc:
+        raise BadMessage(f"column {column}: JSON nested too deeply to read") from exc
     except (TypeError, ValueError, KeyError, OverflowError, binascii.Error) as exc:
         raise BadMessage(f"column {column}: {value!r} is not a valid {name}: {exc}") from exc
     return value
@@ -551,7 +555,7 @@ def _messages(path: Path) -> tuple[list[str], list[bytes]]:
     if path.suffix.lower() == ".json":
         try:
             document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             document = None  # not one document: JSON lines, then
         if isinstance(document, dict):
             return ["document"], [data]

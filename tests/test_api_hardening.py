@@ -329,9 +329,11 @@ def test_the_login_token_is_in_no_process_environment(site: dict) -> None:
 def test_token_guessing_is_limited_per_address_across_processes(site: dict) -> None:
     statuses, waits = [], []
     for i in range(FAILURES * 4):
-        # A connection per call: the calls spread over both worker processes.
+        # A connection per call: the calls spread over both worker processes. A forwarded
+        # address is not believed from a client the server was not told is its proxy.
+        headers = {"Authorization": f"Bearer lh_guess{i}", "X-Forwarded-For": f"10.9.{i}.1"}
         with client(site, None) as c:
-            answer = c.get("/tables", headers={"Authorization": f"Bearer lh_guess{i}"})
+            answer = c.get("/tables", headers=headers)
         statuses.append(answer.status_code)
         if answer.status_code == 429:
             waits.append(int(answer.headers["retry-after"]))

@@ -133,7 +133,12 @@ def serve(
     out: Any,
     workers: int = 1,
     tls: dict[str, str] | None = None,
+    proxies: str | None = None,
 ) -> None:
+    """``proxies``: the addresses of reverse proxies whose ``X-Forwarded-For`` names the
+    client (for the audit log and the limit on wrong tokens); by default a forwarded
+    address is believed from nobody, so a client cannot pick the address it is counted
+    under."""
     import uvicorn
 
     if workers < 1:
@@ -142,7 +147,12 @@ def serve(
     port = sock.getsockname()[1]
     token = "lh_" + secrets.token_urlsafe(24)
     options: dict[str, Any] = dict(
-        log_level="warning", access_log=False, timeout_graceful_shutdown=5, **(tls or {})
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or "",
+        **(tls or {}),
     )
     token_file = None
     if workers == 1:
@@ -210,6 +220,13 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
         tls_key: Annotated[
             str | None, typer.Option(help="The certificate's private key (PEM).")
         ] = None,
+        forwarded_allow_ips: Annotated[
+            str | None,
+            typer.Option(
+                help="Reverse proxies (comma-separated addresses) whose X-Forwarded-For "
+                "names the client; by default none is believed."
+            ),
+        ] = None,
     ) -> None:
         """Serve the REST API, its documentation (/docs) and the web UI (/)."""
         folder = Path(pipelines) if pipelines else Path("pipelines")
@@ -224,4 +241,5 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
             sys.stdout,
             workers,
             tls,
+            forwarded_allow_ips,
         )

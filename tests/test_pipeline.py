@@ -370,3 +370,30 @@ def test_a_run_of_selected_datasets_needs_only_their_landing_folders(lh, tmp_pat
         run_pipeline(lh, load_pipeline(folder))
     report = run_pipeline(lh, load_pipeline(folder), select_=["silver.ids"])
     assert [d.dataset for d in report.datasets] == ["silver.ids"]
+
+
+def test_bad_lines_in_the_first_landing_file_do_not_hide_its_columns(lh, tmp_path):
+    """validate looks at a new files dataset's first file as ingestion reads it: lines that
+    are arrays, bare values or broken JSON are bad lines (quarantined by the run), not the
+    file's shape, so the queries over it are checked and run."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.jsonl").write_text(
+        '[1, 2]\n{"id": 1, "kind": "x"}\n42\n{"id": 2, "kind": "y"}\n{broken\n'
+    )
+    folder = write_files(
+        tmp_path / "p",
+        {
+            "bronze/raw.yml": f"kind: files\npath: {landing}\n",
+            "silver/ids.sql": "SELECT id, kind FROM bronze.raw",
+        },
+    )
+    plan = validate(load_pipeline(folder), lh)
+    assert plan.unchecked == {}
+    report = run_pipeline(lh, load_pipeline(folder))
+    bronze, silver = report.datasets
+    assert (bronze.rows_written, bronze.rows_quarantined) == (2, 3)
+    assert table_rows(lh, "silver.ids") == [(1, "x"), (2, "y")]
+    (folder / "silver" / "ids.sql").write_text("SELECT id, kynd FROM bronze.raw")
+    lh.drop("bronze.raw")
+    assert "kynd" in problems_of(lh, folder)

@@ -357,6 +357,20 @@ def _cdc_schema(ds: Dataset, columns: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
+SNIFF_BYTES = 4 << 20  # of a JSON lines file, to know its columns
+
+
+def _sniff_lines(lh: Lakehouse, ds: Dataset, path: Path) -> pa.Schema:
+    """The columns the first lines of a JSON lines file give, read by ingestion's reader."""
+    from lakehouse.ingest import jsonlines
+
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if len(head) == SNIFF_BYTES and b"\n" in head:
+        head = head[: head.rindex(b"\n") + 1]  # whole lines only
+    return jsonlines.read(lh, ds.name, pa.py_buffer(head), None).rows.schema
+
+
 def _sniff(lh: Lakehouse, ds: Dataset, folder: str | None) -> tuple[pa.Schema | None, str]:
     """The shape a files dataset will have: its table's, else a look at its first file;
     or None and why not."""
@@ -375,6 +389,8 @@ def _sniff(lh: Lakehouse, ds: Dataset, folder: str | None) -> tuple[pa.Schema | 
     if not files:
         return None, f"no table {ds.name} yet and no files in {folder}"
     fmt = ds.format or FORMATS[files[0].suffix.lower()]
+    if fmt == "jsonl":  # read as ingestion reads it: a bad line is a bad line, not the shape
+        return _sniff_lines(lh, ds, files[0]), ""
     reader = {
         "csv": "read_csv",
         "jsonl": "read_json",

@@ -496,3 +496,32 @@ def test_a_pipeline_pointed_at_a_copy_of_its_landing_folder_ingests_nothing(lh, 
     assert counts(lh) == (7, 2)
     [bronze] = [d for d in report.datasets if d.dataset == "bronze.events"]
     assert bronze.rows_written == 0 and "(0 new file(s))" in bronze.strategy
+
+
+def test_csv_dialects_and_bad_rows_are_read_as_a_user_expects(lh, tmp_path):
+    """A semicolon, tab or bar delimiter is found from the header (comma otherwise, quotes
+    respected); a row with too many or too few fields goes to the quarantine on its own,
+    not with the whole file; a JSON document nested past the parser's limit is quarantined,
+    not a crash."""
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes('\ufeffid;"name; full";amount\n1;Ann;3,5\n2;;\n'.encode())
+    (folder / "b.tsv").write_text("id\tname\n3\tBob\n")
+    (folder / "c.csv").write_text('id|name\n4|"Cy|d"\n')
+    (folder / "d.csv").write_text('id,name\n5,"Di, E."\n6,Ed,extra\n7\n8,Flo\n')
+    (folder / "e.json").write_text("[" * 50_000 + "]" * 50_000)
+    report = ingest_folder(lh, folder, "bronze.people")
+    assert report.rows == 6 and report.quarantined == 3
+    rows = lh.sql('SELECT id, name, "name; full" FROM bronze.people ORDER BY id').rows()
+    assert rows == [
+        (1, None, "Ann"), (2, None, None), (3, "Bob", None), (4, "Cy|d", None),
+        (5, "Di, E.", None), (8, "Flo", None),
+    ]
+    reasons = sorted(
+        lh.sql("SELECT raw_payload, reason FROM bronze.people_quarantine").rows(), key=repr
+    )
+    assert [r for r in reasons if r[0] in ("6,Ed,extra", "7")] == [
+        ("6,Ed,extra", "unreadable CSV row: 3 field(s), the header has 2"),
+        ("7", "unreadable CSV row: 1 field(s), the header has 2"),
+    ]
+    assert any(reason == "JSON nested too deeply to read" for _, reason in reasons)

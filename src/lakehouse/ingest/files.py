@@ -35,7 +35,7 @@ from lakehouse.tables.writer import open_delta
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 FORMATS[".parquet"] = "parquet"
 RESCUED = jsonlines.RESCUED
 SAMPLE = 5  # unreadable records kept in the report, for quality results
@@ -270,8 +270,16 @@ def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict], list[dict]]:
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
+        bad: list[dict[str, Any]] = []
+
+        def ragged(row: Any) -> str:  # a row whose fields do not match the header's
+            reason = f"{row.actual_columns} field(s), the header has {row.expected_columns}"
+            bad.append(_bad(row.text, f"unreadable CSV row: {reason}"))
+            return "skip"
+
+        parse = pacsv.ParseOptions(delimiter=csv_delimiter(path), invalid_row_handler=ragged)
         try:
-            return pacsv.read_csv(path, convert_options=CSV_NULLS), []
+            return pacsv.read_csv(path, parse_options=parse, convert_options=CSV_NULLS), bad
         except pa.ArrowInvalid as exc:
             raw = path.read_text(errors="replace")
             return [], [_bad(raw, f"unreadable CSV: {exc}")]
@@ -281,10 +289,33 @@ def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict], list[dict]]:
         value = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return [], [_bad(text.decode(errors="replace"), f"invalid JSON: {exc}")]
+    except RecursionError:  # nested past what the parser can recurse
+        return [], [_bad(text.decode(errors="replace"), "JSON nested too deeply to read")]
     records = value if isinstance(value, list) else [value]
     good = [r for r in records if isinstance(r, dict)]
     bad = [_bad(json.dumps(r), "not a JSON object") for r in records if not isinstance(r, dict)]
     return good, bad
+
+
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def csv_delimiter(path: Path) -> str:
+    """The delimiter of a CSV file: of comma, semicolon, tab and bar, the one its header
+    line holds most often outside quotes (comma when it holds none)."""
+    with open(path, "rb") as handle:
+        head = handle.read(64 << 10).decode("utf-8", errors="replace").lstrip("\ufeff")
+    header, quoted = [], False
+    for char in head:
+        if char == '"':
+            quoted = not quoted
+        elif char in "\r\n" and not quoted:
+            break
+        elif not quoted:
+            header.append(char)
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])  # ties: the first, comma
+    return best if counts[best] else ","
 
 
 def _bad(raw: str, reason: str) -> dict[str, Any]:

@@ -358,8 +358,9 @@ TARGET_FILE_BYTES = parallel.TARGET_FILE_BYTES  # 1 GiB
 # makes the same split on TPC-H: l_suppkey with one, l_orderkey and l_partkey without).
 DICTIONARY_PAGE_BYTES = 1 << 20
 DICTIONARY_SHARE = 0.2
-PREFIX_ROWS = 4096
-PREFIX_SHARE = 0.9
+PROBE_ROWS = 4096
+PROBE_DISTINCT = 0.9  # of the probed rows: a column of distinct values
+PROBE_FEW = 64  # distinct values among the probed rows: a column of few values
 
 
 def writer_properties(
@@ -384,14 +385,16 @@ def writer_properties(
 
 def distinct_valued(sample: pa.Table) -> list[str]:
     """The top-level columns with more than ``DICTIONARY_SHARE`` distinct values per row
-    in the first ``ROW_GROUP_ROWS`` rows of ``sample``. A column whose first
-    ``PREFIX_ROWS`` rows are nearly all distinct is settled by them (a column of 10,000
-    values repeats in 4,096 rows a fifth of the time): counting the whole slice cost a
-    streamed batch of ids and hashes a tenth of its write."""
+    in the first ``ROW_GROUP_ROWS`` rows of ``sample``. Every n-th of those rows, up to
+    ``PROBE_ROWS`` of them, settle most columns: nearly all distinct (ids, times,
+    hashes: a column of 10,000 values repeats in 4,096 rows drawn from 122,880 a fifth of
+    the time) or a few values (flags, codes, a batch's constants); the others are counted
+    in full. Counting every column in full cost a streamed batch a twentieth of its write."""
     import pyarrow.compute as pc  # only here: it costs query processes 10 MiB
 
     head = sample.slice(0, ROW_GROUP_ROWS)
     most = int(head.num_rows * DICTIONARY_SHARE)
+    rows = pa.array(range(0, head.num_rows, max(1, head.num_rows // PROBE_ROWS)))
     found = []
     for name, column in zip(head.column_names, head.columns, strict=True):
         t = column.type
@@ -400,9 +403,9 @@ def distinct_valued(sample: pa.Table) -> list[str]:
         if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
             column = column.cast(pa.large_binary())
         try:
-            start = column.slice(0, PREFIX_ROWS)
-            if pc.count_distinct(start, mode="all").as_py() > len(start) * PREFIX_SHARE or (
-                pc.count_distinct(column, mode="all").as_py() > most
+            probed = pc.count_distinct(column.take(rows), mode="all").as_py()
+            if probed > len(rows) * PROBE_DISTINCT or (
+                probed > PROBE_FEW and pc.count_distinct(column, mode="all").as_py() > most
             ):
                 found.append(name)
         except pa.ArrowNotImplementedError:

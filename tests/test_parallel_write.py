@@ -76,6 +76,9 @@ def test_large_write_is_one_file_until_the_target_size(lh):
     meta = pq.ParquetFile(files[0].removeprefix("file://")).metadata
     assert meta.num_rows == table.num_rows
     assert meta.num_row_groups == -(-table.num_rows // ROW_GROUP_ROWS)
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    dictionary = {n: meta.row_group(0).column(i).has_dictionary_page for i, n in enumerate(names)}
+    assert not dictionary["id"] and dictionary["kind"]  # distinct values go plain
 
 
 def test_parallel_write_records_delta_rs_statistics(lh, tmp_path, monkeypatch):

@@ -325,3 +325,49 @@ def test_row_groups_are_sized_for_parallel_scans(lh):
     sizes = _row_groups(lh.table("silver.compact").location)
     assert lh.table("silver.compact").info.num_files == 1
     assert sum(sizes) == n and max(sizes) <= ROW_GROUP_ROWS, sizes
+
+
+def _chunks(location: str) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for uri in DeltaTable(location).file_uris():
+        meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for i in range(group.num_columns):
+                chunk = group.column(i)
+                out.setdefault(chunk.path_in_schema, []).append(chunk)
+    return out
+
+
+def test_dictionary_only_for_columns_that_repeat(lh):
+    """A column of distinct values (ids, hashes) is written without a dictionary; one of
+    few values keeps it, and one of 10,000 values per row group (80 KB of dictionary, like
+    TPC-H's l_suppkey) keeps it in every page: stored in far less than its plain size.
+    The same on every write path: streamed, whole-table, partitioned, merge."""
+    import numpy as np
+
+    from lakehouse.tables.writer import ROW_GROUP_ROWS
+
+    n = ROW_GROUP_ROWS * 2
+    rng = np.random.default_rng(5)
+    table = pa.table(
+        {
+            "id": pa.array(np.arange(n, dtype=np.int64)),
+            "key": pa.array([f"k{i:09d}" for i in range(n)]),
+            "kind": pa.array(rng.choice(["a", "b", "c"], n)),
+            "supplier": pa.array(rng.integers(0, 10_000, n, dtype=np.int64)),
+        }
+    )
+    lh.write("silver.streamed", table.to_reader())
+    lh.write("silver.whole", table)
+    lh.write("bronze.events", table)  # partitioned, with the metadata columns
+    lh.write("silver.merged", table.slice(0, 10), keys=["id"], mode="merge")
+    lh.write("silver.merged", table, keys=["id"], mode="merge")
+    for name in ("silver.streamed", "silver.whole", "bronze.events", "silver.merged"):
+        chunks = _chunks(lh.table(name).location)
+        for column in ("id", "key") + (("_record_hash",) if name == "bronze.events" else ()):
+            assert not any(c.has_dictionary_page for c in chunks[column]), (name, column)
+        for column in ("kind", "supplier"):
+            assert all(c.has_dictionary_page for c in chunks[column]), (name, column)
+        for c in chunks["supplier"]:  # no fallback to plain pages
+            assert c.total_uncompressed_size < c.num_values * 8 // 2, (name, c)

@@ -53,7 +53,7 @@ def write_files(
     encoded as delta-rs encodes them with the same ``properties``."""
     import pyarrow.parquet as pq
 
-    options = parquet_options(properties)
+    options = parquet_options(properties, table.column_names)
     compression = options["compression"]
     root = Path(dt.table_uri.removeprefix("file://"))
     parts = file_count(table)
@@ -94,10 +94,11 @@ def file_count(table: pa.Table) -> int:
     return max(1, min(os.cpu_count() or 1, by_size, math.ceil(table.num_rows / MIN_ROWS)))
 
 
-def parquet_options(properties: WriterProperties) -> dict[str, Any]:
+def parquet_options(properties: WriterProperties, names: list[str]) -> dict[str, Any]:
     """pyarrow's ``write_table`` arguments for delta-rs's writer properties: the same
-    codec and level, row group size and dictionary limit, and decimals stored as integers
-    (delta-rs does; pyarrow's fixed-length byte arrays are larger and slower to scan)."""
+    codec and level, row group size, dictionary limit and columns without a dictionary, and
+    decimals stored as integers (delta-rs does; pyarrow's fixed-length byte arrays are
+    larger and slower to scan)."""
     codec, _, level = (properties.compression or "SNAPPY").partition("(")
     options: dict[str, Any] = {
         "compression": "none" if codec == "UNCOMPRESSED" else codec.lower(),
@@ -109,6 +110,13 @@ def parquet_options(properties: WriterProperties) -> dict[str, Any]:
         options["row_group_size"] = properties.max_row_group_size
     if properties.dictionary_page_size_limit is not None:
         options["dictionary_pagesize_limit"] = properties.dictionary_page_size_limit
+    plain = {
+        name
+        for name, column in (properties.column_properties or {}).items()
+        if column.dictionary_enabled is False
+    }
+    if plain:
+        options["use_dictionary"] = [name for name in names if name not in plain] or False
     return options
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import getpass
+import itertools
 import json
 import os
 import random
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 from deltalake import (
+    ColumnProperties,
     CommitProperties,
     DeltaTable,
     Transaction,
@@ -353,20 +355,81 @@ ROW_GROUP_ROWS = 122_880
 # without them: TPC-H Q21 and Q10 over a lineitem table of two files took 1.5 to 2.7 times
 # as long as over the same rows in one. The row groups keep one file's scan parallel.
 TARGET_FILE_BYTES = parallel.TARGET_FILE_BYTES  # 1 GiB
-# A column's dictionary stops at 64 KiB: a column of distinct values (ids, times, hashes)
-# would only fill one to throw it away, which took a third of a streamed batch's write; a
-# column of few values keeps its dictionary.
-DICTIONARY_PAGE_BYTES = 64 << 10
+# A column's dictionary may grow to 1 MiB (the parquet writers' default): TPC-H's
+# l_suppkey needs 80 KB per row group, and falling back to plain encoding made scans of it
+# 40% slower. Columns of distinct values (ids, times, hashes) do not fill one to throw it
+# away: when the data is known, a column gets a dictionary only if its first row group's
+# worth of rows holds at most DICTIONARY_SHARE distinct values per row (DuckDB's writer
+# makes the same split on TPC-H: l_suppkey with one, l_orderkey and l_partkey without).
+DICTIONARY_PAGE_BYTES = 1 << 20
+DICTIONARY_SHARE = 0.2
+PROBE_ROWS = 4096
+PROBE_DISTINCT = 0.9  # of the probed rows: a column of distinct values
+PROBE_FEW = 64  # distinct values among the probed rows: a column of few values
 
 
-def writer_properties(compression: str | None = None) -> WriterProperties:
+def writer_properties(
+    compression: str | None = None, sample: pa.Table | None = None
+) -> WriterProperties:
     """How data files are encoded, by every path that writes them (appends, overwrites,
-    merges, deletes, compaction, z-order; ``parallel.py`` reads the same settings)."""
+    merges, deletes, compaction, z-order; ``parallel.py`` reads the same settings).
+    ``sample``, the first rows to be written, decides which columns get a dictionary."""
+    columns = None
+    if sample is not None:
+        columns = {
+            name: ColumnProperties(dictionary_enabled=False)
+            for name in distinct_valued(sample)
+        }
     return WriterProperties(
         compression=(compression or "zstd").upper(),
         dictionary_page_size_limit=DICTIONARY_PAGE_BYTES,
         max_row_group_size=ROW_GROUP_ROWS,
+        column_properties=columns or None,
     )
+
+
+def distinct_valued(sample: pa.Table) -> list[str]:
+    """The top-level columns with more than ``DICTIONARY_SHARE`` distinct values per row
+    in the first ``ROW_GROUP_ROWS`` rows of ``sample``. Every n-th of those rows, up to
+    ``PROBE_ROWS`` of them, settle most columns: nearly all distinct (ids, times,
+    hashes: a column of 10,000 values repeats in 4,096 rows drawn from 122,880 a fifth of
+    the time) or a few values (flags, codes, a batch's constants); the others are counted
+    in full. Counting every column in full cost a streamed batch a twentieth of its write."""
+    import pyarrow.compute as pc  # only here: it costs query processes 10 MiB
+
+    head = sample.slice(0, ROW_GROUP_ROWS)
+    most = int(head.num_rows * DICTIONARY_SHARE)
+    rows = pa.array(range(0, head.num_rows, max(1, head.num_rows // PROBE_ROWS)))
+    found = []
+    for name, column in zip(head.column_names, head.columns, strict=True):
+        t = column.type
+        if pa.types.is_nested(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
+            continue
+        if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+            column = column.cast(pa.large_binary())
+        try:
+            probed = pc.count_distinct(column.take(rows), mode="all").as_py()
+            if probed > len(rows) * PROBE_DISTINCT or (
+                probed > PROBE_FEW and pc.count_distinct(column, mode="all").as_py() > most
+            ):
+                found.append(name)
+        except pa.ArrowNotImplementedError:
+            continue
+    return found
+
+
+def _head(
+    batches: Iterator[pa.RecordBatch], schema: pa.Schema
+) -> tuple[pa.Table, Iterator[pa.RecordBatch]]:
+    """The first row group's worth of a stream of batches, and the whole stream again."""
+    head: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        head.append(batch)
+        rows += batch.num_rows
+        if rows >= ROW_GROUP_ROWS:
+            break
+    return pa.Table.from_batches(head, schema), itertools.chain(head, batches)
 
 
 def _holds(dt: DeltaTable, app_id: str, n: int) -> bool:
@@ -437,9 +500,11 @@ def _write_once(
         and parallel.eligible(dt, prepared.arrow.num_rows, lh.local)
     ):
         table = pa.Table.from_batches(prepared.batches(plan.target), plan.target)
+        properties = writer_properties(opts.compression, table)
         version = parallel.write_files(dt, table, mode=mode, properties=properties, commit=commit)
     elif mode in ("append", "overwrite"):
-        reader = pa.RecordBatchReader.from_batches(plan.target, prepared.batches(plan.target))
+        head, batches = _head(prepared.batches(plan.target), plan.target)
+        reader = pa.RecordBatchReader.from_batches(plan.target, batches)
         write_deltalake(
             dt,
             reader,
@@ -447,7 +512,7 @@ def _write_once(
             predicate=predicate,
             schema_mode=schema_mode,
             target_file_size=TARGET_FILE_BYTES,
-            writer_properties=properties,
+            writer_properties=writer_properties(opts.compression, head),
             commit_properties=commit,
         )
         version = dt.version()  # the handle moves to the version its own commit made
@@ -473,7 +538,7 @@ def _write_once(
             source_alias="s",
             target_alias="t",
             merge_schema=bool(plan.new_columns),
-            writer_properties=properties,
+            writer_properties=writer_properties(opts.compression, source),
             commit_properties=commit,
         )
         if keep is not None:

@@ -96,9 +96,9 @@ def file_count(table: pa.Table) -> int:
 
 def parquet_options(properties: WriterProperties, names: list[str]) -> dict[str, Any]:
     """pyarrow's ``write_table`` arguments for delta-rs's writer properties: the same
-    codec and level, row group size, dictionary limit and columns without a dictionary, and
-    decimals stored as integers (delta-rs does; pyarrow's fixed-length byte arrays are
-    larger and slower to scan)."""
+    codec and level, row group size, rows per page, dictionary limit and columns without a
+    dictionary, and decimals stored as integers (delta-rs does; pyarrow's fixed-length byte
+    arrays are larger and slower to scan)."""
     codec, _, level = (properties.compression or "SNAPPY").partition("(")
     options: dict[str, Any] = {
         "compression": "none" if codec == "UNCOMPRESSED" else codec.lower(),
@@ -108,6 +108,10 @@ def parquet_options(properties: WriterProperties, names: list[str]) -> dict[str,
         options["compression_level"] = int(level.rstrip(")"))
     if properties.max_row_group_size is not None:
         options["row_group_size"] = properties.max_row_group_size
+    if properties.data_page_row_count_limit is not None:
+        options["max_rows_per_page"] = properties.data_page_row_count_limit
+    if properties.write_batch_size is not None:
+        options["write_batch_size"] = properties.write_batch_size
     if properties.dictionary_page_size_limit is not None:
         options["dictionary_pagesize_limit"] = properties.dictionary_page_size_limit
     plain = {

@@ -21,7 +21,7 @@ from lakehouse.errors import AccessDeniedError, LakehouseError
 from lakehouse.names import parse_table_name
 from lakehouse.pipeline.definition import Pipeline, load_pipeline
 from lakehouse.pipeline.run import new_run_id
-from lakehouse.sql.engine import literal
+from lakehouse.quoting import literal
 
 router = APIRouter(tags=["pipelines"])
 Who = Annotated[Principal, Depends(principal)]

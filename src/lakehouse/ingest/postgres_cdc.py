@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from lakehouse.errors import LakehouseError, TableNotFoundError
 from lakehouse.names import TableName, parse_table_name
+from lakehouse.quoting import ident
 
 if TYPE_CHECKING:
     import psycopg
@@ -518,7 +519,7 @@ class _Slot:
         stops at the first commit after ``max_changes`` messages: whole transactions only."""
         import psycopg
 
-        quoted = '"' + self.publication.replace('"', '""') + '"'
+        quoted = ident(self.publication)
         try:
             messages = self.conn.execute(
                 "SELECT (lsn - '0/0'::pg_lsn)::bigint, data "

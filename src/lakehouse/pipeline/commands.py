@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lakehouse.pipeline.definition import Pipeline, load_pipeline
 from lakehouse.pipeline.records import RunReport
+from lakehouse.quoting import string
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -151,7 +152,11 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         """Run a pipeline: each dataset processes what is new since the last run."""
         pipeline = load_pipeline(folder, _variables(var))
         report = run_with_progress(
-            lh_factory(), pipeline, console, full_refresh=full_refresh, select=select,
+            lh_factory(),
+            pipeline,
+            console,
+            full_refresh=full_refresh,
+            select=select,
             run_id=run_id,
         )
         written = sum(d.rows_written for d in report.datasets)
@@ -256,7 +261,8 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
             f"{table}: {done['replayed']:,} quarantined row(s) replayed: "
             f"{done['written']:,} now pass and were written, "
             f"{done['still_failing']:,} still fail and stay quarantined, "
-            f"{done['dropped']:,} dropped" + (f" ({dropped})" if dropped else "")
+            f"{done['dropped']:,} dropped"
+            + (f" ({dropped})" if dropped else "")
             + f", {done['deduplicated']:,} already in the table by key"
             + (f" (run {done['run_id']})" if done["run_id"] else ""),
             soft_wrap=True,
@@ -301,13 +307,32 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
 
 
 RUN_COLUMNS = (
-    "run_id", "pipeline", "kind", "status", "started_at", "seconds", "datasets",
-    "rows_written", "error",
+    "run_id",
+    "pipeline",
+    "kind",
+    "status",
+    "started_at",
+    "seconds",
+    "datasets",
+    "rows_written",
+    "error",
 )
 DATASET_COLUMNS = (
-    "dataset", "kind", "strategy", "status", "rows_read", "rows_written", "rows_dropped",
-    "rows_quarantined", "rows_deduplicated", "dropped_by", "rescued_values", "input_versions",
-    "version_written", "seconds", "error",
+    "dataset",
+    "kind",
+    "strategy",
+    "status",
+    "rows_read",
+    "rows_written",
+    "rows_dropped",
+    "rows_quarantined",
+    "rows_deduplicated",
+    "dropped_by",
+    "rescued_values",
+    "input_versions",
+    "version_written",
+    "seconds",
+    "error",
 )
 
 
@@ -317,5 +342,4 @@ def _columns(lh: Lakehouse, wanted: tuple[str, ...], table: str) -> str:
     return ", ".join(c for c in wanted if c in have)
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+_lit = string

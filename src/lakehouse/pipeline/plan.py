@@ -21,6 +21,7 @@ from lakehouse.pipeline.errors import PipelineError, Problem
 from lakehouse.pipeline.graph import order
 from lakehouse.pipeline.incremental import RefreshKey, refresh_key
 from lakehouse.pipeline.quality import RESCUED
+from lakehouse.quoting import string
 from lakehouse.sql.names import find_references
 
 if TYPE_CHECKING:
@@ -400,8 +401,9 @@ def _sniff(lh: Lakehouse, ds: Dataset, folder: str | None) -> tuple[pa.Schema | 
     con = duckdb.connect()
     try:
         extra = ", ignore_errors = true" if fmt in ("jsonl", "json") else ""
-        quoted = str(files[0]).replace("'", "''")
-        schema = con.sql(f"SELECT * FROM {reader}('{quoted}'{extra}) LIMIT 0").to_arrow_table()
+        schema = con.sql(
+            f"SELECT * FROM {reader}({string(str(files[0]))}{extra}) LIMIT 0"
+        ).to_arrow_table()
         return schema.schema, ""
     except duckdb.Error as exc:
         return None, f"{files[0]} could not be read: {_first_line(exc)}"

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from lakehouse.quoting import ident, string
 from lakehouse.scratch import scratch
 
 ROW_ACTIONS = ("warn", "drop", "quarantine", "fail")
@@ -71,8 +72,7 @@ class ExpectationError(ValueError):
     pass
 
 
-def q(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
+q = ident
 
 
 def lit(value: Any) -> str:
@@ -80,7 +80,7 @@ def lit(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return string(str(value))
 
 
 def parse_expectation(item: Any, line: int = 0) -> Expectation:
@@ -210,9 +210,7 @@ def needs_columns(expectations: list[Expectation]) -> bool:
     return any(e.check == "no_rescued_data" for e in expectations)
 
 
-def with_flags(
-    sql: str, expectations: list[Expectation], columns: list[str] | None = None
-) -> str:
+def with_flags(sql: str, expectations: list[Expectation], columns: list[str] | None = None) -> str:
     """The dataset's query with one boolean column per row check. Given the query's
     ``columns``, a ``no_rescued_data`` check over rows without ``_rescued_data`` passes
     (nothing upstream was rescued yet: bronze adds the column with the first value)."""

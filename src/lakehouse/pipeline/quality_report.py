@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import LakehouseError
 from lakehouse.names import parse_table_name
+from lakehouse.quoting import string
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
 
 QUALITY = "system.quality_results"
-STATUS_SQL = (
-    "CASE WHEN passed THEN 'passed' WHEN action = 'warn' THEN 'warning' ELSE 'failed' END"
-)
+STATUS_SQL = "CASE WHEN passed THEN 'passed' WHEN action = 'warn' THEN 'warning' ELSE 'failed' END"
 
 
 def result_status(passed: bool, action: str) -> str:
@@ -50,7 +49,7 @@ def quality_report(
     name = str(parse_table_name(table))
     if lh.catalog.get(QUALITY) is None:
         raise LakehouseError("no expectation results yet", "run a pipeline with expectations")
-    quoted = "'" + name.replace("'", "''") + "'"
+    quoted = string(name)
     results = lh.sql(
         f"""
         WITH recent AS (
@@ -114,9 +113,7 @@ def quality_overview(lh: Lakehouse) -> list[dict[str, Any]]:
         """
     ).to_dicts()
     for row in rows:
-        row["status"] = overall_status(
-            ["failed"] * row["failed"] + ["warning"] * row["warnings"]
-        )
+        row["status"] = overall_status(["failed"] * row["failed"] + ["warning"] * row["warnings"])
     return rows
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lakehouse.pipeline.quality import CheckResult, sample_json
+from lakehouse.quoting import string
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -261,7 +262,7 @@ def pipeline_folder(lh: Lakehouse, dataset: str) -> str | None:
     names = {f.name for f in lh.table(RUNS).schema}
     if "folder" not in names:
         return None
-    quoted = "'" + dataset.replace("'", "''") + "'"
+    quoted = string(dataset)
     found = lh.sql(
         f"SELECT r.folder FROM {DATASETS} d JOIN {RUNS} r USING (run_id) "
         f"WHERE d.dataset = {quoted} AND r.folder IS NOT NULL "

@@ -46,6 +46,7 @@ from lakehouse.pipeline.quality import (
 )
 from lakehouse.pipeline.records import DatasetRun, RunReport
 from lakehouse.pipeline.table_fields import sync_catalog
+from lakehouse.quoting import typed_literal
 from lakehouse.scratch import scratch
 from lakehouse.tables.changes import NotAppendOnly
 from lakehouse.tables.convert import to_arrow
@@ -813,18 +814,7 @@ def _in_predicate(column: str, values: list[Any], render: Callable[[Any], str]) 
     return " OR ".join(terms)
 
 
-def _literal(value: Any) -> str:
-    from lakehouse.sql.engine import literal
-
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, datetime):
-        return f"TIMESTAMPTZ {literal(value)}" if value.tzinfo else f"TIMESTAMP {literal(value)}"
-    import datetime as dt
-
-    if isinstance(value, dt.date):
-        return f"DATE {literal(value.isoformat())}"
-    return literal(value)
+_literal = typed_literal
 
 
 def _delta_literal(value: Any) -> str:

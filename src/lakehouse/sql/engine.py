@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import arro3.core as arro3
 import duckdb
@@ -37,6 +37,7 @@ from lakehouse.errors import (
     VersionNotFoundError,
 )
 from lakehouse.names import LAYERS, parse_table_name
+from lakehouse.quoting import ident, literal
 from lakehouse.sql.cache import Reads, ResultCache
 from lakehouse.sql.masking import (
     KEY_SCHEMA,
@@ -68,18 +69,7 @@ if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
 
 
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        value = value.isoformat(sep=" ")
-    return "'" + str(value).replace("'", "''") + "'"
+quote = ident
 
 
 class SQLEngine:

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest.kafka import partition_mark
+from lakehouse.quoting import ident
 from lakehouse.scratch import scratch
 
 if TYPE_CHECKING:
@@ -264,7 +265,7 @@ class Windows:
 
     def _bronze_rows_after(self, held: dict[int, int], upto: dict[int, int]) -> pa.Table:
         ranges = " OR ".join(
-            f"(partition = {p} AND \"offset\" > {held.get(p, -1)} AND \"offset\" <= {o})"
+            f'(partition = {p} AND "offset" > {held.get(p, -1)} AND "offset" <= {o})'
             for p, o in upto.items()
         )
         return self.lh.sql(
@@ -280,5 +281,4 @@ class Windows:
         ).to_arrow()
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_q = ident

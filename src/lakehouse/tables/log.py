@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from lakehouse.errors import LakehouseError
+from lakehouse.quoting import string_list
 from lakehouse.scratch import scratch
 from lakehouse.tables.deletion_vectors import Descriptor
 
@@ -136,7 +137,7 @@ def _sidecar(log: str, path: str) -> str:
 
 
 def _quoted_list(paths: list[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    return string_list(paths)
 
 
 def _columns(con: Any, source: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from lakehouse.errors import LakehouseError
+from lakehouse.quoting import ident, string_list
 from lakehouse.scratch import scratch
 from lakehouse.tables.deletion_vectors import Descriptor
 from lakehouse.tables.log import deletion_vectors
@@ -141,9 +142,7 @@ def snapshot_of(dt: DeltaTable) -> Snapshot:
     con = scratch()
     try:
         present = set(con.sql("SELECT * FROM actions LIMIT 0").columns)
-        select = ", ".join(
-            '"' + n.replace('"', '""') + '"' if n in present else "NULL" for n in names
-        )
+        select = ", ".join(ident(n) if n in present else "NULL" for n in names)
         rows = con.sql(f"SELECT {select} FROM actions").fetchall()
     finally:
         con.close()
@@ -231,7 +230,7 @@ def _read_trees(paths: list[str]) -> dict[str, tuple[Column, ...]]:
     """DuckDB's parquet_schema lists each file's schema tree depth first, root first."""
     con = scratch()
     try:
-        listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+        listing = string_list(paths)
         rows = con.sql(
             "SELECT file_name, name, field_id, converted_type, coalesce(num_children, 0) "
             f"FROM parquet_schema({listing})"

@@ -43,6 +43,7 @@ from lakehouse.errors import (
     SchemaMismatchError,
 )
 from lakehouse.names import TableName
+from lakehouse.quoting import delta_ident, ident, text_or_null
 from lakehouse.scratch import scratch
 from lakehouse.tables import parallel
 from lakehouse.tables.convert import cast_batch, normalize_schema, to_arrow
@@ -390,8 +391,7 @@ def writer_properties(
     columns = None
     if sample is not None:
         columns = {
-            name: ColumnProperties(dictionary_enabled=False)
-            for name in distinct_valued(sample)
+            name: ColumnProperties(dictionary_enabled=False) for name in distinct_valued(sample)
         }
     return WriterProperties(
         compression=(compression or "zstd").upper(),
@@ -485,12 +485,8 @@ def _holds(dt: DeltaTable, app_id: str, n: int) -> bool:
     return done is not None and done >= n
 
 
-def _sql_text(value: str | None) -> str:
-    return "NULL::VARCHAR" if value is None else "'" + value.replace("'", "''") + "'"
-
-
-def _dq(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_sql_text = text_or_null
+_dq = ident
 
 
 def _first_batch(out: pa.Table) -> pa.RecordBatch:
@@ -770,8 +766,7 @@ def _options_from_catalog(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _q(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
+_q = delta_ident
 
 
 def input_mark(table: str) -> str:

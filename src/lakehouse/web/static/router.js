@@ -1,4 +1,6 @@
-// The hash routes: which page each address shows.
+// The hash routes: which page each address shows. A page is a module in pages/ whose view
+// fills the page element; it gets a route here and, for a section, a link in index.html's
+// nav (data-nav: the address's first part).
 
 import { ApiError, errorBox } from "./lib/api.js";
 import { disposeCharts } from "./lib/charts.js";

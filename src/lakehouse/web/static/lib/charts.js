@@ -32,6 +32,7 @@ window.addEventListener("resize", () => {
   }
 });
 
+// A value for the markup of a tooltip (ECharts inserts tooltip strings as HTML).
 export function esc(value) {
   return String(value ?? "").replace(
     /[&<>"']/g,

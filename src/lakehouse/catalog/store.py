@@ -13,7 +13,7 @@ from sqlalchemy import and_, create_engine, delete, event, insert, or_, select, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from lakehouse.catalog import schema as cs
+import lakehouse.catalog.schema as cs
 from lakehouse.errors import CatalogError
 
 

@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from datetime import datetime
+from typing import Any
 
 import arro3.core as arro3
 import duckdb
@@ -397,7 +398,7 @@ class SQLEngine(Engine):
     def _fresh(self, name: str, stamp: Hashable) -> bool:
         assert isinstance(stamp, tuple)
         if stamp[0] == "view":
-            return self._sql_views.get(name) == stamp[1]
+            return bool(self._sql_views.get(name) == stamp[1])
         if stamp[0] == "log":
             folder = self._log_dir(name)
             try:
@@ -411,7 +412,7 @@ class SQLEngine(Engine):
             if handle is None:
                 return False
             handle.update_incremental()
-            return handle.version() == stamp[1]
+            return bool(handle.version() == stamp[1])
 
     def _log_dir(self, name: str) -> str:
         folder = self._log_dirs.get(name)
@@ -453,7 +454,8 @@ class SQLEngine(Engine):
         the Delta log's file statistics when every file has them, else counted."""
         if view in self._counts:
             return self._counts[view]
-        return self._cursor().sql(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+        count: int = self._cursor().sql(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+        return count
 
     def read(self, name: str, version: int | None = None) -> pa.Table:
         """A whole table version through the same reader path SQL uses."""
@@ -590,7 +592,7 @@ class SQLEngine(Engine):
                 raise
             # The latest version cannot be opened; the commits' own times still tell.
             commits = commit_times(self.storage.table_uri(parse_table_name(name)))
-        older = [c["version"] for c in commits if c.get("timestamp", 0) <= wanted]
+        older: list[int] = [c["version"] for c in commits if c.get("timestamp", 0) <= wanted]
         if not older:
             first = min((c.get("timestamp", 0) for c in commits), default=0) / 1000
             raise VersionNotFoundError(
@@ -682,8 +684,8 @@ class SQLEngine(Engine):
         expected = self._duck_types(snap.schema)
         names = snap.schema.names
         if not snap.files:
-            cols = ", ".join(f"CAST(NULL AS {expected[c]}) AS {quote(c)}" for c in names)
-            return f"SELECT {cols} LIMIT 0"
+            nulls = ", ".join(f"CAST(NULL AS {expected[c]}) AS {quote(c)}" for c in names)
+            return f"SELECT {nulls} LIMIT 0"
         if snap.mapping != "none":
             return self._mapped_sql(snap, expected)
         paths = [f.path for f in snap.files]
@@ -698,7 +700,7 @@ class SQLEngine(Engine):
                 f"{_read_parquet(paths, union=len(set(present.values())) > 1)}"
             )
             actual = {c: str(t) for c, t in zip(probe.columns, probe.types, strict=True)}
-        groups: dict[tuple, list[DataFile]] = defaultdict(list)
+        groups: dict[tuple[Any, ...], list[DataFile]] = defaultdict(list)
         for f in snap.files:  # files with deletion vectors apart
             groups[(f.partition, f.deletion is not None)].append(f)
         selects = []
@@ -758,7 +760,7 @@ class SQLEngine(Engine):
         """Column mapping: each file's columns found by physical name (name mode) or field
         id (id mode), nested fields too, and given the table's logical names."""
         trees = file_trees([f.path for f in snap.files])
-        groups: dict[tuple, list[DataFile]] = defaultdict(list)
+        groups: dict[tuple[Any, ...], list[DataFile]] = defaultdict(list)
         exprs_of: dict[tuple[Column, ...], tuple[str, ...]] = {}
         for f in snap.files:
             tree = trees[f.path]

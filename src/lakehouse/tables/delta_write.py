@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -79,16 +79,16 @@ def _streamed(
     target = job.plan.target
     head, batches = head_of(aligned(job.prepared.batches(target)), target)
     reader = pa.RecordBatchReader.from_batches(target, batches)
-    write_deltalake(
-        job.handle,
-        reader,
-        mode=mode,
-        predicate=predicate,
+    options: dict[str, Any] = dict(
         schema_mode="merge" if job.plan.new_columns else None,
         target_file_size=TARGET_FILE_BYTES,
         writer_properties=writer_properties(job.opts.compression, head),
         commit_properties=job.commit,
     )
+    if mode == "append":
+        write_deltalake(job.handle, reader, mode="append", **options)
+    else:
+        write_deltalake(job.handle, reader, mode="overwrite", predicate=predicate, **options)
     return Written(job.handle.version())  # the handle moves to the version its own commit made
 
 

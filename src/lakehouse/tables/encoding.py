@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import Literal, cast
 
 import numpy as np
 import pyarrow as pa
 from deltalake import ColumnProperties, WriterProperties
 
 from lakehouse.tables import parallel
+
+Compression = Literal["UNCOMPRESSED", "SNAPPY", "GZIP", "BROTLI", "LZ4", "ZSTD", "LZ4_RAW"]
 
 # Rows per parquet row group. DuckDB reads a file's row groups in parallel, one per thread
 # at a time: a 600,000-row file written as one row group of 1,048,576 (the writers' default)
@@ -61,7 +64,7 @@ def writer_properties(
             name: ColumnProperties(dictionary_enabled=False) for name in distinct_valued(sample)
         }
     return WriterProperties(
-        compression=(compression or "zstd").upper(),
+        compression=cast(Compression, (compression or "zstd").upper()),
         dictionary_page_size_limit=DICTIONARY_PAGE_BYTES,
         max_row_group_size=ROW_GROUP_ROWS,
         data_page_row_count_limit=PAGE_ROWS,

@@ -26,11 +26,10 @@ from lakehouse.errors import (
 )
 from lakehouse.names import TableName
 from lakehouse.storage import Storage
-from lakehouse.tables.commits import Txn, commit_properties, holds, input_mark, marks, txn_list
+from lakehouse.tables.commits import Txn, holds, input_mark, marks, txn_list
 from lakehouse.tables.convert import to_arrow
 from lakehouse.tables.delta_format import DELTA
 from lakehouse.tables.delta_write import COMBINE
-from lakehouse.tables.encoding import ROW_GROUP_ROWS, TARGET_FILE_BYTES, writer_properties
 from lakehouse.tables.format import WriteJob, Written
 from lakehouse.tables.handles import Handles, open_delta
 from lakehouse.tables.options import options_from_catalog
@@ -39,19 +38,15 @@ from lakehouse.tables.registration import after_commit, register_found
 from lakehouse.tables.schema import plan_schema, type_name
 
 __all__ = [
-    "METADATA_COLUMNS",
-    "ROW_GROUP_ROWS",
-    "TARGET_FILE_BYTES",
-    "Handles",
+    # Imported from here by other packages: the modules that define them are named below.
+    "METADATA_COLUMNS",  # prepared.py
+    "Handles",  # handles.py
+    "input_mark",  # commits.py
+    "open_delta",  # handles.py
     "Txn",
     "WriteMode",
     "WriteResult",
-    "after_commit",
-    "commit_properties",
-    "input_mark",
-    "open_delta",
     "write_table",
-    "writer_properties",
 ]
 
 WriteMode = Literal["append", "overwrite", "merge"]

@@ -27,7 +27,7 @@ from deltalake import CommitProperties, DeltaTable, WriterProperties
 from deltalake.transaction import AddAction, RemoveAction
 
 MIN_ROWS = 1_000_000  # below this, delta-rs's writer is as quick
-TARGET_FILE_BYTES = 1 << 30  # why: see writer.TARGET_FILE_BYTES
+TARGET_FILE_BYTES = 1 << 30  # why: see encoding.TARGET_FILE_BYTES
 STATS_COLUMNS = 32  # delta.dataSkippingNumIndexedCols default
 MAX_STRING_STAT = 64  # longer strings get no min/max rather than a truncated one
 

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.tables import parallel
+from lakehouse.tables.encoding import ROW_GROUP_ROWS, writer_properties
 from lakehouse.tables.parallel import MIN_ROWS
-from lakehouse.tables.writer import ROW_GROUP_ROWS, writer_properties
 
 
 def big_table(rows: int) -> pa.Table:

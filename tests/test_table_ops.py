@@ -167,6 +167,22 @@ def test_catalog_survives_reopen_and_finds_foreign_tables(tmp_path):
     assert "gold.other" in [t.name for t in again.tables()]
 
 
+def test_reads_do_not_register_tables_found_on_disk(tmp_path):
+    from deltalake import write_deltalake
+
+    from lakehouse import Lakehouse
+
+    lh = Lakehouse(tmp_path / "w")
+    write_deltalake(str(tmp_path / "w" / "gold" / "other"), pa.table({"x": [1, 2]}))
+    assert lh.exists("gold.other")
+    assert lh.table("gold.other").version == 0
+    assert not lh.exists("gold.none")
+    assert lh.catalog.names() == []
+    assert lh.register_found("gold.other")
+    assert lh.catalog.names() == ["gold.other"]
+    assert not lh.register_found("gold.none")
+
+
 def test_apply_retention_deletes_old_rows(lh):
     now = datetime.now(UTC)
     from datetime import timedelta

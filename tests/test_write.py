@@ -307,7 +307,7 @@ def test_row_groups_are_sized_for_parallel_scans(lh):
     """DuckDB scans a file's row groups in parallel: every path that writes data files
     (streamed and whole-table writes, partitioned or not, merges, compaction) cuts them
     into row groups of at most ROW_GROUP_ROWS rows."""
-    from lakehouse.tables.writer import ROW_GROUP_ROWS
+    from lakehouse.tables.encoding import ROW_GROUP_ROWS
 
     n = ROW_GROUP_ROWS * 5 // 2
     table = pa.table({"id": pa.array(range(n), pa.int64()), "v": pa.array(range(n), pa.float64())})
@@ -346,7 +346,7 @@ def test_dictionary_only_for_columns_that_repeat(lh):
     The same on every write path: streamed, whole-table, partitioned, merge."""
     import numpy as np
 
-    from lakehouse.tables.writer import ROW_GROUP_ROWS
+    from lakehouse.tables.encoding import ROW_GROUP_ROWS
 
     n = ROW_GROUP_ROWS * 2
     rng = np.random.default_rng(5)
@@ -379,7 +379,7 @@ def test_a_column_that_cycles_through_its_values_keeps_its_dictionary(lh):
     looks distinct; the column is written with a dictionary all the same."""
     import numpy as np
 
-    from lakehouse.tables.writer import ROW_GROUP_ROWS
+    from lakehouse.tables.encoding import ROW_GROUP_ROWS
 
     i = np.arange(ROW_GROUP_ROWS * 2, dtype=np.int64)
     table = pa.table({"part": i // 4, "supplier": (i // 4 + (i % 4) * 2_500) % 10_000})

@@ -1,26 +1,23 @@
-"""``Lakehouse``: the one object a user opens. It owns the storage root, the catalog and
-the SQL engine; everything else (CLI, API, pipelines) goes through it."""
+"""``Lakehouse``: the one object a user opens. It builds the warehouse's ``Storage``
+(root, catalog, table locations) and SQL engine and hands them to the tables;
+everything else (CLI, API, pipelines) goes through it."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-from pathlib import Path
 from typing import Any
 
-from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError
-
-from lakehouse.catalog import Catalog, TableInfo
+from lakehouse.catalog.store import Catalog, TableInfo
 from lakehouse.config import LAYER_DEFAULTS, TableOptions, default_warehouse
 from lakehouse.errors import LakehouseError, TableNotFoundError
 from lakehouse.names import LAYERS, TableName, parse_table_name
-from lakehouse.sql import Result, SQLEngine
-from lakehouse.tables.snapshot import is_local
+from lakehouse.sql.engine import SQLEngine
+from lakehouse.sql.result import Result
+from lakehouse.storage import Storage
+from lakehouse.tables.registration import register_found
+from lakehouse.tables.schema import schema_columns
 from lakehouse.tables.table import Table
-from lakehouse.tables.writer import Txn, WriteMode, WriteResult, after_commit, write_table
-
-CATALOG_FILE = "_catalog.db"
+from lakehouse.tables.writer import Txn, WriteMode, WriteResult, write_table
 
 
 class Lakehouse:
@@ -40,59 +37,51 @@ class Lakehouse:
         storage_options: dict[str, str] | None = None,
     ) -> None:
         root = str(root) if root is not None else default_warehouse()
-        if not root:
-            raise LakehouseError("the warehouse location is empty")
-        self.local = is_local(root)
-        if self.local:
-            path = Path(root.removeprefix("file://")).expanduser().resolve()
-            if path.exists() and not path.is_dir():
-                raise LakehouseError(f"warehouse {path} is a file, not a folder")
-            path.mkdir(parents=True, exist_ok=True)
-            self.root = str(path)
-        else:
-            self.root = root.rstrip("/")
-        self.storage_options = storage_options
-        url = catalog_url or os.environ.get("LAKEHOUSE_CATALOG_URL")
-        if url is None:
-            if self.local:
-                url = f"sqlite:///{Path(self.root) / CATALOG_FILE}"
-            else:
-                digest = hashlib.sha256(self.root.encode()).hexdigest()[:16]
-                home = Path(os.environ.get("LAKEHOUSE_HOME", Path.home() / ".lakehouse"))
-                url = f"sqlite:///{home / 'catalogs' / (digest + '.db')}"
-        self.catalog = Catalog(url)
-        self.engine = SQLEngine(self)
+        self.storage = Storage(root, catalog_url=catalog_url, storage_options=storage_options)
+        self.engine = SQLEngine(self.storage)
 
     def __repr__(self) -> str:
         return f"<Lakehouse {self.root}>"
 
-    # -- locations ------------------------------------------------------------------------
+    # -- the storage ---------------------------------------------------------------------
+    @property
+    def root(self) -> str:
+        return self.storage.root
+
+    @property
+    def local(self) -> bool:
+        return self.storage.local
+
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        return self.storage.storage_options
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.storage.catalog
+
     def table_uri(self, name: TableName) -> str:
-        if self.local:
-            return str(Path(self.root) / name.layer / name.name)
-        return f"{self.root}/{name.layer}/{name.name}"
+        return self.storage.table_uri(name)
 
     def exists(self, name: str) -> bool:
-        """Whether the table is in the catalog, or a Delta table in the warehouse (which is
-        then registered)."""
-        return self.catalog.get(name) is not None or self.discover(name)
-
-    def discover(self, name: str) -> bool:
-        """Register a Delta table found in the warehouse but unknown to the catalog (written
-        by another engine, or before the catalog was reset)."""
+        """Whether the table is in the catalog, or a Delta table in the warehouse. Only
+        asks: a table found unregistered stays so (see ``register_found``)."""
+        if self.catalog.get(name) is not None:
+            return True
         try:
             parsed = parse_table_name(name)
         except LakehouseError:
             return False
-        uri = self.table_uri(parsed)
-        if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
-            return False
-        try:
-            latest = DeltaTable(uri, storage_options=self.storage_options)
-        except DeltaError:
-            return True  # its latest version cannot be opened: reading it says why
-        after_commit(self, parsed, latest)
-        return True
+        return self.storage.holds_table(parsed)
+
+    def register_found(self, name: str) -> bool:
+        """Register a Delta table found in the warehouse but unknown to the catalog
+        (written by another engine, by a writer killed before registering it, or before
+        the catalog was reset); whether there is such a table. The one repair step: a
+        write, and a query naming a table the catalog lacks, take it."""
+        return register_found(self.storage, name)
+
+    discover = register_found  # the name the pipeline runner calls it by
 
     # -- the API ----------------------------------------------------------------------------
     def write(
@@ -146,7 +135,7 @@ class Lakehouse:
             except TypeError as exc:
                 raise LakehouseError(f"unknown table option: {exc}") from exc
         return write_table(
-            self,
+            self.storage,
             name,
             data,
             mode=mode,
@@ -164,9 +153,9 @@ class Lakehouse:
 
     def table(self, name: str) -> Table:
         parsed = parse_table_name(name)
-        if self.catalog.get(str(parsed)) is None and not self.discover(str(parsed)):
+        if self.catalog.get(str(parsed)) is None and not self.storage.holds_table(parsed):
             raise TableNotFoundError(str(parsed), self.engine.suggest(str(parsed)))
-        return Table(self, parsed)
+        return Table(self.storage, self.engine, parsed)
 
     def tables(
         self,
@@ -203,8 +192,6 @@ class Lakehouse:
             if info.options.get("sql") == body:
                 return
             self.catalog.drop(str(parsed))
-        from lakehouse.tables.schema import schema_columns
-
         self.catalog.register(
             name=str(parsed),
             layer=parsed.layer,

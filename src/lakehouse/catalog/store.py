@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, create_engine, delete, event, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from lakehouse.catalog import schema as cs
+import lakehouse.catalog.schema as cs
 from lakehouse.errors import CatalogError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -74,7 +78,7 @@ class Catalog:
             self.engine = create_engine(url, pool_pre_ping=True)
         self._retry(lambda: cs.metadata.create_all(self.engine))
 
-    def _retry(self, fn, attempts: int = 20):
+    def _retry(self, fn: Callable[[], T], attempts: int = 20) -> T:
         """Run ``fn``; SQLite under several writer processes can report a busy database,
         and processes opening a new warehouse together race to create the catalog."""
         for attempt in range(attempts):
@@ -87,7 +91,7 @@ class Catalog:
                 if attempt == attempts - 1:
                     raise CatalogError(f"catalog {self.url} stayed busy: {exc.orig}") from exc
                 time.sleep(0.05 * (attempt + 1))
-        return None
+        raise CatalogError(f"catalog {self.url}: no attempt made")
 
     # -- registration and statistics -------------------------------------------------------
     def register(
@@ -301,7 +305,7 @@ class Catalog:
         self,
         job: str,
         target: str,
-        edges: list[dict[str, Any]],
+        edges: builtins.list[dict[str, Any]],
         run_id: str | None = None,
         *,
         operation: str | None = None,
@@ -318,7 +322,7 @@ class Catalog:
         they were computed from: see :meth:`lineage_fingerprints`.
         """
         now = _now()
-        rows: list[dict[str, Any]] = []
+        rows: builtins.list[dict[str, Any]] = []
         seen: set[tuple[Any, ...]] = set()
         for edge in edges:
             source = edge.get("source_table")
@@ -374,14 +378,14 @@ class Catalog:
 
         return self._retry(go)
 
-    def lineage_edges(self, table: str | None = None) -> list[dict[str, Any]]:
+    def lineage_edges(self, table: str | None = None) -> builtins.list[dict[str, Any]]:
         """Every recorded lineage edge, or those with ``table`` as source or target."""
         lin = cs.lineage
         query = select(lin).order_by(lin.c.id)
         if table is not None:
             query = query.where(or_(lin.c.source_table == table, lin.c.target_table == table))
 
-        def go() -> list[dict[str, Any]]:
+        def go() -> builtins.list[dict[str, Any]]:
             with self.engine.connect() as conn:
                 return [
                     dict(

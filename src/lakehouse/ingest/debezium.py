@@ -50,7 +50,7 @@ from lakehouse.ingest.postgres_cdc import (
     qualified,
 )
 from lakehouse.names import parse_table_name
-from lakehouse.tables.writer import open_delta
+from lakehouse.tables.handles import open_delta
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse

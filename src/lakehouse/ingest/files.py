@@ -30,7 +30,7 @@ import pyarrow as pa
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import identity, jsonlines
 from lakehouse.names import TableName, parse_table_name
-from lakehouse.tables.writer import open_delta
+from lakehouse.tables.handles import open_delta
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse

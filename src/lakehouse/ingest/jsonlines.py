@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse import nesting
-from lakehouse.tables.writer import METADATA_COLUMNS
+from lakehouse.tables.prepared import METADATA_COLUMNS
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse

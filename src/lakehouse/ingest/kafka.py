@@ -38,7 +38,7 @@ from confluent_kafka import (
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import jsonlines
 from lakehouse.names import parse_table_name
-from lakehouse.tables.writer import METADATA_COLUMNS
+from lakehouse.tables.prepared import METADATA_COLUMNS
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse

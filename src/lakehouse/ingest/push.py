@@ -24,7 +24,7 @@ from lakehouse.errors import InvalidNameError, LakehouseError, SchemaMismatchErr
 from lakehouse.ingest import jsonlines
 from lakehouse.ingest.jsonlines import RESCUED, BadLine
 from lakehouse.names import TableName, parse_table_name
-from lakehouse.tables.writer import METADATA_COLUMNS
+from lakehouse.tables.prepared import METADATA_COLUMNS
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse

@@ -50,7 +50,7 @@ from lakehouse.quoting import typed_literal
 from lakehouse.scratch import scratch
 from lakehouse.tables.changes import NotAppendOnly
 from lakehouse.tables.convert import to_arrow
-from lakehouse.tables.writer import open_delta
+from lakehouse.tables.handles import open_delta
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse

@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 import arro3.core as arro3
 import duckdb
@@ -39,6 +39,7 @@ from lakehouse.errors import (
 from lakehouse.names import LAYERS, parse_table_name
 from lakehouse.quoting import ident, literal
 from lakehouse.sql.cache import Reads, ResultCache
+from lakehouse.sql.engine_api import Engine
 from lakehouse.sql.masking import (
     KEY_SCHEMA,
     KEY_TABLE,
@@ -50,10 +51,12 @@ from lakehouse.sql.masking import (
 from lakehouse.sql.names import TableRef, find_references
 from lakehouse.sql.result import Result
 from lakehouse.sql.sandbox import Reading, SafeResult, check_statement, check_tree, run_limited
+from lakehouse.storage import Storage
 from lakehouse.tables.changes import appended
 from lakehouse.tables.convert import normalize_schema
 from lakehouse.tables.deletion_vectors import positions
 from lakehouse.tables.log import commit_times
+from lakehouse.tables.registration import register_found
 from lakehouse.tables.snapshot import (
     Column,
     DataFile,
@@ -65,16 +68,14 @@ from lakehouse.tables.snapshot import (
     snapshot_of,
 )
 
-if TYPE_CHECKING:
-    from lakehouse.warehouse import Lakehouse
-
-
 quote = ident
 
 
-class SQLEngine:
-    def __init__(self, lh: Lakehouse) -> None:
-        self.lh = lh
+class SQLEngine(Engine):
+    """The engine interface on DuckDB."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
         self.db = duckdb.connect(":memory:")
         # Data files never change once written, so caching their footers is always safe.
         # GLOBAL: queries run on per-thread cursors, which a plain SET (this connection's
@@ -130,7 +131,7 @@ class SQLEngine:
         # Tables this engine has read before need no catalog look-up on every query.
         known = set(self._handles) | set(self._sql_views)
         if any(ref.name not in known and ref.name not in tables for ref in refs):
-            known |= set(self.lh.catalog.names())
+            known |= set(self.storage.catalog.names())
         pieces: list[str] = []
         unknown: list[str] = []
         last = 0
@@ -140,7 +141,7 @@ class SQLEngine:
                 pieces.append(tables[ref.name])
                 last = ref.end
                 continue
-            if ref.name not in known and not self.lh.discover(ref.name):
+            if ref.name not in known and not register_found(self.storage, ref.name):
                 if ref.version is not None or ref.timestamp is not None:
                     raise TableNotFoundError(ref.name, self._hint(ref.name, reading))
                 unknown.append(ref.name)
@@ -162,7 +163,7 @@ class SQLEngine:
                 continue
             if self._view_sql(ref.name) is not None:
                 raise _no_versions(ref.name)
-            version = self._resolve_version(ref.name, ref.version, ref.timestamp)
+            version = self.resolve_version(ref.name, ref.version, ref.timestamp)
             view = self._ensure_version(ref.name, version)
             pieces.append(sql[last : ref.start])
             pieces.append(view)
@@ -178,8 +179,8 @@ class SQLEngine:
         with self._lock:
             if self._locked:
                 return
-            if self.lh.local:  # must come before external access is turned off
-                root = self.lh.root.rstrip(os.sep) + os.sep
+            if self.storage.local:  # must come before external access is turned off
+                root = self.storage.root.rstrip(os.sep) + os.sep
                 self.db.execute(f"SET allowed_directories = [{literal(root)}]")
             self.db.execute("SET enable_external_access = false")
             self.db.execute("SET autoinstall_known_extensions = false")
@@ -299,7 +300,7 @@ class SQLEngine:
             self._ensure_current(name)
             reading.stamps.setdefault(name, self._stamp(name))
             if travel:
-                version = self._resolve_version(name, ref.version, ref.timestamp)
+                version = self.resolve_version(name, ref.version, ref.timestamp)
                 versioned = self._ensure_version(name, version)
                 # Under the table's own name, in a schema of that version: `users.id` binds.
                 schema, part, key = f"{layer}@v{version}", table, version
@@ -358,7 +359,7 @@ class SQLEngine:
         once per engine; the sandbox lets no statement read it)."""
         if self._key_ready:
             return
-        inner, outer = pads(warehouse_key(self.lh.catalog))
+        inner, outer = pads(warehouse_key(self.storage.catalog))
         with self._lock:
             if not self._key_ready:
                 self.db.execute(f"CREATE SCHEMA IF NOT EXISTS memory.{quote(KEY_SCHEMA)}")
@@ -386,7 +387,7 @@ class SQLEngine:
     # started: the log folder is the same one and holds no commit after the version read.
     def _stamp(self, name: str) -> Hashable:
         version = self._views.get(name)
-        if self.lh.local:
+        if self.storage.local:
             try:
                 inode: int | None = os.stat(self._log_dir(name)).st_ino
             except OSError:
@@ -397,7 +398,7 @@ class SQLEngine:
     def _fresh(self, name: str, stamp: Hashable) -> bool:
         assert isinstance(stamp, tuple)
         if stamp[0] == "view":
-            return self._sql_views.get(name) == stamp[1]
+            return bool(self._sql_views.get(name) == stamp[1])
         if stamp[0] == "log":
             folder = self._log_dir(name)
             try:
@@ -411,12 +412,12 @@ class SQLEngine:
             if handle is None:
                 return False
             handle.update_incremental()
-            return handle.version() == stamp[1]
+            return bool(handle.version() == stamp[1])
 
     def _log_dir(self, name: str) -> str:
         folder = self._log_dirs.get(name)
         if folder is None:
-            uri = self.lh.table_uri(parse_table_name(name))
+            uri = self.storage.table_uri(parse_table_name(name))
             folder = self._log_dirs[name] = os.path.join(uri, "_delta_log")
         return folder
 
@@ -453,7 +454,8 @@ class SQLEngine:
         the Delta log's file statistics when every file has them, else counted."""
         if view in self._counts:
             return self._counts[view]
-        return self._cursor().sql(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+        count: int = self._cursor().sql(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+        return count
 
     def read(self, name: str, version: int | None = None) -> pa.Table:
         """A whole table version through the same reader path SQL uses."""
@@ -477,7 +479,7 @@ class SQLEngine:
     def suggest(self, name: str, can_read: Callable[[str], bool] | None = None) -> list[str]:
         """Tables named like ``name``; with ``can_read``, only those the caller may read (a
         hint never names a table the caller could not tell exists)."""
-        names = self.lh.catalog.names()
+        names = self.storage.catalog.names()
         if can_read is not None:
             names = [n for n in names if can_read(n)]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
@@ -500,7 +502,7 @@ class SQLEngine:
             return self._sql_views[name]
         if name in self._handles:
             return None
-        info = self.lh.catalog.get(name)
+        info = self.storage.catalog.get(name)
         if info is None or info.format != "view":
             return None
         self._sql_views[name] = info.options["sql"]
@@ -530,7 +532,7 @@ class SQLEngine:
         handle's own commit file is still the one it was loaded from, and no next commit
         exists. A table dropped and made again under the same name is opened afresh."""
         handle = self._handles.get(name)
-        if handle is not None and self.lh.local:
+        if handle is not None and self.storage.local:
             seen = self._commits.get(name)
             now = self._commit_file(name, handle.version())
             if seen is not None and now == seen:
@@ -547,7 +549,7 @@ class SQLEngine:
         if handle is None:
             handle = self._load(name, None)
             self._handles[name] = handle
-        if self.lh.local:
+        if self.storage.local:
             self._commits[name] = self._commit_file(name, handle.version())
         return handle
 
@@ -577,7 +579,7 @@ class SQLEngine:
                 self._views[key] = version
         return view
 
-    def _resolve_version(self, name: str, version: int | None, ts: datetime | None) -> int:
+    def resolve_version(self, name: str, version: int | None, ts: datetime | None) -> int:
         """The version current at ``ts``: the newest commit made at or before it."""
         if version is not None:
             return version
@@ -586,11 +588,11 @@ class SQLEngine:
         try:
             commits = self._load(name, None).history()
         except UnsupportedFeatureError:
-            if not self.lh.local:
+            if not self.storage.local:
                 raise
             # The latest version cannot be opened; the commits' own times still tell.
-            commits = commit_times(self.lh.table_uri(parse_table_name(name)))
-        older = [c["version"] for c in commits if c.get("timestamp", 0) <= wanted]
+            commits = commit_times(self.storage.table_uri(parse_table_name(name)))
+        older: list[int] = [c["version"] for c in commits if c.get("timestamp", 0) <= wanted]
         if not older:
             first = min((c.get("timestamp", 0) for c in commits), default=0) / 1000
             raise VersionNotFoundError(
@@ -604,13 +606,13 @@ class SQLEngine:
         """The table at ``version`` (None: the latest). Only the log up to ``version`` is
         read, so an old version stays readable when a later commit is not."""
         parsed = parse_table_name(name)
-        uri = self.lh.table_uri(parsed)
+        uri = self.storage.table_uri(parsed)
         if version is not None and version < 0:
             raise VersionNotFoundError(
                 f"{name} has no version {version}", f"see `lakehouse history {name}`"
             )
         try:
-            handle = DeltaTable(uri, version=version, storage_options=self.lh.storage_options)
+            handle = DeltaTable(uri, version=version, storage_options=self.storage.storage_options)
         except DeltaTableNotFound as exc:
             if version is None or not self._exists(uri):
                 raise TableNotFoundError(name, self.suggest(name)) from exc
@@ -622,11 +624,11 @@ class SQLEngine:
         return handle
 
     def _exists(self, uri: str) -> bool:
-        return DeltaTable.is_deltatable(uri, storage_options=self.lh.storage_options)
+        return DeltaTable.is_deltatable(uri, storage_options=self.storage.storage_options)
 
     def _latest_version(self, uri: str) -> int | None:
         """The newest commit, whether or not delta-rs can open it."""
-        if self.lh.local:
+        if self.storage.local:
             try:
                 names = os.listdir(os.path.join(uri, "_delta_log"))
             except OSError:
@@ -634,7 +636,7 @@ class SQLEngine:
             found = [int(n[:20]) for n in names if re.fullmatch(r"\d{20}\.json", n)]
             return max(found, default=None)
         try:
-            return DeltaTable(uri, storage_options=self.lh.storage_options).version()
+            return DeltaTable(uri, storage_options=self.storage.storage_options).version()
         except DeltaError:
             return None
 
@@ -682,8 +684,8 @@ class SQLEngine:
         expected = self._duck_types(snap.schema)
         names = snap.schema.names
         if not snap.files:
-            cols = ", ".join(f"CAST(NULL AS {expected[c]}) AS {quote(c)}" for c in names)
-            return f"SELECT {cols} LIMIT 0"
+            nulls = ", ".join(f"CAST(NULL AS {expected[c]}) AS {quote(c)}" for c in names)
+            return f"SELECT {nulls} LIMIT 0"
         if snap.mapping != "none":
             return self._mapped_sql(snap, expected)
         paths = [f.path for f in snap.files]
@@ -698,7 +700,7 @@ class SQLEngine:
                 f"{_read_parquet(paths, union=len(set(present.values())) > 1)}"
             )
             actual = {c: str(t) for c, t in zip(probe.columns, probe.types, strict=True)}
-        groups: dict[tuple, list[DataFile]] = defaultdict(list)
+        groups: dict[tuple[Any, ...], list[DataFile]] = defaultdict(list)
         for f in snap.files:  # files with deletion vectors apart
             groups[(f.partition, f.deletion is not None)].append(f)
         selects = []
@@ -758,7 +760,7 @@ class SQLEngine:
         """Column mapping: each file's columns found by physical name (name mode) or field
         id (id mode), nested fields too, and given the table's logical names."""
         trees = file_trees([f.path for f in snap.files])
-        groups: dict[tuple, list[DataFile]] = defaultdict(list)
+        groups: dict[tuple[Any, ...], list[DataFile]] = defaultdict(list)
         exprs_of: dict[tuple[Column, ...], tuple[str, ...]] = {}
         for f in snap.files:
             tree = trees[f.path]

@@ -19,14 +19,16 @@ class Result:
 
     @property
     def columns(self) -> list[str]:
-        return self._table.column_names
+        names: list[str] = self._table.column_names
+        return names
 
     @property
     def schema(self) -> pa.Schema:
         return self._table.schema
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        rows: int = self._table.num_rows
+        return rows
 
     def to_arrow(self) -> pa.Table:
         return self._table
@@ -44,7 +46,8 @@ class Result:
         return list(zip(*columns, strict=True)) if columns else []
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        return self._table.to_pylist()
+        dicts: list[dict[str, Any]] = self._table.to_pylist()
+        return dicts
 
     def scalar(self) -> Any:
         """The single value of a one-row, one-column result."""
@@ -61,7 +64,7 @@ class Result:
 def needs_text(t: pa.DataType) -> bool:
     """Whether a text format (CSV, a terminal grid) cannot show the type's values as they
     are: nested types, binary, intervals and durations."""
-    return (
+    return bool(
         pa.types.is_nested(t)
         or pa.types.is_binary(t)
         or pa.types.is_large_binary(t)

@@ -210,7 +210,7 @@ class Reading:
             self._masks[name] = tuple(sorted(set(columns or ())))
         return self._masks[name]
 
-    def signature(self, names: Iterable[str]) -> tuple:
+    def signature(self, names: Iterable[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """The masked columns of ``names``, as part of a cache key."""
         return tuple((n, cols) for n in sorted(names) if (cols := self.mask(n)))
 
@@ -429,7 +429,7 @@ def _read_deep(text: str) -> Any:
 
 # Statements that passed the tree check (prepared text, views, unknown names) -> volatile:
 # a repeated statement whose result left the cache is not parsed again.
-_verdicts: OrderedDict[tuple[str, frozenset, frozenset], bool] = OrderedDict()
+_verdicts: OrderedDict[tuple[str, frozenset[Any], frozenset[Any]], bool] = OrderedDict()
 _verdicts_lock = threading.Lock()
 
 

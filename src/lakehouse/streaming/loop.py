@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from lakehouse.ingest.kafka import Batch, KafkaSettings, KafkaSource, land, table_marks
 from lakehouse.streaming.windows import Windows
-from lakehouse.tables.writer import Handles
+from lakehouse.tables.handles import Handles
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse

@@ -53,14 +53,14 @@ def deletion_vectors(root: str, version: int, live: set[str]) -> dict[str, Descr
     start = max((v for v in checkpoints if v <= version), default=-1)
     found: dict[str, Descriptor | None] = {}
     for v in range(version, start, -1):
-        name = commits.get(v)
-        if name is None:
+        commit = commits.get(v)
+        if commit is None:
             raise LogError(
                 f"{root}: the log has no commit {v} nor a checkpoint after it, so the files "
                 f"of version {version} cannot be told",
                 "the log was cleaned up past this version; read a later one",
             )
-        with open(os.path.join(log, name), encoding="utf-8") as handle:
+        with open(os.path.join(log, commit), encoding="utf-8") as handle:
             actions = [json.loads(line) for line in handle if line.strip()]
         for action in actions:
             add = action.get("add")

@@ -24,10 +24,10 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, WriterProperties
-from deltalake.transaction import AddAction
+from deltalake.transaction import AddAction, RemoveAction
 
 MIN_ROWS = 1_000_000  # below this, delta-rs's writer is as quick
-TARGET_FILE_BYTES = 1 << 30  # why: see writer.TARGET_FILE_BYTES
+TARGET_FILE_BYTES = 1 << 30  # why: see encoding.TARGET_FILE_BYTES
 STATS_COLUMNS = 32  # delta.dataSkippingNumIndexedCols default
 MAX_STRING_STAT = 64  # longer strings get no min/max rather than a truncated one
 
@@ -76,7 +76,7 @@ def write_files(
         )
 
     with ThreadPoolExecutor(max_workers=parts) as pool:
-        actions = list(pool.map(write, range(parts)))
+        actions: list[AddAction | RemoveAction] = list(pool.map(write, range(parts)))
     before = dt.version()
     write_id = str(batch)
     marked = CommitProperties(
@@ -90,8 +90,10 @@ def write_files(
 
 def file_count(table: pa.Table) -> int:
     """One file up to ``TARGET_FILE_BYTES`` of Arrow data, then up to one per core."""
-    by_size = math.ceil(table.nbytes / TARGET_FILE_BYTES)
-    return max(1, min(os.cpu_count() or 1, by_size, math.ceil(table.num_rows / MIN_ROWS)))
+    nbytes: int = table.nbytes
+    rows: int = table.num_rows
+    by_size = math.ceil(nbytes / TARGET_FILE_BYTES)
+    return max(1, min(os.cpu_count() or 1, by_size, math.ceil(rows / MIN_ROWS)))
 
 
 def parquet_options(properties: WriterProperties, names: list[str]) -> dict[str, Any]:

@@ -26,13 +26,13 @@ def widens_to(narrow: pa.DataType, wide: pa.DataType) -> bool:
     if narrow in _INT_ORDER[:3] and wide == pa.float64():
         return True
     if pa.types.is_decimal(narrow) and pa.types.is_decimal(wide):
-        return (
+        return bool(
             wide.scale >= narrow.scale
             and wide.precision - wide.scale >= narrow.precision - narrow.scale
         )
     if narrow in _INT_ORDER and pa.types.is_decimal(wide):
         digits = {pa.int8(): 3, pa.int16(): 5, pa.int32(): 10, pa.int64(): 20}[narrow]
-        return wide.precision - wide.scale >= digits
+        return bool(wide.precision - wide.scale >= digits)
     if pa.types.is_date32(narrow) and pa.types.is_timestamp(wide) and wide.tz is None:
         return True
     if pa.types.is_timestamp(narrow) and pa.types.is_timestamp(wide):

@@ -237,7 +237,7 @@ def _read_trees(paths: list[str]) -> dict[str, tuple[Column, ...]]:
         ).fetchall()
     finally:
         con.close()
-    by_file: dict[str, list[tuple]] = {}
+    by_file: dict[str, list[tuple[Any, ...]]] = {}
     for file_name, *element in rows:
         by_file.setdefault(file_name, []).append(tuple(element))
     out: dict[str, tuple[Column, ...]] = {}
@@ -247,7 +247,7 @@ def _read_trees(paths: list[str]) -> dict[str, tuple[Column, ...]]:
     return out
 
 
-def _subtree(elements: list[tuple], i: int) -> tuple[Column, int]:
+def _subtree(elements: list[tuple[Any, ...]], i: int) -> tuple[Column, int]:
     name, field_id, kind, count = elements[i]
     i += 1
     children = []

@@ -7,12 +7,13 @@ import math
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable, Transaction, WriterProperties
+from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
+from lakehouse.catalog.store import TableInfo
 from lakehouse.errors import (
     ConstraintViolationError,
     LakehouseError,
@@ -20,20 +21,12 @@ from lakehouse.errors import (
     VersionNotFoundError,
 )
 from lakehouse.names import TableName
+from lakehouse.sql.engine_api import Engine
 from lakehouse.sql.names import parse_timestamp
-from lakehouse.tables.writer import (
-    TARGET_FILE_BYTES,
-    after_commit,
-    commit_properties,
-    input_mark,
-    open_delta,
-    writer_properties,
-)
-
-if TYPE_CHECKING:
-    from lakehouse.catalog import TableInfo
-    from lakehouse.warehouse import Lakehouse
-
+from lakehouse.storage import Storage
+from lakehouse.tables.commits import commit_properties, input_mark
+from lakehouse.tables.delta_format import DELTA
+from lakehouse.tables.registration import after_commit
 
 REPLAYED = "lakehouse.replayed"  # on a quarantine: the version its last finished replay read
 
@@ -73,9 +66,17 @@ def _transactions_after(dt: DeltaTable, version: int) -> set[str]:
 
 
 class Table:
-    def __init__(self, lh: Lakehouse, name: TableName) -> None:
-        self._lh = lh
+    """A table of the warehouse ``storage``, read through ``engine``."""
+
+    def __init__(self, storage: Storage, engine: Engine, name: TableName) -> None:
+        self.storage = storage
+        self.engine = engine
         self.name = name
+
+    @property
+    def _lh(self) -> Storage:
+        """The table's storage (its ``storage_options``, say), under its former name."""
+        return self.storage
 
     def __repr__(self) -> str:
         return f"<Table {self.name} v{self.version}>"
@@ -85,20 +86,20 @@ class Table:
 
     # -- state ----------------------------------------------------------------------------
     def _delta(self) -> DeltaTable:
-        dt = open_delta(self._lh, self.name)
+        dt = DELTA.open(self.storage, self.name)
         if dt is None:
-            raise TableNotFoundError(str(self.name), self._lh.engine.suggest(str(self.name)))
+            raise TableNotFoundError(str(self.name), self.engine.suggest(str(self.name)))
         return dt
 
     @property
     def info(self) -> TableInfo:
         """The catalog's entry, brought up to date first if the table moved on without it
         (a writer killed between its commit and its catalog update)."""
-        info = self._lh.catalog.get(str(self.name), with_history=True)
+        info = self.storage.catalog.get(str(self.name), with_history=True)
         dt = self._delta()
         if info is None or info.version != dt.version():
-            after_commit(self._lh, self.name, dt)
-            info = self._lh.catalog.get(str(self.name), with_history=True)
+            after_commit(self.storage, self.name, dt)
+            info = self.storage.catalog.get(str(self.name), with_history=True)
         assert info is not None
         return info
 
@@ -112,7 +113,7 @@ class Table:
 
     @property
     def location(self) -> str:
-        return self._lh.table_uri(self.name)
+        return self.storage.table_uri(self.name)
 
     @property
     def partition_by(self) -> list[str]:
@@ -145,7 +146,7 @@ class Table:
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Commits newest first: version, timestamp, operation, parameters, metrics."""
         out = []
-        for entry in self._delta().history(limit):
+        for entry in DELTA.history(self._delta(), limit):
             ts = entry.get("timestamp")
             out.append(
                 {
@@ -170,8 +171,8 @@ class Table:
     ) -> pa.Table:
         if timestamp is not None:
             ts = parse_timestamp(timestamp) if isinstance(timestamp, str) else timestamp
-            version = self._lh.engine._resolve_version(str(self.name), None, ts)
-        return self._lh.engine.read(str(self.name), version)
+            version = self.engine.resolve_version(str(self.name), None, ts)
+        return self.engine.read(str(self.name), version)
 
     def to_pandas(self, version: int | None = None) -> Any:
         return self.to_arrow(version).to_pandas()
@@ -182,33 +183,28 @@ class Table:
         return pl.from_arrow(self.to_arrow(version))
 
     def count(self) -> int:
-        return self._lh.engine.snapshot(str(self.name)).row_count
+        return self.engine.snapshot(str(self.name)).row_count
 
     # -- changes --------------------------------------------------------------------------
     def _committed(self) -> int:
         """Record the table's new version and figures in the catalog; return the version."""
-        return after_commit(self._lh, self.name, self._delta())
+        return after_commit(self.storage, self.name, self._delta())
 
-    def _writer_properties(self) -> WriterProperties:
-        info = self._lh.catalog.get(str(self.name))
-        compression = (info.options.get("compression") if info else None) or "zstd"
-        return writer_properties(compression)
+    def _compression(self) -> str:
+        info = self.storage.catalog.get(str(self.name))
+        return str((info.options.get("compression") if info else None) or "zstd")
 
     def delete(self, predicate: str | None = None) -> dict[str, Any]:
         """Delete the rows matching a SQL predicate (all rows when none is given)."""
         dt = self._delta()
         try:
-            metrics = dt.delete(
-                predicate,
-                writer_properties=self._writer_properties(),
-                commit_properties=commit_properties("delete"),
-            )
+            metrics = DELTA.delete(dt, predicate, self._compression())
         except DeltaError as exc:
             raise LakehouseError(
                 f"{self.name}: delete failed: {exc}", "check the predicate's SQL"
             ) from exc
         self._committed()
-        return dict(metrics)
+        return metrics
 
     def restore(
         self,
@@ -261,7 +257,7 @@ class Table:
                     f"see `lakehouse history {self.name}`",
                 )
             return target
-        old = DeltaTable(dt.table_uri, storage_options=self._lh.storage_options)
+        old = DeltaTable(dt.table_uri, storage_options=self.storage.storage_options)
         try:
             old.load_as_version(target)
         except DeltaError as exc:
@@ -276,7 +272,7 @@ class Table:
         -1: reset)."""
         if not apps:
             return {}
-        old = DeltaTable(dt.table_uri, storage_options=self._lh.storage_options)
+        old = DeltaTable(dt.table_uri, storage_options=self.storage.storage_options)
         old.load_as_version(version)
         return {app: old.transaction_version(app) for app in apps}
 
@@ -290,15 +286,14 @@ class Table:
         later = sorted(_transactions_after(dt, target) - set(marks))
         if later:
             marks = {**marks, **self._marks_at(dt, target, later)}
-        txns = []
+        txns: list[tuple[str, int]] = []
         for app, n in marks.items():
             if n is not None and n >= 0:
-                txns.append(Transaction(app, n))
+                txns.append((app, n))
             elif dt.transaction_version(app) not in (None, -1):
-                txns.append(Transaction(app, -1))
+                txns.append((app, -1))
         try:
-            commit = commit_properties("restore", app_transactions=txns or None)
-            dt.restore(target, commit_properties=commit)
+            DELTA.restore(dt, target, DELTA.commit("restore", txns))
         except DeltaError as exc:
             raise LakehouseError(f"{self.name}: restore to {asked} failed: {exc}") from exc
         return self._committed()
@@ -309,7 +304,7 @@ class Table:
         return sorted(
             {
                 e["source_table"]
-                for e in self._lh.catalog.lineage_edges(name)
+                for e in self.storage.catalog.lineage_edges(name)
                 if e["target_table"] == name and e.get("source_column") is None
             }
         )
@@ -319,7 +314,8 @@ class Table:
         if self.name.name.endswith("_quarantine"):
             return None
         name = TableName(self.name.layer, self.name.name + "_quarantine")
-        return Table(self._lh, name) if self._lh.exists(str(name)) else None
+        found = self.storage.catalog.get(str(name)) is not None or self.storage.holds_table(name)
+        return Table(self.storage, self.engine, name) if found else None
 
     def _follow(
         self, paired: int | None, replayed: int | None, inputs: dict[str, int | None]
@@ -331,7 +327,7 @@ class Table:
         dt = self._delta()
         latest = dt.version()
         replayed = _held(replayed)
-        old = DeltaTable(dt.table_uri, storage_options=self._lh.storage_options)
+        old = DeltaTable(dt.table_uri, storage_options=self.storage.storage_options)
 
         def load(version: int) -> dict[str, int | None] | None:
             try:
@@ -379,13 +375,9 @@ class Table:
 
     def optimize(self, target_size: int | None = None) -> dict[str, Any]:
         """Compact small files into larger ones (of up to 1 GiB unless ``target_size``)."""
-        metrics = self._delta().optimize.compact(
-            target_size=target_size or TARGET_FILE_BYTES,
-            writer_properties=self._writer_properties(),
-            commit_properties=commit_properties("optimize"),
-        )
+        metrics = DELTA.optimize(self._delta(), target_size, self._compression())
         self._committed()
-        return dict(metrics)
+        return metrics
 
     def zorder(self, columns: list[str]) -> dict[str, Any]:
         """Rewrite the files clustered on ``columns`` so filters on them skip more data."""
@@ -395,14 +387,9 @@ class Table:
                 f"{self.name}: no column {', '.join(unknown)} to z-order by",
                 f"the columns are {', '.join(self.schema.names)}",
             )
-        metrics = self._delta().optimize.z_order(
-            columns,
-            target_size=TARGET_FILE_BYTES,
-            writer_properties=self._writer_properties(),
-            commit_properties=commit_properties("zorder"),
-        )
+        metrics = DELTA.zorder(self._delta(), columns, self._compression())
         self._committed()
-        return dict(metrics)
+        return metrics
 
     def vacuum(self, retain_hours: float = 168, dry_run: bool = False) -> list[str]:
         """Remove data files no version within ``retain_hours`` needs. Time travel to older
@@ -410,15 +397,7 @@ class Table:
         if retain_hours < 0:
             raise LakehouseError("retain_hours must be zero or more")
         # delta-rs counts whole hours: round up, so a file the user asked to keep is kept.
-        # full=True also removes files no version ever referenced (left by killed writes).
-        files = self._delta().vacuum(
-            retention_hours=math.ceil(retain_hours),
-            dry_run=dry_run,
-            enforce_retention_duration=False,
-            full=True,
-            commit_properties=commit_properties("vacuum"),
-        )
-        removed = list(files)
+        removed = DELTA.vacuum(self._delta(), math.ceil(retain_hours), dry_run)
         if not dry_run:
             removed += self._remove_partial_uploads(retain_hours)
             self._committed()
@@ -427,7 +406,7 @@ class Table:
     def _remove_partial_uploads(self, retain_hours: float) -> list[str]:
         """A write killed while a data file was being written leaves it under a temporary
         name (``part-...parquet#1``) that no vacuum of delta-rs looks at."""
-        if not self._lh.local:
+        if not self.storage.local:
             return []
         cutoff = time.time() - math.ceil(retain_hours) * 3600
         removed = []
@@ -503,4 +482,4 @@ class Table:
             unknown = [c for c in column_tags if c not in self.schema.names]
             if unknown:
                 raise LakehouseError(f"{self.name}: no column {', '.join(unknown)} to tag")
-        self._lh.catalog.update_info(str(self.name), **fields)
+        self.storage.catalog.update_info(str(self.name), **fields)

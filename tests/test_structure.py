@@ -1,0 +1,141 @@
+"""The package's layering: the core (tables, SQL) does not reach up into the
+``Lakehouse`` facade, no modules import each other in a circle, and the table format and
+engine interfaces are fully implemented."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import lakehouse
+
+SRC = Path(lakehouse.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its ``__init__``)."""
+    out = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(module: str, path: Path) -> set[str]:
+    """The lakehouse modules ``module`` imports anywhere in its body (function-local and
+    TYPE_CHECKING imports included). ``from pkg import name`` imports ``pkg``, and
+    ``pkg.name`` too when that is a module."""
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                if not is_package:
+                    base = base[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            found.add(source)
+            found.update(f"{source}.{alias.name}" for alias in node.names)
+    return {m for m in found if m in MODULES and m != module}
+
+
+GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each back edge a depth-first search meets."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                found.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_core_does_not_import_the_facade():
+    offenders = sorted(
+        module
+        for module, imported in GRAPH.items()
+        if module.startswith(("lakehouse.tables", "lakehouse.sql"))
+        and "lakehouse.warehouse" in imported
+    )
+    assert offenders == []
+
+
+def test_cycle_finder_finds_cycles():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_relative_imports_are_resolved():
+    assert "lakehouse.catalog.store" in GRAPH["lakehouse.catalog"]
+    assert "lakehouse.tables.snapshot" in GRAPH["lakehouse.storage"]
+
+
+def test_no_import_cycles():
+    cycles = [" -> ".join(cycle) for cycle in _cycles(GRAPH)]
+    assert cycles == []
+
+
+def _missing(implementation: type, interface: type) -> list[str]:
+    abstract = sorted(getattr(interface, "__abstractmethods__", ()))
+    return [
+        name
+        for name in abstract
+        if getattr(implementation, name, None) is None
+        or getattr(getattr(implementation, name), "__isabstractmethod__", False)
+    ]
+
+
+def test_table_format_fully_implemented_by_delta():
+    from lakehouse.tables.delta_format import DELTA, DeltaFormat
+    from lakehouse.tables.format import TableFormat
+
+    assert issubclass(DeltaFormat, TableFormat)
+    assert TableFormat.__abstractmethods__  # the interface declares its members
+    assert _missing(DeltaFormat, TableFormat) == []
+    assert not DeltaFormat.__abstractmethods__
+    for name in TableFormat.__abstractmethods__:
+        wanted = inspect.signature(getattr(TableFormat, name)).parameters
+        given = inspect.signature(getattr(DeltaFormat, name)).parameters
+        assert list(wanted) == list(given), name
+    assert DELTA.name == "delta"
+
+
+def test_engine_interface_fully_implemented_by_duckdb():
+    from lakehouse.sql.engine import SQLEngine
+    from lakehouse.sql.engine_api import Engine
+
+    assert issubclass(SQLEngine, Engine)
+    assert Engine.__abstractmethods__
+    assert _missing(SQLEngine, Engine) == []
+    assert not SQLEngine.__abstractmethods__
+    for name in Engine.__abstractmethods__:
+        wanted = inspect.signature(getattr(Engine, name)).parameters
+        given = inspect.signature(getattr(SQLEngine, name)).parameters
+        assert list(wanted) == list(given), name

@@ -16,10 +16,10 @@ from sqlglot import exp
 
 from lakehouse.errors import LakehouseError
 from lakehouse.names import LAYERS
-from lakehouse.pipeline.definition import Dataset, Pipeline
 from lakehouse.pipeline.errors import PipelineError, Problem
 from lakehouse.pipeline.graph import order
 from lakehouse.pipeline.incremental import RefreshKey, refresh_key
+from lakehouse.pipeline.model import Dataset, Pipeline
 from lakehouse.pipeline.quality import RESCUED
 from lakehouse.quoting import ident, string
 from lakehouse.sql.names import find_references

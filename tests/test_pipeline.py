@@ -332,7 +332,7 @@ def test_an_edited_definition_is_recomputed_though_no_input_moved(lh, simple):
 def test_a_table_without_a_recorded_definition_is_recomputed_once(lh, simple):
     """Tables written before definitions were recorded are recomputed at their next run
     (their rows may come from another definition), then left alone."""
-    from lakehouse.pipeline.run import DEFINITION
+    from lakehouse.pipeline.kinds.marks import DEFINITION
     from lakehouse.tables.writer import input_mark
 
     run_pipeline(lh, load_pipeline(simple))

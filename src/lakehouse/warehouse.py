@@ -81,8 +81,6 @@ class Lakehouse:
         write, and a query naming a table the catalog lacks, take it."""
         return register_found(self.storage, name)
 
-    discover = register_found  # the name the pipeline runner calls it by
-
     # -- the API ----------------------------------------------------------------------------
     def write(
         self,

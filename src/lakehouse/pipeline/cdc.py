@@ -8,8 +8,8 @@ order once. An incremental run recomputes only the keys that have new changes.
 
 from __future__ import annotations
 
-from lakehouse.pipeline.definition import Dataset
-from lakehouse.pipeline.quality import q
+from lakehouse.pipeline.model import Dataset
+from lakehouse.quoting import ident
 
 DELETED = "__lh_deleted"
 # Changes of a key with the same sequence (one change delivered twice, whose copies may
@@ -28,11 +28,11 @@ def _newest_first(seq: str) -> str:
 def latest_state(ds: Dataset, changes: str, keep_deleted: bool) -> str:
     """SQL for the newest change of each key; with ``keep_deleted`` the keys whose newest
     change is a delete are kept, flagged in ``__lh_deleted`` (to remove them from the table)."""
-    keys = ", ".join(q(k) for k in ds.keys)
+    keys = ", ".join(ident(k) for k in ds.keys)
     deleted = f"coalesce(({ds.delete_when}), false)" if ds.delete_when else "false"
-    drop = ", ".join(q(c) for c in ds.except_columns)
+    drop = ", ".join(ident(c) for c in ds.except_columns)
     exclude = f" EXCLUDE ({drop})" if drop else ""
-    seq = q(ds.sequence_by or "")
+    seq = ident(ds.sequence_by or "")
     inner = (
         f"SELECT *{exclude}, {deleted} AS {DELETED} FROM {changes} AS {ROW} "
         f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {_newest_first(seq)}) = 1"
@@ -46,11 +46,11 @@ def history(ds: Dataset, changes: str) -> str:
     """SQL for every version of each key: valid_from (the change's ``valid_time`` or
     sequence), valid_to (the next change's, NULL while current) and is_current. A delete
     closes the key's last version and adds none."""
-    keys = ", ".join(q(k) for k in ds.keys)
-    seq = q(ds.sequence_by or "")
-    valid = q(ds.valid_time or ds.sequence_by or "")
+    keys = ", ".join(ident(k) for k in ds.keys)
+    seq = ident(ds.sequence_by or "")
+    valid = ident(ds.valid_time or ds.sequence_by or "")
     deleted = f"coalesce(({ds.delete_when}), false)" if ds.delete_when else "false"
-    drop = ", ".join(q(c) for c in ds.except_columns)
+    drop = ", ".join(ident(c) for c in ds.except_columns)
     exclude = f", {drop}" if drop else ""
     return f"""
         WITH once AS (

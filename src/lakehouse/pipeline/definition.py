@@ -12,9 +12,9 @@ in paths (``${warehouse}`` and ``${pipeline}`` are always there).
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,14 @@ import yaml
 from lakehouse.errors import LakehouseError
 from lakehouse.names import LAYERS, parse_table_name
 from lakehouse.pipeline.errors import PipelineError, Problem
-from lakehouse.pipeline.quality import Expectation, ExpectationError, parse_expectation
+from lakehouse.pipeline.model import Dataset, Pipeline
+from lakehouse.pipeline.python import collect
+from lakehouse.pipeline.quality import ExpectationError, parse_expectation
+
+__all__ = ["Dataset", "Pipeline", "build_dataset", "load_pipeline", "split_header"]
+
+# Reports a problem at a header key: the key, the message and a hint.
+Bad = Callable[..., None]
 
 KINDS = ("append", "materialized_view", "view", "cdc", "files")
 TABLE_OPTIONS = (
@@ -56,91 +63,6 @@ HEADER_KEYS = (
     "source_system",
 ) + TABLE_OPTIONS
 FILE_FORMATS = ("csv", "jsonl", "json", "parquet")
-
-
-@dataclass
-class Dataset:
-    name: str  # layer.table
-    kind: str
-    file: Path
-    line: int = 1  # where the definition starts
-    sql: str | None = None
-    sql_line: int = 1  # the file line of the SQL's first line
-    function: Callable[..., Any] | None = None
-    inputs: list[str] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    sequence_by: str | None = None
-    delete_when: str | None = None
-    scd: int = 1
-    valid_time: str | None = None
-    except_columns: list[str] = field(default_factory=list)
-    stream: list[str] | None = None
-    refresh: str = "auto"  # materialized views: auto (incremental where possible) | full
-    expectations: list[Expectation] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
-    path: str | None = None
-    format: str | None = None
-    source_system: str | None = None
-    lines: dict[str, int] = field(default_factory=dict)  # header key -> file line
-
-    @property
-    def layer(self) -> str:
-        return self.name.split(".")[0]
-
-    @property
-    def stored(self) -> bool:
-        return self.kind != "view"
-
-    @property
-    def quarantine(self) -> str:
-        return f"{self.name}_quarantine"
-
-    @property
-    def depends_on(self) -> list[str]:
-        """Tables that must be ready before this one: its inputs and check references."""
-        refs = [t for e in self.expectations for t in e.references]
-        return list(dict.fromkeys(self.inputs + refs))
-
-    @property
-    def streaming_inputs(self) -> list[str]:
-        """Inputs read incrementally (append and CDC datasets): the ``stream`` list, else
-        the first input."""
-        if self.kind not in ("append", "cdc"):
-            return []
-        if self.stream is not None:
-            return self.stream
-        return self.inputs[:1]
-
-    def at(self, key: str) -> int:
-        return self.lines.get(key, self.line)
-
-
-@dataclass
-class Pipeline:
-    name: str
-    folder: Path
-    datasets: dict[str, Dataset]
-    vars: dict[str, str] = field(default_factory=dict)
-    description: str | None = None
-
-    def expand(self, text: str, warehouse: str) -> str:
-        values = {"warehouse": warehouse, "pipeline": str(self.folder), **self.vars}
-
-        def sub(match: re.Match[str]) -> str:
-            key = match.group(1)
-            if key not in values:
-                raise LakehouseError(
-                    f"pipeline {self.name}: ${{{key}}} is not defined",
-                    "define it under vars: in pipeline.yml or pass --var name=value",
-                )
-            return values[key]
-
-        for _ in range(10):  # variables may name other variables
-            expanded = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, text)
-            if expanded == text:
-                break
-            text = expanded
-        return text
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -204,9 +126,7 @@ def load_pipeline(folder: str | Path, variables: dict[str, str] | None = None) -
 
 def _read_file(path: Path, root: Path) -> list[Dataset]:
     if path.suffix == ".py":
-        from lakehouse.pipeline.python import load_python
-
-        return load_python(path)
+        return _read_python(path)
     text = path.read_text()
     if path.suffix in (".yml", ".yaml"):
         header, lines = _parse_yaml(text, path, 1)
@@ -216,6 +136,29 @@ def _read_file(path: Path, root: Path) -> list[Dataset]:
     if not sql.strip():
         raise PipelineError([Problem(path, sql_line, "no SELECT after the header")])
     return [build_dataset(path, root, header, lines, sql=sql, sql_line=sql_line)]
+
+
+def _read_python(path: Path) -> list[Dataset]:
+    """The datasets the ``@dataset`` functions of a Python file define."""
+    out, problems = [], []
+    for header, fn in collect(path):
+        line = inspect.getsourcelines(fn)[1]
+        if "inputs" not in header:
+            problems.append(
+                Problem(path, line, f"{header['name']}: declare the tables it reads: inputs=[...]")
+            )
+            continue
+        try:
+            out.append(
+                build_dataset(
+                    path, None, header, {}, sql=None, sql_line=line, line=line, function=fn
+                )
+            )
+        except PipelineError as exc:
+            problems += exc.problems
+    if problems:
+        raise PipelineError(problems)
+    return out
 
 
 def split_header(text: str) -> tuple[str, str, int]:
@@ -230,7 +173,7 @@ def split_header(text: str) -> tuple[str, str, int]:
     return "\n".join(header), "\n".join(lines[i:]), i + 1
 
 
-def _parse_yaml(text: str, path: Path, first_line: int) -> tuple[dict, dict[str, int]]:
+def _parse_yaml(text: str, path: Path, first_line: int) -> tuple[dict[str, Any], dict[str, int]]:
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text) if node is not None else {}
@@ -329,7 +272,7 @@ def build_dataset(
     return ds
 
 
-def _dataset_name(path: Path, root: Path | None, header: dict, bad: Callable) -> str:
+def _dataset_name(path: Path, root: Path | None, header: dict[str, Any], bad: Bad) -> str:
     given = header.get("name")
     layer = header.get("layer")
     if given is None:
@@ -349,7 +292,7 @@ def _dataset_name(path: Path, root: Path | None, header: dict, bad: Callable) ->
         return f"silver.{path.stem}"
 
 
-def _str_list(value: Any, key: str, bad: Callable) -> list[str]:
+def _str_list(value: Any, key: str, bad: Bad) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -358,7 +301,7 @@ def _str_list(value: Any, key: str, bad: Callable) -> list[str]:
     return []
 
 
-def _check_table_options(options: dict[str, Any], bad: Callable) -> None:
+def _check_table_options(options: dict[str, Any], bad: Bad) -> None:
     """Descriptive options of the right shape (``column_tags`` normalised to lists)."""
     for key in ("description", "owner", "date_column", "granularity", "compression"):
         value = options.get(key)
@@ -381,7 +324,7 @@ def _check_table_options(options: dict[str, Any], bad: Callable) -> None:
         }
 
 
-def _check_kind(ds: Dataset, bad: Callable) -> None:
+def _check_kind(ds: Dataset, bad: Bad) -> None:
     if ds.kind == "files":
         if not ds.path:
             bad("path", "a files dataset needs path: (the folder to ingest)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from graphlib import CycleError, TopologicalSorter
 
 from lakehouse.errors import LakehouseError
-from lakehouse.pipeline.definition import Pipeline
 from lakehouse.pipeline.errors import PipelineError, Problem
+from lakehouse.pipeline.model import Pipeline
 
 
 def dependencies(pipeline: Pipeline) -> dict[str, list[str]]:

@@ -61,7 +61,7 @@ def refresh_key(
     if group is None:
         return None, "does not GROUP BY"
     items = {(s.alias_or_name): s for s in tree.selects}
-    keys: list[tuple[str, exp.Expression]] = []
+    keys: list[tuple[str, exp.Expr]] = []
     if group.args.get("all"):
         for name, item in items.items():
             inner = item.this if isinstance(item, exp.Alias) else item
@@ -81,9 +81,7 @@ def refresh_key(
     return RefreshKey(chosen[0], expression.sql(dialect="duckdb"), inputs[0]), ""
 
 
-def _output_for(
-    g: exp.Expression, selects: list[exp.Expression]
-) -> tuple[str, exp.Expression] | None:
+def _output_for(g: exp.Expr, selects: list[exp.Expr]) -> tuple[str, exp.Expr] | None:
     """The output column a GROUP BY item is (by alias, by position or by expression)."""
     if isinstance(g, exp.Literal) and g.is_int:
         index = int(g.this) - 1

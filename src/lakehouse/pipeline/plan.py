@@ -16,12 +16,12 @@ from sqlglot import exp
 
 from lakehouse.errors import LakehouseError
 from lakehouse.names import LAYERS
-from lakehouse.pipeline.definition import Dataset, Pipeline
 from lakehouse.pipeline.errors import PipelineError, Problem
 from lakehouse.pipeline.graph import order
 from lakehouse.pipeline.incremental import RefreshKey, refresh_key
+from lakehouse.pipeline.model import Dataset, Pipeline
 from lakehouse.pipeline.quality import RESCUED
-from lakehouse.quoting import string
+from lakehouse.quoting import ident, string
 from lakehouse.sql.names import find_references
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def validate(
             needed = bind and (chosen is None or ds.name in chosen)
             problems += _folder(pipeline, lh, ds, folders, needed)
         for table in ds.depends_on:
-            if table not in pipeline.datasets and table not in existing and not lh.discover(table):
+            if table not in pipeline.datasets and table not in existing and not lh.exists(table):
                 line = _line_of(ds, table)
                 problems.append(
                     Problem(
@@ -243,7 +243,7 @@ def _bind_all(pipeline: Pipeline, lh: Lakehouse, plan: Plan) -> None:
     """Run each query's DESCRIBE against empty stand-ins of the tables it reads."""
     con = duckdb.connect()
     for layer in LAYERS:
-        con.execute(f"CREATE SCHEMA {layer}")
+        con.execute(f"CREATE SCHEMA {ident(layer)}")
     problems: list[Problem] = []
     known: set[str] = set()
     try:
@@ -330,7 +330,7 @@ def _first_line(exc: Exception) -> str:
 
 def _has(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     layer, name = table.split(".")
-    return column in con.sql(f'SELECT * FROM {layer}."{name}" LIMIT 0').columns
+    return column in con.sql(f"SELECT * FROM {ident(layer)}.{ident(name)} LIMIT 0").columns
 
 
 def _stand_in(
@@ -338,12 +338,14 @@ def _stand_in(
 ) -> None:
     empty = pa.Table.from_batches([], schema=schema)  # noqa: F841 - read by DuckDB
     layer, table = name.split(".")
-    con.execute(f'CREATE OR REPLACE TABLE {layer}."{table}" AS SELECT * FROM empty')
+    con.execute(f"CREATE OR REPLACE TABLE {ident(layer)}.{ident(table)} AS SELECT * FROM empty")
     if bronze:
         have = set(schema.names)
         for column, type_ in BRONZE_COLUMNS:
             if column not in have:
-                con.execute(f'ALTER TABLE {layer}."{table}" ADD COLUMN {column} {type_}')
+                con.execute(
+                    f"ALTER TABLE {ident(layer)}.{ident(table)} ADD COLUMN {ident(column)} {type_}"
+                )
 
 
 def _cdc_schema(ds: Dataset, columns: pa.Schema) -> pa.Schema:

@@ -16,7 +16,6 @@ Polars, a DuckDB relation or a query result.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.pipeline.errors import PipelineError, Problem
 
 if TYPE_CHECKING:
-    from lakehouse.pipeline.definition import Dataset
+    from lakehouse.pipeline.model import Dataset
     from lakehouse.warehouse import Lakehouse
 
 _collected: list[tuple[dict[str, Any], Callable[..., Any]]] | None = None
@@ -43,9 +42,8 @@ def dataset(name: str, **header: Any) -> Callable[[Callable[..., Any]], Callable
     return register
 
 
-def load_python(path: Path) -> list[Dataset]:
-    from lakehouse.pipeline.definition import build_dataset
-
+def collect(path: Path) -> list[tuple[dict[str, Any], Callable[..., Any]]]:
+    """The header and function of each ``@dataset`` of a Python file, in order."""
     global _collected
     _collected = []
     module_name = f"lakehouse_pipeline_{abs(hash(str(path.resolve())))}"
@@ -66,28 +64,9 @@ def load_python(path: Path) -> list[Dataset]:
             if isinstance(exc, SyntaxError):
                 line = exc.lineno or 0
             raise PipelineError([Problem(path, line, f"{type(exc).__name__}: {exc}")]) from exc
-        found = list(_collected)
+        return list(_collected)
     finally:
         _collected = None
-    out, problems = [], []
-    for header, fn in found:
-        line = inspect.getsourcelines(fn)[1]
-        if "inputs" not in header:
-            problems.append(
-                Problem(path, line, f"{header['name']}: declare the tables it reads: inputs=[...]")
-            )
-            continue
-        try:
-            out.append(
-                build_dataset(
-                    path, None, header, {}, sql=None, sql_line=line, line=line, function=fn
-                )
-            )
-        except PipelineError as exc:
-            problems += exc.problems
-    if problems:
-        raise PipelineError(problems)
-    return out
 
 
 class Context:

@@ -131,7 +131,7 @@ def _columns(value: Any, name: str) -> list[str]:
     return cols
 
 
-def _need(params: Any, name: str, *keys: str) -> dict:
+def _need(params: Any, name: str, *keys: str) -> dict[str, Any]:
     if not isinstance(params, dict) or any(k not in params for k in keys):
         raise ExpectationError(f"expectation {name}: give {', '.join(keys)}")
     return params
@@ -177,7 +177,7 @@ def _no_rescued_sql(params: Any, name: str) -> str:
     column's type): ``true`` for any column, or a column or list of columns."""
     column = q(RESCUED)
     if params is True:
-        return f"{column} IS NULL OR {column} IN ('', '{{}}')"
+        return f"{column} IS NULL OR {column} IN ({string('')}, {string('{}')})"
     if params is False or params is None:
         raise ExpectationError(
             f"expectation {name}: no_rescued_data takes true (any column) or the column(s) "

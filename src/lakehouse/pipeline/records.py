@@ -141,8 +141,7 @@ def close_interrupted(lh: Lakehouse, pipeline: str) -> list[str]:
     if lh.catalog.get(RUNS) is None:
         return []
     rows = lh.sql(
-        f"SELECT * FROM {RUNS} WHERE pipeline = '{pipeline.replace(chr(39), chr(39) * 2)}' "
-        "AND status = 'running'"
+        f"SELECT * FROM {RUNS} WHERE pipeline = {string(pipeline)} AND status = 'running'"
     ).to_arrow()
     if rows.num_rows == 0:
         return []

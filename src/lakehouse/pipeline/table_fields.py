@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lakehouse.pipeline.definition import Dataset
+    from lakehouse.pipeline.model import Dataset
     from lakehouse.warehouse import Lakehouse
 
 DESCRIPTIVE = ("description", "owner", "tags", "column_tags", "retention_days")

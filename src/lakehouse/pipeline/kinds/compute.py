@@ -1,0 +1,61 @@
+"""A dataset's rows for a run: its query (or function) over the inputs as the run pins
+them, with a flag column per row check, split by the checks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from lakehouse.pipeline.kinds.checks import count_split
+from lakehouse.pipeline.kinds.relations import registered
+from lakehouse.pipeline.model import Dataset
+from lakehouse.pipeline.python import Context
+from lakehouse.pipeline.quality import Split, needs_columns, split_rows, with_flags
+from lakehouse.pipeline.records import DatasetRun
+from lakehouse.tables.convert import to_arrow
+
+if TYPE_CHECKING:
+    from lakehouse.warehouse import Lakehouse
+
+PRODUCED = "__lh_py_out"  # what a Python dataset's function returned
+
+
+def compute(lh: Lakehouse, ds: Dataset, pins: dict[str, str], item: DatasetRun) -> Split:
+    """The dataset's rows from the pinned inputs, with its row checks applied."""
+    item.rows_read += rows_in(lh, ds, pins)
+    if ds.function is not None:
+        table = as_arrow(ds.function(Context(lh, ds, pins)))
+        with registered(lh.engine.cursor(), PRODUCED, table) as produced:
+            flagged = with_flags(f"SELECT * FROM {produced}", ds.expectations, table.column_names)
+            batch = lh.engine.query(flagged, pins).to_arrow()
+    else:
+        assert ds.sql is not None
+        columns = query_columns(lh, ds, pins) if needs_columns(ds.expectations) else None
+        flagged = with_flags(ds.sql, ds.expectations, columns)
+        batch = lh.engine.query(flagged, pins).to_arrow()
+    return count_split(ds, item, split_rows(batch, ds.expectations))
+
+
+def query_columns(lh: Lakehouse, ds: Dataset, pins: dict[str, str]) -> list[str]:
+    """The columns of the dataset's query."""
+    assert ds.sql is not None
+    return lh.engine.query(f"SELECT * FROM ({ds.sql}) AS __lh LIMIT 0", pins).columns
+
+
+def rows_in(lh: Lakehouse, ds: Dataset, pins: dict[str, str]) -> int:
+    """The rows of the dataset's inputs as the run reads them."""
+    return sum(lh.engine.row_count(pins[t]) for t in ds.inputs if t in pins)
+
+
+def as_arrow(produced: Any) -> pa.Table:
+    """What a Python dataset's function returned, as an Arrow table."""
+    from lakehouse.sql.result import Result
+
+    if isinstance(produced, Result):
+        return produced.to_arrow()
+    if isinstance(produced, duckdb.DuckDBPyRelation):
+        return produced.to_arrow_table()
+    data = to_arrow(produced)
+    return data.read_all() if isinstance(data, pa.RecordBatchReader) else data

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.pipeline import quality_report as results
+from lakehouse.pipeline.quality_report import quality_overview as overview
+from lakehouse.pipeline.quality_report import quality_report
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -20,11 +21,11 @@ def table_quality(
     its ``score``, ``status`` and how many rows its quarantine holds (``quarantined``);
     the ``masked`` columns are pseudonyms in the samples of failing rows. Raises
     ``LakehouseError`` if nothing checked the table yet."""
-    return results.quality_report(lh, table, runs, masked)
+    return quality_report(lh, table, runs, masked)
 
 
 def quality_overview(lh: Lakehouse) -> list[dict[str, Any]]:
     """Per table, its latest run's checks: how many passed, warned and failed, the rows
     they found, and the worst status (an empty list before any run checked anything)."""
-    return results.quality_overview(lh)
+    return overview(lh)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pyarrow as pa
 import typer
@@ -15,6 +15,9 @@ from rich.table import Table as RichTable
 
 from lakehouse.config import default_warehouse
 from lakehouse.errors import LakehouseError
+
+if TYPE_CHECKING:
+    from lakehouse.warehouse import Lakehouse
 
 app = typer.Typer(
     help="Lakehouse: Delta Lake tables in bronze, silver and gold, with SQL over all of them.",
@@ -48,7 +51,7 @@ def _main(
     _state["warehouse"] = warehouse  # --debug is read in main(), before Typer parses
 
 
-def _lh():
+def _lh() -> Lakehouse:
     from lakehouse.warehouse import Lakehouse
 
     return Lakehouse(_state.get("warehouse") or default_warehouse())
@@ -281,10 +284,12 @@ def restore(table: str, version: str) -> None:
     """Restore a table to an earlier version (or timestamp); this adds a new version. A
     pipeline's table also gets back the input versions it had, and its quarantine the
     matching version, so the next run recomputes what the restore took away."""
+    from lakehouse.service.restore import restore_table
+
     lh = _lh()
     with _spinner(f"restoring {table} to {version}"):
-        new = lh.table(table).restore(version)
-    console.print(f"restored {table} to {version}: now at version {new}")
+        restored = restore_table(lh, table, version)
+    console.print(f"restored {table} to {version}: now at version {restored.version}")
 
 
 @app.command()

@@ -65,7 +65,13 @@ class AuditLog:
         self._thread = threading.Thread(target=self._run, name="lakehouse-audit", daemon=True)
         self._thread.start()
         ref = weakref.ref(self)
-        self._atexit = lambda: (lambda audit: audit and audit.close())(ref())
+
+        def close_at_exit() -> None:
+            audit = ref()
+            if audit is not None:
+                audit.close()
+
+        self._atexit = close_at_exit
         atexit.register(self._atexit)
 
     def record(

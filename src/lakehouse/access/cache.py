@@ -76,7 +76,8 @@ def load(catalog: Catalog) -> Snapshot:
             snap.pii[name] = pii_columns(name, column_tags, inherited, name in views)
         return snap
 
-    return catalog._retry(go)
+    loaded: Snapshot = catalog._retry(go)
+    return loaded
 
 
 class Cache:
@@ -99,25 +100,27 @@ class Cache:
             # Nothing loaded yet, or this process changed something: wait for a fresh one.
             with self._lock:
                 if self._snap is None or time.monotonic() >= self._expires:
-                    self._reload()
-                return self._snap  # type: ignore[return-value]
+                    return self._reload()
+                return self._snap
         if self._lock.acquire(blocking=False):
             try:
                 if time.monotonic() >= self._expires:
-                    self._reload()
+                    return self._reload()
             finally:
                 self._lock.release()
-        return self._snap
+        current = self._snap  # another thread's reload, if one finished since
+        return current if current is not None else snap
 
     def changed(self) -> None:
         """Something this process changed: the next check reads the catalog again."""
         self._generation += 1
         self._expires = 0.0
 
-    def _reload(self) -> None:
+    def _reload(self) -> Snapshot:
         generation = self._generation
         started = time.monotonic()
         snap = load(self.catalog)
         self._snap = snap
         # A change made while loading may be missing from what was read: reload next time.
         self._expires = started + self.refresh if generation == self._generation else 0.0
+        return snap

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:
-    from lakehouse.access.policy import Access
+from lakehouse.service import access as service
 
 Fmt = Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")]
 To = Annotated[
@@ -19,11 +18,6 @@ On = Annotated[str, typer.Argument(help="A layer (bronze) or a table (silver.use
 
 
 def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) -> None:
-    def access() -> Access:
-        from lakehouse.access.policy import Access
-
-        return Access(lh_factory())
-
     tokens = typer.Typer(help="API tokens: create, list, revoke.", no_args_is_help=True)
     app.add_typer(tokens, name="token")
 
@@ -33,7 +27,7 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         role: Annotated[str, typer.Option("--role", help="admin, engineer, analyst or viewer.")],
     ) -> None:
         """Create a token and print it (once)."""
-        secret = access().create_token(name, role)
+        secret = service.create_token(lh_factory(), name, role)
         console.print(f"token {name} ({role}):", highlight=False)
         console.print(secret, highlight=False, soft_wrap=True, markup=False)
         console.print(
@@ -54,7 +48,7 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
                 "last_used_at": _time(t["last_used_at"]),
                 "revoked_at": _time(t["revoked_at"]),
             }
-            for t in access().list_tokens()
+            for t in service.list_tokens(lh_factory())
         ]
         if not rows and fmt == "table":
             console.print("[dim]no tokens yet: lakehouse token create --name NAME --role ROLE")
@@ -64,12 +58,10 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
     @tokens.command("revoke")
     def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
         """Revoke a token: it stops working within 2 seconds, in every process."""
-        control = access()
-        control.revoke_token(name)
+        revoked = service.revoke_token(lh_factory(), name)
         console.print(f"revoked token {name}", highlight=False)
-        kept = [g for g in control.grants() if g["to"] == name]
-        if kept:
-            listed = ", ".join(f"{g['privilege']} on {g['on']}" for g in kept)
+        if revoked.kept_grants:
+            listed = ", ".join(f"{g['privilege']} on {g['on']}" for g in revoked.kept_grants)
             console.print(
                 f"[dim]its grants ({listed}) stay for a new token named {name}; "
                 f"lakehouse revoke PRIVILEGE ON --to {name} removes them[/dim]",
@@ -79,13 +71,13 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
     @app.command()
     def grant(privilege: Privilege, on: On, to: To) -> None:
         """Give a role or a token read (or pii) on a layer or a table."""
-        access().grant(privilege, on, to)
+        service.grant(lh_factory(), privilege, on, to)
         console.print(f"granted {privilege} on {on} to {to}", highlight=False)
 
     @app.command()
     def revoke(privilege: Privilege, on: On, to: To) -> None:
         """Take a grant back (within 2 seconds in a running server)."""
-        access().revoke(privilege, on, to)
+        service.revoke(lh_factory(), privilege, on, to)
         console.print(f"revoked {privilege} on {on} from {to}", highlight=False)
 
     @app.command()
@@ -98,7 +90,7 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
                 "to": g["to"],
                 "granted_at": _time(g["granted_at"]),
             }
-            for g in access().grants()
+            for g in service.list_grants(lh_factory())
         ]
         if not rows and fmt == "table":
             console.print("[dim]no grants: every role has its defaults[/dim]")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,20 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from lakehouse.access import tokens
 from lakehouse.access.cache import Cache, Holder
-from lakehouse.access.tokens import HOW_TO_GET_ONE, Principal, hash_token
+from lakehouse.access.tokens import (
+    HOW_TO_GET_ONE,
+    Principal,
+    aware,
+    check_name,
+    find_token,
+    hash_token,
+    insert_token,
+    list_tokens,
+    mark_used,
+    now,
+    revoke_token,
+)
 from lakehouse.catalog import schema as cs
 from lakehouse.errors import AccessDeniedError, AuthenticationError, LakehouseError
 from lakehouse.names import LAYERS, parse_table_name
@@ -81,17 +93,17 @@ class Access:
     def create_token(self, name: str, role: str) -> str:
         """A new token; the secret is returned here and never again."""
         check_role(role)
-        tokens.check_name(name, list(ROLES))
-        secret = tokens.insert_token(self.catalog, name, role)
+        check_name(name, list(ROLES))
+        secret = insert_token(self.catalog, name, role)
         self._cache.changed()
         return secret
 
     def revoke_token(self, name: str) -> None:
-        tokens.revoke_token(self.catalog, name)
+        revoke_token(self.catalog, name)
         self._cache.changed()
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        return tokens.list_tokens(self.catalog)
+        return list_tokens(self.catalog)
 
     def add_session_token(self, token: str, principal: Principal) -> None:
         """A token that lives in this process only (the server's login token)."""
@@ -108,15 +120,15 @@ class Access:
         snap = self._cache.get()
         holder = snap.tokens.get(digest)
         if holder is None:
-            row = tokens.find_token(self.catalog, digest)  # created since the last load?
+            row = find_token(self.catalog, digest)  # created since the last load?
             if row is None:
                 raise AuthenticationError(
                     "unknown token", HOW_TO_GET_ONE + "; check that it was copied whole"
                 )
             holder = Holder(
                 Principal(row.name, row.role),
-                tokens.aware(row.revoked_at),
-                tokens.aware(row.last_used_at),
+                aware(row.revoked_at),
+                aware(row.last_used_at),
             )
             snap.tokens[digest] = holder
         if holder.revoked_at is not None:
@@ -129,14 +141,14 @@ class Access:
         return holder.principal
 
     def _note_use(self, digest: str, holder: Holder) -> None:
-        at = tokens.now()
+        at = now()
         if holder.last_used_at is not None and at - holder.last_used_at < USAGE_RESOLUTION:
             return
         holder.last_used_at = at
 
         def write() -> None:
             try:
-                tokens.mark_used(self.catalog, digest, at)
+                mark_used(self.catalog, digest, at)
             except Exception as exc:  # noqa: BLE001 - a missed usage time is no reason to fail
                 log.warning("could not record the use of token %s: %s", holder.principal.name, exc)
 
@@ -228,7 +240,7 @@ class Access:
                     try:
                         conn.execute(
                             insert(g).values(
-                                privilege=privilege, target=on, grantee=to, granted_at=tokens.now()
+                                privilege=privilege, target=on, grantee=to, granted_at=now()
                             )
                         )
                     except IntegrityError:
@@ -272,12 +284,13 @@ class Access:
                         privilege=r.privilege,
                         on=r.target,
                         to=r.grantee,
-                        granted_at=tokens.aware(r.granted_at),
+                        granted_at=aware(r.granted_at),
                     )
                     for r in rows
                 ]
 
-        return self.catalog._retry(go)
+        listed: list[dict[str, Any]] = self.catalog._retry(go)
+        return listed
 
     def _check_grant(self, privilege: str, on: str, to: str) -> str:
         """The grant's target in its canonical form, or an error saying what is allowed."""
@@ -306,9 +319,10 @@ class Access:
                 query = select(t.c.id).where(t.c.name == name, t.c.revoked_at.is_(None))
                 return conn.execute(query).first() is not None
 
-        return self.catalog._retry(go)
+        live: bool = self.catalog._retry(go)
+        return live
 
 
-def _list(items: Any) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def _list(items: Iterable[str]) -> str:
+    names = list(items)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -136,7 +136,8 @@ def list_tokens(catalog: Catalog) -> list[dict[str, Any]]:
             for r in rows
         ]
 
-    return catalog._retry(go)
+    listed: list[dict[str, Any]] = catalog._retry(go)
+    return listed
 
 
 def find_token(catalog: Catalog, token_hash: str) -> Any:

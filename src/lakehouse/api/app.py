@@ -24,6 +24,7 @@ from lakehouse.api.guards import JSONDepthLimit, SecurityHeaders
 from lakehouse.api.ratelimit import FailedAuthentications, TooManyFailures, from_environment
 from lakehouse.api.responses import JSON, error_body, status_of
 from lakehouse.errors import AuthenticationError, LakehouseError
+from lakehouse.service.launcher import Launches
 
 if TYPE_CHECKING:
     from lakehouse.access import Access, AuditLog, Principal
@@ -69,7 +70,7 @@ def create_app(
     app.state.access = access
     app.state.audit = audit
     app.state.settings = settings or Settings()
-    app.state.launches = pipelines.Launches(lh.root if lh.local else None)
+    app.state.launches = Launches(lh.root if lh.local else None)
     app.state.failures = failures or from_environment(lh)
     _errors(app)
     _routes(app)

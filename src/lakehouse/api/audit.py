@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from starlette.types import Message, Receive, Scope, Send
+
 if TYPE_CHECKING:
     from lakehouse.access import AuditLog
 
@@ -20,14 +22,14 @@ class AuditMiddleware:
         self.app = app
         self.audit = audit
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(UNRECORDED):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
 
-        async def sending(message: dict) -> None:
+        async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

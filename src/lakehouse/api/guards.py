@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.types import Message, Receive, Scope, Send
+
 from lakehouse import nesting
 from lakehouse.api.responses import JSON, error_body
 
@@ -42,7 +44,7 @@ class SecurityHeaders:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -52,7 +54,7 @@ class SecurityHeaders:
         if scope.get("scheme") == "https":
             headers.append((b"strict-transport-security", b"max-age=31536000"))
 
-        async def sending(message: dict) -> None:
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(k, v) for k, v in headers if k not in present]
@@ -70,7 +72,7 @@ class JSONDepthLimit:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or scope["method"] in ("GET", "HEAD", "OPTIONS")
@@ -100,7 +102,7 @@ class JSONDepthLimit:
             return
         replayed = False
 
-        async def replay() -> dict:
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
@@ -110,10 +112,10 @@ class JSONDepthLimit:
         await self.app(scope, replay, send)
 
 
-def _json_body(scope: dict) -> bool:
+def _json_body(scope: Scope) -> bool:
     """Whether FastAPI would read the body as JSON: no Content-Type, or a JSON type."""
     for key, value in scope.get("headers", []):
         if key == b"content-type":
-            media = value.split(b";")[0].strip().lower()
+            media: bytes = value.split(b";")[0].strip().lower()
             return media.endswith((b"/json", b"+json"))
     return True

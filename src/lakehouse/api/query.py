@@ -13,7 +13,7 @@ from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, encode_table, json_answer, rows_json
 from lakehouse.errors import TableNotFoundError
-from lakehouse.sql.sandbox import result_limit
+from lakehouse.sql.sandbox import SafeResult, result_limit
 
 router = APIRouter(tags=["query"])
 Who = Annotated[Principal, Depends(principal)]
@@ -42,9 +42,13 @@ async def query(request: Request, who: Who, body: QueryRequest) -> Any:
     # writes the audit log) goes to a worker thread.
     reads_audit = "audit_log" in body.sql  # the caller sees its own calls up to this one
     try:
-        result = None if reads_audit else state.lh.engine.cached_query(body.sql, **options)
-        if result is None:
+        cached: SafeResult | None = (
+            None if reads_audit else state.lh.engine.cached_query(body.sql, **options)
+        )
+        if cached is None:
             result = await run_in_threadpool(_run, state, body.sql, options, reads_audit)
+        else:
+            result = cached
     except TableNotFoundError as exc:
         request.state.denied = getattr(exc, "denied", False)  # for the audit log only
         raise
@@ -80,7 +84,10 @@ async def query(request: Request, who: Who, body: QueryRequest) -> Any:
     )
 
 
-def _run(state: Any, sql: str, options: dict[str, Any], flush_audit: bool) -> Any:
+def _run(state: Any, sql: str, options: dict[str, Any], flush_audit: bool) -> SafeResult:
     if flush_audit:
         state.audit.flush()
-    return state.lh.engine.safe_query(sql, timeout=state.settings.query_timeout, **options)
+    result: SafeResult = state.lh.engine.safe_query(
+        sql, timeout=state.settings.query_timeout, **options
+    )
+    return result

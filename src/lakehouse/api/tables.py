@@ -36,10 +36,10 @@ def readable_table(request: Request, who: Principal, name: str) -> str:
 def quality_of(request: Request, who: Principal, table: str) -> dict[str, Any]:
     """A table's quality report for the caller: failing-row samples with the columns the
     caller sees masked in the table replaced by the same pseudonyms a query gives."""
-    from lakehouse.pipeline.quality_report import quality_report
+    from lakehouse.service.quality import table_quality
 
     state = request.app.state
-    return quality_report(state.lh, table, masked=state.access.masked_columns(who, table))
+    return table_quality(state.lh, table, masked=state.access.masked_columns(who, table))
 
 
 def _summary(info: Any) -> dict[str, Any]:

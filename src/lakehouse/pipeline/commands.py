@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lakehouse.pipeline.definition import Pipeline, load_pipeline
 from lakehouse.pipeline.records import RunReport
-from lakehouse.quoting import string
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -35,10 +34,8 @@ def run_with_progress(
     run_id: str | None = None,
 ) -> RunReport:
     """Run with a progress bar and a line per dataset as it finishes."""
-    from lakehouse.pipeline.plan import validate
-    from lakehouse.pipeline.run import Runner
+    from lakehouse.service.runs import start_run
 
-    plan = validate(pipeline, lh, selection=select)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -77,10 +74,14 @@ def run_with_progress(
                 progress.console.print(line, soft_wrap=True, highlight=False)
                 progress.advance(task)
 
-        runner = Runner(
-            lh, plan, full_refresh=full_refresh, selection=select, on_progress=on_progress
+        return start_run(
+            lh,
+            pipeline,
+            full_refresh=full_refresh,
+            select=select,
+            run_id=run_id,
+            on_progress=on_progress,
         )
-        return runner.run(run_id)
 
 
 def _variables(values: list[str] | None) -> dict[str, str]:
@@ -174,23 +175,18 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     ) -> None:
         """List pipeline runs, newest first, or the per-dataset figures of one run."""
+        from lakehouse.service import runs as service
+
         lh = lh_factory()
-        if lh.catalog.get("system.pipeline_runs") is None:
+        if not service.has_runs(lh):
             console.print("[dim]no runs yet: lakehouse run FOLDER[/dim]")
             return
         if run_id is not None:
-            table = lh.sql(
-                f"SELECT {_columns(lh, DATASET_COLUMNS, 'system.dataset_runs')} "
-                f"FROM system.dataset_runs WHERE run_id = {_lit(run_id)} ORDER BY started_at"
-            ).to_arrow()
-            printer(table.to_pylist(), fmt, f"run {run_id}")
+            rows = service.run_datasets(lh, run_id, service.DATASET_COLUMNS)
+            printer(rows, fmt, f"run {run_id}")
             return
-        where = f"WHERE pipeline = {_lit(pipeline)}" if pipeline else ""
-        table = lh.sql(
-            f"SELECT {_columns(lh, RUN_COLUMNS, 'system.pipeline_runs')} "
-            f"FROM system.pipeline_runs {where} ORDER BY started_at DESC LIMIT {int(limit)}"
-        ).to_arrow()
-        printer(table.to_pylist(), fmt, "pipeline runs")
+        rows = service.list_runs(lh, pipeline, limit, service.RUN_COLUMNS)
+        printer(rows, fmt, "pipeline runs")
 
     @app.command()
     def quality(
@@ -199,10 +195,10 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     ) -> None:
         """Expectation results of a table's latest runs, with a quality score."""
-        from lakehouse.pipeline.quality_report import quality_report
+        from lakehouse.service.quality import table_quality
 
         lh = lh_factory()
-        report = quality_report(lh, table, runs_back)
+        report = table_quality(lh, table, runs_back)
         rows = report["results"]
         if fmt == "table":  # samples are for json and csv; a terminal shows the figures
             rows = [{k: v for k, v in r.items() if k != "sample"} for r in rows]
@@ -241,21 +237,9 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         var: Vars = None,
     ) -> None:
         """Send a dataset's quarantined rows through its (fixed) checks again."""
-        from lakehouse.errors import LakehouseError
-        from lakehouse.names import parse_table_name
-        from lakehouse.pipeline.records import pipeline_folder
-        from lakehouse.pipeline.replay import replay_quarantine
+        from lakehouse.service.replay import replay as replay_table
 
-        lh = lh_factory()
-        if folder is None:
-            folder = pipeline_folder(lh, str(parse_table_name(table)))
-            if folder is None:
-                raise LakehouseError(
-                    f"no recorded run of a pipeline wrote {table}",
-                    f"name the pipeline's folder: lakehouse replay {table} -p FOLDER",
-                )
-        pipeline = load_pipeline(folder, _variables(var))
-        done = replay_quarantine(lh, pipeline, table)
+        done = replay_table(lh_factory(), table, folder, _variables(var))
         dropped = ", ".join(f"{n:,} by {name}" for name, n in sorted(done["dropped_by"].items()))
         console.print(
             f"{table}: {done['replayed']:,} quarantined row(s) replayed: "
@@ -305,41 +289,3 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
             lineage_report(lh, table, direction=direction, columns=columns), highlight=False
         )
 
-
-RUN_COLUMNS = (
-    "run_id",
-    "pipeline",
-    "kind",
-    "status",
-    "started_at",
-    "seconds",
-    "datasets",
-    "rows_written",
-    "error",
-)
-DATASET_COLUMNS = (
-    "dataset",
-    "kind",
-    "strategy",
-    "status",
-    "rows_read",
-    "rows_written",
-    "rows_dropped",
-    "rows_quarantined",
-    "rows_deduplicated",
-    "dropped_by",
-    "rescued_values",
-    "input_versions",
-    "version_written",
-    "seconds",
-    "error",
-)
-
-
-def _columns(lh: Lakehouse, wanted: tuple[str, ...], table: str) -> str:
-    """The wanted columns the table has (runs recorded by older versions lack some)."""
-    have = set(lh.table(table).schema.names)
-    return ", ".join(c for c in wanted if c in have)
-
-
-_lit = string

@@ -178,7 +178,7 @@ def _version_before(target: Any, mark: str, n: int) -> int:
     from deltalake import DeltaTable
 
     dt = target._delta()
-    version = dt.version()
+    version: int = dt.version()
     old = DeltaTable(dt.table_uri, storage_options=target._lh.storage_options)
     while version > 0:
         old.load_as_version(version - 1)

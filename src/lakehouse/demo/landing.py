@@ -96,7 +96,7 @@ def write_sources(
         "cdc_changes": _default(changes, events, "cdc_changes"),
         "user_events": _default(user_events, events, "user_events"),
     }
-    population = {
+    population: dict[str, Any] = {
         "users": g.default_users(events),
         "initial_users": max(100, sizes["user_events"] // 30),
     }
@@ -221,7 +221,8 @@ def add_drop(
         micros = _micros(table.column(TIME_COLUMNS[source]))
         last = max(last, int(micros.max()) if micros.size else begin)
         fmt = sources[source]["format"]
-        delivered, counts = table, {}
+        delivered = table
+        counts: dict[str, int] = {}
         if source == "cdc_changes" and realism and fmt != "parquet":
             drop = np.zeros(table.num_rows, np.int64)
             rows, counts = _deliver_changes(drop, 1, _rng(base, source))[0]
@@ -439,7 +440,7 @@ def _fresh_seed(manifest: dict[str, Any], seed: int | None) -> int:
                 "leave seed out to get a fresh one",
             )
         return seed
-    base = manifest["parameters"]["seed"] + 1000 * len(manifest["drops"])
+    base: int = manifest["parameters"]["seed"] + 1000 * len(manifest["drops"])
     while clashes(base):
         base += 1
     return base
@@ -451,7 +452,8 @@ def _load(root: Path) -> dict[str, Any]:
         raise LakehouseError(
             f"no {MANIFEST} in {root}", "write the sources first: write_sources(folder)"
         )
-    return json.loads(path.read_text())
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
 
 
 def _save(root: Path, manifest: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 A local broker (see ``streaming/broker.py``) keeps its data next to the warehouse; the
 demo's user events go to its ``user-events`` topic; the stream lands them in
-``bronze.user_events`` and keeps the ``realtime.*`` windows. Stop it with Ctrl-C; run it again and it resumes.
+``bronze.user_events`` and keeps the ``realtime.*`` windows. Stop it with Ctrl-C; run it
+again and it resumes.
 """
 
 from __future__ import annotations

@@ -475,9 +475,10 @@ def ingest_folder(
         if written.skipped:
             report.files_skipped.append(source)
             return 0
+        changes: int = rows.num_rows
         report.files_ingested.append(source)
-        report.changes += rows.num_rows
-        return rows.num_rows
+        report.changes += changes
+        return changes
 
     take_in_each(lh, name, root, EXTENSIONS, read=_messages, land=land, skip=skip, on_file=on_file)
     return report

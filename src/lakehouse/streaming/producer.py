@@ -21,7 +21,10 @@ __all__ = ["UserEvents", "ensure_topic", "produce"]
 def ensure_topic(bootstrap: str, topic: str, partitions: int = 3, timeout: float = 15) -> None:
     """Create ``topic`` with ``partitions`` partitions unless it exists."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+
+    # NewTopic is confluent_kafka.admin's documented name, re-exported there without the
+    # explicit re-export its stubs would need.
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _logger()})
     try:

@@ -864,7 +864,7 @@ def test_events_without_a_position_keep_their_files_order_across_runs(tmp_path):
 
 def test_a_table_with_the_old_integer_sequence_is_refused(tmp_path):
     from lakehouse.errors import LakehouseError
-    from lakehouse.ingest.postgres_cdc import CHANGE_SCHEMA, change_table
+    from lakehouse.ingest.change_rows import CHANGE_SCHEMA, change_table
 
     lh = Lakehouse(tmp_path / "warehouse")
     lh.write("bronze.changes", change_table([{"table_name": "t", "sequence": 5}], CHANGE_SCHEMA))

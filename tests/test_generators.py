@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.ingest import generators as g
+from lakehouse.demo import generators as g
 
 TS = pa.timestamp("us", tz="UTC")
 

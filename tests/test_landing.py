@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse import LakehouseError
-from lakehouse.ingest import generators as g
+from lakehouse.demo import generators as g
+from lakehouse.demo.landing import SOURCES, add_drop, read_manifest, write_sources
 from lakehouse.ingest.files import ingest_folder
-from lakehouse.ingest.landing import SOURCES, add_drop, read_manifest, write_sources
 from tests.test_generators import replay
 from tests.test_ingest_files import per_line, same_rows, whole
 

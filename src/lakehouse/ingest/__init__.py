@@ -1,1 +1,1 @@
-"""Getting data into bronze: files, Kafka, HTTP, databases, and the demo's generators."""
+"""Getting data into bronze: files, Kafka, HTTP and databases."""

@@ -1,4 +1,4 @@
-"""Debezium change events into bronze change rows (the shape of ``postgres_cdc``).
+"""Debezium change events into bronze change rows (``change_rows``, as PostgreSQL capture).
 
 A message value is Debezium's envelope ``{before, after, op, source, ts_ms}``, bare or
 wrapped by Kafka Connect's JSON converter as ``{"schema": ..., "payload": {...}}``. A null
@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
+from lakehouse.ingest.change_rows import CHANGE_SCHEMA, change_row, change_table, qualified
 from lakehouse.ingest.debezium_order import (
     WIDTH,
     PositionError,
@@ -42,13 +43,7 @@ from lakehouse.ingest.debezium_order import (
     handled_nanos,
     position_key,
 )
-from lakehouse.ingest.postgres_cdc import (
-    CHANGE_SCHEMA,
-    change_table,
-    json_text,
-    lsn_text,
-    qualified,
-)
+from lakehouse.ingest.folder import FolderFile, folder_root, take_in_each
 from lakehouse.names import parse_table_name
 from lakehouse.tables.handles import open_delta
 
@@ -92,8 +87,8 @@ class Converted:
 
 
 def changes_from_messages(
-    values: list[bytes | str | None],
-    keys: list[bytes | str | None] | None = None,
+    values: Sequence[bytes | str | None],
+    keys: Sequence[bytes | str | None] | None = None,
     key_columns: KeyColumns | None = None,
     *,
     positions: list[int] | None = None,
@@ -116,8 +111,8 @@ def changes_from_messages(
 
 
 def convert_messages(
-    values: list[bytes | str | None],
-    keys: list[bytes | str | None] | None = None,
+    values: Sequence[bytes | str | None],
+    keys: Sequence[bytes | str | None] | None = None,
     key_columns: KeyColumns | None = None,
     *,
     positions: list[int] | None = None,
@@ -160,7 +155,7 @@ IDENTITY = ("table_name", "operation", "primary_key", "before", "after", "transa
 
 
 def quarantine_records(
-    values: list[bytes | str | None], bad: list[tuple[int, str]]
+    values: Sequence[bytes | str | None], bad: list[tuple[int, str]]
 ) -> list[dict[str, str]]:
     """The bad messages as ``<table>_quarantine`` rows: raw_payload and reason."""
     return [{"raw_payload": _as_text(values[i]), "reason": reason} for i, reason in bad]
@@ -239,20 +234,20 @@ def _change(
         columns = _columns_for(key_columns, table_name, source["table"])
         primary_key = _primary_key(key, columns, after if after is not None else before)
     lsn = _integer(source.get("lsn"))
-    row = {
-        "table_name": table_name,
-        "operation": operation,
-        "primary_key": json_text(primary_key) if primary_key is not None else None,
-        "before": json_text(before) if before is not None else None,
-        "after": json_text(after) if after is not None else None,
-        "sequence": None,  # set by the caller: the event's position
-        "changed_at": _changed_at(source, envelope),
-        "schema_name": _text(source.get("schema")),
-        "database_name": _text(source.get("db")),
-        "transaction_id": _transaction(source, envelope),
-        "lsn": lsn_text(lsn) if lsn is not None else None,
-        "unchanged_columns": json_text(unchanged) if unchanged else None,
-    }
+    row = change_row(
+        table_name,
+        operation,
+        primary_key=primary_key,
+        before=before,
+        after=after,
+        sequence=None,  # set by the caller: the event's position
+        changed_at=_changed_at(source, envelope),
+        schema_name=_text(source.get("schema")),
+        database_name=_text(source.get("db")),
+        transaction_id=_transaction(source, envelope),
+        lsn=lsn,
+        unchanged=unchanged,
+    )
     return _Change(row, op, source, handled_nanos(envelope, source))
 
 
@@ -437,26 +432,21 @@ def ingest_folder(
     file's change rows commit with a transaction identifier naming its content. Messages that
     are not change events go to ``<table>_quarantine`` with the reason. Messages number on
     from the table's last arrival number (for events without a log position)."""
-    from lakehouse.ingest.files import identify  # files named by content, as ingestion does
-
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(f"change events are ingested into bronze, not {name.layer}")
-    root = Path(folder)
-    if not root.is_dir():
-        raise LakehouseError(f"no folder {root} to ingest from", "check the path")
+    root = folder_root(folder)
     report = DebeziumReport(str(name))
     target = open_delta(lh, name)
     arrival = _next_arrival(lh, str(name), target)
     landed = target is not None  # the table exists: it may hold a file's events already
-    paths = sorted(p for p in root.rglob("*") if _is_events_file(p, root))
-    for path, txn, done, _same in identify(lh, name, paths):
-        if done:
-            report.files_skipped.append(str(path))
-            if on_file is not None:
-                on_file(path, 0)
-            continue
-        numbers, messages = _messages(path)
+
+    def skip(file: FolderFile) -> None:
+        report.files_skipped.append(str(file.path))
+
+    def land(file: FolderFile, read: tuple[list[str], list[bytes]]) -> int:
+        nonlocal arrival, landed
+        numbers, messages = read
         # Numbered on from the files landed before: their order of arrival, for events
         # without a log position.
         positions = list(range(arrival, arrival + len(messages)))
@@ -464,7 +454,7 @@ def ingest_folder(
         rows, bad = changes_from_messages(messages, None, key_columns, positions=positions)
         if landed:
             rows = as_landed_before(lh, str(name), rows)
-        source = str(path)
+        source = str(file.path)
         if bad:  # first, under the file's id too: a crash before the rows repeats neither
             quarantine = quarantine_records(messages, bad)
             for record, (i, _) in zip(quarantine, bad, strict=True):
@@ -474,19 +464,23 @@ def ingest_folder(
                 quarantine,
                 source_system=source_system,
                 source=source,
-                txn=txn,
+                txn=file.txn,
             )
             report.quarantined += 0 if written.skipped else len(quarantine)
         # Written even without rows: the file's id then marks it as done.
-        written = lh.write(str(name), rows, source_system=source_system, source=source, txn=txn)
+        written = lh.write(
+            str(name), rows, source_system=source_system, source=source, txn=file.txn
+        )
         landed = True
         if written.skipped:
             report.files_skipped.append(source)
-        else:
-            report.files_ingested.append(source)
-            report.changes += rows.num_rows
-        if on_file is not None:
-            on_file(path, 0 if written.skipped else rows.num_rows)
+            return 0
+        changes: int = rows.num_rows
+        report.files_ingested.append(source)
+        report.changes += changes
+        return changes
+
+    take_in_each(lh, name, root, EXTENSIONS, read=_messages, land=land, skip=skip, on_file=on_file)
     return report
 
 
@@ -564,8 +558,3 @@ def _messages(path: Path) -> tuple[list[str], list[bytes]]:
             return [f"item {i}" for i in range(1, len(items) + 1)], items
     lines = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
     return [f"line {n}" for n, _ in lines], [line for _, line in lines]
-
-
-def _is_events_file(path: Path, root: Path) -> bool:
-    hidden = any(part.startswith(("_", ".")) for part in path.relative_to(root).parts)
-    return path.is_file() and not hidden and path.suffix.lower() in EXTENSIONS

@@ -76,7 +76,7 @@ def handled_nanos(envelope: dict[str, Any], source: dict[str, Any]) -> int | Non
     the source's commit time when it is not 0 (snapshots and some versions write 0)."""
     for block in (envelope, source):
         for field, scale in (("ts_ns", 1), ("ts_us", 1_000), ("ts_ms", 1_000_000)):
-            value = _number(block.get(field), field, required=False)
+            value = _maybe_number(block.get(field))
             if value:  # None, or 0: not a time
                 return value * scale
     return None
@@ -142,19 +142,24 @@ def _last_of_sequence(value: Any) -> Any:
     return items[-1]
 
 
-def _number(value: Any, field: str, *, required: bool = True) -> Any:
-    """A non-negative integer, also written as text ("1081"); None stays None."""
+def _number(value: Any, field: str) -> int:
+    """A non-negative integer, also written as text ("1081")."""
     if value is None:
-        if required:
-            raise PositionError(f"source.{field} is missing")
-        return None
+        raise PositionError(f"source.{field} is missing")
+    found = _maybe_number(value)
+    if found is None:
+        raise PositionError(f"source.{field} {value!r} is not a non-negative integer")
+    return found
+
+
+def _maybe_number(value: Any) -> int | None:
+    """A non-negative integer, also written as text ("1081"); None for anything else (a
+    time that is no number orders nothing)."""
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if not required:
-        return None  # a time that is no number orders nothing
-    raise PositionError(f"source.{field} {value!r} is not a non-negative integer")
+    return None
 
 
 def _digits(number: int, width: int) -> str:

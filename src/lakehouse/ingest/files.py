@@ -1,15 +1,11 @@
 """Files into bronze, each exactly once: CSV, JSON lines, JSON and Parquet from a folder.
 
-A file's rows commit together with a Delta transaction identifier naming the file's
-content (``identity``: its SHA-256 and size), so a file is in the table exactly when its
-identifier is, whatever crashed when, and wherever the file lies: a moved or copied folder
-brings nothing new, a file whose content changed is new, and identical files under two
-names are one file's content, ingested once (the first name in path order). Rows carry the
-bronze metadata columns (``_source`` is the file). New columns are added to the table;
-a value that does not fit its column's type is kept, as JSON, in ``_rescued_data``; a
-record that cannot be read at all goes to ``<table>_quarantine`` with its raw text and
-the reason. Files and folders whose names start with ``_`` or ``.`` are not data (markers,
-manifests, files still being written) and are left alone.
+Each file is taken in once, by its content, as ``folder`` takes a folder's files in (a
+moved or copied folder brings nothing new; files and folders whose names start with ``_``
+or ``.`` are left alone). Rows carry the bronze metadata columns (``_source`` is the
+file). New columns are added to the table; a value that does not fit its column's type is
+kept, as JSON, in ``_rescued_data``; a record that cannot be read at all goes to
+``<table>_quarantine`` with its raw text and the reason.
 
 CSV and Parquet files are read whole into Arrow; JSON lines files as ``jsonlines`` reads
 them (whole where it can, line by line where single values must be rescued). The next file
@@ -20,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +24,8 @@ import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import identity, jsonlines
+from lakehouse.ingest.folder import FolderFile, folder_root, recognise, take_in_each
+from lakehouse.ingest.folder import is_data as _is_data  # noqa: F401 - pipeline.plan's
 from lakehouse.names import TableName, parse_table_name
 from lakehouse.tables.handles import open_delta
 
@@ -40,6 +37,8 @@ FORMATS[".parquet"] = "parquet"
 RESCUED = jsonlines.RESCUED
 SAMPLE = 5  # unreadable records kept in the report, for quality results
 SAMPLE_TEXT = 200  # characters of a sampled record's raw text
+# A file as read: JSON lines parsed, or the records (a table, or rows) and the bad ones.
+FileRead = jsonlines.Parsed | tuple[pa.Table | list[dict[str, Any]], list[dict[str, Any]]]
 
 
 def _csv_nulls() -> Any:
@@ -88,104 +87,37 @@ def ingest_folder(
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(f"files are ingested into bronze, not {name.layer}")
-    root = Path(folder)
-    if not root.is_dir():
-        raise LakehouseError(f"no folder {root} to ingest from", "check the path")
+    root = folder_root(folder)
     report = IngestReport(str(name))
-    paths = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and _is_data(p, root) and p.suffix.lower() in FORMATS
-    )
-    files = []
-    for path, txn, done, same in identify(lh, name, paths):
-        if same is not None:
-            report.duplicates[str(path)] = str(same)
-        files.append((path, FORMATS[path.suffix.lower()], txn, done))
+
+    def skip(file: FolderFile) -> None:
+        if file.same is not None:
+            report.duplicates[str(file.path)] = str(file.same)
+        report.files_skipped.append(str(file.path))
+
+    def land(file: FolderFile, read: FileRead) -> int:
+        rows_before = report.rows
+        _ingest_file(lh, name, file.path, file.txn, read, source_system, report, options or {})
+        return report.rows - rows_before
+
     # The next file is read while this one is written (reading does not depend on the
     # table; shaping the rows to the table's schema waits for the write before).
-    upcoming = iter([(path, fmt) for path, fmt, _, done in files if not done])
-    reads: dict[Path, Future[Any]] = {}
-    with ThreadPoolExecutor(max_workers=1) as reader:
-
-        def read_ahead() -> None:
-            following = next(upcoming, None)
-            if following is not None:
-                reads[following[0]] = reader.submit(_read_file, *following)
-
-        read_ahead()
-        for path, _fmt, txn, done in files:
-            rows_before = report.rows
-            if done:
-                report.files_skipped.append(str(path))
-            else:
-                read = reads.pop(path).result()
-                read_ahead()
-                _ingest_file(lh, name, path, txn, read, source_system, report, options or {})
-            if on_file is not None:
-                on_file(path, report.rows - rows_before)
+    take_in_each(
+        lh,
+        name,
+        root,
+        FORMATS,
+        read=_read_file,
+        land=land,
+        skip=skip,
+        on_file=on_file,
+        read_ahead=True,
+    )
     return report
 
 
-def identify(
-    lh: Lakehouse, name: TableName, paths: list[Path]
-) -> list[tuple[Path, tuple[str, int], bool, Path | None]]:
-    """Each file's transaction identifier, whether the table holds it, and the earlier
-    file of ``paths`` with the same content (then it counts as held: one content is
-    ingested once). Files the table holds under the path identifiers of tables written
-    before content identifiers get their content identifiers committed, so they stay
-    recognised after a move."""
-    # One look at the log for the whole folder. It may be stale if another loader runs at
-    # the same time; the write itself re-checks the file's transaction id on the newest
-    # version (and Delta refuses two commits of one id), so no file lands twice.
-    target = open_delta(lh, name)
-    ids = identity.content_ids(paths, lh.root if lh.local else None)
-    names: dict[str, list[Path]] = {}
-    for path, content in zip(paths, ids, strict=True):
-        names.setdefault(content, []).append(path)
-    held: dict[str, bool] = {}
-    migrated: list[tuple[str, int]] = []
-    for content, where in names.items():
-        held[content], marks = _recognise(target, where, content)
-        migrated += marks
-    if migrated:
-        lh.write(str(name), pa.table({}), evolve=True, txn=migrated)
-    found = []
-    for path, content in zip(paths, ids, strict=True):
-        same = names[content][0]
-        if same != path:
-            found.append((path, (content, 1), True, same))
-        else:
-            found.append((path, (content, 1), held[content], None))
-    return found
-
-
-def _held(target: Any, app_id: str) -> bool:
-    """Whether the table holds a file's identifier (a restore resets one to -1)."""
-    done = target.transaction_version(app_id)
-    return done is not None and done >= 1
-
-
-def _recognise(
-    target: Any, paths: list[Path], content: str
-) -> tuple[bool, list[tuple[str, int]]]:
-    """Whether the table holds the content, and the identifiers to commit when it was
-    recognised by the path identifier (of one of the ``paths`` holding it) that tables
-    written before content identifiers gave a file."""
-    if target is None:
-        return False, []
-    if _held(target, content):
-        return True, []
-    marks = []
-    for path in paths:
-        old = identity.path_id(path)
-        mark = identity.legacy_mark(old)
-        if _held(target, old) and not _held(target, mark):
-            marks.append((mark, 1))
-    return (True, [(content, 1), *marks]) if marks else (False, [])
-
-
-def _read_file(path: Path, fmt: str) -> jsonlines.Parsed | tuple[pa.Table | list[dict], list]:
+def _read_file(path: Path) -> FileRead:
+    fmt = FORMATS[path.suffix.lower()]
     if fmt == "jsonl":
         return jsonlines.parse(pa.memory_map(str(path)).read_buffer())
     return _read(path, fmt)
@@ -196,7 +128,7 @@ def _ingest_file(
     name: TableName,
     path: Path,
     txn: tuple[str, int],
-    read: jsonlines.Parsed | tuple[pa.Table | list[dict], list[dict]],
+    read: FileRead,
     source_system: str | None,
     report: IngestReport,
     options: dict[str, Any],
@@ -211,7 +143,7 @@ def _ingest_file(
     fresh = True
     if bad:  # its own transaction id makes a re-run after a crash skip it
         quarantine = f"{name}_quarantine"
-        done, marks = _recognise(open_delta(lh, parse_table_name(quarantine)), [path], txn[0])
+        done, marks = recognise(open_delta(lh, parse_table_name(quarantine)), [path], txn[0])
         if done:
             fresh = False
             if marks:
@@ -255,13 +187,7 @@ def _ingest_file(
     report.rows += data.num_rows
 
 
-def _is_data(path: Path, root: Path) -> bool:
-    """Not a marker, manifest or file being written: no part of its path under the folder
-    starts with ``_`` or ``.``."""
-    return not any(part.startswith(("_", ".")) for part in path.relative_to(root).parts)
-
-
-def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict], list[dict]]:
+def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict[str, Any]], list[dict[str, Any]]]:
     """The file's records, and the ones that could not be read, with the reason."""
     if fmt == "parquet":
         import pyarrow.parquet as pq

@@ -25,6 +25,7 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 PREFIX = "file:sha256:"
 CACHE = Path("_ingest") / "file_ids.sqlite"
@@ -109,10 +110,10 @@ def _open(path: Path) -> sqlite3.Connection | None:
         return None
 
 
-def _lookup(cache: sqlite3.Connection | None, paths: list[str]) -> dict[str, tuple]:
+def _lookup(cache: sqlite3.Connection | None, paths: list[str]) -> dict[str, tuple[Any, ...]]:
     if cache is None or not paths:
         return {}
-    found: dict[str, tuple] = {}
+    found: dict[str, tuple[Any, ...]] = {}  # size, mtime_ns, ctime_ns, inode, id
     try:
         for start in range(0, len(paths), 500):
             part = paths[start : start + 500]
@@ -127,7 +128,9 @@ def _lookup(cache: sqlite3.Connection | None, paths: list[str]) -> dict[str, tup
     return found
 
 
-def _store(cache: sqlite3.Connection | None, rows: list[tuple]) -> None:
+def _store(
+    cache: sqlite3.Connection | None, rows: list[tuple[str, int, int, int, int, str | None]]
+) -> None:
     if cache is None or not rows:
         return
     try:

@@ -41,7 +41,7 @@ class Parsed:
     """Lines read, not yet shaped for a table (see ``shape``)."""
 
     data: pa.Buffer  # the lines a parser may read (refused lines left blank)
-    rows: pa.Table | list[dict] | None  # None: not read yet (whole reading gave up)
+    rows: pa.Table | list[dict[str, Any]] | None  # None: not read yet (whole reading gave up)
     bad: list[BadLine]
     refused: list[BadLine] = field(default_factory=list)  # nested too deeply to parse
 
@@ -154,9 +154,9 @@ def _reason(line: bytes) -> str | None:
     return None if isinstance(record, dict) else "not a JSON object"
 
 
-def per_line(text: bytes) -> tuple[list[dict], list[BadLine]]:
+def per_line(text: bytes) -> tuple[list[dict[str, Any]], list[BadLine]]:
     """Each line parsed by Python; empty lines are skipped."""
-    good: list[dict] = []
+    good: list[dict[str, Any]] = []
     bad: list[BadLine] = []
     for index, line in enumerate(text.splitlines()):
         if not line.strip():
@@ -258,7 +258,7 @@ def _as_text(columns: tuple[str, ...]) -> Any:
 
 
 def _is_time(t: pa.DataType) -> bool:
-    return pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t)
+    return bool(pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t))
 
 
 def _unlike_python(column: pa.ChunkedArray) -> bool:
@@ -367,7 +367,7 @@ def fit_arrow(
 
 
 def fit_rows(
-    lh: Lakehouse, table: str, rows: pa.Table | list[dict], schema: Any = LOOK
+    lh: Lakehouse, table: str, rows: pa.Table | list[dict[str, Any]], schema: Any = LOOK
 ) -> tuple[pa.Table, int]:
     """Rows shaped for the table: a value its column's type cannot hold is moved to
     ``_rescued_data`` (JSON of column: value) and the column left null. A column the table

@@ -1,33 +1,30 @@
 """PostgreSQL change data capture into bronze, exactly once, from a logical replication slot.
 
 The slot is read with SQL (``pg_logical_slot_peek_binary_changes``) through the built-in
-``pgoutput`` plugin, whose binary messages are decoded here. Each batch of whole
+``pgoutput`` plugin, whose binary messages ``pgoutput`` decodes. Each batch of whole
 transactions is written to the bronze table together with a Delta transaction identifier
 (``pg:<database>:<slot>``, the end LSN of the batch's last commit); only then is the slot
 advanced past it. A capture that starts reads the identifier back and skips what the table
 holds already, so a crash anywhere (before the commit, between the commit and the advance)
 neither loses nor duplicates a change.
 
-Change rows have one shape for every source (``CHANGE_SCHEMA``), that of the demo's
-``bronze.cdc_changes``, so a pipeline's ``kind: cdc`` datasets apply them unchanged.
+Change rows have one shape for every source (``change_rows.CHANGE_SCHEMA``), that of the
+demo's ``bronze.cdc_changes``, so a pipeline's ``kind: cdc`` datasets apply them unchanged.
 """
 
 from __future__ import annotations
 
 import codecs
-import json
 import re
-import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from lakehouse.errors import LakehouseError, TableNotFoundError
+from lakehouse.ingest.change_rows import change_table, lsn_number, lsn_text
+from lakehouse.ingest.pgoutput import Transaction, decode
 from lakehouse.names import TableName, parse_table_name
 from lakehouse.quoting import ident
 
@@ -35,285 +32,6 @@ if TYPE_CHECKING:
     import psycopg
 
     from lakehouse.warehouse import Lakehouse
-
-# -- the change rows, both sources -------------------------------------------------------------
-CHANGE_SCHEMA = pa.schema(
-    [
-        ("table_name", pa.string()),  # "customers", schema-qualified unless public
-        ("operation", pa.string()),  # insert, update, delete, truncate
-        ("primary_key", pa.string()),  # JSON object of the key columns: {"id": 5}
-        ("before", pa.string()),  # JSON object of the row before the change, or null
-        ("after", pa.string()),  # JSON object of the row after the change, or null
-        ("sequence", pa.int64()),  # orders the changes of a key: the change's LSN (text
-        # for Debezium events, whose positions do not fit one number: debezium_order)
-        ("changed_at", pa.string()),  # ISO 8601 commit time
-        ("schema_name", pa.string()),
-        ("database_name", pa.string()),
-        ("transaction_id", pa.string()),
-        ("lsn", pa.string()),  # the change's LSN as PostgreSQL writes it: 0/16B3748
-        ("unchanged_columns", pa.string()),  # JSON array of columns absent from after
-    ]
-)
-
-
-def change_table(rows: list[dict[str, Any]], schema: pa.Schema = CHANGE_SCHEMA) -> pa.Table:
-    """Change rows as Arrow, in ``CHANGE_SCHEMA`` (columns a row lacks are null), or in
-    another source's variant of it (Debezium's sequence is text)."""
-    return pa.Table.from_pylist(rows, schema=schema)
-
-
-def json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def qualified(schema: str | None, table: str) -> str:
-    """The table_name of a change: the table, prefixed by its schema unless that is public."""
-    return table if schema in (None, "", "public") else f"{schema}.{table}"
-
-
-def lsn_text(lsn: int) -> str:
-    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
-
-
-def lsn_number(text: str) -> int:
-    high, _, low = text.partition("/")
-    return (int(high, 16) << 32) | int(low, 16)
-
-
-# -- pgoutput messages (protocol version 1) -----------------------------------------------------
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-@dataclass
-class Column:
-    name: str
-    type_oid: int
-    is_key: bool
-
-
-@dataclass
-class Relation:
-    oid: int
-    schema: str
-    name: str
-    identity: str  # d default, f full, i index, n nothing
-    columns: list[Column]
-    keys: list[str] = field(default_factory=list)  # the replica identity's (or primary) key
-
-
-@dataclass
-class Transaction:
-    xid: int
-    commit_time: datetime
-    end_lsn: int = 0  # where the commit record ends: the slot moves here once it is stored
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    truncated: list[str] = field(default_factory=list)
-
-
-class _Message:
-    """A cursor over one binary message (network byte order, C strings; text in the
-    database's encoding, which SQL-read messages are not converted from)."""
-
-    def __init__(self, data: bytes, codec: str) -> None:
-        self.data = data
-        self.codec = codec
-        self.at = 0
-
-    def take(self, fmt: str) -> Any:
-        value = struct.unpack_from("!" + fmt, self.data, self.at)[0]
-        self.at += struct.calcsize(fmt)
-        return value
-
-    def text(self) -> str:
-        end = self.data.index(b"\0", self.at)
-        value = self.data[self.at : end].decode(self.codec, "replace")
-        self.at = end + 1
-        return value
-
-    def tuple(self) -> list[tuple[str, str | None]]:
-        """TupleData: per column n (null), u (unchanged TOASTed value, not sent) or t."""
-        values: list[tuple[str, str | None]] = []
-        for _ in range(self.take("h")):
-            kind = chr(self.take("B"))
-            if kind == "t":
-                size = self.take("i")
-                values.append((kind, self.data[self.at : self.at + size].decode(self.codec)))
-                self.at += size
-            elif kind in "nu":
-                values.append((kind, None))
-            else:  # 'b' (binary) is only sent when asked for
-                raise LakehouseError(f"pgoutput sent a column in an unknown format {kind!r}")
-        return values
-
-
-def decode(
-    messages: list[tuple[int, bytes]],
-    database: str,
-    primary_key: Callable[[int], list[str]],
-    codec: str = "utf-8",
-) -> list[Transaction]:
-    """The complete transactions among pgoutput messages (change LSN, message), in commit
-    order, with their change rows. ``primary_key(oid)`` names a table's primary key columns
-    (needed for REPLICA IDENTITY FULL tables, whose every column is flagged as key);
-    ``codec`` is the database's encoding."""
-    relations: dict[int, Relation] = {}
-    done: list[Transaction] = []
-    current: Transaction | None = None
-    for lsn, data in messages:
-        m = _Message(data, codec)
-        kind = chr(m.take("B"))
-        if kind == "B":
-            m.take("Q")  # the commit's LSN, given again by the commit message
-            micros, xid = m.take("q"), m.take("I")
-            current = Transaction(xid, PG_EPOCH + timedelta(microseconds=micros))
-        elif kind == "C":
-            m.take("B")
-            m.take("Q")
-            end_lsn = m.take("Q")
-            if current is not None:
-                current.end_lsn = end_lsn
-                done.append(current)
-            current = None
-        elif kind == "R":
-            relation = _relation(m)
-            if relation.identity == "f":
-                relation.keys = primary_key(relation.oid) or [c.name for c in relation.columns]
-            else:
-                relation.keys = [c.name for c in relation.columns if c.is_key]
-            relations[relation.oid] = relation
-        elif kind in "IUD" and current is not None:
-            relation = relations[m.take("I")]
-            current.rows += _changes(kind, m, relation, lsn, current, database)
-        elif kind == "T" and current is not None:
-            count = m.take("i")
-            m.take("B")  # CASCADE / RESTART IDENTITY: the rows are gone either way
-            for _ in range(count):
-                relation = relations[m.take("I")]
-                current.truncated.append(qualified(relation.schema, relation.name))
-                current.rows.append(_row(relation, "truncate", None, None, lsn, current, database))
-        # Y (type), O (origin) and M (message) carry nothing a change row needs.
-    return done
-
-
-def _relation(m: _Message) -> Relation:
-    oid = m.take("I")
-    schema, name = m.text() or "pg_catalog", m.text()
-    identity = chr(m.take("B"))
-    columns = []
-    for _ in range(m.take("h")):
-        flags = m.take("B")
-        column = m.text()
-        type_oid = m.take("I")
-        m.take("i")  # type modifier
-        columns.append(Column(column, type_oid, bool(flags & 1)))
-    return Relation(oid, schema, name, identity, columns)
-
-
-def _changes(
-    kind: str, m: _Message, relation: Relation, lsn: int, txn: Transaction, database: str
-) -> list[dict[str, Any]]:
-    old: dict[str, Any] | None = None
-    new: dict[str, Any] | None = None
-    unchanged: list[str] = []
-    marker = chr(m.take("B"))
-    if marker in "KO":  # the old row: its key columns only (K), or all of it (O)
-        old, _ = _image(relation, m.tuple(), key_only=marker == "K")
-        marker = chr(m.take("B")) if m.at < len(m.data) else ""  # a delete ends here
-    if marker == "N":
-        new, unchanged = _image(relation, m.tuple())
-    if kind == "I":
-        return [_row(relation, "insert", None, new, lsn, txn, database)]
-    if kind == "D":
-        return [_row(relation, "delete", old, None, lsn, txn, database)]
-    assert new is not None
-    if old is not None and unchanged:  # a full old row holds what the new one left out
-        known = {**old, **new}
-        new = {c.name: known[c.name] for c in relation.columns if c.name in known}
-        unchanged = [c for c in unchanged if c not in old]
-    if old is not None and _key(relation, old) != _key(relation, new):
-        # The key itself changed: the old key's row is gone and a new key's row appears.
-        return [
-            _row(relation, "delete", old, None, lsn, txn, database),
-            _row(relation, "insert", None, new, lsn, txn, database, unchanged),
-        ]
-    return [_row(relation, "update", old, new, lsn, txn, database, unchanged)]
-
-
-def _image(
-    relation: Relation, values: list[tuple[str, str | None]], key_only: bool = False
-) -> tuple[dict[str, Any], list[str]]:
-    """A row image as JSON-ready values, and the columns left out because PostgreSQL did
-    not send their (unchanged, TOASTed) values."""
-    image: dict[str, Any] = {}
-    unchanged: list[str] = []
-    for column, (kind, text) in zip(relation.columns, values, strict=True):
-        if key_only and column.name not in relation.keys:
-            continue
-        if kind == "u":
-            unchanged.append(column.name)
-        else:
-            image[column.name] = None if text is None else json_value(column.type_oid, text)
-    return image, unchanged
-
-
-def _key(relation: Relation, image: dict[str, Any]) -> dict[str, Any]:
-    return {k: image.get(k) for k in relation.keys}
-
-
-def _row(
-    relation: Relation,
-    operation: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-    lsn: int,
-    txn: Transaction,
-    database: str,
-    unchanged: list[str] | None = None,
-) -> dict[str, Any]:
-    image = after if after is not None else before
-    return {
-        "table_name": qualified(relation.schema, relation.name),
-        "operation": operation,
-        "primary_key": json_text(_key(relation, image))
-        if image is not None and relation.keys
-        else None,
-        "before": json_text(before) if before is not None else None,
-        "after": json_text(after) if after is not None else None,
-        "sequence": lsn,
-        "changed_at": txn.commit_time.isoformat(),
-        "schema_name": relation.schema,
-        "database_name": database,
-        "transaction_id": str(txn.xid),
-        "lsn": lsn_text(lsn),
-        "unchanged_columns": json_text(unchanged) if unchanged else None,
-    }
-
-
-# -- values: PostgreSQL's text output as JSON ----------------------------------------------------
-INTEGERS = {20, 21, 23, 26}  # int8, int2, int4, oid
-FLOATS = {700, 701}
-BOOL, TIMESTAMP, TIMESTAMPTZ, JSON, JSONB = 16, 1114, 1184, 114, 3802
-_OFFSET = re.compile(r"([+-]\d\d)$")
-
-
-def json_value(type_oid: int, text: str) -> Any:
-    """A column's text (as the server writes it with DateStyle ISO, TimeZone UTC) as a JSON
-    value: integers and floats as numbers, booleans as true/false, json/jsonb as their JSON
-    value, timestamps as ISO 8601 text; numeric (exact) and everything else as the text."""
-    if type_oid in INTEGERS:
-        return int(text)
-    if type_oid in FLOATS:
-        number = float(text)
-        return number if number - number == 0 else text  # NaN, Infinity are not JSON numbers
-    if type_oid == BOOL:
-        return text == "t"
-    if type_oid in (JSON, JSONB):
-        return json.loads(text)
-    if type_oid in (TIMESTAMP, TIMESTAMPTZ) and text[:1].isdigit() and not text.endswith("BC"):
-        iso = text.replace(" ", "T", 1)
-        return _OFFSET.sub(r"\1:00", iso) if type_oid == TIMESTAMPTZ else iso
-    return text
-
 
 # -- the database ------------------------------------------------------------------------------
 class CaptureError(LakehouseError):

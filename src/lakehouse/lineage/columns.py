@@ -255,9 +255,10 @@ def _carried_sources(scope: Scope, side: exp.Expr, resolver: _Resolver) -> set[t
 def _safely(fn: Any, *args: Any) -> list[Any]:
     """What ``fn`` finds, or nothing when an odd corner of a query trips it up."""
     try:
-        return fn(*args)
+        found: list[Any] = fn(*args)
     except Exception:  # noqa: BLE001 - lineage is best effort, never a failure
         return []
+    return found
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -284,12 +285,13 @@ def _qualified(sql: str, tree: exp.Expr, schemas: dict[str, list[str]]) -> exp.E
         if table and columns:
             mapping.setdefault(layer, {})[table] = {c: "UNKNOWN" for c in columns}
     known = {name for name, columns in schemas.items() if columns}
+    schema: dict[str, object] | None = dict(mapping) if mapping else None
 
     def run(candidate: exp.Expr, lenient: bool) -> exp.Expr:
         return qualify(
             candidate,
             dialect=DIALECT,
-            schema=mapping or None,
+            schema=schema,
             allow_partial_qualification=lenient,
             validate_qualify_columns=False,
             identify=False,
@@ -389,12 +391,12 @@ def _indirect_columns(scope: Scope) -> Iterator[tuple[str, Scope, exp.Column]]:
             yield kind, scope, column
     # Subqueries in WHERE / HAVING / QUALIFY / ON: what they select filters the rows.
     for sub in scope.subquery_scopes:
-        kind = _enclosing_clause(sub.expression, query)
-        if kind is None:
+        enclosing = _enclosing_clause(sub.expression, query)
+        if enclosing is None:
             continue
         for select in _selects(sub):
             for column in _own_columns(select):
-                yield kind, sub, column
+                yield enclosing, sub, column
 
 
 def _enclosing_clause(node: exp.Expr, query: exp.Select) -> str | None:
@@ -572,8 +574,8 @@ class _Resolver:
             return [(table, name, IDENTITY)]
         # UNNEST / table function: its value is computed from the columns it is given.
         found: list[Source] = []
-        for inner in _own_columns(source):
-            for table, col, transform in self.column(scope, inner, depth + 1):
+        for given in _own_columns(source):
+            for table, col, transform in self.column(scope, given, depth + 1):
                 found.append((table, col, _stronger(EXPRESSION, transform)))
         return _unique(found)
 

@@ -173,7 +173,8 @@ def _event(
 def _operation(rows: list[dict[str, Any]]) -> str:
     # Definition edges describe the job as it is now; a run's edges may be older.
     definition = [r["operation"] for r in rows if r["run_id"] is None]
-    return (definition or [rows[-1]["operation"]])[0]
+    operation: str = (definition or [rows[-1]["operation"]])[0]
+    return operation
 
 
 def _run_uuid(job: str, target: str, run_id: str | None, recorded: datetime) -> str:

@@ -1,10 +1,6 @@
-"""The demo's live user-event producer, and topic creation.
+"""The demo's live user events sent to Kafka, and topic creation.
 
-Events are made as they happen: login, click, purchase and logout, on pages such as
-/home, /products and /cart, from web or mobile. The user base grows from about 100 users
-by one every few seconds, and about 80% of the events come from the active fifth of it.
-Event times are the time of making, a few seconds out of order; ``late_share`` of the
-events are sent minutes late, as a phone coming back online would send them. Each
+The events are made by ``lakehouse.demo.live_events.UserEvents`` as they happen. Each
 message's key is its user, so one user's events keep their order in one partition.
 """
 
@@ -12,20 +8,23 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
 
+from lakehouse.demo.live_events import UserEvents
 from lakehouse.errors import LakehouseError
-from lakehouse.ingest.generators import USER_EVENT_PAGES, USER_EVENT_TYPES, USER_EVENT_WEIGHTS
+
+__all__ = ["UserEvents", "ensure_topic", "produce"]
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int = 3, timeout: float = 15) -> None:
     """Create ``topic`` with ``partitions`` partitions unless it exists."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+
+    # NewTopic is confluent_kafka.admin's documented name, re-exported there without the
+    # explicit re-export its stubs would need.
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _logger()})
     try:
@@ -43,60 +42,6 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int = 3, timeout: float
     except KafkaException as exc:
         if "already exists" not in str(exc).lower():
             raise LakehouseError(f"cannot create topic {topic}: {exc}") from exc
-
-
-@dataclass
-class UserEvents:
-    """A live source of user events (see the module's docstring)."""
-
-    seed: int = 17
-    initial_users: int = 100
-    users_per_minute: float = 12.0
-    active_share: float = 0.8
-    disorder_seconds: float = 5.0
-    late_share: float = 0.0
-    late_minutes: tuple[float, float] = (3.0, 10.0)
-
-    def __post_init__(self) -> None:
-        self.rng = np.random.default_rng(self.seed)
-        self.started = time.time()
-        self.made = 0
-
-    def make(self, n: int, now: float | None = None) -> list[dict[str, Any]]:
-        now = time.time() if now is None else now
-        rng = self.rng
-        base = self.initial_users + int(self.users_per_minute * (now - self.started) / 60)
-        active = max(1, base // 5)
-        from_active = rng.random(n) < self.active_share
-        which = rng.random(n)
-        quiet = active + 1 + (which * max(1, base - active)).astype(np.int64)
-        users = np.where(from_active, 1 + (which * active).astype(np.int64), quiet)
-        kinds = rng.choice(len(USER_EVENT_TYPES), n, p=USER_EVENT_WEIGHTS)
-        pages = rng.integers(0, len(USER_EVENT_PAGES), n)
-        web = rng.random(n) < 0.55
-        lag = rng.random(n) * self.disorder_seconds
-        late = rng.random(n) < self.late_share
-        low, high = self.late_minutes
-        lag[late] = 60 * (low + rng.random(int(late.sum())) * (high - low))
-        amounts = np.round(rng.gamma(2.0, 30.0, n), 2)
-        events = []
-        for i in range(n):
-            kind = USER_EVENT_TYPES[kinds[i]]
-            purchase = kind == "purchase"
-            at = now - lag[i]
-            events.append(
-                {
-                    "event_id": f"live{self.seed}-{self.made + i:010d}",
-                    "user_id": int(users[i]),
-                    "event_type": kind,
-                    "page": "/checkout" if purchase else USER_EVENT_PAGES[pages[i]],
-                    "source": "web" if web[i] else "mobile",
-                    "amount": float(amounts[i]) if purchase else None,
-                    "event_time": _iso(at),
-                }
-            )
-        self.made += n
-        return events
 
 
 def produce(
@@ -158,12 +103,6 @@ def produce(
     finally:
         producer.flush(30)
     return sent
-
-
-def _iso(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + (
-        f".{int(seconds % 1 * 1_000_000):06d}+00:00"
-    )
 
 
 def _logger() -> Any:

@@ -157,7 +157,8 @@ class Windows:
         gap = self._bronze_rows_after(held, bronze_marks)
         self.newest_us = self._stored(self.newest_mark)
         self.apply(gap, bronze_marks)
-        return gap.num_rows
+        applied: int = gap.num_rows
+        return applied
 
     def create_views(self) -> None:
         """The views that read each aggregate by its name."""

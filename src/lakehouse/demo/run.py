@@ -1,4 +1,4 @@
-"""The demo: the example platform end to end (SPEC section 11).
+"""``lakehouse demo``: the example platform end to end (SPEC section 11).
 
 It writes the four sources as files into ``<warehouse>/landing`` (once; a second demo keeps
 them, so it builds the same tables), runs the ``pipelines/demo`` pipeline over them, and
@@ -11,12 +11,16 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table as RichTable
 
 from lakehouse.errors import LakehouseError
 from lakehouse.warehouse import Lakehouse
+
+if TYPE_CHECKING:
+    from lakehouse.pipeline import Pipeline, RunReport
 
 LAYER_ORDER = ("bronze", "silver", "gold")
 
@@ -26,7 +30,7 @@ def demo_pipeline_folder() -> Path:
     here = Path("pipelines/demo")
     if (here / "pipeline.yml").exists():
         return here
-    bundled = Path(__file__).resolve().parents[2] / "pipelines" / "demo"
+    bundled = Path(__file__).resolve().parents[3] / "pipelines" / "demo"
     if (bundled / "pipeline.yml").exists():
         return bundled
     raise LakehouseError(
@@ -42,7 +46,7 @@ def run_demo(
     console: Console | None = None,
     pipeline_folder: Path | None = None,
 ) -> None:
-    from lakehouse.ingest.landing import write_sources
+    from lakehouse.demo.landing import write_sources
     from lakehouse.pipeline import load_pipeline
     from lakehouse.pipeline.commands import run_with_progress
 
@@ -68,7 +72,7 @@ def run_demo(
     _summary(lh, pipeline, report, console, time.perf_counter() - started)
 
 
-def _reset(lh: Lakehouse, pipeline, landing: Path) -> None:
+def _reset(lh: Lakehouse, pipeline: Pipeline, landing: Path) -> None:
     names = set(lh.catalog.names())
     for ds in pipeline.datasets.values():
         for table in (ds.name, ds.quarantine):
@@ -77,7 +81,9 @@ def _reset(lh: Lakehouse, pipeline, landing: Path) -> None:
     shutil.rmtree(landing, ignore_errors=True)
 
 
-def _summary(lh: Lakehouse, pipeline, report, console: Console, seconds: float) -> None:
+def _summary(
+    lh: Lakehouse, pipeline: Pipeline, report: RunReport, console: Console, seconds: float
+) -> None:
     from lakehouse.pipeline.quality_report import result_status
 
     grid = RichTable(title="tables built", header_style="bold cyan")

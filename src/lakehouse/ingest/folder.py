@@ -1,0 +1,185 @@
+"""A folder as a source of bronze rows: each file taken in exactly once.
+
+A file's rows commit together with a Delta transaction identifier naming the file's
+content (``identity``: its SHA-256 and size), so a file is in the table exactly when its
+identifier is, whatever crashed when, and wherever the file lies: a moved or copied folder
+brings nothing new, a file whose content changed is new, and identical files under two
+names are one file's content, taken in once (the first name in path order). Files and
+folders whose names start with ``_`` or ``.`` are not data (markers, manifests, files
+still being written) and are left alone.
+
+``take_in_each`` is the loop every folder source runs (data files: ``files``; Debezium
+events: ``debezium``): it lists the folder, tells the files the table holds from the new
+ones, and hands each new file, with the identifier to commit it under, to the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import pyarrow as pa
+
+from lakehouse.errors import LakehouseError
+from lakehouse.ingest import identity
+from lakehouse.names import TableName
+from lakehouse.tables.writer import open_delta
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+    from lakehouse.warehouse import Lakehouse
+
+Read = TypeVar("Read")
+
+
+@dataclass(frozen=True)
+class FolderFile:
+    """A file of the folder: the transaction identifier its rows commit with, whether the
+    table holds it already, and the earlier file with the same content (it then counts as
+    held: one content is taken in once)."""
+
+    path: Path
+    txn: tuple[str, int]
+    done: bool
+    same: Path | None = None
+
+
+def folder_root(folder: str | Path) -> Path:
+    """The folder to take files in from, which has to exist."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise LakehouseError(f"no folder {root} to ingest from", "check the path")
+    return root
+
+
+def is_data(path: Path, root: Path) -> bool:
+    """Not a marker, manifest or file being written: no part of its path under the folder
+    starts with ``_`` or ``.``."""
+    return not any(part.startswith(("_", ".")) for part in path.relative_to(root).parts)
+
+
+def data_files(root: Path, suffixes: Collection[str]) -> list[Path]:
+    """The data files under ``root`` whose (lower-cased) suffix is one of ``suffixes``,
+    in path order."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and is_data(p, root) and p.suffix.lower() in suffixes
+    )
+
+
+def take_in_each(
+    lh: Lakehouse,
+    name: TableName,
+    root: Path,
+    suffixes: Collection[str],
+    *,
+    read: Callable[[Path], Read],
+    land: Callable[[FolderFile, Read], int],
+    skip: Callable[[FolderFile], None],
+    on_file: Callable[[Path, int], None] | None = None,
+    read_ahead: bool = False,
+) -> None:
+    """Each data file under ``root`` (see ``data_files``), in path order: one the table
+    holds goes to ``skip``; a new one is ``read``, and ``land`` writes what was read under
+    the file's transaction identifier (which records it as taken in) and returns the rows
+    it wrote. ``on_file(path, rows)`` follows each file (rows 0 for a skipped one). With
+    ``read_ahead`` the next new file is read on another thread while this one lands
+    (reading must then not depend on the table)."""
+    files = identify(lh, name, data_files(root, suffixes))
+    if not read_ahead:
+        for file in files:
+            _take_in(file, read, land, skip, on_file)
+        return
+    upcoming = iter([f.path for f in files if not f.done])
+    reads: dict[Path, Future[Read]] = {}
+    with ThreadPoolExecutor(max_workers=1) as reader:
+
+        def read_next() -> None:
+            following = next(upcoming, None)
+            if following is not None:
+                reads[following] = reader.submit(read, following)
+
+        def take_read(path: Path) -> Read:
+            found = reads.pop(path).result()
+            read_next()
+            return found
+
+        read_next()
+        for file in files:
+            _take_in(file, take_read, land, skip, on_file)
+
+
+def _take_in(
+    file: FolderFile,
+    read: Callable[[Path], Read],
+    land: Callable[[FolderFile, Read], int],
+    skip: Callable[[FolderFile], None],
+    on_file: Callable[[Path, int], None] | None,
+) -> None:
+    rows = 0
+    if file.done:
+        skip(file)
+    else:
+        rows = land(file, read(file.path))
+    if on_file is not None:
+        on_file(file.path, rows)
+
+
+def identify(lh: Lakehouse, name: TableName, paths: list[Path]) -> list[FolderFile]:
+    """Each file's transaction identifier, whether the table holds it, and the earlier
+    file of ``paths`` with the same content. Files the table holds under the path
+    identifiers of tables written before content identifiers get their content
+    identifiers committed, so they stay recognised after a move."""
+    # One look at the log for the whole folder. It may be stale if another loader runs at
+    # the same time; the write itself re-checks the file's transaction id on the newest
+    # version (and Delta refuses two commits of one id), so no file lands twice.
+    target = open_delta(lh, name)
+    ids = identity.content_ids(paths, lh.root if lh.local else None)
+    names: dict[str, list[Path]] = {}
+    for path, content in zip(paths, ids, strict=True):
+        names.setdefault(content, []).append(path)
+    held: dict[str, bool] = {}
+    migrated: list[tuple[str, int]] = []
+    for content, where in names.items():
+        held[content], marks = recognise(target, where, content)
+        migrated += marks
+    if migrated:
+        lh.write(str(name), pa.table({}), evolve=True, txn=migrated)
+    found = []
+    for path, content in zip(paths, ids, strict=True):
+        same = names[content][0]
+        if same != path:
+            found.append(FolderFile(path, (content, 1), True, same))
+        else:
+            found.append(FolderFile(path, (content, 1), held[content]))
+    return found
+
+
+def _held(target: DeltaTable, app_id: str) -> bool:
+    """Whether the table holds a file's identifier (a restore resets one to -1)."""
+    done = target.transaction_version(app_id)
+    return done is not None and done >= 1
+
+
+def recognise(
+    target: DeltaTable | None, paths: list[Path], content: str
+) -> tuple[bool, list[tuple[str, int]]]:
+    """Whether the table (its Delta table, None when there is none) holds the content, and
+    the identifiers to commit when it was recognised by the path identifier (of one of the
+    ``paths`` holding it) that tables written before content identifiers gave a file."""
+    if target is None:
+        return False, []
+    if _held(target, content):
+        return True, []
+    marks = []
+    for path in paths:
+        old = identity.path_id(path)
+        mark = identity.legacy_mark(old)
+        if _held(target, old) and not _held(target, mark):
+            marks.append((mark, 1))
+    return (True, [(content, 1), *marks]) if marks else (False, [])

@@ -27,4 +27,5 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check src tests bench
+.venv/bin/python -m mypy
 exec .venv/bin/python -m pytest -q --durations=25 "$@"

@@ -3,8 +3,10 @@ restore, replay, launches, tokens and grants, as plain Python calls."""
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -90,7 +92,7 @@ def test_quality_restore_and_replay(lh: Lakehouse, folder: Path) -> None:
 def test_the_launcher_builds_the_child_command(tmp_path: Path) -> None:
     args = launcher.run_command("p", "r1", full_refresh=True, select=["a+", "+b"])
     assert args == [
-        sys.executable, "-m", "lakehouse.cli", "run", "p", "--run-id", "r1",
+        sys.executable, "-m", "lakehouse.service.child", "p", "r1",
         "--full-refresh", "--select", "a+", "--select", "+b",
     ]  # fmt: skip
     assert launcher.Launches(tmp_path).state("r1") is None
@@ -109,3 +111,19 @@ def test_tokens_and_grants(lh: Lakehouse) -> None:
     assert [g["on"] for g in revoked.kept_grants] == ["silver"]
     access.revoke(lh, "pii", "silver", "alice")
     assert access.list_grants(lh) == []
+
+
+def test_a_launched_run_that_fails_says_why(tmp_path: Path) -> None:
+    launches = launcher.Launches(tmp_path)
+    args = launcher.run_command(tmp_path / "no-such-pipeline", "r2")
+    env = {**os.environ, "LAKEHOUSE_WAREHOUSE": str(tmp_path), "NO_COLOR": "1"}
+    launches.start("r2", "missing", args, env)
+    try:
+        deadline = time.monotonic() + 120  # a bound for a hung child, not the premise
+        while (state := launches.state("r2")) and state["status"] == "starting":
+            assert time.monotonic() < deadline, "the child never ended"
+            time.sleep(0.05)
+    finally:
+        launches.stop()
+    assert state is not None and state["status"] == "failed"
+    assert state["error"].startswith("error: ") and "no-such-pipeline" in state["error"]

@@ -25,7 +25,6 @@ import pyarrow as pa
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import identity, jsonlines
 from lakehouse.ingest.folder import FolderFile, folder_root, recognise, take_in_each
-from lakehouse.ingest.folder import is_data as _is_data  # noqa: F401 - pipeline.plan's
 from lakehouse.names import TableName, parse_table_name
 from lakehouse.tables.handles import open_delta
 

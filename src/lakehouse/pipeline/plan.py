@@ -379,16 +379,13 @@ def _sniff(lh: Lakehouse, ds: Dataset, folder: str | None) -> tuple[pa.Schema | 
     or None and why not."""
     if lh.exists(ds.name):
         return lh.engine.query(f"SELECT * FROM {ds.name} LIMIT 0").to_arrow().schema, ""
-    from lakehouse.ingest.files import FORMATS, _is_data
+    from lakehouse.ingest.files import FORMATS
+    from lakehouse.ingest.folder import data_files
 
     root = Path(folder) if folder is not None else None
     if root is None or not root.is_dir():
         return None, f"no table {ds.name} yet and no folder {folder} to look at"
-    files = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in FORMATS and _is_data(p, root)
-    )
+    files = data_files(root, FORMATS)
     if not files:
         return None, f"no table {ds.name} yet and no files in {folder}"
     fmt = ds.format or FORMATS[files[0].suffix.lower()]

@@ -179,7 +179,7 @@ def _version_before(target: Any, mark: str, n: int) -> int:
 
     dt = target._delta()
     version: int = dt.version()
-    old = DeltaTable(dt.table_uri, storage_options=target._lh.storage_options)
+    old = DeltaTable(dt.table_uri, storage_options=target.storage.storage_options)
     while version > 0:
         old.load_as_version(version - 1)
         if _txn(old.transaction_version(mark)) != n:

@@ -30,7 +30,7 @@ def run_command(
 ) -> list[str]:
     """The command line of a child process that runs the pipeline in ``folder`` as
     ``run_id``."""
-    args = [sys.executable, "-m", "lakehouse.cli", "run", str(folder), "--run-id", run_id]
+    args = [sys.executable, "-m", "lakehouse.service.child", str(folder), run_id]
     if full_refresh:
         args.append("--full-refresh")
     for item in select:

@@ -73,11 +73,6 @@ class Table:
         self.engine = engine
         self.name = name
 
-    @property
-    def _lh(self) -> Storage:
-        """The table's storage (its ``storage_options``, say), under its former name."""
-        return self.storage
-
     def __repr__(self) -> str:
         return f"<Table {self.name} v{self.version}>"
 

@@ -30,7 +30,7 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from lakehouse import Lakehouse  # noqa: E402
-from lakehouse.ingest.landing import add_drop, write_sources  # noqa: E402
+from lakehouse.demo.landing import add_drop, write_sources  # noqa: E402
 from lakehouse.pipeline import (  # noqa: E402
     cdc,  # noqa: E402
     load_pipeline,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse import Lakehouse
-from lakehouse.ingest.landing import add_drop, write_sources
+from lakehouse.demo.landing import add_drop, write_sources
 from lakehouse.pipeline import load_pipeline, run_pipeline
 
 DEMO = Path(__file__).resolve().parents[1] / "pipelines" / "demo"

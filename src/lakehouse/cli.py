@@ -375,7 +375,7 @@ def demo(
     from lakehouse.demo import run_demo
 
     if stream:
-        from lakehouse.streaming.demo import run_stream_demo
+        from lakehouse.demo.stream import run_stream_demo
 
         run_stream_demo(_lh(), console, rate=rate, seconds=seconds)
         return

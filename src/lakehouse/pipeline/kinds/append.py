@@ -36,10 +36,7 @@ class Append(StreamKind):
         exists: bool,
     ) -> None:
         full = ctx.full(ds) or not exists
-        pins = ctx.pins(current)
-        if not full:
-            for table in ds.streaming_inputs:
-                pins[table] = ctx.changes(ds, table, recorded.get(table), current[table])
+        pins = ctx.pins(current) if full else ctx.new_rows_pins(ds, current, recorded)
         item.strategy = "all input rows" if full else "new input rows"
         split = compute(ctx.lh, ds, pins, item)
         kept = split.kept

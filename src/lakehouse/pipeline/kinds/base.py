@@ -5,6 +5,7 @@ is the same, the table is left as it is, else the kind refreshes it (``refresh``
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from lakehouse.pipeline.kinds.context import RunContext
@@ -13,7 +14,7 @@ from lakehouse.pipeline.model import Dataset
 from lakehouse.pipeline.records import DatasetRun
 
 
-class Kind:
+class Kind(ABC):
     """One kind of dataset (``Dataset.kind``)."""
 
     # whether its table's lineage comes from its definition (its query and inputs)
@@ -21,8 +22,16 @@ class Kind:
     # whether its table is rebuilt from all rows when its definition changes
     rebuilt_when_redefined: ClassVar[bool] = False
 
+    @abstractmethod
     def run(self, ctx: RunContext, ds: Dataset, item: DatasetRun) -> None:
         """Bring the dataset's table up to date, its figures in ``item``."""
+
+
+class StoredKind(Kind):
+    """A kind whose table carries the marks of what it read: left as it is when no input
+    moved and its definition is the same, else refreshed."""
+
+    def run(self, ctx: RunContext, ds: Dataset, item: DatasetRun) -> None:
         marks = read_marks(ctx, ds)
         item.inputs = dict(marks.current)
         item.version_before = marks.version_before
@@ -34,12 +43,12 @@ class Kind:
         self.refresh(ctx, ds, item, marks)
         item.status = "ok"
 
+    @abstractmethod
     def refresh(self, ctx: RunContext, ds: Dataset, item: DatasetRun, marks: Marks) -> None:
         """Compute the rows the table needs and write them."""
-        raise NotImplementedError
 
 
-class StreamKind(Kind):
+class StreamKind(StoredKind):
     """A kind that reads the rows its streaming inputs gained since its last write."""
 
     def refresh(self, ctx: RunContext, ds: Dataset, item: DatasetRun, marks: Marks) -> None:
@@ -59,6 +68,7 @@ class StreamKind(Kind):
             item.strategy += " (definition changed: it applies to new rows; --full-refresh"
             item.strategy += " recomputes the rows written before)"
 
+    @abstractmethod
     def step(
         self,
         ctx: RunContext,
@@ -69,4 +79,3 @@ class StreamKind(Kind):
         exists: bool,
     ) -> None:
         """Process the input rows from the ``recorded`` versions to the ``current`` ones."""
-        raise NotImplementedError

@@ -69,10 +69,7 @@ class Cdc(StreamKind):
         """The keys with new changes, recomputed from all their changes."""
         pins = ctx.pins(current)
         con = ctx.lh.engine.cursor()
-        new_pins = dict(pins)
-        for table in ds.streaming_inputs:
-            new_pins[table] = ctx.changes(ds, table, recorded.get(table), current[table])
-        split = compute(ctx.lh, ds, new_pins, item)
+        split = compute(ctx.lh, ds, ctx.new_rows_pins(ds, current, recorded), item)
         keys = ", ".join(ident(k) for k in ds.keys)
         with registered(con, NEW, split.kept) as new:
             touched = con.sql(f"SELECT DISTINCT {keys} FROM {new}").to_arrow_table()

@@ -81,6 +81,16 @@ class RunContext:
         """The view of each input at the version the run reads."""
         return {t: self.lh.engine.version_view(t, v) for t, v in current.items() if v is not None}
 
+    def new_rows_pins(
+        self, ds: Dataset, current: dict[str, int | None], recorded: dict[str, int | None]
+    ) -> dict[str, str]:
+        """``pins`` with each streaming input of ``ds`` narrowed to the rows it gained since
+        the ``recorded`` version."""
+        pins = self.pins(current)
+        for table in ds.streaming_inputs:
+            pins[table] = self.changes(ds, table, recorded.get(table), current[table])
+        return pins
+
     def changes(self, ds: Dataset, table: str, since: int | None, until: int | None) -> str:
         """The view of the rows ``table`` gained after ``since`` (all of them: None) up to
         ``until``."""

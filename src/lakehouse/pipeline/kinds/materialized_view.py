@@ -5,7 +5,7 @@ new rows of its input fall in, when they are few enough."""
 from __future__ import annotations
 
 from lakehouse.pipeline.incremental import RefreshKey
-from lakehouse.pipeline.kinds.base import Kind
+from lakehouse.pipeline.kinds.base import StoredKind
 from lakehouse.pipeline.kinds.checks import check_table
 from lakehouse.pipeline.kinds.compute import compute
 from lakehouse.pipeline.kinds.context import RunContext
@@ -22,7 +22,7 @@ MAX_REFRESH_KEYS = 2000  # groups replaced by key at most; more: recomputed whol
 COMPUTED = "__lh_computed"  # the recomputed groups' rows
 
 
-class MaterializedView(Kind):
+class MaterializedView(StoredKind):
     rebuilt_when_redefined = True
 
     def refresh(self, ctx: RunContext, ds: Dataset, item: DatasetRun, marks: Marks) -> None:

@@ -344,7 +344,9 @@ def test_a_table_without_a_recorded_definition_is_recomputed_once(lh, simple):
         mode="overwrite",
         input_versions={**marks, DEFINITION: -1},
     )
-    assert lh.table("gold.daily")._delta().transaction_version(input_mark(DEFINITION)) == -1
+    daily = lh.table("gold.daily")
+    handle = daily.format.open(lh.storage, daily.name)
+    assert daily.format.transaction_version(handle, input_mark(DEFINITION)) == -1
     first = {d.dataset: d for d in run_pipeline(lh, load_pipeline(simple)).datasets}
     assert first["gold.daily"].strategy == "recomputed (definition changed)"
     second = {d.dataset: d for d in run_pipeline(lh, load_pipeline(simple)).datasets}

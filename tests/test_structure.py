@@ -102,28 +102,52 @@ def test_no_import_cycles():
     assert cycles == []
 
 
-def _missing(implementation: type, interface: type) -> list[str]:
+def _external_imports(path: Path) -> set[str]:
+    """The top-level packages outside lakehouse a module imports anywhere in its body."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_only_the_table_format_reaches_delta_lake():
+    """Delta Lake's library is used in ``tables/`` only: everything above reaches a table
+    through the format interface (a second format is then one new module there)."""
+    users = sorted(m for m, p in MODULES.items() if "deltalake" in _external_imports(p))
+    assert users, "no module imports deltalake: the check looks at the wrong place"
+    assert [m for m in users if not m.startswith("lakehouse.tables.")] == []
+
+
+def _assert_implements(implementation: type, interface: type) -> None:
+    """``implementation`` is a concrete subclass of ``interface`` with every abstract
+    member, each taking the parameters the interface names."""
+    assert issubclass(implementation, interface)
     abstract = sorted(getattr(interface, "__abstractmethods__", ()))
-    return [
+    assert abstract, "the interface declares no members"
+    missing = [
         name
         for name in abstract
         if getattr(implementation, name, None) is None
         or getattr(getattr(implementation, name), "__isabstractmethod__", False)
     ]
+    assert missing == []
+    assert not getattr(implementation, "__abstractmethods__", ())
+    for name in abstract:
+        wanted = inspect.signature(getattr(interface, name)).parameters
+        given = inspect.signature(getattr(implementation, name)).parameters
+        assert list(wanted) == list(given), name
 
 
 def test_table_format_fully_implemented_by_delta():
     from lakehouse.tables.delta_format import DELTA, DeltaFormat
-    from lakehouse.tables.format import TableFormat
+    from lakehouse.tables.delta_read import DeltaLatest
+    from lakehouse.tables.format import Latest, TableFormat
 
-    assert issubclass(DeltaFormat, TableFormat)
-    assert TableFormat.__abstractmethods__  # the interface declares its members
-    assert _missing(DeltaFormat, TableFormat) == []
-    assert not DeltaFormat.__abstractmethods__
-    for name in TableFormat.__abstractmethods__:
-        wanted = inspect.signature(getattr(TableFormat, name)).parameters
-        given = inspect.signature(getattr(DeltaFormat, name)).parameters
-        assert list(wanted) == list(given), name
+    _assert_implements(DeltaFormat, TableFormat)
+    _assert_implements(DeltaLatest, Latest)
     assert DELTA.name == "delta"
 
 
@@ -131,11 +155,4 @@ def test_engine_interface_fully_implemented_by_duckdb():
     from lakehouse.sql.engine import SQLEngine
     from lakehouse.sql.engine_api import Engine
 
-    assert issubclass(SQLEngine, Engine)
-    assert Engine.__abstractmethods__
-    assert _missing(SQLEngine, Engine) == []
-    assert not SQLEngine.__abstractmethods__
-    for name in Engine.__abstractmethods__:
-        wanted = inspect.signature(getattr(Engine, name)).parameters
-        given = inspect.signature(getattr(SQLEngine, name)).parameters
-        assert list(wanted) == list(given), name
+    _assert_implements(SQLEngine, Engine)

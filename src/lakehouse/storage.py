@@ -11,8 +11,6 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from deltalake import DeltaTable
-
 from lakehouse.catalog.store import Catalog
 from lakehouse.errors import LakehouseError
 from lakehouse.names import TableName
@@ -75,9 +73,3 @@ class Storage:
         if self.local:
             return str(Path(self.root) / name.layer / name.name)
         return f"{self.root}/{name.layer}/{name.name}"
-
-    def holds_table(self, name: TableName) -> bool:
-        """Whether a Delta table lies at the table's location (registered or not)."""
-        return bool(
-            DeltaTable.is_deltatable(self.table_uri(name), storage_options=self.storage_options)
-        )

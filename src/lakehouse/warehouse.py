@@ -14,6 +14,7 @@ from lakehouse.names import LAYERS, TableName, parse_table_name
 from lakehouse.sql.engine import SQLEngine
 from lakehouse.sql.result import Result
 from lakehouse.storage import Storage
+from lakehouse.tables.formats import holds_table
 from lakehouse.tables.registration import register_found
 from lakehouse.tables.schema import schema_columns
 from lakehouse.tables.table import Table
@@ -72,7 +73,7 @@ class Lakehouse:
             parsed = parse_table_name(name)
         except LakehouseError:
             return False
-        return self.storage.holds_table(parsed)
+        return holds_table(self.storage, parsed)
 
     def register_found(self, name: str) -> bool:
         """Register a Delta table found in the warehouse but unknown to the catalog
@@ -151,7 +152,7 @@ class Lakehouse:
 
     def table(self, name: str) -> Table:
         parsed = parse_table_name(name)
-        if self.catalog.get(str(parsed)) is None and not self.storage.holds_table(parsed):
+        if self.catalog.get(str(parsed)) is None and not holds_table(self.storage, parsed):
             raise TableNotFoundError(str(parsed), self.engine.suggest(str(parsed)))
         return Table(self.storage, self.engine, parsed)
 

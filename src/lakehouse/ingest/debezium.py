@@ -45,7 +45,8 @@ from lakehouse.ingest.debezium_order import (
 )
 from lakehouse.ingest.folder import FolderFile, folder_root, take_in_each
 from lakehouse.names import parse_table_name
-from lakehouse.tables.handles import open_delta
+from lakehouse.tables.formats import format_of
+from lakehouse.tables.schema import type_name
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -437,8 +438,9 @@ def ingest_folder(
         raise LakehouseError(f"change events are ingested into bronze, not {name.layer}")
     root = folder_root(folder)
     report = DebeziumReport(str(name))
-    target = open_delta(lh, name)
-    arrival = _next_arrival(lh, str(name), target)
+    fmt = format_of(lh.storage, name)
+    target = fmt.open(lh.storage, name)
+    arrival = _next_arrival(lh, str(name), None if target is None else fmt.schema(target))
     landed = target is not None  # the table exists: it may hold a file's events already
 
     def skip(file: FolderFile) -> None:
@@ -484,19 +486,20 @@ def ingest_folder(
     return report
 
 
-def _next_arrival(lh: Lakehouse, table: str, target: Any) -> int:
-    """The number after the last arrival number of the table's rows (0 for a new table).
-    Only events without a log position keep theirs (the sequence's last digits)."""
-    if target is None:
+def _next_arrival(lh: Lakehouse, table: str, schema: pa.Schema | None) -> int:
+    """The number after the last arrival number of the table's rows (0 for a new table,
+    ``schema`` None). Only events without a log position keep theirs (the sequence's last
+    digits)."""
+    if schema is None:
         return 0
-    types = {f.name: getattr(f.type, "type", str(f.type)) for f in target.schema().fields}
-    sequence = types.get("sequence")
-    if sequence is None:
+    field = schema.field(schema.get_field_index("sequence")) if "sequence" in schema.names else None
+    sequence = None if field is None else type_name(field.type)
+    if field is None:
         raise LakehouseError(
             f"{table} is not a table of change rows: it has no sequence column",
             "land Debezium events in a table of their own",
         )
-    if sequence != "string":
+    if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
         raise LakehouseError(
             f"{table} holds Debezium changes with a {sequence} sequence, written by an "
             "earlier version that ordered events by their time only",

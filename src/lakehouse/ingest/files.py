@@ -26,7 +26,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.ingest import identity, jsonlines
 from lakehouse.ingest.folder import FolderFile, folder_root, recognise, take_in_each
 from lakehouse.names import TableName, parse_table_name
-from lakehouse.tables.handles import open_delta
+from lakehouse.tables.formats import format_of
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -142,7 +142,9 @@ def _ingest_file(
     fresh = True
     if bad:  # its own transaction id makes a re-run after a crash skip it
         quarantine = f"{name}_quarantine"
-        done, marks = recognise(open_delta(lh, parse_table_name(quarantine)), [path], txn[0])
+        parsed = parse_table_name(quarantine)
+        fmt = format_of(lh.storage, parsed)
+        done, marks = recognise(fmt, fmt.open(lh.storage, parsed), [path], txn[0])
         if done:
             fresh = False
             if marks:

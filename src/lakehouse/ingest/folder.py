@@ -19,18 +19,17 @@ from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import identity
 from lakehouse.names import TableName
-from lakehouse.tables.writer import open_delta
+from lakehouse.tables.format import TableFormat
+from lakehouse.tables.formats import format_of
 
 if TYPE_CHECKING:
-    from deltalake import DeltaTable
-
     from lakehouse.warehouse import Lakehouse
 
 Read = TypeVar("Read")
@@ -138,7 +137,8 @@ def identify(lh: Lakehouse, name: TableName, paths: list[Path]) -> list[FolderFi
     # One look at the log for the whole folder. It may be stale if another loader runs at
     # the same time; the write itself re-checks the file's transaction id on the newest
     # version (and Delta refuses two commits of one id), so no file lands twice.
-    target = open_delta(lh, name)
+    fmt = format_of(lh.storage, name)
+    target = fmt.open(lh.storage, name)
     ids = identity.content_ids(paths, lh.root if lh.local else None)
     names: dict[str, list[Path]] = {}
     for path, content in zip(paths, ids, strict=True):
@@ -146,7 +146,7 @@ def identify(lh: Lakehouse, name: TableName, paths: list[Path]) -> list[FolderFi
     held: dict[str, bool] = {}
     migrated: list[tuple[str, int]] = []
     for content, where in names.items():
-        held[content], marks = recognise(target, where, content)
+        held[content], marks = recognise(fmt, target, where, content)
         migrated += marks
     if migrated:
         lh.write(str(name), pa.table({}), evolve=True, txn=migrated)
@@ -160,20 +160,20 @@ def identify(lh: Lakehouse, name: TableName, paths: list[Path]) -> list[FolderFi
     return found
 
 
-def _held(target: DeltaTable, app_id: str) -> bool:
-    """Whether the table holds a file's identifier (a restore resets one to -1)."""
-    done = target.transaction_version(app_id)
-    return done is not None and done >= 1
-
-
 def recognise(
-    target: DeltaTable | None, paths: list[Path], content: str
+    fmt: TableFormat[Any, Any], target: Any, paths: list[Path], content: str
 ) -> tuple[bool, list[tuple[str, int]]]:
-    """Whether the table (its Delta table, None when there is none) holds the content, and
+    """Whether the table (open in ``fmt``; None when there is none) holds the content, and
     the identifiers to commit when it was recognised by the path identifier (of one of the
     ``paths`` holding it) that tables written before content identifiers gave a file."""
     if target is None:
         return False, []
+
+    def _held(target: Any, app_id: str) -> bool:
+        """Whether the table holds a file's identifier (a restore resets one to -1)."""
+        done = fmt.transaction_version(target, app_id)
+        return done is not None and done >= 1
+
     if _held(target, content):
         return True, []
     marks = []

@@ -29,11 +29,12 @@ from lakehouse.pipeline.definition import Dataset, Pipeline
 from lakehouse.pipeline.graph import resolve
 from lakehouse.pipeline.quality import split_rows, with_flags
 from lakehouse.pipeline.records import DatasetRun, RunReport
-from lakehouse.tables.changes import NotAppendOnly
+from lakehouse.tables.format import NotAppendOnly
 from lakehouse.tables.table import REPLAYED, replay_mark
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
+
 
 def replay_quarantine(
     lh: Lakehouse, pipeline: Pipeline, table: str, run_id: str | None = None
@@ -175,14 +176,10 @@ def _rows_since(lh: Lakehouse, table: str, since: int, until: int) -> pa.Table:
 
 def _version_before(target: Any, mark: str, n: int) -> int:
     """The table's version just before the commit that recorded ``mark`` = ``n``."""
-    from deltalake import DeltaTable
-
-    dt = target._delta()
-    version: int = dt.version()
-    old = DeltaTable(dt.table_uri, storage_options=target.storage.storage_options)
+    version: int = target.version
     while version > 0:
-        old.load_as_version(version - 1)
-        if _txn(old.transaction_version(mark)) != n:
+        held = target.format.transactions_at(target.storage, target.name, version - 1, [mark])
+        if held is None or _txn(held[mark]) != n:
             return version - 1
         version -= 1
     return 0

@@ -1,9 +1,10 @@
 """The SQL engine: DuckDB over the live files of Delta table versions.
 
 Each ``layer.table`` a query names becomes a DuckDB view over exactly the parquet files the
-table's Delta log lists for the version asked (with partition values taken from the log,
+table format lists for the version asked (with partition values taken from its metadata,
 not from paths). Views are rebuilt only when the table's version moves, so repeated queries
-cost one look at the log: for a local table, two file look-ups (``_newest``).
+cost one look at the table's newest version (``Latest``: for a local Delta table, two file
+look-ups).
 
 ``safe_query`` is the API's read-only path over the same views: statements checked by
 ``sandbox.py``, PII columns read through masked views (``masking.py``), a time and a row
@@ -26,9 +27,6 @@ from typing import Any
 import arro3.core as arro3
 import duckdb
 import pyarrow as pa
-from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError
-from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 
 from lakehouse.errors import (
     QueryRefusedError,
@@ -52,20 +50,17 @@ from lakehouse.sql.names import TableRef, find_references
 from lakehouse.sql.result import Result
 from lakehouse.sql.sandbox import Reading, SafeResult, check_statement, check_tree, run_limited
 from lakehouse.storage import Storage
-from lakehouse.tables.changes import appended
 from lakehouse.tables.convert import normalize_schema
 from lakehouse.tables.deletion_vectors import positions
-from lakehouse.tables.log import commit_times
+from lakehouse.tables.format import Latest, TableFormat
+from lakehouse.tables.formats import format_of
 from lakehouse.tables.registration import register_found
 from lakehouse.tables.snapshot import (
     Column,
     DataFile,
     Snapshot,
-    UnsupportedFeatureError,
     file_columns,
     file_trees,
-    refused_features,
-    snapshot_of,
 )
 
 quote = ident
@@ -86,18 +81,16 @@ class SQLEngine(Engine):
         for layer in LAYERS:
             self.db.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
         self._lock = threading.RLock()
-        self._handles: dict[str, DeltaTable] = {}
+        self._latest: dict[str, Latest[Any]] = {}  # tables read so far -> their newest
         self._views: dict[str, int] = {}  # view key -> version it shows
         self._sql_views: dict[str, str] = {}  # views defined in SQL (not stored) -> body
-        self._counts: dict[str, int] = {}  # view -> its row count, from the Delta log
+        self._counts: dict[str, int] = {}  # view -> its row count, from the table's metadata
         self._local = threading.local()
         # Views of the sandboxed path: masked views and copies of SQL views, by full name
         # -> (the table or view they show, what they were made for: a version, a text).
         self._sandbox_views: dict[str, tuple[str, Hashable]] = {}
         self._schemas: set[str] = set(LAYERS)
-        self._log_dirs: dict[str, str] = {}
         self._deleted: set[str] = set()  # tables of deleted row positions made so far
-        self._commits: dict[str, tuple[int, int] | None] = {}  # name -> its handle's commit
         self._locked = False
         self._key_ready = False
         self.result_cache = ResultCache()
@@ -129,7 +122,7 @@ class SQLEngine(Engine):
         through its masked view when it has masked columns."""
         refs = find_references(sql)
         # Tables this engine has read before need no catalog look-up on every query.
-        known = set(self._handles) | set(self._sql_views)
+        known = set(self._latest) | set(self._sql_views)
         if any(ref.name not in known and ref.name not in tables for ref in refs):
             known |= set(self.storage.catalog.names())
         pieces: list[str] = []
@@ -384,45 +377,21 @@ class SQLEngine(Engine):
                 self._sandbox_views[view] = (name, key)
 
     # A cached result holds while every table it read is as it was when the statement
-    # started: the log folder is the same one and holds no commit after the version read.
+    # started (``Latest.fresh``: for a local Delta table, the log folder is the same one
+    # and holds no commit after the version read).
     def _stamp(self, name: str) -> Hashable:
-        version = self._views.get(name)
-        if self.storage.local:
-            try:
-                inode: int | None = os.stat(self._log_dir(name)).st_ino
-            except OSError:
-                inode = None  # dropped meanwhile: never fresh
-            return ("log", inode, version)
-        return ("remote", version)
+        return self._latest[name].stamp(self._views.get(name))
 
     def _fresh(self, name: str, stamp: Hashable) -> bool:
         assert isinstance(stamp, tuple)
         if stamp[0] == "view":
             return bool(self._sql_views.get(name) == stamp[1])
-        if stamp[0] == "log":
-            folder = self._log_dir(name)
-            try:
-                inode = os.stat(folder).st_ino
-            except OSError:
-                return False
-            following = os.path.join(folder, f"{stamp[2] + 1:020d}.json")
-            return inode == stamp[1] and stamp[2] is not None and not os.path.exists(following)
         with self._lock:
-            handle = self._handles.get(name)
-            if handle is None:
-                return False
-            handle.update_incremental()
-            return bool(handle.version() == stamp[1])
-
-    def _log_dir(self, name: str) -> str:
-        folder = self._log_dirs.get(name)
-        if folder is None:
-            uri = self.storage.table_uri(parse_table_name(name))
-            folder = self._log_dirs[name] = os.path.join(uri, "_delta_log")
-        return folder
+            follower = self._latest.get(name)
+            return follower is not None and follower.fresh(stamp)
 
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
-        return snapshot_of(self._load(name, version))
+        return self._format(name).snapshot(self._load(name, version))
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's connection: what it registers or creates as TEMP, its queries see."""
@@ -444,7 +413,11 @@ class SQLEngine(Engine):
         key = f"{name}@v{since}..v{until}"
         with self._lock:
             if key not in self._views:
-                snap = appended(self._load(name, until), name, since, until)
+                try:
+                    parsed = parse_table_name(name)
+                    snap = self._format(name).appended(self.storage, parsed, since, until)
+                except TableNotFoundError as exc:
+                    raise TableNotFoundError(name, self.suggest(name)) from exc
                 self._create_view(view, snap, None)
                 self._views[key] = until
         return view
@@ -466,8 +439,7 @@ class SQLEngine(Engine):
         """Drop what the engine holds of a table that no longer exists."""
         layer, table = name.split(".")
         with self._lock:
-            self._handles.pop(name, None)
-            self._commits.pop(name, None)
+            self._latest.pop(name, None)
             self._views.pop(name, None)
             self._sql_views.pop(name, None)
             self.db.execute(f"DROP VIEW IF EXISTS memory.{layer}.{quote(table)}")
@@ -500,7 +472,7 @@ class SQLEngine(Engine):
     def _view_sql(self, name: str) -> str | None:
         if name in self._sql_views:
             return self._sql_views[name]
-        if name in self._handles:
+        if name in self._latest:
             return None
         info = self.storage.catalog.get(name)
         if info is None or info.format != "view":
@@ -520,46 +492,28 @@ class SQLEngine(Engine):
             return
         with self._lock:
             handle = self._newest(name)
-            version = handle.version()
+            fmt = self._format(name)
+            version = fmt.version(handle)
             if self._views.get(name) != version:
                 layer, table = name.split(".")
-                self._create_view(f"memory.{layer}.{quote(table)}", snapshot_of(handle), handle)
+                self._create_view(f"memory.{layer}.{quote(table)}", fmt, handle)
                 self._views[name] = version
 
-    def _newest(self, name: str) -> DeltaTable:
-        """The handle of ``name`` at its newest version. For a local table this costs two
-        file look-ups in its log, not delta-rs listing the log (0.5 ms a query): the
-        handle's own commit file is still the one it was loaded from, and no next commit
-        exists. A table dropped and made again under the same name is opened afresh."""
-        handle = self._handles.get(name)
-        if handle is not None and self.storage.local:
-            seen = self._commits.get(name)
-            now = self._commit_file(name, handle.version())
-            if seen is not None and now == seen:
-                following = f"{handle.version() + 1:020d}.json"
-                if not os.path.exists(os.path.join(self._log_dir(name), following)):
-                    return handle
-                handle.update_incremental()
-            else:  # its commit is gone or another file: not the table it was
-                handle = None
-                for key in [k for k in self._views if k == name or k.startswith(f"{name}@")]:
-                    del self._views[key]
-        elif handle is not None:
-            handle.update_incremental()
-        if handle is None:
-            handle = self._load(name, None)
-            self._handles[name] = handle
-        if self.storage.local:
-            self._commits[name] = self._commit_file(name, handle.version())
-        return handle
-
-    def _commit_file(self, name: str, version: int) -> tuple[int, int] | None:
-        """Which file holds a version's commit (inode, modification time), None if none."""
+    def _newest(self, name: str) -> Any:
+        """The handle of ``name`` at its newest version. A table dropped and made again
+        under the same name loses the views of its old versions."""
+        follower = self._latest.get(name) or self._format(name).latest(
+            self.storage, parse_table_name(name)
+        )
         try:
-            info = os.stat(os.path.join(self._log_dir(name), f"{version:020d}.json"))
-        except OSError:
-            return None
-        return info.st_ino, info.st_mtime_ns
+            handle, replaced = follower.newest()
+        except TableNotFoundError as exc:
+            raise TableNotFoundError(name, self.suggest(name)) from exc
+        if replaced:
+            for key in [k for k in self._views if k == name or k.startswith(f"{name}@")]:
+                del self._views[key]
+        self._latest[name] = follower
+        return handle
 
     def _ensure_version(self, name: str, version: int) -> str:
         layer, table = name.split(".")
@@ -569,7 +523,7 @@ class SQLEngine(Engine):
             if key not in self._views:
                 handle = self._load(name, version)
                 try:
-                    self._create_view(view, snapshot_of(handle), handle)
+                    self._create_view(view, self._format(name), handle)
                 except (FileNotFoundError, duckdb.IOException) as exc:
                     raise VersionNotFoundError(
                         f"{name} version {version} cannot be read any more: its data files "
@@ -586,12 +540,9 @@ class SQLEngine(Engine):
         assert ts is not None
         wanted = ts.timestamp() * 1000
         try:
-            commits = self._load(name, None).history()
-        except UnsupportedFeatureError:
-            if not self.storage.local:
-                raise
-            # The latest version cannot be opened; the commits' own times still tell.
-            commits = commit_times(self.storage.table_uri(parse_table_name(name)))
+            commits = self._format(name).commit_times(self.storage, parse_table_name(name))
+        except TableNotFoundError as exc:
+            raise TableNotFoundError(name, self.suggest(name)) from exc
         older: list[int] = [c["version"] for c in commits if c.get("timestamp", 0) <= wanted]
         if not older:
             first = min((c.get("timestamp", 0) for c in commits), default=0) / 1000
@@ -602,65 +553,24 @@ class SQLEngine(Engine):
             )
         return max(older)
 
-    def _load(self, name: str, version: int | None) -> DeltaTable:
-        """The table at ``version`` (None: the latest). Only the log up to ``version`` is
-        read, so an old version stays readable when a later commit is not."""
-        parsed = parse_table_name(name)
-        uri = self.storage.table_uri(parsed)
-        if version is not None and version < 0:
-            raise VersionNotFoundError(
-                f"{name} has no version {version}", f"see `lakehouse history {name}`"
-            )
+    def _format(self, name: str) -> TableFormat[Any, Any]:
+        return format_of(self.storage, parse_table_name(name))
+
+    def _load(self, name: str, version: int | None) -> Any:
+        """The table at ``version`` (None: the latest), or the reason it cannot be read."""
         try:
-            handle = DeltaTable(uri, version=version, storage_options=self.storage.storage_options)
-        except DeltaTableNotFound as exc:
-            if version is None or not self._exists(uri):
-                raise TableNotFoundError(name, self.suggest(name)) from exc
-            raise self._version_error(name, uri, version, exc) from exc
-        except DeltaError as exc:
-            if version is None:
-                raise _unreadable(name, exc) from exc
-            raise self._version_error(name, uri, version, exc) from exc
-        return handle
+            return self._format(name).load(self.storage, parse_table_name(name), version)
+        except TableNotFoundError as exc:
+            raise TableNotFoundError(name, self.suggest(name)) from exc
 
-    def _exists(self, uri: str) -> bool:
-        return DeltaTable.is_deltatable(uri, storage_options=self.storage.storage_options)
-
-    def _latest_version(self, uri: str) -> int | None:
-        """The newest commit, whether or not delta-rs can open it."""
-        if self.storage.local:
-            try:
-                names = os.listdir(os.path.join(uri, "_delta_log"))
-            except OSError:
-                return None
-            found = [int(n[:20]) for n in names if re.fullmatch(r"\d{20}\.json", n)]
-            return max(found, default=None)
-        try:
-            return DeltaTable(uri, storage_options=self.storage.storage_options).version()
-        except DeltaError:
-            return None
-
-    def _version_error(self, name: str, uri: str, version: int, exc: Exception) -> Exception:
-        """Why ``version`` of ``name`` did not load: past the latest, or unreadable."""
-        latest = self._latest_version(uri)
-        if latest is not None and version > latest:
-            return VersionNotFoundError(
-                f"{name} has no version {version} (latest is {latest})",
-                f"see `lakehouse history {name}`",
-            )
-        unsupported = _unreadable(name, exc)
-        if isinstance(unsupported, UnsupportedFeatureError):
-            return unsupported
-        return VersionNotFoundError(
-            f"{name} version {version} cannot be read any more: {exc}",
-            "its files or log were removed by vacuum or log cleanup",
-        )
-
-    def _create_view(self, view: str, snap: Snapshot, handle: DeltaTable | None) -> None:
-        if snap.direct or handle is None:
+    def _create_view(self, view: str, fmt: TableFormat[Any, Any] | Snapshot, handle: Any) -> None:
+        """A view of a table version (``handle`` in format ``fmt``) or of a snapshot's
+        files."""
+        snap = fmt if isinstance(fmt, Snapshot) else fmt.snapshot(handle)
+        if snap.direct or isinstance(fmt, Snapshot):
             body = self._direct_sql(snap)
         else:
-            body = self._fallback_sql(view, handle)
+            body = self._fallback_sql(view, fmt, handle)
         self.db.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
         if snap.direct and all(f.num_records is not None for f in snap.files):
             self._counts[view] = snap.row_count  # no deletion vectors: the log's count holds
@@ -782,12 +692,11 @@ class SQLEngine(Engine):
             selects.append(self._select(snap, cols, group, mixed))
         return "\nUNION ALL\n".join(selects)
 
-    def _fallback_sql(self, view: str, handle: DeltaTable) -> str:
-        """Remote storage: let delta-rs read the files."""
+    def _fallback_sql(self, view: str, fmt: TableFormat[Any, Any], handle: Any) -> str:
+        """Remote storage: let the table format's own reader read the files."""
         source = "__lh_" + re.sub(r"[^a-z0-9_]", "_", view.lower())
-        schema = normalize_schema(pa.schema(handle.schema().to_arrow()))
-        reader = pa.RecordBatchReader.from_stream(handle.scan())
-        table = pa.Table.from_batches(list(reader), reader.schema).cast(schema)
+        schema = normalize_schema(fmt.schema(handle))
+        table = fmt.scan(handle).cast(schema)
         # A registered Arrow object is private to one connection; a table is seen by all
         # the per-thread cursors.
         self.db.register("__lh_incoming", table)
@@ -828,14 +737,6 @@ class SQLEngine(Engine):
     def _hint(self, name: str, reading: Reading | None) -> list[str]:
         """Tables named like ``name`` that whoever asks may read."""
         return reading.suggest(name) if reading is not None else self.suggest(name)
-
-
-def _unreadable(name: str, exc: Exception) -> Exception:
-    """delta-rs's refusal to load a table, said in Lakehouse's terms."""
-    features = refused_features(exc)
-    if features:
-        return UnsupportedFeatureError(name, features)
-    return SQLError(f"{name} cannot be read: {exc}", "check the table's _delta_log")
 
 
 def _no_versions(name: str) -> SQLError:

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from lakehouse.errors import LakehouseError
+from lakehouse.tables.format import NotAppendOnly
 from lakehouse.tables.snapshot import (
     DataFile,
     Snapshot,
@@ -28,19 +28,13 @@ from lakehouse.tables.snapshot import (
 )
 
 
-class NotAppendOnly(LakehouseError):
-    """Rows were changed or removed in the range, not only added."""
-
-    def __init__(self, table: str, version: int, operation: str) -> None:
-        super().__init__(
-            f"{table} changed rows at version {version} ({operation}), not only added them",
-            "recompute from the whole table (lakehouse run --full-refresh)",
-        )
-        self.version = version
-        self.operation = operation
-
-
-def appended(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
+def appended(
+    dt: DeltaTable,
+    table: str,
+    since: int,
+    until: int,
+    storage_options: dict[str, str] | None = None,
+) -> Snapshot:
     """The files holding the rows added in versions ``since + 1`` to ``until``; ``dt`` is
     loaded at ``until``."""
     schema = pa.schema(dt.schema().to_arrow())
@@ -50,7 +44,7 @@ def appended(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
     if since >= until:
         return Snapshot(until, schema, partition_columns, (), True, mode, root)
     if not is_local(dt.table_uri):
-        return _by_difference(dt, table, since, until)
+        return _by_difference(dt, table, since, until, storage_options)
     physical = _physical_names(schema) if mode != "none" else {}
     files: list[DataFile] = []
     for version in range(since + 1, until + 1):
@@ -59,7 +53,7 @@ def appended(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
             with open(log, encoding="utf-8") as handle:
                 actions = [json.loads(line) for line in handle if line.strip()]
         except FileNotFoundError:  # cleaned up after a checkpoint: compare snapshots
-            return _by_difference(dt, table, since, until)
+            return _by_difference(dt, table, since, until, storage_options)
         operation = next(
             (a["commitInfo"].get("operation", "?") for a in actions if "commitInfo" in a), "?"
         )
@@ -70,7 +64,7 @@ def appended(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
                     # A restore (a failed run rolled back, say) may only have taken away
                     # rows added after ``since``: then the range still only added rows.
                     try:
-                        return _by_difference(dt, table, since, until)
+                        return _by_difference(dt, table, since, until, storage_options)
                     except NotAppendOnly:
                         pass
                 raise NotAppendOnly(table, version, operation)
@@ -85,9 +79,7 @@ def appended(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
             files.append(
                 DataFile(
                     path=rel if "://" in rel else os.path.join(root, unquote(rel)),
-                    partition=tuple(
-                        (c, values.get(physical.get(c, c))) for c in partition_columns
-                    ),
+                    partition=tuple((c, values.get(physical.get(c, c))) for c in partition_columns),
                     num_records=stats.get("numRecords"),
                     size_bytes=int(add.get("size", 0)),
                 )
@@ -102,12 +94,18 @@ def _physical_names(schema: pa.Schema) -> dict[str, str]:
     return {f.name: f.metadata[key].decode() for f in schema if f.metadata and key in f.metadata}
 
 
-def _by_difference(dt: DeltaTable, table: str, since: int, until: int) -> Snapshot:
+def _by_difference(
+    dt: DeltaTable,
+    table: str,
+    since: int,
+    until: int,
+    storage_options: dict[str, str] | None,
+) -> Snapshot:
     """Without the commits at hand: the files of ``until`` that ``since`` lacks, valid only
     when no file of ``since`` went away (compaction included, which cannot be told apart
     here)."""
     now = snapshot_of(dt)
-    old_dt = DeltaTable(dt.table_uri)
+    old_dt = DeltaTable(dt.table_uri, storage_options=storage_options)
     old_dt.load_as_version(since)
     before = {f.path for f in snapshot_of(old_dt).files}
     current = {f.path for f in now.files}

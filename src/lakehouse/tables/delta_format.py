@@ -7,14 +7,16 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
+from deltalake.exceptions import DeltaError
 
 from lakehouse.config import TableOptions
 from lakehouse.names import TableName
 from lakehouse.storage import Locations, Storage
-from lakehouse.tables import delta_write
+from lakehouse.tables import delta_read, delta_write
+from lakehouse.tables.changes import appended
 from lakehouse.tables.commits import commit_properties
 from lakehouse.tables.encoding import TARGET_FILE_BYTES, writer_properties
-from lakehouse.tables.format import TableFormat, WriteJob, Written
+from lakehouse.tables.format import FormatError, Latest, TableFormat, WriteJob, Written
 from lakehouse.tables.handles import open_delta
 from lakehouse.tables.schema import SchemaPlan
 from lakehouse.tables.snapshot import Figures, Snapshot, figures_of, snapshot_of
@@ -29,14 +31,39 @@ class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
     ) -> DeltaTable | None:
         return open_delta(where, name, version)
 
+    def exists(self, where: Locations, name: TableName) -> bool:
+        uri = where.table_uri(name)
+        return bool(DeltaTable.is_deltatable(uri, storage_options=where.storage_options))
+
+    def load(self, where: Locations, name: TableName, version: int | None = None) -> DeltaTable:
+        return delta_read.load(where, name, version)
+
+    def latest(self, where: Locations, name: TableName) -> Latest[DeltaTable]:
+        return delta_read.DeltaLatest(where, name)
+
     def version(self, handle: DeltaTable) -> int:
         return int(handle.version())
 
     def schema(self, handle: DeltaTable) -> pa.Schema:
         return pa.schema(handle.schema().to_arrow())
 
+    def partition_columns(self, handle: DeltaTable) -> list[str]:
+        return list(handle.metadata().partition_columns)
+
+    def constraints(self, handle: DeltaTable) -> dict[str, str]:
+        config = handle.metadata().configuration
+        prefix = "delta.constraints."
+        return {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
+
     def snapshot(self, handle: DeltaTable) -> Snapshot:
         return snapshot_of(handle)
+
+    def appended(self, where: Locations, name: TableName, since: int, until: int) -> Snapshot:
+        handle = delta_read.load(where, name, until)
+        return appended(handle, str(name), since, until, where.storage_options)
+
+    def scan(self, handle: DeltaTable) -> pa.Table:
+        return delta_read.scan(handle)
 
     def figures(self, handle: DeltaTable) -> Figures:
         return figures_of(handle)
@@ -44,9 +71,20 @@ class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
     def history(self, handle: DeltaTable, limit: int | None = None) -> list[dict[str, Any]]:
         return list(handle.history(limit))
 
+    def commit_times(self, where: Locations, name: TableName) -> list[dict[str, int]]:
+        return delta_read.commit_times(where, name)
+
     def transaction_version(self, handle: DeltaTable, app_id: str) -> int | None:
         found = handle.transaction_version(app_id)
         return None if found is None else int(found)
+
+    def transactions_at(
+        self, where: Locations, name: TableName, version: int, apps: list[str]
+    ) -> dict[str, int | None] | None:
+        return delta_read.transactions_at(where, name, version, apps)
+
+    def transactions_after(self, handle: DeltaTable, version: int) -> set[str]:
+        return delta_read.transactions_after(handle, version)
 
     # -- commits ------------------------------------------------------------------------
     def commit(
@@ -85,15 +123,35 @@ class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
     def delete(
         self, handle: DeltaTable, predicate: str | None, compression: str | None
     ) -> dict[str, Any]:
-        metrics = handle.delete(
-            predicate,
-            writer_properties=writer_properties(compression),
-            commit_properties=commit_properties("delete"),
-        )
+        try:
+            metrics = handle.delete(
+                predicate,
+                writer_properties=writer_properties(compression),
+                commit_properties=commit_properties("delete"),
+            )
+        except DeltaError as exc:
+            raise FormatError(str(exc)) from exc
         return dict(metrics)
 
     def restore(self, handle: DeltaTable, version: int, commit: CommitProperties) -> None:
-        handle.restore(version, commit_properties=commit)
+        try:
+            handle.restore(version, commit_properties=commit)
+        except DeltaError as exc:
+            raise FormatError(str(exc)) from exc
+
+    def add_constraint(self, handle: DeltaTable, name: str, expression: str) -> None:
+        try:
+            handle.alter.add_constraint(
+                {name: expression}, commit_properties=commit_properties("constraint")
+            )
+        except DeltaError as exc:
+            raise FormatError(str(exc)) from exc
+
+    def drop_constraint(self, handle: DeltaTable, name: str) -> None:
+        try:
+            handle.alter.drop_constraint(name, raise_if_not_exists=True)
+        except DeltaError as exc:
+            raise FormatError(str(exc)) from exc
 
     # -- maintenance ----------------------------------------------------------------------
     def optimize(

@@ -5,12 +5,14 @@ another module implementing the same members."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 
 from lakehouse.config import TableOptions
+from lakehouse.errors import LakehouseError
 from lakehouse.names import TableName
 from lakehouse.storage import Locations, Storage
 from lakehouse.tables.prepared import Prepared
@@ -19,6 +21,42 @@ from lakehouse.tables.snapshot import Figures, Snapshot
 
 Handle = TypeVar("Handle")
 Commit = TypeVar("Commit")
+
+
+class NotAppendOnly(LakehouseError):
+    """Rows were changed or removed in a range of versions, not only added."""
+
+    def __init__(self, table: str, version: int, operation: str) -> None:
+        super().__init__(
+            f"{table} changed rows at version {version} ({operation}), not only added them",
+            "recompute from the whole table (lakehouse run --full-refresh)",
+        )
+        self.version = version
+        self.operation = operation
+
+
+class FormatError(LakehouseError):
+    """An operation the table format refused (a bad predicate, a restore it cannot make);
+    the message is the format's own."""
+
+
+class Latest(ABC, Generic[Handle]):
+    """Follows one table's newest version for a reader that asks often (the SQL engine
+    asks on every query), as cheaply as the format allows."""
+
+    @abstractmethod
+    def newest(self) -> tuple[Handle, bool]:
+        """The table at its newest version, and whether it is another table than the one
+        returned last time (dropped and made again under the same name)."""
+
+    @abstractmethod
+    def stamp(self, version: int | None) -> Hashable:
+        """What ``fresh`` needs to tell that ``version`` (the one a result was computed
+        from) is still the newest."""
+
+    @abstractmethod
+    def fresh(self, stamp: Hashable) -> bool:
+        """Whether the table is still at the version ``stamp`` was made for."""
 
 
 @dataclass
@@ -55,6 +93,20 @@ class TableFormat(ABC, Generic[Handle, Commit]):
         """The table at ``version`` (None: the latest); None if there is no table."""
 
     @abstractmethod
+    def exists(self, where: Locations, name: TableName) -> bool:
+        """Whether a table of this format lies at the table's location."""
+
+    @abstractmethod
+    def load(self, where: Locations, name: TableName, version: int | None = None) -> Handle:
+        """The table at ``version`` (None: the latest) for a reader, or the reason it cannot
+        be read: ``TableNotFoundError``, ``VersionNotFoundError`` (no such version, or its
+        log or files are gone), ``UnsupportedFeatureError``, ``SQLError`` (unreadable)."""
+
+    @abstractmethod
+    def latest(self, where: Locations, name: TableName) -> Latest[Handle]:
+        """A follower of the table's newest version."""
+
+    @abstractmethod
     def version(self, handle: Handle) -> int:
         """The version ``handle`` shows."""
 
@@ -63,9 +115,27 @@ class TableFormat(ABC, Generic[Handle, Commit]):
         """The table's schema at that version."""
 
     @abstractmethod
+    def partition_columns(self, handle: Handle) -> list[str]:
+        """The columns the table is partitioned by."""
+
+    @abstractmethod
+    def constraints(self, handle: Handle) -> dict[str, str]:
+        """The table's CHECK constraints by name."""
+
+    @abstractmethod
     def snapshot(self, handle: Handle) -> Snapshot:
         """The version's live data files with their partition values and statistics, as
         the read path scans them."""
+
+    @abstractmethod
+    def appended(self, where: Locations, name: TableName, since: int, until: int) -> Snapshot:
+        """The files holding the rows added after version ``since`` up to ``until``;
+        raises ``NotAppendOnly`` if rows were changed or removed in between."""
+
+    @abstractmethod
+    def scan(self, handle: Handle) -> pa.Table:
+        """Every row of the version, read by the format's own reader (for storage the
+        engine does not read itself)."""
 
     @abstractmethod
     def figures(self, handle: Handle) -> Figures:
@@ -76,8 +146,25 @@ class TableFormat(ABC, Generic[Handle, Commit]):
         """The commits newest first, as the format records them."""
 
     @abstractmethod
+    def commit_times(self, where: Locations, name: TableName) -> list[dict[str, int]]:
+        """``version`` and ``timestamp`` (ms) of each commit that can still be read, even
+        when the latest version cannot be opened."""
+
+    @abstractmethod
     def transaction_version(self, handle: Handle, app_id: str) -> int | None:
         """The last transaction number committed for ``app_id``."""
+
+    @abstractmethod
+    def transactions_at(
+        self, where: Locations, name: TableName, version: int, apps: list[str]
+    ) -> dict[str, int | None] | None:
+        """The transaction numbers the table held for ``apps`` at ``version`` (None for an
+        app: none committed); None if that version can no longer be read."""
+
+    @abstractmethod
+    def transactions_after(self, handle: Handle, version: int) -> set[str]:
+        """The application ids committed after ``version`` up to ``handle``'s (what can
+        still be told: commits cleaned up are not)."""
 
     # -- commits ------------------------------------------------------------------------
     @abstractmethod
@@ -121,11 +208,21 @@ class TableFormat(ABC, Generic[Handle, Commit]):
     def delete(
         self, handle: Handle, predicate: str | None, compression: str | None
     ) -> dict[str, Any]:
-        """Delete the rows matching ``predicate`` (all when None); the format's metrics."""
+        """Delete the rows matching ``predicate`` (all when None); the format's metrics.
+        Raises ``FormatError`` when the format refuses."""
 
     @abstractmethod
     def restore(self, handle: Handle, version: int, commit: Commit) -> None:
-        """Make the table's content that of ``version``, in a new commit."""
+        """Make the table's content that of ``version``, in a new commit. Raises
+        ``FormatError`` when the format refuses."""
+
+    @abstractmethod
+    def add_constraint(self, handle: Handle, name: str, expression: str) -> None:
+        """A CHECK constraint every row must satisfy; ``FormatError`` if one does not."""
+
+    @abstractmethod
+    def drop_constraint(self, handle: Handle, name: str) -> None:
+        """Remove a CHECK constraint; ``FormatError`` if there is none of that name."""
 
     # -- maintenance ----------------------------------------------------------------------
     @abstractmethod

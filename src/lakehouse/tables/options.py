@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deltalake import DeltaTable
-
 from lakehouse.config import TableOptions
 
 
@@ -37,12 +35,12 @@ def options_from_catalog(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def options_at_creation(dt: DeltaTable) -> TableOptions | None:
-    """The options a table was created with (see ``delta_write.create``), if it records them."""
-    try:
-        first = dt.history()[-1]
-    except Exception:  # noqa: BLE001 - an unreadable history: fall back to the defaults
+def options_at_creation(history: list[dict[str, Any]]) -> TableOptions | None:
+    """The options a table was created with (see ``delta_write.create``), if its first
+    commit in ``history`` (newest first) records them."""
+    if not history:
         return None
+    first = history[-1]
     text = first.get("lakehouse.options") if first.get("version", 0) == 0 else None
     if not text:
         return None

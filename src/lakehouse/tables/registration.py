@@ -4,37 +4,38 @@ a writer killed between its commit and the catalog left unregistered."""
 
 from __future__ import annotations
 
-from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError
+from typing import Any
 
 from lakehouse.config import TableOptions, options_for
 from lakehouse.errors import LakehouseError
 from lakehouse.names import TableName, parse_table_name
 from lakehouse.storage import Storage
 from lakehouse.tables.commits import user
+from lakehouse.tables.format import TableFormat
+from lakehouse.tables.formats import format_of, holds_table
 from lakehouse.tables.options import options_at_creation, options_dict
 from lakehouse.tables.schema import schema_columns
-from lakehouse.tables.snapshot import figures_of
 
 
 def after_commit(
     storage: Storage,
     name: TableName,
-    dt: DeltaTable,
+    handle: Any,
     opts: TableOptions | None = None,
     change: str | None = None,
 ) -> int:
     """Register the table on its first commit and record its new figures and schema."""
-    snap = figures_of(dt)
+    fmt = format_of(storage, name)
+    snap = fmt.figures(handle)
     columns = schema_columns(snap.schema)
     info = storage.catalog.get(str(name))
     if info is None:
-        o = opts or options_at_creation(dt) or options_for(name.layer, None)
+        o = opts or _created_with(fmt, handle) or options_for(name.layer, None)
         storage.catalog.register(
             name=str(name),
             layer=name.layer,
             location=storage.table_uri(name),
-            fmt="delta",
+            fmt=fmt.name,
             columns=columns,
             options=options_dict(o),
             owner=o.owner or user(),
@@ -56,8 +57,16 @@ def after_commit(
     return snap.version
 
 
+def _created_with(fmt: TableFormat[Any, Any], handle: Any) -> TableOptions | None:
+    try:
+        history = fmt.history(handle)
+    except Exception:  # noqa: BLE001 - an unreadable history: fall back to the defaults
+        return None
+    return options_at_creation(history)
+
+
 def register_found(storage: Storage, name: str) -> bool:
-    """Register a Delta table found in the warehouse but unknown to the catalog (written
+    """Register a table found in the warehouse but unknown to the catalog (written
     by another engine, by a writer killed before it registered it, or before the catalog
     was reset). Whether there is such a table (registered now, or already)."""
     try:
@@ -66,11 +75,11 @@ def register_found(storage: Storage, name: str) -> bool:
         return False
     if storage.catalog.get(str(parsed)) is not None:
         return True
-    if not storage.holds_table(parsed):
+    if not holds_table(storage, parsed):
         return False
     try:
-        latest = DeltaTable(storage.table_uri(parsed), storage_options=storage.storage_options)
-    except DeltaError:
+        latest = format_of(storage, parsed).load(storage, parsed)
+    except LakehouseError:
         return True  # its latest version cannot be opened: reading it says why
     after_commit(storage, parsed, latest)
     return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError
 
 from lakehouse.catalog.store import TableInfo
 from lakehouse.errors import (
@@ -24,8 +21,9 @@ from lakehouse.names import TableName
 from lakehouse.sql.engine_api import Engine
 from lakehouse.sql.names import parse_timestamp
 from lakehouse.storage import Storage
-from lakehouse.tables.commits import commit_properties, input_mark
-from lakehouse.tables.delta_format import DELTA
+from lakehouse.tables.commits import input_mark
+from lakehouse.tables.format import FormatError, TableFormat
+from lakehouse.tables.formats import format_of, holds_table
 from lakehouse.tables.registration import after_commit
 
 REPLAYED = "lakehouse.replayed"  # on a quarantine: the version its last finished replay read
@@ -42,29 +40,6 @@ def _held(value: int | None) -> int | None:
     return value if value is not None and value >= 0 else None
 
 
-def _transactions_after(dt: DeltaTable, version: int) -> set[str]:
-    """The application ids of the transaction identifiers committed after ``version``
-    (read from the log's commits; a table elsewhere than on a local disk, or whose commits
-    were cleaned up, gives what it can)."""
-    from lakehouse.tables.snapshot import is_local, local_path
-
-    if not is_local(dt.table_uri):
-        return set()
-    log = Path(local_path(dt.table_uri)) / "_delta_log"
-    found: set[str] = set()
-    for number in range(version + 1, dt.version() + 1):
-        try:
-            text = (log / f"{number:020d}.json").read_text(encoding="utf-8")
-        except FileNotFoundError:
-            continue
-        for line in text.splitlines():
-            if '"txn"' in line:
-                txn = json.loads(line).get("txn")
-                if txn and txn.get("appId"):
-                    found.add(txn["appId"])
-    return found
-
-
 class Table:
     """A table of the warehouse ``storage``, read through ``engine``."""
 
@@ -72,6 +47,7 @@ class Table:
         self.storage = storage
         self.engine = engine
         self.name = name
+        self.format: TableFormat[Any, Any] = format_of(storage, name)
 
     def __repr__(self) -> str:
         return f"<Table {self.name} v{self.version}>"
@@ -80,31 +56,32 @@ class Table:
         return str(self.name)
 
     # -- state ----------------------------------------------------------------------------
-    def _delta(self) -> DeltaTable:
-        dt = DELTA.open(self.storage, self.name)
-        if dt is None:
+    def _open(self) -> Any:
+        """The table at its latest version, through its format."""
+        handle = self.format.open(self.storage, self.name)
+        if handle is None:
             raise TableNotFoundError(str(self.name), self.engine.suggest(str(self.name)))
-        return dt
+        return handle
 
     @property
     def info(self) -> TableInfo:
         """The catalog's entry, brought up to date first if the table moved on without it
         (a writer killed between its commit and its catalog update)."""
         info = self.storage.catalog.get(str(self.name), with_history=True)
-        dt = self._delta()
-        if info is None or info.version != dt.version():
-            after_commit(self.storage, self.name, dt)
+        handle = self._open()
+        if info is None or info.version != self.format.version(handle):
+            after_commit(self.storage, self.name, handle)
             info = self.storage.catalog.get(str(self.name), with_history=True)
         assert info is not None
         return info
 
     @property
     def schema(self) -> pa.Schema:
-        return pa.schema(self._delta().schema().to_arrow())
+        return self.format.schema(self._open())
 
     @property
     def version(self) -> int:
-        return self._delta().version()
+        return self.format.version(self._open())
 
     @property
     def location(self) -> str:
@@ -112,36 +89,31 @@ class Table:
 
     @property
     def partition_by(self) -> list[str]:
-        return list(self._delta().metadata().partition_columns)
+        return self.format.partition_columns(self._open())
 
     @property
     def constraints(self) -> dict[str, str]:
-        config = self._delta().metadata().configuration
-        return {
-            k.removeprefix("delta.constraints."): v
-            for k, v in config.items()
-            if k.startswith("delta.constraints.")
-        }
+        return self.format.constraints(self._open())
 
     def transaction_version(self, app_id: str) -> int | None:
         """The last transaction number committed for ``app_id`` (see ``write(txn=...)``);
         None if none is, or a restore took it back to before the first."""
-        return _held(self._delta().transaction_version(app_id))
+        return _held(self.format.transaction_version(self._open(), app_id))
 
     def input_versions(self, inputs: list[str]) -> dict[str, int | None]:
         """The version of each input this table's rows were last computed from (see
         ``write(input_versions=...)``); None for an input never recorded."""
-        dt = self._delta()
+        handle = self._open()
         out: dict[str, int | None] = {}
         for name in inputs:
-            found = dt.transaction_version(input_mark(name))
+            found = self.format.transaction_version(handle, input_mark(name))
             out[name] = found if found is not None and found >= 0 else None
         return out
 
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Commits newest first: version, timestamp, operation, parameters, metrics."""
         out = []
-        for entry in DELTA.history(self._delta(), limit):
+        for entry in self.format.history(self._open(), limit):
             ts = entry.get("timestamp")
             out.append(
                 {
@@ -183,7 +155,7 @@ class Table:
     # -- changes --------------------------------------------------------------------------
     def _committed(self) -> int:
         """Record the table's new version and figures in the catalog; return the version."""
-        return after_commit(self.storage, self.name, self._delta())
+        return after_commit(self.storage, self.name, self._open())
 
     def _compression(self) -> str:
         info = self.storage.catalog.get(str(self.name))
@@ -191,10 +163,9 @@ class Table:
 
     def delete(self, predicate: str | None = None) -> dict[str, Any]:
         """Delete the rows matching a SQL predicate (all rows when none is given)."""
-        dt = self._delta()
         try:
-            metrics = DELTA.delete(dt, predicate, self._compression())
-        except DeltaError as exc:
+            metrics = self.format.delete(self._open(), predicate, self._compression())
+        except FormatError as exc:
             raise LakehouseError(
                 f"{self.name}: delete failed: {exc}", "check the predicate's SQL"
             ) from exc
@@ -220,16 +191,16 @@ class Table:
         (pipeline writes record it), moved on to the end of a replay the restored version
         holds. Every row is then where the next run expects it: neither lost nor
         quarantined twice."""
-        dt = self._delta()
-        target = self._version_of(dt, version)
+        handle = self._open()
+        target = self._version_of(handle, version)
         if inputs is None:
             inputs = self._lineage_inputs()
         companion = self._companion() if companions else None
         apps = [input_mark(n) for n in inputs]
         if companion is not None:
             apps += [input_mark(str(companion.name)), replay_mark(str(companion.name))]
-        marks = self._marks_at(dt, target, apps)
-        new = self._restore(dt, target, marks, version)
+        marks = self._marks_at(target, apps)
+        new = self._restore(handle, target, marks, version)
         if companion is not None:
             companion._follow(
                 marks[input_mark(str(companion.name))],
@@ -238,7 +209,7 @@ class Table:
             )
         return new
 
-    def _version_of(self, dt: DeltaTable, version: int | str | datetime) -> int:
+    def _version_of(self, handle: Any, version: int | str | datetime) -> int:
         """A version number, a version as text or a timestamp (the version then current)."""
         target: Any = version
         if isinstance(version, str) and not version.isdigit():
@@ -246,50 +217,45 @@ class Table:
         elif isinstance(version, str):
             target = int(version)
         if isinstance(target, int):
-            if not 0 <= target <= dt.version():
+            latest = self.format.version(handle)
+            if not 0 <= target <= latest:
                 raise VersionNotFoundError(
-                    f"{self.name} has no version {target} (latest is {dt.version()})",
+                    f"{self.name} has no version {target} (latest is {latest})",
                     f"see `lakehouse history {self.name}`",
                 )
             return target
-        old = DeltaTable(dt.table_uri, storage_options=self.storage.storage_options)
-        try:
-            old.load_as_version(target)
-        except DeltaError as exc:
-            raise VersionNotFoundError(
-                f"{self.name} has no version at {version}: {exc}",
-                f"see `lakehouse history {self.name}`",
-            ) from exc
-        return old.version()
+        return self.engine.resolve_version(str(self.name), None, target)
 
-    def _marks_at(self, dt: DeltaTable, version: int, apps: list[str]) -> dict[str, int | None]:
+    def _marks_at(self, version: int, apps: list[str]) -> dict[str, int | None]:
         """The transaction numbers the table held for ``apps`` at ``version`` (None: none,
         -1: reset)."""
         if not apps:
             return {}
-        old = DeltaTable(dt.table_uri, storage_options=self.storage.storage_options)
-        old.load_as_version(version)
-        return {app: old.transaction_version(app) for app in apps}
+        held = self.format.transactions_at(self.storage, self.name, version, apps)
+        if held is None:
+            raise VersionNotFoundError(
+                f"{self.name} version {version} cannot be read any more",
+                "its log was cleaned up; restore to a later version",
+            )
+        return held
 
-    def _restore(
-        self, dt: DeltaTable, target: int, marks: dict[str, int | None], asked: Any
-    ) -> int:
+    def _restore(self, handle: Any, target: int, marks: dict[str, int | None], asked: Any) -> int:
         """Restore to ``target`` with, in the same commit, the transaction identifiers
         ``marks`` (None or negative: as if never committed) and every other identifier
         committed after ``target`` set back to its value then: a source's files, offsets
         or batches the restore took away are not skipped as already written."""
-        later = sorted(_transactions_after(dt, target) - set(marks))
+        later = sorted(self.format.transactions_after(handle, target) - set(marks))
         if later:
-            marks = {**marks, **self._marks_at(dt, target, later)}
+            marks = {**marks, **self._marks_at(target, later)}
         txns: list[tuple[str, int]] = []
         for app, n in marks.items():
             if n is not None and n >= 0:
                 txns.append((app, n))
-            elif dt.transaction_version(app) not in (None, -1):
+            elif self.format.transaction_version(handle, app) not in (None, -1):
                 txns.append((app, -1))
         try:
-            DELTA.restore(dt, target, DELTA.commit("restore", txns))
-        except DeltaError as exc:
+            self.format.restore(handle, target, self.format.commit("restore", txns))
+        except FormatError as exc:
             raise LakehouseError(f"{self.name}: restore to {asked} failed: {exc}") from exc
         return self._committed()
 
@@ -309,7 +275,7 @@ class Table:
         if self.name.name.endswith("_quarantine"):
             return None
         name = TableName(self.name.layer, self.name.name + "_quarantine")
-        found = self.storage.catalog.get(str(name)) is not None or self.storage.holds_table(name)
+        found = self.storage.catalog.get(str(name)) is not None or holds_table(self.storage, name)
         return Table(self.storage, self.engine, name) if found else None
 
     def _follow(
@@ -319,18 +285,14 @@ class Table:
         written with quarantine version ``paired`` (-1: before the quarantine had rows)
         and holds replay ``replayed``. Returns the new version, or None if there was
         nothing to do."""
-        dt = self._delta()
-        latest = dt.version()
+        handle = self._open()
+        latest = self.format.version(handle)
         replayed = _held(replayed)
-        old = DeltaTable(dt.table_uri, storage_options=self.storage.storage_options)
+        apps = [input_mark(n) for n in inputs] + [REPLAYED]
 
         def load(version: int) -> dict[str, int | None] | None:
-            try:
-                old.load_as_version(version)
-            except DeltaError:
-                return None  # the log of that version is gone
-            apps = [input_mark(n) for n in inputs] + [REPLAYED]
-            return {app: old.transaction_version(app) for app in apps}
+            # None: the log of that version is gone
+            return self.format.transactions_at(self.storage, self.name, version, apps)
 
         match = None
         if paired is not None and paired <= latest:
@@ -366,11 +328,11 @@ class Table:
             return None
         held = load(match)
         assert held is not None
-        return self._restore(dt, match, held, match)
+        return self._restore(handle, match, held, match)
 
     def optimize(self, target_size: int | None = None) -> dict[str, Any]:
         """Compact small files into larger ones (of up to 1 GiB unless ``target_size``)."""
-        metrics = DELTA.optimize(self._delta(), target_size, self._compression())
+        metrics = self.format.optimize(self._open(), target_size, self._compression())
         self._committed()
         return metrics
 
@@ -382,7 +344,7 @@ class Table:
                 f"{self.name}: no column {', '.join(unknown)} to z-order by",
                 f"the columns are {', '.join(self.schema.names)}",
             )
-        metrics = DELTA.zorder(self._delta(), columns, self._compression())
+        metrics = self.format.zorder(self._open(), columns, self._compression())
         self._committed()
         return metrics
 
@@ -392,7 +354,7 @@ class Table:
         if retain_hours < 0:
             raise LakehouseError("retain_hours must be zero or more")
         # delta-rs counts whole hours: round up, so a file the user asked to keep is kept.
-        removed = DELTA.vacuum(self._delta(), math.ceil(retain_hours), dry_run)
+        removed = self.format.vacuum(self._open(), math.ceil(retain_hours), dry_run)
         if not dry_run:
             removed += self._remove_partial_uploads(retain_hours)
             self._committed()
@@ -439,10 +401,8 @@ class Table:
     def add_constraint(self, name: str, expression: str) -> None:
         """A CHECK constraint every existing and future row must satisfy."""
         try:
-            self._delta().alter.add_constraint(
-                {name: expression}, commit_properties=commit_properties("constraint")
-            )
-        except DeltaError as exc:
+            self.format.add_constraint(self._open(), name, expression)
+        except FormatError as exc:
             raise ConstraintViolationError(
                 f"{self.name}: cannot add constraint {name} ({expression}): {exc}",
                 "existing rows must satisfy it; fix them first",
@@ -450,7 +410,13 @@ class Table:
         self._committed()
 
     def drop_constraint(self, name: str) -> None:
-        self._delta().alter.drop_constraint(name, raise_if_not_exists=True)
+        try:
+            self.format.drop_constraint(self._open(), name)
+        except FormatError as exc:
+            raise LakehouseError(
+                f"{self.name}: no constraint {name} to drop",
+                f"its constraints are {', '.join(self.constraints) or 'none'}",
+            ) from exc
         self._committed()
 
     def set(

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import LakehouseError
 from lakehouse.names import parse_table_name
-from lakehouse.tables.changes import NotAppendOnly
-from lakehouse.tables.handles import open_delta
+from lakehouse.tables.format import NotAppendOnly
+from lakehouse.tables.formats import format_of
 
 if TYPE_CHECKING:
     from lakehouse.pipeline.model import Dataset, Pipeline
@@ -56,8 +56,10 @@ class RunContext:
             if info is not None and info.format == "view":
                 self.versions[name] = None
             else:
-                dt = open_delta(self.lh, parse_table_name(name))
-                self.versions[name] = dt.version() if dt is not None else None
+                parsed = parse_table_name(name)
+                fmt = format_of(self.lh.storage, parsed)
+                handle = fmt.open(self.lh.storage, parsed)
+                self.versions[name] = fmt.version(handle) if handle is not None else None
         return self.versions[name]
 
     def forget(self, name: str) -> None:

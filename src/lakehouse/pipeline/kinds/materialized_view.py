@@ -16,7 +16,7 @@ from lakehouse.pipeline.kinds.writes import write, write_quarantine
 from lakehouse.pipeline.model import Dataset
 from lakehouse.pipeline.records import DatasetRun
 from lakehouse.quoting import ident, typed_literal
-from lakehouse.tables.changes import NotAppendOnly
+from lakehouse.tables.format import NotAppendOnly
 
 MAX_REFRESH_KEYS = 2000  # groups replaced by key at most; more: recomputed whole
 COMPUTED = "__lh_computed"  # the recomputed groups' rows

@@ -434,6 +434,15 @@ def _register_cdc_commands() -> None:
 _register_cdc_commands()
 
 
+def _register_serving_commands() -> None:
+    from lakehouse.serving.commands import register
+
+    register(app, _lh, console, print_records)
+
+
+_register_serving_commands()
+
+
 def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("LAKEHOUSE_DEBUG") == "1"
     try:

@@ -5,7 +5,7 @@ everything else (CLI, API, pipelines) goes through it."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog.store import Catalog, TableInfo
 from lakehouse.config import LAYER_DEFAULTS, TableOptions, default_warehouse
@@ -19,6 +19,9 @@ from lakehouse.tables.registration import register_found
 from lakehouse.tables.schema import schema_columns
 from lakehouse.tables.table import Table
 from lakehouse.tables.writer import Txn, WriteMode, WriteResult, write_table
+
+if TYPE_CHECKING:
+    from lakehouse.serving.mirrors import Serving
 
 
 class Lakehouse:
@@ -40,9 +43,21 @@ class Lakehouse:
         root = str(root) if root is not None else default_warehouse()
         self.storage = Storage(root, catalog_url=catalog_url, storage_options=storage_options)
         self.engine = SQLEngine(self.storage)
+        self._serving: Serving | None = None
 
     def __repr__(self) -> str:
         return f"<Lakehouse {self.root}>"
+
+    @property
+    def serving(self) -> Serving:
+        """The serving store: ClickHouse mirrors of the gold and real-time tables
+        (``lh.serving.sql("SELECT ... FROM gold.daily_summary")`` in ClickHouse's
+        dialect, ``status()``, ``refresh()``)."""
+        if self._serving is None:
+            from lakehouse.serving.mirrors import Serving
+
+            self._serving = Serving(self.storage, self.engine)
+        return self._serving
 
     # -- the storage ---------------------------------------------------------------------
     @property

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakehouse.access.policy import ACTIONS
-from lakehouse.api import ingest, pipelines, query, tables
+from lakehouse.api import ingest, pipelines, query, serving, tables
 from lakehouse.api.audit import AuditMiddleware
 from lakehouse.api.auth import COOKIE, authenticate, presents_token, principal
 from lakehouse.api.guards import JSONDepthLimit, SecurityHeaders
@@ -130,6 +130,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(query.router)
     app.include_router(pipelines.router)
     app.include_router(ingest.router)
+    app.include_router(serving.router)
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> Any:
@@ -140,7 +141,9 @@ def _routes(app: FastAPI) -> None:
         lh = request.app.state.lh
         known = presents_token(request) and await authenticate(request) is not None
         tables = await run_in_threadpool(lambda: len(lh.catalog.names()))
-        body = {"status": "ok", "version": __version__, "tables": tables}
+        body: dict[str, Any] = {"status": "ok", "version": __version__, "tables": tables}
+        if known:  # the serving store's state: ok, or degraded and why
+            body["serving"] = await run_in_threadpool(lh.serving.health)
         return JSON({**body, "warehouse": str(lh.root)} if known else body)
 
     @app.get("/me", tags=["health"])

@@ -184,12 +184,16 @@ def serve(
                 "warning: without --tls-cert/--tls-key, tokens cross the network unencrypted",
                 file=out,
             )
+    # This process owns the serving store while it runs: it pulls new versions of the
+    # mirrored tables and answers the workers' serving queries (see serving/owner.py).
+    lh.serving.own()
     try:
         if workers == 1:
             server.run(sockets=[sock])
         else:
             Multiprocess(config, sockets=[sock]).run()
     finally:
+        lh.serving.close()
         sock.close()
         if token_file is not None:
             shutil.rmtree(token_file.parent, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The serving store: ClickHouse mirrors of the gold and real-time tables."""

@@ -1,0 +1,163 @@
+"""Refreshing one mirror: the rows of exactly one version of a table (or of a view over
+pinned versions of its tables) built in a stage table, then swapped in with one atomic
+``EXCHANGE TABLES``. A reader sees the old rows or the new ones, never a mix; a refresh
+killed at any point leaves the live mirror as it was and a stage the next refresh drops.
+
+Rows reach ClickHouse the fastest way the store allows: an embedded store reads a local
+table's parquet files itself (partition values added as constants); otherwise (a
+ClickHouse server, deletion vectors, column mapping, object storage, a view) the
+lakehouse engine reads the version and the rows are handed over as Arrow."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from lakehouse.errors import LakehouseError
+from lakehouse.serving.store import STAGE, Held, ServingError, Store, now_text, string_literal
+from lakehouse.serving.types import column_type, quote_name, structure
+from lakehouse.sql.engine_api import Engine
+from lakehouse.tables.convert import normalize_schema
+from lakehouse.tables.snapshot import DataFile, Snapshot
+
+_GLOB = set("*?{}[],'\\")
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a mirror is made from: a stored table, or a view's SQL over stored tables."""
+
+    name: str
+    view_sql: str | None  # None: a stored table
+    bases: tuple[str, ...]  # the stored tables it reads (itself, for a table)
+
+
+def refresh(
+    store: Store,
+    engine: Engine,
+    source: Source,
+    versions: dict[str, int],
+    snapshot: Snapshot | None,
+    scratch: str,
+) -> Held:
+    """Make the mirror of ``source`` hold ``versions`` of its tables. ``snapshot`` is the
+    table's version as files (None for a view)."""
+    layer, table = source.name.split(".", 1)
+    store.ensure_database(layer)
+    live = f"{quote_name(layer)}.{quote_name(table)}"
+    stage = f"{quote_name(layer)}.{quote_name(STAGE + table)}"
+    store.command(f"DROP TABLE IF EXISTS {stage} SYNC")
+    if snapshot is not None and _direct(store, snapshot):
+        schema = normalize_schema(snapshot.schema)
+        _create(store, stage, schema)
+        _load_files(store, stage, schema, snapshot)
+        expected: int | None = (
+            snapshot.row_count if all(f.num_records is not None for f in snapshot.files) else None
+        )
+    else:
+        rows = _read(engine, source, versions)
+        _create(store, stage, rows.schema)
+        _load_arrow(store, stage, rows, scratch)
+        expected = rows.num_rows
+    counted = int(store.query(f"SELECT count() AS n FROM {stage}").column(0)[0].as_py())
+    if expected is not None and counted != expected:
+        raise ServingError(
+            f"{source.name}: the mirror being built has {counted} rows, the version "
+            f"{expected}; the live mirror is left as it was",
+            "run `lakehouse serving refresh` again",
+        )
+    held = Held(source.name, dict(versions), counted, now_text())
+    store.command(f"ALTER TABLE {stage} MODIFY COMMENT {string_literal(held.comment())}")
+    exists = store.query(
+        "SELECT count() AS n FROM system.tables WHERE database = {d:String} AND name = {t:String}",
+        {"d": layer, "t": table},
+    )
+    if int(exists.column(0)[0].as_py()):
+        store.command(f"EXCHANGE TABLES {stage} AND {live}")
+        store.command(f"DROP TABLE IF EXISTS {stage} SYNC")
+    else:
+        store.command(f"RENAME TABLE {stage} TO {live}")
+    return held
+
+
+def _direct(store: Store, snap: Snapshot) -> bool:
+    """Whether ClickHouse can read the version's files itself."""
+    return (
+        store.embedded
+        and snap.direct
+        and snap.mapping == "none"
+        and all(f.deletion is None and "://" not in f.path for f in snap.files)
+    )
+
+
+def _create(store: Store, stage: str, schema: pa.Schema) -> None:
+    if not len(schema):
+        raise LakehouseError("a table without columns cannot be mirrored")
+    store.command(f"CREATE TABLE {stage} ({structure(schema)}) ENGINE = MergeTree ORDER BY tuple()")
+
+
+def _load_files(store: Store, stage: str, schema: pa.Schema, snap: Snapshot) -> None:
+    """One INSERT per partition and folder, ClickHouse reading the parquet files."""
+    names = schema.names
+    data = [c for c in names if c not in snap.partition_columns]
+    shape = string_literal(structure(pa.schema([schema.field(c) for c in data])))
+    into = ", ".join(quote_name(c) for c in names)
+    groups: dict[tuple[Any, ...], list[DataFile]] = defaultdict(list)
+    for f in snap.files:
+        groups[(f.partition, os.path.dirname(f.path))].append(f)
+    for (partition, folder), files in groups.items():
+        values = dict(partition)
+        picked = []
+        for c in names:
+            if c in values:
+                kind = column_type(schema.field(c).type)
+                value = "NULL" if values[c] is None else string_literal(str(values[c]))
+                picked.append(f"CAST({value} AS {kind})")
+            else:
+                picked.append(quote_name(c))
+        bare = [os.path.basename(f.path) for f in files]
+        if any(ch in _GLOB for ch in folder) or any(ch in _GLOB for n in bare for ch in n):
+            patterns = [f.path for f in files]  # read one by one: a name glob would misread
+            if any(ch in "*?{}[]" for p in patterns for ch in p):
+                raise LakehouseError(f"{folder}: a data file name holds glob characters")
+        else:
+            patterns = [
+                os.path.join(folder, "{" + ",".join(bare[i : i + 500]) + "}")
+                for i in range(0, len(bare), 500)
+            ]
+        for pattern in patterns:
+            store.command(
+                f"INSERT INTO {stage} ({into}) SELECT {', '.join(picked)} "
+                f"FROM file({string_literal(pattern)}, 'Parquet', {shape})"
+            )
+
+
+def _read(engine: Engine, source: Source, versions: dict[str, int]) -> pa.Table:
+    """The rows through the lakehouse engine, every table pinned at its version."""
+    pinned = {b: engine.version_view(b, versions[b]) for b in source.bases}
+    if source.view_sql is None:
+        return engine.read(source.name, versions[source.name])
+    return engine.query(source.view_sql, tables=pinned).to_arrow()
+
+
+def _load_arrow(store: Store, stage: str, rows: pa.Table, scratch: str) -> None:
+    if not rows.num_rows:
+        return
+    if not store.embedded:
+        store.insert_arrow(stage, rows)
+        return
+    # The embedded store reads an Arrow file faster than rows handed over in memory.
+    os.makedirs(scratch, exist_ok=True)
+    fd, path = tempfile.mkstemp(suffix=".arrow", dir=scratch)
+    try:
+        with os.fdopen(fd, "wb") as out, ipc.new_file(out, rows.schema) as writer:
+            writer.write_table(rows)
+        store.command(f"INSERT INTO {stage} SELECT * FROM file({string_literal(path)}, 'Arrow')")
+    finally:
+        os.unlink(path)

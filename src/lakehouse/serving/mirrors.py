@@ -1,0 +1,349 @@
+"""``Serving``: the serving store of one warehouse, as every process sees it.
+
+Embedded by default (chDB in a folder of the warehouse: ``_serving/``), or a ClickHouse
+server named by ``LAKEHOUSE_SERVING_URL`` (``http(s)://user:password@host:8123``); both
+through the one client (clickhouse-connect). Reading (``sql``, ``status``, ``covers``)
+works from any process; refreshing is done by the owner (see ``owner.py``)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lakehouse.errors import LakehouseError
+from lakehouse.names import parse_table_name
+from lakehouse.serving.mirror import Source, refresh
+from lakehouse.serving.owner import Endpoint, Lock, OwnerClient
+from lakehouse.serving.sources import Versions, sources
+from lakehouse.serving.store import (
+    Held,
+    Query,
+    ServingError,
+    Store,
+    held_in,
+    table_ref,
+)
+from lakehouse.sql.engine_api import Engine
+from lakehouse.storage import Storage
+from lakehouse.tables.formats import format_of
+
+log = logging.getLogger("lakehouse.serving")
+URL_ENV = "LAKEHOUSE_SERVING_URL"
+FOLDER = "_serving"
+
+
+def serving_folder(storage: Storage) -> Path:
+    if storage.local:
+        return Path(storage.root) / FOLDER
+    digest = hashlib.sha256(storage.root.encode()).hexdigest()[:16]
+    home = Path(os.environ.get("LAKEHOUSE_HOME", Path.home() / ".lakehouse"))
+    return home / "serving" / digest
+
+
+class Serving:
+    """The serving store of the warehouse ``storage``."""
+
+    def __init__(self, storage: Storage, engine: Engine, url: str | None = None) -> None:
+        self.storage = storage
+        self.engine = engine
+        self.url = url or os.environ.get(URL_ENV) or None
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise LakehouseError(
+                f"{URL_ENV}={self.url!r} is not a ClickHouse server address",
+                "give http(s)://user:password@host:8123 (or unset it for the embedded store)",
+            )
+        self.folder = serving_folder(storage)
+        self.dsn = self.url or f"chdb://{self.folder / 'store'}"
+        self._lock = Lock(self.folder)
+        self._owned: Store | None = None  # the store while this process owns it
+        self._direct: Store | None = None  # a server's store, for reading
+        self._guard = threading.RLock()
+        self._versions = Versions(storage)
+        self._errors: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._endpoint: Endpoint | None = None
+        self._held_cache: tuple[float, dict[str, Held]] | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+    # -- reading, from any process --------------------------------------------------------
+    def sql(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """A statement in ClickHouse's dialect over the mirrors (``gold.daily_summary``...);
+        ``params`` fill ``{name:Type}`` holes."""
+        with self._reader() as query:
+            return query(sql, params)
+
+    def held(self, max_age: float = 0.0) -> dict[str, Held]:
+        """The mirrors and what each holds (kept ``max_age`` seconds)."""
+        cached = self._held_cache
+        if cached is not None and time.monotonic() - cached[0] <= max_age:
+            return cached[1]
+        with self._reader() as query:
+            found = held_in(query)
+        self._held_cache = (time.monotonic(), found)
+        return found
+
+    def covers(self, tables: list[str]) -> bool:
+        """Whether every one of ``tables`` has a mirror (a panel may then read it)."""
+        if not tables:
+            return False
+        try:
+            held = self.held(max_age=1.0)
+        except LakehouseError:
+            return False
+        return all(t in held for t in tables)
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each mirror: the version of its table, the version it holds, rows, lag."""
+        wanted = sources(self.storage)
+        try:
+            held = self.held()
+            problem = None
+        except LakehouseError as exc:
+            held, problem = {}, exc.message
+        versions = Versions(self.storage)
+        out = []
+        for name, source in sorted(wanted.items()):
+            row: dict[str, Any] = {"table": name, "source": ",".join(source.bases)}
+            try:
+                now, _ = versions.of(source)
+            except LakehouseError as exc:
+                row.update(state="unreadable", error=exc.message)
+                out.append(row)
+                continue
+            have = held.get(name)
+            row["delta_version"] = _shown_versions(now, source)
+            row["serving_version"] = (
+                None if have is None else _shown_versions(have.versions, source)
+            )
+            row["rows"] = None if have is None else have.rows
+            row["refreshed_at"] = None if have is None else have.refreshed_at
+            row["lag_seconds"] = self._lag(source, now, have)
+            row["state"] = (
+                "unreachable"
+                if problem
+                else "missing"
+                if have is None
+                else "current"
+                if have.versions == now
+                else "behind"
+            )
+            error = problem or self._errors.get(name)
+            if error:
+                row["error"] = error
+            out.append(row)
+        return out
+
+    def health(self, max_lag: float = 30.0) -> dict[str, Any]:
+        """``ok``, or ``degraded`` with the reason: the store cannot be reached, a mirror
+        is missing, failed its last refresh or lags its table by more than ``max_lag``
+        seconds."""
+        try:
+            rows = self.status()
+        except LakehouseError as exc:
+            return {"status": "degraded", "message": exc.message, "hint": exc.hint}
+        problems = []
+        for row in rows:
+            if row.get("state") == "unreachable":
+                return {"status": "degraded", "message": row.get("error"), "hint": _START}
+            lag = row.get("lag_seconds")
+            if row.get("state") in ("missing", "unreadable") or row.get("error"):
+                problems.append(f"{row['table']} ({row.get('error') or row.get('state')})")
+            elif lag is not None and lag > max_lag:
+                problems.append(f"{row['table']} (lags {lag:.0f} s)")
+        if problems:
+            return {
+                "status": "degraded",
+                "message": "mirrors not current: " + "; ".join(problems),
+                "hint": _START,
+            }
+        return {"status": "ok", "mirrors": len(rows)}
+
+    # -- refreshing -----------------------------------------------------------------------
+    def refresh(self, table: str | None = None) -> list[dict[str, Any]]:
+        """Bring the mirrors (or one) to their tables' newest versions now."""
+        if table is not None:
+            table = str(parse_table_name(table))
+            if table not in sources(self.storage):
+                raise LakehouseError(
+                    f"{table} is not mirrored in the serving store",
+                    "gold and realtime tables are, and any table tagged serving",
+                )
+        with self._guard:
+            if self._owned is not None:
+                return self._refresh_owned(self._owned, table)
+        if self._lock.take():
+            try:
+                store = Store(self.dsn)
+                try:
+                    return self._refresh_owned(store, table)
+                finally:
+                    store.close()
+            finally:
+                self._lock.release()
+        return OwnerClient(self.folder).refresh(table)
+
+    def _refresh_owned(self, store: Store, only: str | None) -> list[dict[str, Any]]:
+        wanted = sources(self.storage)
+        for stage in store.stages():  # left by a refresh that was killed
+            store.command(f"DROP TABLE IF EXISTS {table_ref(stage)} SYNC")
+        held = store.held()
+        done = []
+        for name, source in sorted(wanted.items()):
+            if only is not None and name != only:
+                continue
+            try:
+                versions, snapshot = self._versions.of(source)
+                if name in held and held[name].versions == versions:
+                    continue
+                made = refresh(
+                    store, self.engine, source, versions, snapshot, str(self.folder / "tmp")
+                )
+            except LakehouseError as exc:
+                self._errors[name] = exc.message
+                log.warning("serving: %s not refreshed: %s", name, exc.message)
+                if only is not None:
+                    raise
+                continue
+            self._errors.pop(name, None)
+            done.append({"table": name, "versions": made.versions, "rows": made.rows})
+        if only is None:
+            for name in held:
+                if name not in wanted:  # dropped, or no longer mirrored
+                    store.command(f"DROP TABLE IF EXISTS {table_ref(name)} SYNC")
+                    self._versions.forget(name)
+        self._held_cache = None
+        return done
+
+    # -- owning ---------------------------------------------------------------------------
+    def own(self, interval: float = 0.25) -> None:
+        """Own the store while this process runs (the server's main process): take the
+        lock as soon as it is free, answer other processes, refresh every ``interval``
+        seconds what changed."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), name="serving-owner", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            if self._owned is None:
+                if not self._lock.take():
+                    self._stop.wait(1.0)
+                    continue
+                try:
+                    store = Store(self.dsn)
+                except LakehouseError as exc:
+                    log.warning("serving: %s", exc.message)
+                    self._lock.release()
+                    self._stop.wait(5.0)
+                    continue
+                with self._guard:
+                    self._owned = store
+                    self._endpoint = Endpoint(self.folder, store.query, self._refresh_via)
+            try:
+                with self._guard:
+                    self._refresh_owned(self._owned, None)
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.exception("serving: refresh failed")
+            self._stop.wait(interval)
+
+    def _refresh_via(self, table: str | None) -> list[dict[str, Any]]:
+        with self._guard:
+            assert self._owned is not None
+            return self._refresh_owned(self._owned, table)
+
+    def close(self) -> None:
+        """Stop owning (and close what this process opened)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        with self._guard:
+            if self._endpoint is not None:
+                self._endpoint.stop()
+                self._endpoint = None
+            if self._owned is not None:
+                self._owned.close()
+                self._owned = None
+            if self._direct is not None:
+                self._direct.close()
+                self._direct = None
+            self._lock.release()
+        self._stop.clear()
+
+    # -- the way to the store -------------------------------------------------------------
+    @contextmanager
+    def _reader(self) -> Iterator[Query]:
+        with self._guard:
+            if self._owned is not None:
+                yield self._owned.query
+                return
+            if not self.embedded:
+                if self._direct is None:
+                    self._direct = Store(self.dsn)
+                yield self._direct.query
+                return
+        if self._lock.take():  # nobody owns it: this process, for this call
+            try:
+                store = Store(self.dsn)
+                try:
+                    yield store.query
+                finally:
+                    store.close()
+            finally:
+                self._lock.release()
+            return
+        yield OwnerClient(self.folder).query
+
+    def _lag(self, source: Source, now: dict[str, int], have: Held | None) -> float | None:
+        """Seconds since the oldest commit the mirror does not hold (0: current)."""
+        if have is None:
+            return None
+        oldest = None
+        for base, version in now.items():
+            held = have.versions.get(base, -1)
+            if held >= version:
+                continue
+            parsed = parse_table_name(base)
+            try:
+                commits = format_of(self.storage, parsed).commit_times(self.storage, parsed)
+            except LakehouseError:
+                continue
+            times = [c["timestamp"] for c in commits if c["version"] > held]
+            if times:
+                first = min(times) / 1000
+                oldest = first if oldest is None else min(oldest, first)
+        if oldest is None:
+            return 0.0
+        return round(max(0.0, datetime.now(UTC).timestamp() - oldest), 3)
+
+
+_START = (
+    "the server (lakehouse serve) keeps the mirrors current; "
+    "lakehouse serving refresh does it now"
+)
+
+
+def _shown_versions(versions: dict[str, int], source: Source) -> int | str:
+    if len(versions) == 1:
+        return next(iter(versions.values()))
+    return ", ".join(f"{k}@v{v}" for k, v in sorted(versions.items()))
+
+
+__all__ = ["Serving", "ServingError"]

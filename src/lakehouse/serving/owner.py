@@ -1,0 +1,185 @@
+"""Who owns the serving store.
+
+Embedded ClickHouse (chDB) lets one process open a data folder. The owner is the process
+holding an exclusive lock on ``owner.lock`` in the serving folder: ``lakehouse serve``'s
+main process for as long as it runs, or a command (``lakehouse serving refresh``, a
+notebook's ``lh.serving.sql``) for one call when no server runs. The owner keeps the
+store open, refreshes the mirrors (the server's owner pulls new table versions itself,
+so writers never touch the store), and answers the other processes (the server's
+workers, commands) on a loopback HTTP endpoint named, with a secret, in ``owner.json``
+(readable by the warehouse's user only). The lock dies with its process, so a killed
+owner never blocks the next one."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from lakehouse.errors import LakehouseError
+from lakehouse.serving.store import ServingError, Store
+
+LOCK = "owner.lock"
+ADDRESS = "owner.json"
+
+
+class Lock:
+    """The owner lock of a serving folder (not held until ``take`` succeeds)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._fd: int | None = None
+
+    def take(self) -> bool:
+        if self._fd is not None:
+            return True
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            (self.folder / ADDRESS).unlink(missing_ok=True)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+
+class Endpoint:
+    """The owner's answers to other processes: ``POST /query`` (Arrow IPC stream back)
+    and ``POST /refresh`` (JSON back), on 127.0.0.1 with a bearer secret."""
+
+    def __init__(
+        self,
+        folder: Path,
+        query: Callable[[str, dict[str, Any]], pa.Table],
+        refresh: Callable[[str | None], list[dict[str, Any]]],
+    ) -> None:
+        secret = secrets.token_urlsafe(24)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+                if self.headers.get("Authorization") != f"Bearer {secret}":
+                    self._answer(403, b'{"message": "not the owner\'s secret"}', "json")
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                    if self.path == "/query":
+                        table = query(str(body["sql"]), dict(body.get("params") or {}))
+                        sink = pa.BufferOutputStream()
+                        with ipc.new_stream(sink, table.schema) as writer:
+                            writer.write_table(table)
+                        self._answer(200, sink.getvalue().to_pybytes(), "arrow")
+                    elif self.path == "/refresh":
+                        done = refresh(body.get("table"))
+                        self._answer(200, json.dumps(done).encode(), "json")
+                    else:
+                        self._answer(404, b'{"message": "no such call"}', "json")
+                except LakehouseError as exc:
+                    problem = {"message": exc.message, "hint": exc.hint}
+                    self._answer(400, json.dumps(problem).encode(), "json")
+                except Exception as exc:  # noqa: BLE001 - said to the caller, not lost
+                    problem = {"message": f"{type(exc).__name__}: {exc}", "hint": None}
+                    self._answer(500, json.dumps(problem).encode(), "json")
+
+            def _answer(self, status: int, data: bytes, kind: str) -> None:
+                self.send_response(status)
+                media = "application/json" if kind == "json" else "application/octet-stream"
+                self.send_header("Content-Type", media)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="serving-endpoint", daemon=True
+        )
+        self.thread.start()
+        self.port = int(self.server.server_address[1])
+        address = {"pid": os.getpid(), "port": self.port, "secret": secret}
+        temporary = folder / f".{ADDRESS}.{os.getpid()}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(address, out)
+        os.replace(temporary, folder / ADDRESS)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class OwnerClient:
+    """Another process's way to the owner's store."""
+
+    def __init__(self, folder: Path, timeout: float = 60.0) -> None:
+        try:
+            address = json.loads((folder / ADDRESS).read_text())
+        except (OSError, ValueError) as exc:
+            raise ServingError(
+                "the serving store is held by another process that does not answer yet",
+                "try again in a moment; `lakehouse serving status` shows its state",
+            ) from exc
+        self._base = f"http://127.0.0.1:{int(address['port'])}"
+        self._secret = str(address["secret"])
+        self.timeout = timeout
+
+    def _post(self, path: str, body: dict[str, Any]) -> bytes:
+        request = urllib.request.Request(
+            self._base + path,
+            data=json.dumps(body, default=str).encode(),
+            headers={"Authorization": f"Bearer {self._secret}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
+                data: bytes = answer.read()
+                return data
+        except urllib.error.HTTPError as exc:
+            try:
+                problem = json.loads(exc.read())
+            except ValueError:
+                problem = {"message": str(exc), "hint": None}
+            raise ServingError(problem.get("message", str(exc)), problem.get("hint")) from exc
+        except OSError as exc:
+            raise ServingError(
+                f"the process holding the serving store does not answer: {exc}",
+                "it may have stopped; try again (a new owner takes over)",
+            ) from exc
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        data = self._post("/query", {"sql": sql, "params": params or {}})
+        return ipc.open_stream(pa.BufferReader(data)).read_all()
+
+    def refresh(self, table: str | None) -> list[dict[str, Any]]:
+        done: list[dict[str, Any]] = json.loads(self._post("/refresh", {"table": table}))
+        return done
+
+
+def open_store(dsn: str) -> Store:
+    return Store(dsn)

@@ -92,8 +92,19 @@ def _direct(store: Store, snap: Snapshot) -> bool:
         store.embedded
         and snap.direct
         and snap.mapping == "none"
+        and not any(_has_struct(f.type) for f in snap.schema)  # read as Nullable(Tuple)
         and all(f.deletion is None and "://" not in f.path for f in snap.files)
     )
+
+
+def _has_struct(kind: pa.DataType) -> bool:
+    if pa.types.is_struct(kind):
+        return True
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _has_struct(kind.value_type)
+    if pa.types.is_map(kind):
+        return _has_struct(kind.key_type) or _has_struct(kind.item_type)
+    return False
 
 
 def _create(store: Store, stage: str, schema: pa.Schema) -> None:

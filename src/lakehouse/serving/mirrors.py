@@ -74,6 +74,7 @@ class Serving:
         self._thread: threading.Thread | None = None
         self._endpoint: Endpoint | None = None
         self._held_cache: tuple[float, dict[str, Held]] | None = None
+        self._first = threading.Event()
 
     @property
     def embedded(self) -> bool:
@@ -235,27 +236,32 @@ class Serving:
         seconds what changed."""
         if self._thread is not None:
             return
+        self._first = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(interval,), name="serving-owner", daemon=True
         )
         self._thread.start()
+        self._first.wait(timeout=30)  # owning (or another process does) when this returns
 
     def _run(self, interval: float) -> None:
         while not self._stop.is_set():
             if self._owned is None:
                 if not self._lock.take():
+                    self._first.set()
                     self._stop.wait(1.0)
                     continue
                 try:
                     store = Store(self.dsn)
                 except LakehouseError as exc:
                     log.warning("serving: %s", exc.message)
+                    self._first.set()
                     self._lock.release()
                     self._stop.wait(5.0)
                     continue
                 with self._guard:
                     self._owned = store
                     self._endpoint = Endpoint(self.folder, store.query, self._refresh_via)
+                self._first.set()
             try:
                 with self._guard:
                     self._refresh_owned(self._owned, None)
@@ -285,6 +291,7 @@ class Serving:
                 self._direct.close()
                 self._direct = None
             self._lock.release()
+        self._held_cache = None
         self._stop.clear()
 
     # -- the way to the store -------------------------------------------------------------

@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -137,14 +138,20 @@ class Endpoint:
 class OwnerClient:
     """Another process's way to the owner's store."""
 
-    def __init__(self, folder: Path, timeout: float = 60.0) -> None:
-        try:
-            address = json.loads((folder / ADDRESS).read_text())
-        except (OSError, ValueError) as exc:
-            raise ServingError(
-                "the serving store is held by another process that does not answer yet",
-                "try again in a moment; `lakehouse serving status` shows its state",
-            ) from exc
+    def __init__(self, folder: Path, timeout: float = 60.0, starting: float = 10.0) -> None:
+        # An owner writes its address just after taking the lock: wait for it a little.
+        deadline = time.monotonic() + starting
+        while True:
+            try:
+                address = json.loads((folder / ADDRESS).read_text())
+                break
+            except (OSError, ValueError) as exc:
+                if time.monotonic() > deadline:
+                    raise ServingError(
+                        "the serving store is held by another process that does not answer",
+                        "try again in a moment; `lakehouse serving status` shows its state",
+                    ) from exc
+                time.sleep(0.02)
         self._base = f"http://127.0.0.1:{int(address['port'])}"
         self._secret = str(address["secret"])
         self.timeout = timeout

@@ -38,7 +38,8 @@ def quote_name(name: str) -> str:
 def column_type(kind: pa.DataType, nullable: bool = True) -> str:
     """The ClickHouse type holding values of ``kind`` (Nullable where ClickHouse allows)."""
     inner = _base(kind)
-    composite = inner.startswith(("Array(", "Map(", "Tuple("))
+    # ClickHouse has no null array or map: a null list or map reads as an empty one.
+    composite = inner.startswith(("Array(", "Map("))
     return f"Nullable({inner})" if nullable and not composite else inner
 
 

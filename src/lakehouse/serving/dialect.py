@@ -1,0 +1,50 @@
+"""Lakehouse SQL (DuckDB's dialect, ``$name`` parameters) turned into ClickHouse's, for
+statements written once and run by either engine (dashboard panels)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from lakehouse.errors import SQLError
+
+
+def parameter_type(value: Any) -> str:
+    """The ClickHouse type of a ``{name:Type}`` parameter holding ``value``."""
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, int):
+        return "Int64"
+    if isinstance(value, float):
+        return "Float64"
+    if isinstance(value, dt.datetime):
+        return "DateTime64(6, 'UTC')"
+    if isinstance(value, dt.date):
+        return "Date32"
+    return "String"
+
+
+def to_clickhouse(sql: str, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """``sql`` in ClickHouse's dialect, each ``$name`` a typed ``{name:Type}`` hole, and
+    the values to bind (times in UTC, as ClickHouse's parameters take them)."""
+    params = params or {}
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError as exc:
+        raise SQLError(f"the statement does not parse: {exc}") from exc
+    bound: dict[str, Any] = {}
+    for node in list(tree.find_all(exp.Placeholder, exp.Parameter)):
+        name = node.name
+        if not name or name not in params:
+            raise SQLError(f"the statement uses ${name or '?'}, which has no value")
+        value = params[name]
+        node.replace(exp.Placeholder(this=name, kind=exp.Var(this=parameter_type(value))))
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+        elif isinstance(value, dt.date):
+            value = value.isoformat()
+        bound[name] = value
+    return tree.sql(dialect="clickhouse"), bound

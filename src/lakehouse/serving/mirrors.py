@@ -269,6 +269,32 @@ class Serving:
                 log.exception("serving: refresh failed")
             self._stop.wait(interval)
 
+    @contextmanager
+    def owning(self) -> Iterator[Store]:
+        """Own the store for a block of work (a script's many refreshes and queries)
+        without the server's background refreshes; yields the open store."""
+        with self._guard:
+            if self._owned is not None:
+                yield self._owned
+                return
+            if not self._lock.take():
+                raise ServingError(
+                    "another process owns the serving store",
+                    "stop it (lakehouse serve) or ask it through lh.serving",
+                )
+            try:
+                self._owned = Store(self.dsn)
+            except BaseException:
+                self._lock.release()
+                raise
+        try:
+            yield self._owned
+        finally:
+            with self._guard:
+                self._owned.close()
+                self._owned = None
+                self._lock.release()
+
     def _refresh_via(self, table: str | None) -> list[dict[str, Any]]:
         with self._guard:
             assert self._owned is not None

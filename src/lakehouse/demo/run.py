@@ -133,6 +133,9 @@ def _summary(
         "  lakehouse quality bronze.app_events   # lines that could not be read\n"
         "  lakehouse lineage gold.user_segments --upstream\n"
         "  lakehouse history silver.customers\n"
+        "  lakehouse serve           # then open the URL it prints, and the dashboard\n"
+        "                            # at /#/dashboards/platform (live with demo --stream)\n"
+        "  lakehouse serving status  # the gold and realtime mirrors in ClickHouse\n"
         "  lakehouse demo            # again: nothing new, the same tables",
         soft_wrap=True,
         highlight=False,

@@ -274,6 +274,31 @@ def test_validate_finds_sql_tables_fields_and_parameters(
     )
 
 
+def test_validate_checks_variables(warehouse: Lakehouse, tmp_path: Path) -> None:
+    folder = _folder(
+        tmp_path,
+        {
+            "vars.yaml": (
+                "title: V\n"  # 1
+                "variables:\n"  # 2
+                "  - name: page\n"  # 3
+                "    default: /nowhere\n"  # 4
+                "    options_sql: SELECT DISTINCT page FROM silver.visits ORDER BY 1\n"  # 5
+                "  - name: from\n"  # 6
+                "    kind: text\n"  # 7
+                "panels:\n"  # 8
+                "  - id: a\n"  # 9
+                "    sql: SELECT count(*) AS n FROM silver.visits WHERE page = $page\n"  # 10
+            )
+        },
+    )
+    problems = validate(folder, warehouse)
+    assert [(p.line, p.severity) for p in problems] == [(6, "error"), (3, "error")], problems
+    assert "'from' is taken" in problems[0].message
+    assert "default '/nowhere' is not among" in problems[1].message
+    assert problems[1].hint == "choose one of: /cart, /home"
+
+
 # -- running panels -----------------------------------------------------------------------
 def _shop(tmp_path: Path) -> Any:
     dashboard, problems = read_dashboard(_folder(tmp_path, {"shop.yaml": SHOP}) / "shop.yaml")

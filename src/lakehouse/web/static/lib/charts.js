@@ -53,17 +53,16 @@ export function esc(value) {
   );
 }
 
-// The tooltip of an axis chart: the x value (a time when the axis is one), then each series'
-// marker, name and value as show writes it: markup of escaped values only (ECharts inserts
-// tooltip strings as HTML).
+// The tooltip of an axis chart: the x value (a time when the axis is one, a day when time
+// is "date"), then each series' marker, name and value as show writes it: markup of
+// escaped values only (ECharts inserts tooltip strings as HTML).
 export function axisTooltip(time, show = (v) => numFormat.format(v)) {
   return (items) => {
     const list = Array.isArray(items) ? items : [items];
     if (!list.length) return "";
+    const at = time && list[0].axisValue ? new Date(list[0].axisValue).toISOString() : null;
     const head = esc(
-      time
-        ? fmtTime(list[0].axisValue && new Date(list[0].axisValue).toISOString())
-        : list[0].axisValueLabel,
+      !time ? list[0].axisValueLabel : time === "date" ? at?.slice(0, 10) : fmtTime(at),
     );
     const lines = list.map((p) => {
       const v = Array.isArray(p.value) ? p.value[1] : p.value;

@@ -106,12 +106,15 @@ function currency(n, unit, short = false) {
 }
 
 // A measure as a dashboard shows it, by its format (number, percent of a 0-1 share,
-// currency in unit, duration in unit, seconds by default) and unit: 0.123 percent ->
-// "12.3 %", 1234.5 currency USD -> "$1,234.50", 95 duration -> "1 min 35 s".
+// currency in unit, duration in unit (seconds by default), bytes, text) and unit: 0.123
+// percent -> "12.3 %", 1234.5 currency USD -> "$1,234.50", 95 duration -> "1 min 35 s".
 export function fmtMeasure(value, format = null, unit = null) {
   if (value === null || value === undefined || value === "") return "—";
   const n = typeof value === "number" ? value : Number(value);
-  if (typeof value === "boolean" || Number.isNaN(n)) return String(value);
+  if (format === "text" || typeof value === "boolean" || Number.isNaN(n)) {
+    return unit ? `${value} ${unit}` : String(value);
+  }
+  if (format === "bytes") return fmtBytes(n);
   if (format === "percent") return `${oneDecimal.format(n * 100)} %`;
   if (format === "currency") return currency(n, unit);
   if (format === "duration") return fmtDuration(n * (DURATION_UNITS[unit] ?? 1));
@@ -126,6 +129,7 @@ export function fmtAxis(value, format = null, unit = null) {
   if (format === "percent") return `${compact.format(n * 100)} %`;
   if (format === "currency") return currency(n, unit, true);
   if (format === "duration") return fmtDuration(n * (DURATION_UNITS[unit] ?? 1));
+  if (format === "bytes") return fmtBytes(n);
   return unit ? `${compact.format(n)} ${unit}` : compact.format(n);
 }
 

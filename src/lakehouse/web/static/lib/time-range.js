@@ -41,10 +41,11 @@ export function rangeLabel(code) {
   return n === 1 ? `Last ${word}` : `Last ${n} ${word}s`;
 }
 
-// The instants a range stands for now: {from, to} as ISO timestamps, {} for all time.
+// The instants a range stands for now, as ISO timestamps of whole seconds (the same range
+// asked within a second is the same question): {from, to}; all time is from the epoch.
 export function rangeBounds(code, now = new Date()) {
+  const to = new Date(Math.floor(now.getTime() / 1000) * 1000);
   const m = String(code).match(/^(\d+)([mhdw])$/);
-  if (!m) return {};
-  const from = new Date(now.getTime() - Number(m[1]) * UNITS[m[2]][0] * 1000);
-  return { from: from.toISOString(), to: now.toISOString() };
+  const from = m ? new Date(to.getTime() - Number(m[1]) * UNITS[m[2]][0] * 1000) : new Date(0);
+  return { from: from.toISOString(), to: to.toISOString() };
 }

@@ -27,7 +27,8 @@ function place(el, grid) {
   el.style.setProperty("--panel-column", `${x + 1} / span ${w}`);
   const rows = clamp(g.h, 1, 24, 3);
   const y = clamp(g.y, 0, 999, null);
-  el.style.setProperty("--panel-row", y === null ? `auto / span ${rows}` : `${y + 1} / span ${rows}`);
+  const row = y === null ? `auto / span ${rows}` : `${y + 1} / span ${rows}`;
+  el.style.setProperty("--panel-row", row);
   el.style.setProperty("--panel-rows", `span ${rows}`);
 }
 
@@ -98,7 +99,14 @@ function axisOption(panel, result) {
   let xAxis;
   let data;
   if (time) {
-    xAxis = { type: "time" };
+    // Days (a date column) are labelled as days, one tick at most per day.
+    xAxis = /^date/.test(types[x])
+      ? {
+          type: "time",
+          minInterval: 86400000,
+          axisLabel: { formatter: "{MMM} {d}", hideOverlap: true },
+        }
+      : { type: "time", axisLabel: { hideOverlap: true } };
     data = (g) =>
       g.rows
         .filter((r) => r[x] !== null)
@@ -116,13 +124,16 @@ function axisOption(panel, result) {
   const show = (v) => fmtMeasure(v, panel.format, panel.unit);
   const points = rows.length / Math.max(groups.length, 1);
   return {
-    tooltip: { trigger: "axis", formatter: axisTooltip(time, show) },
+    tooltip: {
+      trigger: "axis",
+      formatter: axisTooltip(time && (/^date/.test(types[x]) ? "date" : true), show),
+    },
     legend: { show: groups.length > 1, top: 0, type: "scroll" },
     grid: { left: 8, right: 16, top: groups.length > 1 ? 30 : 10, bottom: 4, containLabel: true },
     xAxis,
     yAxis: {
       type: "value",
-      scale: kind === "line",
+      scale: panel.kind === "line",
       axisLabel: { formatter: (v) => fmtAxis(v, panel.format, panel.unit) },
     },
     series: groups.map((g) => ({

@@ -78,11 +78,30 @@ export async function viewDashboards() {
   );
 }
 
-function problemText(problem) {
-  if (problem === null || typeof problem !== "object") return String(problem);
-  const where = problem.panel ?? problem.variable ?? problem.where ?? problem.path ?? null;
-  const message = problem.message ?? JSON.stringify(problem);
-  return where ? `${where}: ${message}` : message;
+// A problem of the file: where (file:line, panel), what, and what to do.
+function problemItem(problem) {
+  if (problem === null || typeof problem !== "object") return h("li", {}, String(problem));
+  const where = [problem.line ? `${problem.file}:${problem.line}` : problem.file]
+    .concat(problem.panel ? [`panel ${problem.panel}`] : [])
+    .filter(Boolean)
+    .join(", ");
+  return h(
+    "li",
+    { dataset: { severity: problem.severity || "error" } },
+    problem.severity === "warning" ? badge("warning", "warn") : badge("error", "bad"),
+    where ? h("span", { class: "mono" }, where, ": ") : null,
+    problem.message ?? JSON.stringify(problem),
+    problem.hint ? h("span", { class: "muted" }, ` (${problem.hint})`) : null,
+  );
+}
+
+// A variable's first value: its default, else a select's first option (dates: the
+// server's today when none is given).
+function initialValue(variable) {
+  if (variable.default !== null && variable.default !== undefined) return String(variable.default);
+  if (variable.kind === "select" && variable.options && variable.options.length)
+    return String(variable.options[0]);
+  return variable.kind === "text" ? "" : null;
 }
 
 // One input of a variable: a select of its options, a text or a date, with its label.
@@ -91,17 +110,17 @@ function variableField(variable, value, index, onChange) {
   let input;
   if (variable.kind === "select" && Array.isArray(variable.options)) {
     const options = variable.options.map((o) => String(o ?? ""));
-    if (!options.includes(value)) options.unshift(value);
+    if (value !== null && !options.includes(value)) options.unshift(value);
     input = h(
       "select",
       { id },
-      options.map((o) => h("option", { value: o, selected: o === value }, o === "" ? "(any)" : o)),
+      options.map((o) => h("option", { value: o, selected: o === value }, o)),
     );
   } else {
     input = h("input", {
       id,
       type: variable.kind === "date" ? "date" : "text",
-      value,
+      value: value ?? "",
       autocomplete: "off",
       spellcheck: "false",
     });
@@ -136,12 +155,14 @@ export async function viewDashboard(name, query) {
     values: {},
   };
   for (const v of variables)
-    view.values[v.name] = query.has(v.name) ? query.get(v.name) : String(v.default ?? "");
+    view.values[v.name] = query.has(v.name) ? query.get(v.name) : initialValue(v);
 
   const address = () => {
     const q = new URLSearchParams();
     q.set("range", view.range);
-    for (const v of variables) q.set(v.name, view.values[v.name]);
+    for (const v of variables) {
+      if (view.values[v.name] !== null) q.set(v.name, view.values[v.name]);
+    }
     if (view.refresh !== fallbackRefresh) q.set("refresh", String(view.refresh));
     return q;
   };
@@ -154,7 +175,9 @@ export async function viewDashboard(name, query) {
   const rangeSelect = h(
     "select",
     { id: "dash-range" },
-    ranges.map(([code, label]) => h("option", { value: code, selected: code === view.range }, label)),
+    ranges.map(([code, label]) =>
+      h("option", { value: code, selected: code === view.range }, label),
+    ),
   );
   const refreshChoices = [...new Set([...REFRESH_CHOICES, fallbackRefresh, view.refresh])].sort(
     (a, b) => a - b,
@@ -179,7 +202,7 @@ export async function viewDashboard(name, query) {
   const updated = h("span", { id: "dash-updated", class: "muted small" });
   const fields = variables.map((v, i) =>
     variableField(v, view.values[v.name], i, (key, value) => {
-      view.values[key] = value;
+      view.values[key] = value === "" && v.kind === "date" ? null : value;
       remember();
       load();
     }),
@@ -233,11 +256,7 @@ export async function viewDashboard(name, query) {
           "div",
           { class: "warn-box", id: "dash-problems", role: "status" },
           h("strong", {}, "Problems in the dashboard file"),
-          h(
-            "ul",
-            {},
-            problems.map((p) => h("li", {}, problemText(p))),
-          ),
+          h("ul", {}, problems.map(problemItem)),
         )
       : null,
     boxes.length
@@ -254,7 +273,8 @@ export async function viewDashboard(name, query) {
   const schedule = () => {
     clearTimeout(timer);
     timer = null;
-    if (!paused && view.refresh > 0 && current(token)) timer = setTimeout(load, view.refresh * 1000);
+    if (!paused && view.refresh > 0 && current(token))
+      timer = setTimeout(load, view.refresh * 1000);
   };
 
   const load = async () => {

@@ -198,7 +198,7 @@ def test_the_cache_on_its_own():
     cache = ResultCache(max_bytes=10_000)
     table = pa.table({"x": list(range(100))})
     reads = Reads(("silver.a",), ("silver.a",))
-    key = ("SELECT 1", 10, ())
+    key = ("SELECT 1", 10, (), ())
     assert cache.put(key, reads, table, False, (("silver.a", 1),))
     assert cache.reads("SELECT 1") == reads
     assert cache.get(key, lambda name, stamp: stamp == 1) is not None

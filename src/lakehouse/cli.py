@@ -425,6 +425,15 @@ def _register_streaming_commands() -> None:
 _register_streaming_commands()
 
 
+def _register_dashboard_commands() -> None:
+    from lakehouse.dashboards.commands import register
+
+    register(app, _lh, console, print_records)
+
+
+_register_dashboard_commands()
+
+
 def _register_cdc_commands() -> None:
     from lakehouse.ingest.cdc_commands import cdc_app
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakehouse.access.policy import ACTIONS
-from lakehouse.api import ingest, pipelines, query, tables
+from lakehouse.api import dashboards, ingest, pipelines, query, tables
 from lakehouse.api.audit import AuditMiddleware
 from lakehouse.api.auth import COOKIE, authenticate, presents_token, principal
 from lakehouse.api.guards import JSONDepthLimit, SecurityHeaders
@@ -37,6 +37,7 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 @dataclass
 class Settings:
     pipelines: Path | None = None
+    dashboards: Path | None = None  # the folder of dashboard files
     query_timeout: float = 30.0
     max_rows: int = 100_000
 
@@ -130,6 +131,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(query.router)
     app.include_router(pipelines.router)
     app.include_router(ingest.router)
+    app.include_router(dashboards.router)
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> Any:

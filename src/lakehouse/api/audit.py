@@ -43,12 +43,14 @@ class AuditMiddleware:
             route = scope.get("route")
             action = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
             outcome = (
-                "ok"
+                "denied"
+                if state.get("denied")  # a hidden table: answered 404, or inside a panel
+                else "ok"
                 if status < 400
                 else "unauthenticated"
                 if status == 401
                 else "denied"
-                if status == 403 or state.get("denied")  # a hidden table answers 404
+                if status == 403
                 else "throttled"
                 if status == 429
                 else "error"

@@ -55,7 +55,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build_app(lh: Lakehouse, pipelines: Path | None, login_token: str) -> Any:
+def build_app(
+    lh: Lakehouse, pipelines: Path | None, login_token: str, dashboards: Path | None = None
+) -> Any:
     """The application of one server process: the engine locked down, the login token
     known, the audit log open (closed when the app shuts down)."""
     from lakehouse.access import Access, AuditLog, Principal
@@ -66,6 +68,7 @@ def build_app(lh: Lakehouse, pipelines: Path | None, login_token: str) -> Any:
     access.add_session_token(login_token, Principal(LOGIN, "admin"))
     settings = Settings(
         pipelines=pipelines,
+        dashboards=dashboards,
         query_timeout=_env_float("LAKEHOUSE_QUERY_TIMEOUT", 30.0),
         max_rows=int(_env_float("LAKEHOUSE_MAX_ROWS", 100_000)),
     )
@@ -81,15 +84,18 @@ def worker_app() -> Any:
 
     env = os.environ
     pipelines = env.get(_PIPELINES_ENV)
+    dashboards = env.get(_DASHBOARDS_ENV)
     return build_app(
         Lakehouse(env["LAKEHOUSE_WAREHOUSE"]),
         Path(pipelines) if pipelines else None,
         Path(env[_LOGIN_FILE_ENV]).read_text().strip(),
+        Path(dashboards) if dashboards else None,
     )
 
 
 _LOGIN_FILE_ENV = "LAKEHOUSE_SERVE_LOGIN_TOKEN_FILE"
 _PIPELINES_ENV = "LAKEHOUSE_SERVE_PIPELINES"
+_DASHBOARDS_ENV = "LAKEHOUSE_SERVE_DASHBOARDS"
 
 
 def _token_file(token: str) -> Path:
@@ -134,6 +140,7 @@ def serve(
     workers: int = 1,
     tls: dict[str, str] | None = None,
     proxies: str | None = None,
+    dashboards: Path | None = None,
 ) -> None:
     """``proxies``: the addresses of reverse proxies whose ``X-Forwarded-For`` names the
     client (for the audit log and the limit on wrong tokens); by default a forwarded
@@ -156,7 +163,8 @@ def serve(
     )
     token_file = None
     if workers == 1:
-        server = uvicorn.Server(uvicorn.Config(build_app(lh, pipelines, token), **options))
+        app = build_app(lh, pipelines, token, dashboards)
+        server = uvicorn.Server(uvicorn.Config(app, **options))
     else:
         # Worker processes are started fresh (spawned), each with its own engine, caches
         # and audit buffer, and share the listening socket.
@@ -168,6 +176,8 @@ def serve(
         )
         if pipelines is not None:
             os.environ[_PIPELINES_ENV] = str(pipelines.resolve())
+        if dashboards is not None:
+            os.environ[_DASHBOARDS_ENV] = str(dashboards.resolve())
         config = uvicorn.Config(
             "lakehouse.api.serve:worker_app", factory=True, workers=workers, **options
         )
@@ -211,6 +221,13 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
             str | None,
             typer.Option(help="Folder of pipelines to list and run (default: ./pipelines)."),
         ] = None,
+        dashboards: Annotated[
+            str | None,
+            typer.Option(
+                envvar="LAKEHOUSE_DASHBOARDS",
+                help="Folder of dashboard files to serve (default: ./dashboards).",
+            ),
+        ] = None,
         workers: Annotated[
             int, typer.Option(help="Server processes (default: one per core, at most 4).")
         ] = min(4, os.cpu_count() or 1),
@@ -232,6 +249,11 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
         folder = Path(pipelines) if pipelines else Path("pipelines")
         if pipelines and not folder.is_dir():
             raise LakehouseError(f"no pipelines folder {folder}", "give a folder of pipelines")
+        boards = Path(dashboards) if dashboards else Path("dashboards")
+        if dashboards and not boards.is_dir():
+            raise LakehouseError(
+                f"no dashboards folder {boards}", "give a folder of dashboard files (.yaml)"
+            )
         tls = tls_options(tls_cert, tls_key)
         serve(
             lh_factory(),
@@ -242,4 +264,5 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
             workers,
             tls,
             forwarded_allow_ips,
+            boards.resolve() if boards.is_dir() else None,
         )

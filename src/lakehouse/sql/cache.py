@@ -1,7 +1,8 @@
 """The result cache of sandboxed statements: in memory, least recently used out first,
 bounded by bytes.
 
-An entry is one statement text, row limit and set of masked columns; it remembers a stamp of
+An entry is one statement text, row limit, set of masked columns and set of bound
+parameters; it remembers a stamp of
 every table it read (the table version it saw, or a view's definition) and is served only
 while each stamp still holds, so a new version of any of those tables retires it.
 """
@@ -12,13 +13,22 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
 DEFAULT_MAX_BYTES = 256 * 2**20
 
-# (sql text, row limit, masked columns per table)
-Key = tuple[str, int, tuple[tuple[str, tuple[str, ...]], ...]]
+# (sql text, row limit, masked columns per table, bound parameters: () when none)
+Key = tuple[str, int, tuple[tuple[str, tuple[str, ...]], ...], tuple[tuple[str, str], ...]]
+
+
+def params_key(params: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """The parameters bound to a statement as part of a cache key: each name with its
+    value's type and text (so 1 and '1' differ)."""
+    if not params:
+        return ()
+    return tuple(sorted((name, f"{type(v).__name__}:{v!r}") for name, v in params.items()))
 
 
 @dataclass(frozen=True)

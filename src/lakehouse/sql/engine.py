@@ -36,7 +36,7 @@ from lakehouse.errors import (
 )
 from lakehouse.names import LAYERS, parse_table_name
 from lakehouse.quoting import ident, literal
-from lakehouse.sql.cache import Reads, ResultCache
+from lakehouse.sql.cache import Reads, ResultCache, params_key
 from lakehouse.sql.engine_api import Engine
 from lakehouse.sql.masking import (
     KEY_SCHEMA,
@@ -190,6 +190,7 @@ class SQLEngine(Engine):
         timeout: float = 30.0,
         masked: Callable[[str], list[str]] | None = None,
         can_read: Callable[[str], bool] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> SafeResult:
         """Run one read-only statement for a caller of the API.
 
@@ -200,7 +201,9 @@ class SQLEngine(Engine):
         ``can_read`` allows); the columns ``masked(name)`` gives are read as pseudonyms
         (in tables read through views too). At most ``limit`` rows are returned; the
         statement is stopped after ``timeout`` seconds (``QueryTimeoutError``). Results
-        are cached until a table they read gets a new version."""
+        are cached until a table they read gets a new version. ``params`` are bound by
+        DuckDB to the statement's named parameters (``$name``): values, never SQL text;
+        they are part of the cache key."""
         started = time.perf_counter()
         if not isinstance(sql, str) or not sql.strip():
             raise SQLError("empty query", "pass a SQL statement, e.g. SELECT 1")
@@ -208,7 +211,7 @@ class SQLEngine(Engine):
             raise SQLError(f"the row limit must be 0 or more, got {limit}")
         if not timeout > 0:
             raise SQLError(f"the time limit must be more than 0 seconds, got {timeout}")
-        hit = self.cached_query(sql, limit=limit, masked=masked, can_read=can_read)
+        hit = self.cached_query(sql, limit=limit, masked=masked, can_read=can_read, params=params)
         if hit is not None:
             hit.seconds = time.perf_counter() - started
             return hit
@@ -221,7 +224,7 @@ class SQLEngine(Engine):
             suggest = reading.suggest
             volatile = check_tree(cursor, text, reading.views, unknown, suggest)
             try:
-                table, truncated = run_limited(cursor, text, limit, timeout)
+                table, truncated = run_limited(cursor, text, limit, timeout, params)
             except duckdb.Error as exc:
                 if isinstance(exc, duckdb.CatalogException) and unknown:
                     raise TableNotFoundError(unknown[0], suggest(unknown[0])) from exc
@@ -235,7 +238,7 @@ class SQLEngine(Engine):
         if not volatile:
             sources = tuple(reading.stamps)
             self.result_cache.put(
-                (sql, limit, reading.signature(sources)),
+                (sql, limit, reading.signature(sources), params_key(params)),
                 Reads(tuple(reading.named), sources),
                 table,
                 truncated,
@@ -251,6 +254,7 @@ class SQLEngine(Engine):
         limit: int = 1000,
         masked: Callable[[str], list[str]] | None = None,
         can_read: Callable[[str], bool] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> SafeResult | None:
         """``safe_query``'s answer if the cache holds it (still valid, grants checked),
         else None. It never runs a statement, so it may be called where blocking is not
@@ -263,7 +267,7 @@ class SQLEngine(Engine):
         reading.suggest = lambda name: self.suggest(name, can_read)
         for name in known.named:
             reading.enter(name)
-        key = (sql, limit, reading.signature(known.sources))
+        key = (sql, limit, reading.signature(known.sources), params_key(params))
         entry = self.result_cache.get(key, self._fresh)
         if entry is None:
             return None

@@ -80,8 +80,10 @@ class Engine(ABC):
         timeout: float = 30.0,
         masked: Callable[[str], list[str]] | None = None,
         can_read: Callable[[str], bool] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> SafeResult:
-        """One checked read-only statement, limited in rows and time, its result cached."""
+        """One checked read-only statement, limited in rows and time, its result cached;
+        ``params`` are bound to its named parameters (``$name``) by the engine."""
 
     @abstractmethod
     def cached_query(
@@ -91,6 +93,7 @@ class Engine(ABC):
         limit: int = 1000,
         masked: Callable[[str], list[str]] | None = None,
         can_read: Callable[[str], bool] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> SafeResult | None:
         """``safe_query``'s answer if the cache holds it, else None."""
 

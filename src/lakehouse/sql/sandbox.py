@@ -673,16 +673,21 @@ class Deadline:
 
 
 def run_limited(
-    cursor: duckdb.DuckDBPyConnection, text: str, limit: int, timeout: float
+    cursor: duckdb.DuckDBPyConnection,
+    text: str,
+    limit: int,
+    timeout: float,
+    params: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, bool]:
     """At most ``limit`` rows of ``text`` and whether there were more, reading record
     batches only until the limit is passed; stopped after ``timeout`` seconds, and with
-    ``ResultTooLargeError`` once the rows read take more than ``result_limit()`` bytes."""
+    ``ResultTooLargeError`` once the rows read take more than ``result_limit()`` bytes.
+    ``params`` are bound to the statement's named parameters by DuckDB."""
     most = result_limit()
     with Deadline(cursor, timeout) as deadline:
         try:
             try:
-                relation = cursor.sql(text)
+                relation = cursor.sql(text) if params is None else cursor.sql(text, params=params)
             except duckdb.Error as exc:
                 if "max expression depth" in str(exc).lower():
                     raise sql_error(exc) from exc

@@ -1,0 +1,207 @@
+"""Dashboards: the files of the server's dashboards folder, and their panels read for the
+caller through the same sandbox, access rules, masking and audit as ``POST /query``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from lakehouse.access import Principal
+from lakehouse.api.auth import principal
+from lakehouse.api.responses import JSON, NotFound, error_body, json_answer, rows_json
+from lakehouse.dashboards.model import Dashboard
+from lakehouse.dashboards.params import InvalidValue
+from lakehouse.dashboards.reader import DashboardNotFound, find_file, load_folder, read_dashboard
+from lakehouse.dashboards.run import (
+    PANEL_ROWS,
+    Caller,
+    PanelError,
+    options_of,
+    run_panel,
+    values_for,
+)
+from lakehouse.errors import LakehouseError
+from lakehouse.sql.sandbox import result_limit
+
+router = APIRouter(tags=["dashboards"])
+Who = Annotated[Principal, Depends(principal)]
+TIME_KEYS = ("from", "to")
+
+
+def _folder(request: Request) -> Path:
+    folder: Path | None = request.app.state.settings.dashboards
+    if folder is None:
+        raise NotFound(
+            "the server has no dashboards folder",
+            "start it with lakehouse serve --dashboards DIR (or LAKEHOUSE_DASHBOARDS=DIR), "
+            "or from a folder holding dashboards/",
+        )
+    return folder
+
+
+def _dashboard(request: Request, name: str) -> Dashboard:
+    try:
+        path = find_file(_folder(request), name)
+    except DashboardNotFound as exc:
+        raise NotFound(exc.message, exc.hint) from exc
+    dashboard, problems = read_dashboard(path)
+    if dashboard is None:
+        raise NotFound(
+            f"dashboard {name} cannot be read: {problems[0]}",
+            "fix the file (lakehouse dashboards validate lists every problem)",
+        )
+    return dashboard
+
+
+def _caller(request: Request, who: Principal) -> Caller:
+    state = request.app.state
+    return Caller(
+        can_read=lambda t: bool(state.access.can_read(who, t)),
+        masked=lambda t: list(state.access.masked_columns(who, t)),
+        limit=min(PANEL_ROWS, state.settings.max_rows),
+        timeout=state.settings.query_timeout,
+    )
+
+
+@router.get("/dashboards", response_class=JSON)
+def list_dashboards(request: Request, who: Who) -> Any:
+    """The dashboard files the server knows; a file that cannot be read is listed with
+    its first error."""
+    request.app.state.access.require(who, "query")
+    listed = []
+    for path, dashboard, problems in load_folder(_folder(request)):
+        errors = [p for p in problems if p.severity == "error"]
+        listed.append(
+            {
+                "name": path.stem,
+                "title": dashboard.title if dashboard is not None else path.stem,
+                "file": path.name,
+                "panels": len(dashboard.panels) if dashboard is not None else 0,
+                "refresh_seconds": dashboard.refresh if dashboard is not None else None,
+                "error": str(errors[0]) if errors else None,
+            }
+        )
+    return JSON({"dashboards": listed})
+
+
+@router.get("/dashboards/{name}", response_class=JSON)
+def get_dashboard(request: Request, who: Who, name: str) -> Any:
+    """A dashboard's definition: its variables (with a select's options, read for the
+    caller), its panels and the problems of its file."""
+    request.state.target = f"dashboard {name}"
+    request.app.state.access.require(who, "query")
+    dashboard = _dashboard(request, name)
+    lh = request.app.state.lh
+    caller = _caller(request, who)
+    bounds = dict(zip(TIME_KEYS, dashboard.time_range.bounds(), strict=True))
+    variables = []
+    for v in dashboard.variables:
+        options: list[Any] | None = None
+        error = None
+        if v.kind == "select":
+            try:
+                options = options_of(lh, v, caller, bounds)
+            except InvalidValue as exc:
+                options, error = [], {"message": exc.message, "hint": exc.hint}
+        default = v.default
+        if default is None and options:
+            default = options[0]
+        variables.append(
+            {
+                "name": v.name,
+                "label": v.label,
+                "kind": v.kind,
+                "default": default,
+                "options": options,
+                "error": error,
+            }
+        )
+    return JSON(
+        {
+            "name": dashboard.name,
+            "title": dashboard.title,
+            "description": dashboard.description,
+            "refresh_seconds": dashboard.refresh,
+            "time_range": dashboard.time_range.text,
+            "variables": variables,
+            "panels": [
+                {
+                    "id": p.id,
+                    "title": p.title,
+                    "kind": p.kind,
+                    "sql": p.sql,
+                    "x": p.x,
+                    "y": p.y,
+                    "series": p.series,
+                    "unit": p.unit,
+                    "format": p.format,
+                    "grid": p.grid.to_dict(),
+                    "thresholds": [{"value": t.value, "color": t.color} for t in p.thresholds],
+                    "description": p.description,
+                }
+                for p in dashboard.panels
+            ],
+            "problems": [p.to_dict() for p in dashboard.problems],
+        }
+    )
+
+
+@router.get("/dashboards/{name}/panels/{panel_id}", response_class=JSON)
+async def read_panel(request: Request, who: Who, name: str, panel_id: str) -> Any:
+    """One panel's rows for the caller. Query parameters: ``from`` and ``to`` (ISO times;
+    the dashboard's time range otherwise) and one per variable. A panel whose query fails
+    answers 200 with its ``error``; an unknown variable or a value it does not allow, 422."""
+    state = request.app.state
+    request.state.target = f"dashboard {name} panel {panel_id}"
+    state.access.require(who, "query")
+    given = dict(request.query_params)
+    start, end = given.pop("from", None), given.pop("to", None)
+    dashboard = await run_in_threadpool(_dashboard, request, name)
+    panel = dashboard.panel(panel_id)
+    if panel is None:
+        ids = ", ".join(p.id for p in dashboard.panels) or "none"
+        raise NotFound(f"dashboard {name} has no panel {panel_id!r}", f"its panels are: {ids}")
+    caller = _caller(request, who)
+
+    def run() -> Any:
+        values = values_for(state.lh, dashboard, caller, given, start, end)
+        if "audit_log" in panel.sql:  # the caller sees its own calls up to this one
+            state.audit.flush()
+        return run_panel(state.lh, panel, values, caller)
+
+    try:
+        result = await run_in_threadpool(run)
+    except InvalidValue as exc:
+        request.state.detail = exc.message[:2000]
+        return JSON(error_body(422, exc.message, exc.hint), 422)
+    if result.error is not None:
+        request.state.denied = result.error.denied  # for the audit log only
+        request.state.detail = f"panel error: {result.error.message}"[:2000]
+        rows = b"[]"
+    else:
+        request.state.detail = f"{result.row_count} rows" + (" (cached)" if result.cached else "")
+        try:
+            rows = await run_in_threadpool(rows_json, result.table, result_limit())
+        except LakehouseError as exc:  # too large for an answer: the panel's error
+            result.error, result.table, rows = PanelError(exc.message, exc.hint), None, b"[]"
+            request.state.detail = f"panel error: {exc.message}"[:2000]
+    return json_answer(
+        {
+            "id": panel.id,
+            "title": panel.title,
+            "kind": panel.kind,
+            "engine": result.engine,
+            "columns": result.columns,
+            "types": result.types,
+            "row_count": result.row_count,
+            "truncated": result.truncated,
+            "cached": result.cached,
+            "tables": result.tables,
+            "elapsed_ms": result.elapsed_ms,
+            "error": result.error.to_dict() if result.error is not None else None,
+        },
+        rows,
+    )

@@ -141,6 +141,7 @@ function axisOption(panel, result) {
       type: kind,
       data: data(g),
       showSymbol: points <= 40,
+      barMaxWidth: 56,
       connectNulls: false,
       areaStyle: panel.kind === "area" ? { opacity: 0.25 } : undefined,
     })),

@@ -128,11 +128,22 @@ function variableField(variable, value, index, onChange) {
   input.dataset.variable = variable.name;
   // A text goes when it is done (Enter or leaving the field); a select or date at once.
   input.addEventListener("change", () => onChange(variable.name, input.value));
+  // A select whose options could not be read says why under it.
+  const error = variable.error
+    ? h(
+        "small",
+        { class: "error-text", id: `${id}-error` },
+        variable.error.message,
+        variable.error.hint ? ` (${variable.error.hint})` : null,
+      )
+    : null;
+  if (error) input.setAttribute("aria-describedby", error.id);
   return h(
     "div",
     { class: "dash-field" },
     h("label", { for: id }, variable.label || variable.name),
     input,
+    error,
   );
 }
 

@@ -251,7 +251,7 @@ export async function viewDashboard(name, query) {
       {
         class: "dash-controls",
         id: "dash-controls",
-        "aria-label": "Time range and variables",
+        "aria-label": "Filters",
         onsubmit: (e) => e.preventDefault(),
       },
       h(

@@ -22,7 +22,7 @@ from sqlglot import exp
 from lakehouse.dashboards.model import Dashboard, Problem
 from lakehouse.dashboards.params import InvalidValue, parameters, undefined
 from lakehouse.dashboards.reader import load_folder
-from lakehouse.dashboards.run import Caller, values_for
+from lakehouse.dashboards.run import Caller, options_of, values_for
 from lakehouse.errors import LakehouseError
 from lakehouse.sql.names import find_references
 
@@ -58,6 +58,21 @@ def check_dashboard(dashboard: Dashboard, lh: Lakehouse) -> list[Problem]:
         checker.values = values_for(lh, dashboard, Caller())
     except InvalidValue as exc:
         checker.report(0, None, exc.message, exc.hint)
+    for variable in dashboard.variables:
+        if variable.options_sql is not None and variable.default is not None and checker.values:
+            try:
+                options = options_of(lh, variable, Caller(), checker.values)
+            except InvalidValue:
+                continue  # reported with its statement above
+            if variable.default not in options:
+                shown = ", ".join(str(o) for o in options[:10])
+                checker.report(
+                    variable.line,
+                    None,
+                    f"variable {variable.name}: default {variable.default!r} is not among the "
+                    "options its options_sql reads",
+                    f"choose one of: {shown}" if options else "options_sql reads no rows",
+                )
     for panel in dashboard.panels:
         columns = checker.statement(panel.sql, panel.sql_line, panel.id, "sql")
         if columns is None:

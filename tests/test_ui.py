@@ -18,21 +18,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from lakehouse import Lakehouse
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, new_page, shot
 from tests.helpers.server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "tests" / "artifacts" / "ui"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 PSEUDONYM = re.compile(r"^pii:[0-9a-f]{12}$")
 
 expect.set_options(timeout=20_000)
@@ -89,9 +78,7 @@ def server(tmp_path_factory) -> Iterator[UIServer]:
     token = re.search(r"\blh_[A-Za-z0-9_-]+", created)
     assert token, created
     # One server process: the UI's "cached" badge is the same process's cache.
-    srv = start_server(
-        warehouse, pipelines=ROOT / "pipelines", args=["--workers", "1"], cwd=ROOT
-    )
+    srv = start_server(warehouse, pipelines=ROOT / "pipelines", args=["--workers", "1"], cwd=ROOT)
     try:
         yield UIServer(srv, warehouse, token.group(0))
     finally:
@@ -108,31 +95,6 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-def new_page(browser: Browser, errors: list[str]) -> Page:
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # The server's Content-Security-Policy lets the UI do all it does.
-    page.on(
-        "console",
-        lambda m: (
-            errors.append(m.text)
-            if m.type == "error" and "Content Security Policy" in m.text
-            else None
-        ),
-    )
-    # Everything the page loads comes from the server itself.
-    page.on(
-        "request",
-        lambda r: (
-            errors.append(f"outside request {r.url}")
-            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
-            else None
-        ),
-    )
-    return page
-
-
 @pytest.fixture
 def admin(server: UIServer, browser: Browser) -> Iterator[Page]:
     """A browser logged in through the login URL the server printed."""
@@ -143,16 +105,6 @@ def admin(server: UIServer, browser: Browser) -> Iterator[Page]:
     yield page
     page.context.close()
     assert not errors, errors
-
-
-def shot(page: Page, name: str) -> None:
-    # Nothing stray (a "null", "undefined") between the blocks of the page.
-    stray = page.evaluate(
-        "() => [...document.getElementById('app').childNodes]"
-        ".filter(n => n.nodeType === 3 && n.textContent.trim()).map(n => n.textContent)"
-    )
-    assert not stray, stray
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def go(page: Page, server: UIServer, route: str) -> None:

@@ -8,6 +8,7 @@ import { clear, h, link, put } from "./lib/dom.js";
 import { markNav } from "./lib/header.js";
 import { go, nextRoute } from "./lib/nav.js";
 import { app, state } from "./lib/state.js";
+import { viewDashboard, viewDashboards } from "./pages/dashboards.js";
 import { viewHealth } from "./pages/health.js";
 import { viewLineage, viewLineagePicker } from "./pages/lineage.js";
 import { viewRun } from "./pages/run.js";
@@ -28,6 +29,8 @@ const routes = [
   [/^#\/lineage\/([^/]+)$/, (m) => viewLineage(decodeURIComponent(m[1]))],
   [/^#\/runs\/?$/, () => viewRuns()],
   [/^#\/runs\/([^/]+)$/, (m) => viewRun(decodeURIComponent(m[1]))],
+  [/^#\/dashboards\/?$/, () => viewDashboards()],
+  [/^#\/dashboards\/([^/]+)$/, (m, query) => viewDashboard(decodeURIComponent(m[1]), query)],
   [/^#\/health\/?$/, () => viewHealth()],
 ];
 

@@ -3,6 +3,7 @@
 
 let showPage = () => {};
 let pollTimer = null;
+let leaving = [];
 
 // The route counter: each page shown takes the next number.
 export let routeToken = 0;
@@ -17,11 +18,20 @@ export function go(hash) {
   else location.hash = hash;
 }
 
-// A new page is on show: the pages before it are no longer current, their polling stops.
+// A new page is on show: the pages before it are no longer current, their polling stops
+// and what they asked to be told of their leaving runs (timers, listeners).
 export function nextRoute() {
   routeToken += 1;
   clearTimeout(pollTimer);
+  const hooks = leaving;
+  leaving = [];
+  for (const hook of hooks) hook();
   return routeToken;
+}
+
+// What to do when the page on show is left (the next route, or the same one shown again).
+export function onLeave(hook) {
+  leaving.push(hook);
 }
 
 // Whether the view that started an async step is still the one shown.

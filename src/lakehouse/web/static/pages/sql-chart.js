@@ -1,8 +1,7 @@
 // The chart of a query result: type, x axis and series chosen from its columns.
 
-import { esc, makeChart } from "../lib/charts.js";
+import { PALETTE, axisTooltip, makeChart } from "../lib/charts.js";
 import { h, put } from "../lib/dom.js";
-import { fmtTime, numFormat } from "../lib/format.js";
 import { isNumericType, isTemporalType, isTextType } from "../lib/types.js";
 
 function chartDefaults(result) {
@@ -94,35 +93,8 @@ export function chartView(panel, result) {
     chart.setOption(
       {
         animation: false,
-        color: [
-          "#1f6feb",
-          "#c9a227",
-          "#2da44e",
-          "#d1242f",
-          "#8250df",
-          "#bc4c00",
-          "#0a7f86",
-          "#6e7781",
-        ],
-        tooltip: {
-          trigger: "axis",
-          // Markup of escaped values only (ECharts inserts tooltip strings as HTML).
-          formatter: (items) => {
-            const list = Array.isArray(items) ? items : [items];
-            if (!list.length) return "";
-            const head = esc(
-              time
-                ? fmtTime(list[0].axisValue && new Date(list[0].axisValue).toISOString())
-                : list[0].axisValueLabel,
-            );
-            const lines = list.map((p) => {
-              const v = Array.isArray(p.value) ? p.value[1] : p.value;
-              const shown = v === null || v === undefined ? "null" : numFormat.format(v);
-              return `${p.marker}${esc(p.seriesName)}: <b>${esc(shown)}</b>`;
-            });
-            return [head, ...lines].join("<br>");
-          },
-        },
+        color: PALETTE,
+        tooltip: { trigger: "axis", formatter: axisTooltip(time) },
         legend: { top: 4, type: "scroll" },
         grid: {
           left: 16,

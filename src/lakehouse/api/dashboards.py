@@ -201,6 +201,7 @@ async def read_panel(request: Request, who: Who, name: str, panel_id: str) -> An
             "cached": result.cached,
             "tables": result.tables,
             "elapsed_ms": result.elapsed_ms,
+            "note": result.note,
             "error": result.error.to_dict() if result.error is not None else None,
         },
         rows,

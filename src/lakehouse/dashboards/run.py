@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from lakehouse.dashboards.engine import choose_engine
+from lakehouse.dashboards.engine import SERVING, choose_engine, read_serving
 from lakehouse.dashboards.model import Dashboard, Panel, Variable
 from lakehouse.dashboards.params import InvalidValue, bind, time_bounds, variable_values
 from lakehouse.errors import LakehouseError, TableNotFoundError
@@ -56,6 +56,7 @@ class PanelResult:
     tables: list[str] = field(default_factory=list)
     elapsed_ms: float = 0.0
     error: PanelError | None = None
+    note: str | None = None  # why the engine chosen first did not answer
 
     @property
     def row_count(self) -> int:
@@ -130,11 +131,22 @@ def run_panel(
     uses. Whatever goes wrong is in the result's ``error``."""
     started = time.perf_counter()
     tables = tables_of(panel)
-    masked = caller.masked
-    engine = choose_engine(
-        lh, tables, any(masked(t) for t in tables) if masked is not None else False
+    masked, can_read = caller.masked, caller.can_read
+    plain = all(can_read is None or can_read(t) for t in tables) and not any(
+        masked is not None and masked(t) for t in tables
     )
+    engine = choose_engine(lh, panel.sql, tables, plain)
     result = PanelResult(panel, engine, tables=tables)
+    if engine == SERVING:
+        try:
+            params = bind(panel.sql, values) or {}
+            result.table, result.truncated = read_serving(lh, panel.sql, params, caller.limit)
+        except LakehouseError as exc:  # the lakehouse answers instead, and says why
+            result.engine = "lakehouse"
+            result.note = f"the serving store could not answer: {exc.message}"
+        else:
+            result.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+            return result
     try:
         answer = lh.engine.safe_query(
             panel.sql,

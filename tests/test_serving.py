@@ -292,3 +292,76 @@ def test_an_unreachable_server_is_said_plainly(lh: Lakehouse) -> None:
     assert not serving.covers(["gold.kpi"])
     with pytest.raises(LakehouseError, match="not a ClickHouse server address"):
         Serving(lh.storage, lh.engine, url="ftp://nowhere")
+
+
+def test_every_demo_panel_reads_the_same_on_both_engines(demo_warehouse: Path) -> None:
+    """Each panel of the platform dashboard: the serving store's answer equals the
+    lakehouse engine's (values compared as numbers or text, in order)."""
+    from lakehouse.dashboards.engine import read_serving
+    from lakehouse.dashboards.params import bind
+    from lakehouse.dashboards.reader import read_dashboard
+    from lakehouse.dashboards.run import Caller, run_panel, values_for
+
+    lh = Lakehouse(demo_warehouse)
+    dashboard, _ = read_dashboard(ROOT / "dashboards" / "platform.yaml")
+    assert dashboard is not None
+    with lh.serving.owning():
+        lh.serving.refresh()
+        compared = 0
+        for given in ({}, {"page": "/home"}):
+            values = values_for(lh, dashboard, Caller(), given)
+            for panel in dashboard.panels:
+                if any(t.startswith("realtime.") for t in _tables(panel.sql)):
+                    continue  # no stream ran in the demo warehouse
+                result = run_panel(lh, panel, values, Caller())
+                assert result.engine == "serving", (panel.id, result.note)
+                lake = lh.engine.safe_query(panel.sql, params=bind(panel.sql, values) or None)
+                mirror, _ = read_serving(lh, panel.sql, bind(panel.sql, values), 10_000)
+                assert _values(mirror) == _values(lake.table), panel.id
+                compared += 1
+        assert compared >= 10
+
+
+def _tables(sql: str) -> list[str]:
+    from lakehouse.sql.names import find_references
+
+    return [r.name for r in find_references(sql)]
+
+
+def _values(table: pa.Table) -> list[tuple[object, ...]]:
+    def norm(v: object) -> object:
+        if isinstance(v, bool) or v is None:
+            return v
+        if isinstance(v, int | float | Decimal):
+            return round(float(v), 6)
+        return str(v)
+
+    return [tuple(norm(v) for v in row.values()) for row in table.to_pylist()]
+
+
+def test_a_panel_falls_back_to_the_lakehouse_when_the_serving_server_is_down(
+    lh: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from lakehouse.dashboards.reader import read_dashboard
+    from lakehouse.dashboards.run import Caller, run_panel, values_for
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lh.write("gold.kpi", pa.table({"n": [1, 2, 3]}))
+    folder = Path(lh.root).parent / "boards"
+    folder.mkdir()
+    (folder / "k.yaml").write_text(
+        "title: K\npanels:\n  - id: total\n    title: Total\n    kind: stat\n"
+        "    sql: SELECT sum(n) AS total FROM gold.kpi\n"
+    )
+    dashboard, problems = read_dashboard(folder / "k.yaml")
+    assert dashboard is not None, problems
+    monkeypatch.setenv("LAKEHOUSE_SERVING_URL", f"http://127.0.0.1:{port}")
+    down = Lakehouse(lh.root)
+    result = run_panel(down, dashboard.panels[0], values_for(down, dashboard, Caller()), Caller())
+    assert result.error is None and result.engine == "lakehouse"
+    assert result.table is not None and result.table.to_pylist() == [{"total": 6}]
+    assert down.serving.health()["status"] == "degraded"

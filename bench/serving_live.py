@@ -1,0 +1,306 @@
+"""The live part of bench/serving.py: the platform dashboard served from the serving store
+while a stream runs (see bench/serving.py for what is measured)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchlib import BENCH_DIR
+
+ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # tests.helpers: the server as the tests start it
+
+from confluent_kafka import Producer  # noqa: E402
+from lakehouse import Lakehouse  # noqa: E402
+from lakehouse.dashboards.engine import read_serving  # noqa: E402
+from lakehouse.dashboards.params import bind  # noqa: E402
+from lakehouse.dashboards.reader import read_dashboard  # noqa: E402
+from lakehouse.dashboards.run import Caller, values_for  # noqa: E402
+from lakehouse.streaming.broker import LocalBroker  # noqa: E402
+from lakehouse.streaming.producer import UserEvents, ensure_topic  # noqa: E402
+from tests.helpers.server import Server, start_server  # noqa: E402
+
+PROBES = """title: Probes
+refresh: 1
+time_range: all
+panels:
+  - id: probes
+    title: Probe events
+    kind: table
+    sql: |
+      SELECT DISTINCT event_type FROM realtime.events_per_minute
+      WHERE event_type LIKE 'probe-%'
+"""
+
+WRK = """
+local paths = {PATHS}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[(n % #paths) + 1], {["Authorization"] = "Bearer {TOKEN}"})
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d %d %f %f %f\\n", summary.requests,
+    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status,
+    summary.errors.timeout, latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"""
+
+
+def _cli(warehouse: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        cwd=ROOT,
+    )
+
+
+def _send(bootstrap: str, topic: str, n: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for event in UserEvents(seed=9).make(n):
+        producer.produce(topic, json.dumps(event).encode())
+    producer.flush(10)
+
+
+def _wait(condition: Any, what: str, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not happen within {limit:.0f} s")
+        time.sleep(0.1)
+
+
+def _pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))]
+
+
+def bench_live(folder: Path, rate: float, seconds: float) -> dict[str, Any]:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    warehouse = folder / "warehouse"
+    demo = _cli(warehouse, "demo")
+    assert demo.wait(600) == 0, demo.stderr.read().decode() if demo.stderr else ""
+    boards = folder / "dashboards"
+    boards.mkdir()
+    shutil.copy(ROOT / "dashboards" / "platform.yaml", boards / "platform.yaml")
+    (boards / "probes.yaml").write_text(PROBES)
+    broker = LocalBroker(Path(tempfile.mkdtemp(prefix="lh-bench-serving-"))).start()
+    topic = "user-events"
+    ensure_topic(broker.bootstrap, topic, 3)
+    stream = _cli(
+        warehouse, "stream", "--topic", topic, "--table", "bronze.user_events",
+        "--bootstrap", broker.bootstrap, "--realtime", "--from", "latest", "--interval", "0.1",
+    )  # fmt: skip
+    server: Server | None = None
+    try:
+        lh = Lakehouse(warehouse)
+
+        def made() -> bool:
+            if stream.poll() is not None:
+                raise SystemExit(f"the stream stopped: {stream.stderr.read().decode()}")
+            _send(broker.bootstrap, topic, 50)
+            return lh.catalog.get("realtime.logins_per_source") is not None
+
+        _wait(made, "the stream's first windows")
+        server = start_server(warehouse, args=["--workers", "2", "--dashboards", str(boards)])
+        token = server.login_token
+        with server.client(token) as client:
+
+            def current() -> bool:
+                mirrors = client.get("/serving").json()["mirrors"]
+                return bool(mirrors) and all(m["state"] == "current" for m in mirrors)
+
+            _wait(current, "every mirror current")
+            latency = _latency(server, broker.bootstrap, topic, rate, seconds)
+            _wait(current, "every mirror current after the load")
+            panels = [p["id"] for p in client.get("/dashboards/platform").json()["panels"]]
+            whole, engines = _whole_dashboard(server, panels, 50)
+        inside = _in_process(lh, boards / "platform.yaml", 30)
+        load = _wrk(server, panels, 60)
+    finally:
+        if server is not None:
+            server.stop()
+        stream.terminate()
+        stream.wait(30)
+        broker.stop()
+    p95 = _pct(latency, 0.95)
+    print(
+        f"produced to visible in the probe panel's JSON, {len(latency)} probes at {rate:g} "
+        f"events/s: p50 {statistics.median(latency):.2f} s, p95 {p95:.2f} s "
+        f"(target p95 <= 2 s: {'ok' if p95 <= 2 else 'MISSED'})"
+    )
+    p50 = statistics.median(whole)
+    print(
+        f"the platform dashboard ({len(panels)} panels, engines {engines}) from the server: "
+        f"p50 {p50 * 1000:.1f} ms (target <= 50 ms: {'ok' if p50 <= 0.05 else 'MISSED'})"
+    )
+    print(
+        f"its panels' SQL in this process, summed: serving store p50 "
+        f"{inside['serving_p50_ms']:.1f} ms, DuckDB engine over Delta (uncached) p50 "
+        f"{inside['duckdb_p50_ms']:.1f} ms"
+    )
+    print(
+        f"50 clients for 60 s: {load['requests']} panel requests, {load['errors']} errors, "
+        f"p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms (targets 0 and <= 250 ms: "
+        f"{'ok' if load['errors'] == 0 and load['p99_ms'] <= 250 else 'MISSED'})"
+    )
+    return {
+        "rate": rate,
+        "probes": len(latency),
+        "latency_p50_s": statistics.median(latency),
+        "latency_p95_s": p95,
+        "dashboard_p50_ms": p50 * 1000,
+        "engines": engines,
+        "in_process": inside,
+        "load": load,
+    }
+
+
+def _latency(server: Server, bootstrap: str, topic: str, rate: float, seconds: float) -> list:
+    payloads = [
+        json.dumps(e, separators=(",", ":")).encode()
+        for e in UserEvents(seed=5).make(int(rate * (seconds + 10)))
+    ]
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def load() -> None:
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        started = time.monotonic()
+        k = 0
+        while not stop.is_set() and k < len(payloads):
+            due = min(len(payloads), int(rate * (time.monotonic() - started)))
+            for payload in payloads[k:due]:
+                producer.produce(topic, payload)
+            k = max(k, due)
+            if int((time.monotonic() - started) * 10) > len(sent):
+                probe = f"probe-{len(sent)}"
+                event = {
+                    "event_id": probe,
+                    "user_id": 1,
+                    "event_type": probe,
+                    "source": "web",
+                    "event_time": datetime.now(UTC).isoformat(),
+                }
+                producer.produce(topic, json.dumps(event).encode())
+                sent[probe] = time.time()
+            producer.poll(0)
+            time.sleep(0.01)
+        producer.flush(30)
+
+    sender = threading.Thread(target=load, daemon=True)
+    sender.start()
+    end = time.time() + seconds
+    with server.client(server.login_token) as client:
+        while time.time() < end + 10:
+            answer = client.get("/dashboards/probes/panels/probes").json()
+            now = time.time()
+            assert answer["error"] is None, answer["error"]
+            for (probe,) in answer["rows"]:
+                seen.setdefault(probe, now)
+            if time.time() >= end:
+                stop.set()
+            if stop.is_set() and len(seen) >= len(sent):
+                break
+            time.sleep(0.05)
+    stop.set()
+    sender.join(30)
+    missing = [p for p in sent if p not in seen]
+    if missing:
+        print(f"warning: {len(missing)} probes never seen, e.g. {missing[:3]}")
+    return [seen[p] - sent[p] for p in sent if p in seen]
+
+
+def _whole_dashboard(server: Server, panels: list[str], rounds: int) -> tuple[list, dict]:
+    """Every panel's JSON fetched at once (as the page does), ``rounds`` times."""
+    clients = [server.client(server.login_token) for _ in panels]
+    engines: dict[str, str] = {}
+    samples = []
+    try:
+        with ThreadPoolExecutor(len(panels)) as pool:
+
+            def one(pair: tuple[httpx.Client, str]) -> dict:
+                answer = pair[0].get(f"/dashboards/platform/panels/{pair[1]}")
+                assert answer.status_code == 200, answer.text
+                return answer.json()
+
+            for _ in range(rounds):
+                started = time.perf_counter()
+                answers = list(pool.map(one, zip(clients, panels, strict=True)))
+                samples.append(time.perf_counter() - started)
+                engines = {a["id"]: a["engine"] for a in answers}
+    finally:
+        for c in clients:
+            c.close()
+    return samples, engines
+
+
+def _in_process(lh: Lakehouse, path: Path, rounds: int) -> dict[str, float]:
+    """The panels' SQL through the serving store (asked of the server's owner process)
+    and through the DuckDB engine over the Delta tables (cache cleared), summed."""
+    dashboard, _ = read_dashboard(path)
+    assert dashboard is not None
+    values = values_for(lh, dashboard, Caller())
+    serving, duck = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for panel in dashboard.panels:
+            read_serving(lh, panel.sql, bind(panel.sql, values), 10_000)
+        serving.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for panel in dashboard.panels:
+            lh.engine.cache_clear()
+            lh.engine.safe_query(panel.sql, limit=10_000, params=bind(panel.sql, values) or None)
+        duck.append(time.perf_counter() - started)
+    return {
+        "serving_p50_ms": statistics.median(serving) * 1000,
+        "duckdb_p50_ms": statistics.median(duck) * 1000,
+    }
+
+
+def _wrk(server: Server, panels: list[str], seconds: int) -> dict[str, Any]:
+    paths = "{" + ", ".join(f"'/dashboards/platform/panels/{p}'" for p in panels) + "}"
+    script = WRK.replace("{PATHS}", paths).replace("{TOKEN}", server.login_token)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        command = ["wrk", "-t", "2", "-c", "50", "--timeout", "10s", "-s", handle.name]
+        subprocess.run([*command, "-d", "5s", server.base], capture_output=True, check=True)
+        done = subprocess.run(
+            [*command, "-d", f"{seconds}s", server.base],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        os.unlink(handle.name)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+    parts = line.split()[1:]
+    requests, *errors = (int(x) for x in parts[:6])
+    p50_us, p99_us, duration_us = (float(x) for x in parts[6:])
+    return {
+        "requests": requests,
+        "per_second": round(requests / (duration_us / 1e6), 1),
+        "errors": sum(errors),
+        "p50_ms": p50_us / 1000,
+        "p99_ms": p99_us / 1000,
+    }

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from benchlib import BENCH_DIR, verdict, warn_if_busy, write_result
+from benchlib import BENCH_DIR, verdict, warn_if_busy, write_result, wrk_figures
 
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -224,16 +224,13 @@ def load(base: str, token: str, server: psutil.Process, seconds: int, distinct: 
     finally:
         os.unlink(script)
     rss_after = rss(server)
-    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
-    parts = line.split()[1:]
-    requests, *errors = (int(x) for x in parts[:6])
-    p50_us, p99_us, duration_us = (float(x) for x in parts[6:])
+    requests, errors, p50_ms, p99_ms, duration = wrk_figures(done.stdout)
     return {
         "requests": requests,
-        "queries_per_second": round(requests / (duration_us / 1e6), 1),
-        "p50_ms": round(p50_us / 1000, 2),
-        "p99_ms": round(p99_us / 1000, 2),
-        "errors": sum(errors),
+        "queries_per_second": round(requests / duration, 1),
+        "p50_ms": round(p50_ms, 2),
+        "p99_ms": round(p99_ms, 2),
+        "errors": errors,
         "rss_before_mib": round(rss_before / 2**20, 1),
         "rss_after_mib": round(rss_after / 2**20, 1),
         "rss_growth": round(rss_after / rss_before - 1, 4),

@@ -91,3 +91,13 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     }
     path.write_text(json.dumps(body, indent=2, default=str) + "\n")
     return path
+
+
+def wrk_figures(stdout: str) -> tuple[int, int, float, float, float]:
+    """Requests, errors, p50 and p99 latency (ms) and duration (s) of a wrk run whose
+    script's ``done`` wrote the RESULT line."""
+    line = next(x for x in stdout.splitlines() if x.startswith("RESULT"))
+    parts = line.split()[1:]
+    requests, *errors = (int(x) for x in parts[:6])
+    p50_us, p99_us, duration_us = (float(x) for x in parts[6:])
+    return requests, sum(errors), p50_us / 1000, p99_us / 1000, duration_us / 1e6

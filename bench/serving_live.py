@@ -10,16 +10,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchlib import BENCH_DIR
+from benchlib import BENCH_DIR, wrk_figures
 
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -34,6 +32,8 @@ from lakehouse.dashboards.run import Caller, values_for  # noqa: E402
 from lakehouse.streaming.broker import LocalBroker  # noqa: E402
 from lakehouse.streaming.producer import UserEvents, ensure_topic  # noqa: E402
 from tests.helpers.server import Server, start_server  # noqa: E402
+
+from probes import ProbeSender  # noqa: E402
 
 PROBES = """title: Probes
 refresh: 1
@@ -179,36 +179,9 @@ def _latency(server: Server, bootstrap: str, topic: str, rate: float, seconds: f
         json.dumps(e, separators=(",", ":")).encode()
         for e in UserEvents(seed=5).make(int(rate * (seconds + 10)))
     ]
-    sent: dict[str, float] = {}
     seen: dict[str, float] = {}
-    stop = threading.Event()
-
-    def load() -> None:
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-        started = time.monotonic()
-        k = 0
-        while not stop.is_set() and k < len(payloads):
-            due = min(len(payloads), int(rate * (time.monotonic() - started)))
-            for payload in payloads[k:due]:
-                producer.produce(topic, payload)
-            k = max(k, due)
-            if int((time.monotonic() - started) * 10) > len(sent):
-                probe = f"probe-{len(sent)}"
-                event = {
-                    "event_id": probe,
-                    "user_id": 1,
-                    "event_type": probe,
-                    "source": "web",
-                    "event_time": datetime.now(UTC).isoformat(),
-                }
-                producer.produce(topic, json.dumps(event).encode())
-                sent[probe] = time.time()
-            producer.poll(0)
-            time.sleep(0.01)
-        producer.flush(30)
-
-    sender = threading.Thread(target=load, daemon=True)
-    sender.start()
+    sender = ProbeSender(bootstrap, topic, rate, payloads).start()
+    sent, stop = sender.sent, sender.stop
     end = time.time() + seconds
     with server.client(server.login_token) as client:
         while time.time() < end + 10:
@@ -222,7 +195,6 @@ def _latency(server: Server, bootstrap: str, topic: str, rate: float, seconds: f
             if stop.is_set() and len(seen) >= len(sent):
                 break
             time.sleep(0.05)
-    stop.set()
     sender.join(30)
     missing = [p for p in sent if p not in seen]
     if missing:
@@ -293,14 +265,11 @@ def _wrk(server: Server, panels: list[str], seconds: int) -> dict[str, Any]:
         )
     finally:
         os.unlink(handle.name)
-    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
-    parts = line.split()[1:]
-    requests, *errors = (int(x) for x in parts[:6])
-    p50_us, p99_us, duration_us = (float(x) for x in parts[6:])
+    requests, errors, p50_ms, p99_ms, duration = wrk_figures(done.stdout)
     return {
         "requests": requests,
-        "per_second": round(requests / (duration_us / 1e6), 1),
-        "errors": sum(errors),
-        "p50_ms": p50_us / 1000,
-        "p99_ms": p99_us / 1000,
+        "per_second": round(requests / duration, 1),
+        "errors": errors,
+        "p50_ms": p50_ms,
+        "p99_ms": p99_ms,
     }

@@ -36,11 +36,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from benchlib import BENCH_DIR, warn_if_busy, write_result
@@ -55,6 +53,8 @@ from lakehouse.ingest.kafka import KafkaSettings  # noqa: E402
 from lakehouse.streaming.broker import LocalBroker  # noqa: E402
 from lakehouse.streaming.loop import run_stream  # noqa: E402
 from lakehouse.streaming.producer import UserEvents, ensure_topic  # noqa: E402
+
+from probes import ProbeSender  # noqa: E402
 
 
 def fill(bootstrap: str, topic: str, n: int) -> None:
@@ -158,7 +158,6 @@ def latency(bootstrap: str, topic: str, rate: float, seconds: float) -> list[flo
     )
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
-    stop = threading.Event()
     try:
         lh = Lakehouse(folder)
         deadline = time.time() + 60
@@ -175,32 +174,8 @@ def latency(bootstrap: str, topic: str, rate: float, seconds: float) -> list[flo
             for e in UserEvents(seed=5).make(int(rate * (seconds + 10)))
         ]
 
-        def load() -> None:
-            producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-            started = time.monotonic()
-            k = 0
-            while not stop.is_set() and k < len(payloads):
-                due = min(len(payloads), int(rate * (time.monotonic() - started)))
-                for payload in payloads[k:due]:
-                    producer.produce(topic, payload)
-                k = max(k, due)
-                if int((time.monotonic() - started) * 10) > len(sent):
-                    probe = f"probe-{len(sent)}"
-                    event = {
-                        "event_id": probe,
-                        "user_id": 1,
-                        "event_type": probe,
-                        "source": "web",
-                        "event_time": datetime.now(UTC).isoformat(),
-                    }
-                    producer.produce(topic, json.dumps(event).encode())
-                    sent[probe] = time.time()
-                producer.poll(0)
-                time.sleep(0.01)
-            producer.flush(30)
-
-        sender = threading.Thread(target=load, daemon=True)
-        sender.start()
+        sender = ProbeSender(bootstrap, topic, rate, payloads).start()
+        sent, stop = sender.sent, sender.stop
         end = time.time() + seconds
         while time.time() < end + 5:
             found = lh.sql(

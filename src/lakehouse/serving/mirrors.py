@@ -75,6 +75,7 @@ class Serving:
         self._endpoint: Endpoint | None = None
         self._held_cache: tuple[float, dict[str, Held]] | None = None
         self._first = threading.Event()
+        self._held_mem: tuple[Store, dict[str, Held]] | None = None  # the owner's knowledge
 
     @property
     def embedded(self) -> bool:
@@ -120,7 +121,7 @@ class Serving:
         for name, source in sorted(wanted.items()):
             row: dict[str, Any] = {"table": name, "source": ",".join(source.bases)}
             try:
-                now, _ = versions.of(source)
+                now = versions.of(source)
             except LakehouseError as exc:
                 row.update(state="unreadable", error=exc.message)
                 out.append(row)
@@ -199,33 +200,42 @@ class Serving:
 
     def _refresh_owned(self, store: Store, only: str | None) -> list[dict[str, Any]]:
         wanted = sources(self.storage)
-        for stage in store.stages():  # left by a refresh that was killed
-            store.command(f"DROP TABLE IF EXISTS {table_ref(stage)} SYNC")
-        held = store.held()
+        if self._held_mem is None or self._held_mem[0] is not store:
+            # First look at a store this process now owns: what it holds is read once, and
+            # then known here (only the owner changes it).
+            for stage in store.stages():  # left by a refresh that was killed
+                store.command(f"DROP TABLE IF EXISTS {table_ref(stage)} SYNC")
+            self._held_mem = (store, store.held())
+        held = self._held_mem[1]
         done = []
         for name, source in sorted(wanted.items()):
             if only is not None and name != only:
                 continue
             try:
-                versions, snapshot = self._versions.of(source)
+                versions = self._versions.of(source)
                 if name in held and held[name].versions == versions:
                     continue
+                snapshot = self._versions.snapshot(source)
+                if snapshot is not None and {source.name: snapshot.version} != versions:
+                    continue  # a commit came in between: the next round takes it
                 made = refresh(
                     store, self.engine, source, versions, snapshot, str(self.folder / "tmp")
                 )
             except LakehouseError as exc:
                 self._errors[name] = exc.message
+                self._held_mem = None  # read the store again next time
                 log.warning("serving: %s not refreshed: %s", name, exc.message)
                 if only is not None:
                     raise
                 continue
+            held[name] = made
             self._errors.pop(name, None)
             done.append({"table": name, "versions": made.versions, "rows": made.rows})
         if only is None:
-            for name in held:
-                if name not in wanted:  # dropped, or no longer mirrored
-                    store.command(f"DROP TABLE IF EXISTS {table_ref(name)} SYNC")
-                    self._versions.forget(name)
+            for name in [n for n in held if n not in wanted]:  # dropped, or not mirrored
+                store.command(f"DROP TABLE IF EXISTS {table_ref(name)} SYNC")
+                held.pop(name)
+                self._versions.forget(name)
         self._held_cache = None
         return done
 
@@ -266,6 +276,7 @@ class Serving:
                 with self._guard:
                     self._refresh_owned(self._owned, None)
             except Exception:  # noqa: BLE001 - the next round tries again
+                self._held_mem = None
                 log.exception("serving: refresh failed")
             self._stop.wait(interval)
 

@@ -71,17 +71,17 @@ class Versions:
         handle, _ = follower.newest()
         return fmt.version(handle), handle, fmt
 
-    def of(self, source: Source) -> tuple[dict[str, int], Snapshot | None]:
-        """The versions a mirror of ``source`` would hold now, and the table's files at
-        that version (None for a view)."""
-        versions: dict[str, int] = {}
-        snapshot = None
-        for base in source.bases:
-            version, handle, fmt = self.now(base)
-            versions[base] = version
-            if source.view_sql is None:
-                snapshot = fmt.snapshot(handle)
-        return versions, snapshot
+    def of(self, source: Source) -> dict[str, int]:
+        """The versions a mirror of ``source`` would hold now."""
+        return {base: self.now(base)[0] for base in source.bases}
+
+    def snapshot(self, source: Source) -> Snapshot | None:
+        """The table's files at the version ``of`` last saw (None for a view)."""
+        if source.view_sql is not None:
+            return None
+        fmt, follower = self._followers[source.name]
+        handle, _ = follower.newest()
+        return fmt.snapshot(handle)
 
     def forget(self, name: str) -> None:
         self._followers.pop(name, None)

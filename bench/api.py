@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from benchlib import BENCH_DIR, verdict, warn_if_busy, write_result, wrk_figures
+from benchlib import BENCH_DIR, WRK_DONE, verdict, warn_if_busy, write_result, wrk_figures
 
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -172,12 +172,7 @@ request = function()
   return wrk.format("POST", "/query", {["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer {TOKEN}"}, body)
 end
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d %d %f %f %f\\n", summary.requests,
-    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status,
-    summary.errors.timeout, latency:percentile(50), latency:percentile(99), summary.duration))
-end
-"""
+""" + WRK_DONE
 
 
 def rss(server: psutil.Process) -> int:

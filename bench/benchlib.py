@@ -93,6 +93,16 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+# The end of a wrk script whose figures ``wrk_figures`` reads.
+WRK_DONE = """
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d %d %f %f %f\\n", summary.requests,
+    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status,
+    summary.errors.timeout, latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"""
+
+
 def wrk_figures(stdout: str) -> tuple[int, int, float, float, float]:
     """Requests, errors, p50 and p99 latency (ms) and duration (s) of a wrk run whose
     script's ``done`` wrote the RESULT line."""

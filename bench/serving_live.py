@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from benchlib import BENCH_DIR, wrk_figures
+from benchlib import BENCH_DIR, WRK_DONE, wrk_figures
 
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -54,12 +54,7 @@ request = function()
   n = n + 1
   return wrk.format("GET", paths[(n % #paths) + 1], {["Authorization"] = "Bearer {TOKEN}"})
 end
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d %d %f %f %f\\n", summary.requests,
-    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status,
-    summary.errors.timeout, latency:percentile(50), latency:percentile(99), summary.duration))
-end
-"""
+""" + WRK_DONE
 
 
 def _cli(warehouse: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -18,10 +18,10 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from lakehouse.demo.live_events import UserEvents
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, new_page, shot
+from tests.helpers.browser import chromium, new_page, shot
 from tests.helpers.kafka import kafka, new_topic
 from tests.helpers.live import (
     ROOT,
@@ -68,13 +68,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def panel(page: Page, panel_id: str):

@@ -19,6 +19,7 @@ import pytest
 from lakehouse import Lakehouse
 from lakehouse.errors import LakehouseError
 from lakehouse.serving.mirrors import Serving
+from tests.helpers.mirrors import no_null_lists
 from tests.helpers.server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,15 +32,6 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _no_null_lists(table: pa.Table) -> pa.Table:
-    """ClickHouse has no null array: a null list is mirrored as an empty one."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
-            values = [v if v is not None else [] for v in table.column(i).to_pylist()]
-            table = table.set_column(i, field, pa.array(values, field.type))
-    return table
-
-
 def _rows(table: pa.Table, order: list[str]) -> list[tuple[object, ...]]:
     rows = [tuple(r[c] for c in table.column_names) for r in table.to_pylist()]
     keys = [table.column_names.index(c) for c in order]
@@ -47,7 +39,7 @@ def _rows(table: pa.Table, order: list[str]) -> list[tuple[object, ...]]:
 
 
 def _same(lh: Lakehouse, serving: Serving, name: str, order: list[str]) -> None:
-    lake = _no_null_lists(lh.sql(f"SELECT * FROM {name}").to_arrow())
+    lake = no_null_lists(lh.sql(f"SELECT * FROM {name}").to_arrow())
     mirror = serving.sql(f"SELECT * FROM {name}")
     assert mirror.column_names == lake.column_names
     assert _rows(mirror, order) == _rows(lake, order)
@@ -244,9 +236,7 @@ for i in range(start, start + count):
 """
 
 
-def test_a_server_keeps_mirrors_exact_while_two_writers_write(
-    lh: Lakehouse, tmp_path: Path
-) -> None:
+def test_a_server_keeps_mirrors_exact_while_two_writers_write(lh: Lakehouse) -> None:
     lh.write("gold.a", pa.table({"id": [-1], "k": [-1]}))
     lh.write("realtime.b", pa.table({"id": [-1], "k": [-1]}))
     server = start_server(Path(lh.root), args=["--workers", "2"])

@@ -28,20 +28,12 @@ from tests.helpers.live import (
     stream_command,
     wait_for,
 )
+from tests.helpers.mirrors import no_null_lists
 from tests.helpers.server import start_server
 
 FIRST = 200  # sent before the stream starts
 PRODUCED = 1000  # sent by `lakehouse produce` (5 s) while the stream and the run go on
 SENT = FIRST + PRODUCED
-
-
-def no_null_lists(table: pa.Table) -> pa.Table:
-    """ClickHouse has no null array: a null list is mirrored as an empty one."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
-            values = [v if v is not None else [] for v in table.column(i).to_pylist()]
-            table = table.set_column(i, field, pa.array(values, field.type))
-    return table
 
 
 def sorted_rows(table: pa.Table) -> list[tuple[Any, ...]]:

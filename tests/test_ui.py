@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from lakehouse import Lakehouse
-from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, new_page, shot
+from tests.helpers.browser import chromium, new_page, shot
 from tests.helpers.server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,12 +87,8 @@ def server(tmp_path_factory) -> Iterator[UIServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from lakehouse import Lakehouse
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, new_page, shot
+from tests.helpers.browser import chromium, new_page, shot
 from tests.helpers.server import Server, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,11 +39,8 @@ def server(demo_warehouse: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

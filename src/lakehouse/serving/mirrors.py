@@ -193,6 +193,7 @@ class Serving:
                 try:
                     return self._refresh_owned(store, table)
                 finally:
+                    self._held_mem = None
                     store.close()
             finally:
                 self._lock.release()

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from lakehouse.errors import LakehouseError
-from lakehouse.serving.store import ServingError, Store
+from lakehouse.serving.store import ServingError
 
 LOCK = "owner.lock"
 ADDRESS = "owner.json"
@@ -186,7 +186,3 @@ class OwnerClient:
     def refresh(self, table: str | None) -> list[dict[str, Any]]:
         done: list[dict[str, Any]] = json.loads(self._post("/refresh", {"table": table}))
         return done
-
-
-def open_store(dsn: str) -> Store:
-    return Store(dsn)

@@ -500,7 +500,8 @@ class SQLEngine(Engine):
             version = fmt.version(handle)
             if self._views.get(name) != version:
                 layer, table = name.split(".")
-                self._create_view(f"memory.{layer}.{quote(table)}", fmt, handle)
+                snap = fmt.snapshot(handle)
+                self._create_view(f"memory.{layer}.{quote(table)}", snap, fmt, handle)
                 self._views[name] = version
 
     def _newest(self, name: str) -> Any:
@@ -527,7 +528,8 @@ class SQLEngine(Engine):
             if key not in self._views:
                 handle = self._load(name, version)
                 try:
-                    self._create_view(view, self._format(name), handle)
+                    fmt = self._format(name)
+                    self._create_view(view, fmt.snapshot(handle), fmt, handle)
                 except (FileNotFoundError, duckdb.IOException) as exc:
                     raise VersionNotFoundError(
                         f"{name} version {version} cannot be read any more: its data files "
@@ -567,11 +569,12 @@ class SQLEngine(Engine):
         except TableNotFoundError as exc:
             raise TableNotFoundError(name, self.suggest(name)) from exc
 
-    def _create_view(self, view: str, fmt: TableFormat[Any, Any] | Snapshot, handle: Any) -> None:
-        """A view of a table version (``handle`` in format ``fmt``) or of a snapshot's
-        files."""
-        snap = fmt if isinstance(fmt, Snapshot) else fmt.snapshot(handle)
-        if snap.direct or isinstance(fmt, Snapshot):
+    def _create_view(
+        self, view: str, snap: Snapshot, fmt: TableFormat[Any, Any] | None, handle: Any = None
+    ) -> None:
+        """A view of a snapshot's files; a version DuckDB cannot read directly is read by
+        its format (``handle`` in ``fmt``)."""
+        if snap.direct or fmt is None:
             body = self._direct_sql(snap)
         else:
             body = self._fallback_sql(view, fmt, handle)

@@ -651,4 +651,7 @@ def test_the_demo_dashboard_validates_on_the_demo_warehouse(demo_warehouse: Path
     shown = cli("--warehouse", str(demo_warehouse), "dashboards", "show", "platform")
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "run lakehouse demo --stream" in shown.stdout
-    assert shown.stdout.count("engine lakehouse") == 6  # all but the two real-time panels
+    # All but the two real-time panels; by the serving store once a server (or another
+    # test) has mirrored the shared demo warehouse's gold tables, else by the lakehouse.
+    answered = shown.stdout.count("engine lakehouse") + shown.stdout.count("engine serving")
+    assert answered == 6

@@ -42,12 +42,26 @@ def _folder(request: Request) -> Path:
     return folder
 
 
+# Files read once per change (a page refreshing its panels asks for each one every few
+# seconds): by path, modification time and size.
+_read: dict[Path, tuple[tuple[int, int], tuple[Dashboard | None, list[Any]]]] = {}
+
+
+def _read_cached(path: Path) -> tuple[Dashboard | None, list[Any]]:
+    info = path.stat()
+    stamp = (info.st_mtime_ns, info.st_size)
+    found = _read.get(path)
+    if found is None or found[0] != stamp:
+        found = _read[path] = (stamp, read_dashboard(path))
+    return found[1]
+
+
 def _dashboard(request: Request, name: str) -> Dashboard:
     try:
         path = find_file(_folder(request), name)
     except DashboardNotFound as exc:
         raise NotFound(exc.message, exc.hint) from exc
-    dashboard, problems = read_dashboard(path)
+    dashboard, problems = _read_cached(path)
     if dashboard is None:
         raise NotFound(
             f"dashboard {name} cannot be read: {problems[0]}",

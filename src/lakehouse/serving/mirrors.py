@@ -116,12 +116,12 @@ class Serving:
             problem = None
         except LakehouseError as exc:
             held, problem = {}, exc.message
-        versions = Versions(self.storage)
         out = []
         for name, source in sorted(wanted.items()):
             row: dict[str, Any] = {"table": name, "source": ",".join(source.bases)}
             try:
-                now = versions.of(source)
+                with self._guard:  # the followers of this process, kept between calls
+                    now = self._versions.of(source)
             except LakehouseError as exc:
                 row.update(state="unreadable", error=exc.message)
                 out.append(row)

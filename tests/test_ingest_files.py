@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from lakehouse import Lakehouse, LakehouseError
 from lakehouse.ingest import jsonlines
 from lakehouse.ingest.files import ingest_folder
+from tests.helpers.commits import kill_after_commits
 
 
 def write_lines(path: Path, records: list) -> None:
@@ -217,16 +217,12 @@ def test_kill_during_ingestion_then_rerun_gives_every_file_once(tmp_path):
     Lakehouse(warehouse)  # the catalog exists before the loaders start
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     kills = 0
-    for delay in (1.5, 2.5, 3.5):
+    for more in (3, 5, 7):  # files committed by this loader before it is killed
         proc = subprocess.Popen(
             [sys.executable, "-c", LOADER, str(warehouse), str(folder)], env=env
         )
         try:
-            time.sleep(delay)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            proc.wait(timeout=60)
+            kills += kill_after_commits(proc, warehouse, more)
         finally:
             if proc.poll() is None:
                 proc.kill()

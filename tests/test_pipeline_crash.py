@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 from lakehouse import Lakehouse
 from lakehouse.demo.landing import add_drop, write_sources
 from lakehouse.pipeline import load_pipeline, run_pipeline
+from tests.helpers.commits import kill_after_commits
 
 DEMO = Path(__file__).resolve().parents[1] / "pipelines" / "demo"
 # Columns that say when and from which path a row was loaded, not what it holds.
@@ -57,10 +56,8 @@ def test_kill_9_during_runs_then_run_again(tmp_path):
         attempts += 1
         add_drop(landing, fraction=0.25)
         proc = start_run(warehouse, landing)
-        time.sleep(rng.uniform(3.0, 7.0))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
+        # Killed after a random number of the run's commits: somewhere in its work.
+        kill_after_commits(proc, warehouse, rng.randint(1, 25))
         if (warehouse / "system").exists():
             statuses = Lakehouse(warehouse).sql("SELECT status FROM system.pipeline_runs").rows()
             interrupted = sum(1 for (s,) in statuses if s in ("running", "interrupted"))

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from lakehouse.config import default_warehouse
 from lakehouse.errors import LakehouseError
 
 if TYPE_CHECKING:
+    from lakehouse.settings import Settings
     from lakehouse.warehouse import Lakehouse
 
 app = typer.Typer(
@@ -28,7 +28,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-_state: dict[str, Any] = {"warehouse": None}
+_state: dict[str, Any] = {"warehouse": None, "config": None, "profile": None}
 
 Warehouse = Annotated[
     str | None,
@@ -46,15 +46,51 @@ Format = Annotated[str, typer.Option("--format", "-f", help="table, json or csv.
 @app.callback()
 def _main(
     warehouse: Warehouse = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            envvar="LAKEHOUSE_CONFIG",
+            help="Settings file (default ./lakehouse.yaml if there is one).",
+            show_default=False,
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            envvar="LAKEHOUSE_PROFILE",
+            help="Settings profile (local, dev, staging, prod or any the file defines).",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format", help="Logs as text or json (default: the settings).", show_default=False
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
-    _state["warehouse"] = warehouse  # --debug is read in main(), before Typer parses
+    # --debug is read in main(), before Typer parses
+    _state.update(warehouse=warehouse, config=config, profile=profile, log_format=log_format)
+    _state.pop("settings", None)
+
+
+def settings() -> Settings:
+    """The settings every command reads: the file, its profile and the variables."""
+    if "settings" not in _state:
+        from lakehouse.settings import load_settings
+
+        _state["settings"] = load_settings(_state.get("config"), _state.get("profile")).settings
+    found: Settings = _state["settings"]
+    return found
 
 
 def _lh() -> Lakehouse:
     from lakehouse.warehouse import Lakehouse
 
-    return Lakehouse(_state.get("warehouse") or default_warehouse())
+    return Lakehouse.from_settings(settings(), warehouse=_state.get("warehouse"))
 
 
 def _check_format(fmt: str) -> str:
@@ -210,6 +246,7 @@ def describe(table: str, fmt: Format = "table") -> None:
     ]:
         grid.add_row(label, str(value))
     console.print(grid)
+
     def tags_of(column: str) -> str:
         tags = list(info.column_tags.get(column, []))
         if column.lower() in inherited:
@@ -450,6 +487,15 @@ def _register_serving_commands() -> None:
 
 
 _register_serving_commands()
+
+
+def _register_settings_commands() -> None:
+    from lakehouse.settings.commands import register
+
+    register(app, _state, console, print_records)
+
+
+_register_settings_commands()
 
 
 def main() -> None:

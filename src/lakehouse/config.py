@@ -64,8 +64,23 @@ LAYER_DEFAULTS: dict[str, TableOptions] = {
 }
 
 
-def options_for(layer: str, given: TableOptions | None) -> TableOptions:
-    base = LAYER_DEFAULTS[layer]
+def layer_defaults(overrides: dict[str, dict[str, object]] | None) -> dict[str, TableOptions]:
+    """The layers' defaults with the given fields (from the settings' ``layers``) over
+    the built-in ones."""
+    out = dict(LAYER_DEFAULTS)
+    for layer, fields in (overrides or {}).items():
+        known = TableOptions.__dataclass_fields__
+        given = {k: v for k, v in fields.items() if v is not None and k in known}
+        if "partition_by" in given:
+            given["partition_by"] = tuple(given["partition_by"])  # type: ignore[arg-type]
+        out[layer] = replace(out[layer], **given)  # type: ignore[arg-type]
+    return out
+
+
+def options_for(
+    layer: str, given: TableOptions | None, defaults: dict[str, TableOptions] | None = None
+) -> TableOptions:
+    base = (defaults or LAYER_DEFAULTS)[layer]
     if given is None:
         return base
     merged = given.merged_over(base)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lakehouse.catalog.store import Catalog
+from lakehouse.config import LAYER_DEFAULTS, TableOptions
 from lakehouse.errors import LakehouseError
 from lakehouse.names import TableName
 from lakehouse.tables.snapshot import is_local
@@ -43,6 +44,7 @@ class Storage:
         *,
         catalog_url: str | None = None,
         storage_options: dict[str, str] | None = None,
+        layer_defaults: dict[str, TableOptions] | None = None,
     ) -> None:
         if not root:
             raise LakehouseError("the warehouse location is empty")
@@ -56,6 +58,7 @@ class Storage:
         else:
             self.root = root.rstrip("/")
         self.storage_options = storage_options
+        self.layer_defaults = layer_defaults or dict(LAYER_DEFAULTS)
         url = catalog_url or os.environ.get("LAKEHOUSE_CATALOG_URL")
         if url is None:
             if self.local:

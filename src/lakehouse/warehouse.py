@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog.store import Catalog, TableInfo
-from lakehouse.config import LAYER_DEFAULTS, TableOptions, default_warehouse
+from lakehouse.config import TableOptions, default_warehouse, layer_defaults
 from lakehouse.errors import LakehouseError, TableNotFoundError
 from lakehouse.names import LAYERS, TableName, parse_table_name
 from lakehouse.sql.engine import SQLEngine
@@ -22,6 +22,7 @@ from lakehouse.tables.writer import Txn, WriteMode, WriteResult, write_table
 
 if TYPE_CHECKING:
     from lakehouse.serving.mirrors import Serving
+    from lakehouse.settings.model import Settings
 
 
 class Lakehouse:
@@ -39,11 +40,44 @@ class Lakehouse:
         *,
         catalog_url: str | None = None,
         storage_options: dict[str, str] | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        """``settings``: the platform's settings (``Lakehouse.from_settings`` reads
+        ``lakehouse.yaml``); the layers' table defaults and the serving store come from
+        them, and the operations (schedules, maintenance, health, alerts) read them."""
+        from lakehouse.settings.model import Settings
+
+        self.settings = settings or Settings()
         root = str(root) if root is not None else default_warehouse()
-        self.storage = Storage(root, catalog_url=catalog_url, storage_options=storage_options)
+        layers = {k: v.model_dump() for k, v in self.settings.layers.items()}
+        self.storage = Storage(
+            root,
+            catalog_url=catalog_url,
+            storage_options=storage_options,
+            layer_defaults=layer_defaults(layers),
+        )
         self.engine = SQLEngine(self.storage)
         self._serving: Serving | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, warehouse: str | None = None
+    ) -> Lakehouse:
+        """The warehouse the settings name (``load_settings()`` when none are given:
+        ``lakehouse.yaml``, its profile and the ``LAKEHOUSE_*`` variables);
+        ``warehouse`` overrides theirs."""
+        if settings is None:
+            from lakehouse.settings import load_settings
+
+            settings = load_settings().settings
+        url = settings.catalog_url
+        return cls(
+            warehouse or settings.warehouse,
+            catalog_url=url.get_secret_value() if url is not None else None,
+            storage_options={k: v.get_secret_value() for k, v in settings.storage_options.items()}
+            or None,
+            settings=settings,
+        )
 
     def __repr__(self) -> str:
         return f"<Lakehouse {self.root}>"
@@ -56,7 +90,10 @@ class Lakehouse:
         if self._serving is None:
             from lakehouse.serving.mirrors import Serving
 
-            self._serving = Serving(self.storage, self.engine)
+            url = self.settings.serving.url
+            self._serving = Serving(
+                self.storage, self.engine, url.get_secret_value() if url is not None else None
+            )
         return self._serving
 
     # -- the storage ---------------------------------------------------------------------
@@ -134,7 +171,7 @@ class Lakehouse:
         if date_column is not None:
             extra["date_column"] = date_column
             if "partition_by" not in extra:
-                layer_gran = LAYER_DEFAULTS[name.layer].granularity or "day"
+                layer_gran = self.storage.layer_defaults[name.layer].granularity or "day"
                 gran = extra.get("granularity") or opts.granularity or layer_gran
                 extra["granularity"] = gran
                 extra["partition_by"] = (f"{date_column}_{gran}",)

@@ -81,9 +81,7 @@ def start_run(request: Request, who: Who, name: str, body: RunRequest | None = N
     state.access.require(who, "run_pipeline")
     pipeline = _pipeline(request, name)
     body = body or RunRequest()
-    run_id = state.launches.start_run(
-        pipeline, full_refresh=body.full_refresh, select=body.select
-    )
+    run_id = state.launches.start_run(pipeline, full_refresh=body.full_refresh, select=body.select)
     return JSON({"run_id": run_id, "pipeline": pipeline.name, "status": "starting"}, 202)
 
 

@@ -55,9 +55,7 @@ async def query(request: Request, who: Who, body: QueryRequest) -> Any:
     request.state.detail = f"{result.table.num_rows} rows" + (" (cached)" if result.cached else "")
     most = result_limit()
     if body.format != "json":
-        content, media, ext = await run_in_threadpool(
-            encode_table, result.table, body.format, most
-        )
+        content, media, ext = await run_in_threadpool(encode_table, result.table, body.format, most)
         return Response(
             content,
             media_type=media,

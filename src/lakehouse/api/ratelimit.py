@@ -31,8 +31,7 @@ class TooManyFailures(LakehouseError):
 
     def __init__(self, client: str, limit: int, window: float, retry_after: int) -> None:
         super().__init__(
-            f"too many failed authentications from {client}: more than {limit} in "
-            f"{window:g} s",
+            f"too many failed authentications from {client}: more than {limit} in {window:g} s",
             f"wait {retry_after} s (Retry-After), then send a valid token; "
             "`lakehouse token create` makes one",
         )

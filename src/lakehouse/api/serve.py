@@ -171,9 +171,7 @@ def serve(
         from uvicorn.supervisors import Multiprocess
 
         token_file = _token_file(token)
-        os.environ.update(
-            {"LAKEHOUSE_WAREHOUSE": str(lh.root), _LOGIN_FILE_ENV: str(token_file)}
-        )
+        os.environ.update({"LAKEHOUSE_WAREHOUSE": str(lh.root), _LOGIN_FILE_ENV: str(token_file)})
         if pipelines is not None:
             os.environ[_PIPELINES_ENV] = str(pipelines.resolve())
         if dashboards is not None:

@@ -361,8 +361,14 @@ class Catalog:
                     if fingerprint is not None:
                         conn.execute(
                             insert(defs),
-                            [dict(job=job, target_table=target, fingerprint=fingerprint,
-                                  recorded_at=now)],
+                            [
+                                dict(
+                                    job=job,
+                                    target_table=target,
+                                    fingerprint=fingerprint,
+                                    recorded_at=now,
+                                )
+                            ],
                         )
 
         self._retry(go)

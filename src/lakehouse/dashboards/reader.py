@@ -14,8 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from lakehouse.dashboards import marked_yaml
-from lakehouse.dashboards.marked_yaml import MarkedDict, MarkedList
+from lakehouse import marked_yaml
 from lakehouse.dashboards.model import (
     COLUMNS,
     FORMATS,
@@ -32,6 +31,7 @@ from lakehouse.dashboards.model import (
     folder_file,
 )
 from lakehouse.errors import LakehouseError
+from lakehouse.marked_yaml import MarkedDict, MarkedList
 from lakehouse.names import LAYERS
 
 DASHBOARD_KEYS = ("title", "description", "refresh", "time_range", "variables", "panels")

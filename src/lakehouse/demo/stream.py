@@ -82,8 +82,8 @@ def run_stream_demo(
     console.print(stats.line(), highlight=False)
     console.print(_latest_windows(lh))
     console.print(
-        "try: lakehouse sql \"SELECT * FROM realtime.events_per_minute "
-        "ORDER BY window_start DESC LIMIT 12\"; lakehouse serve"
+        'try: lakehouse sql "SELECT * FROM realtime.events_per_minute '
+        'ORDER BY window_start DESC LIMIT 12"; lakehouse serve'
     )
     return stats
 

@@ -78,7 +78,8 @@ def text_columns(schema: pa.Schema | None) -> tuple[str, ...]:
     return tuple(
         f.name
         for f in schema
-        if f.name not in METADATA_COLUMNS and f.name != RESCUED
+        if f.name not in METADATA_COLUMNS
+        and f.name != RESCUED
         and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
     )
 
@@ -331,9 +332,7 @@ def _not_objects(lines: pa.Array) -> np.ndarray:
     return np.asarray(found, np.int64)
 
 
-def fit_arrow(
-    lh: Lakehouse, table: str, data: pa.Table, schema: Any = LOOK
-) -> pa.Table | None:
+def fit_arrow(lh: Lakehouse, table: str, data: pa.Table, schema: Any = LOOK) -> pa.Table | None:
     """Records read whole, shaped as the per-line reader shapes them; None when a column's
     values do not all fit the table's type for it (only the per-line reader can rescue a
     single value)."""

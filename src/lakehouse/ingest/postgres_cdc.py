@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from lakehouse.warehouse import Lakehouse
 
+
 # -- the database ------------------------------------------------------------------------------
 class CaptureError(LakehouseError):
     """A PostgreSQL source that cannot be captured as asked: what is wrong and what to do."""

@@ -61,8 +61,7 @@ def bronze_table(table: str) -> TableName:
         raise LakehouseError(
             f"cannot push rows into {name}: it is a quarantine table, which holds only the "
             "lines its landing table refused",
-            f"push to bronze.{landing}: lines that are not JSON objects go to {name} by "
-            "themselves",
+            f"push to bronze.{landing}: lines that are not JSON objects go to {name} by themselves",
         )
     try:
         parse_table_name(f"{name}{QUARANTINE}")

@@ -185,6 +185,4 @@ def _reanalyse_once(lh: Lakehouse, pipeline: Any) -> None:
         lh.catalog.record_lineage(
             prefix + name, name, edges, operation=ds.kind, fingerprint=fingerprint
         )
-    lh.catalog.record_lineage(
-        stamp[0], stamp[1], [], operation="analysis", fingerprint=ANALYSIS
-    )
+    lh.catalog.record_lineage(stamp[0], stamp[1], [], operation="analysis", fingerprint=ANALYSIS)

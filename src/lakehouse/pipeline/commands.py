@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lakehouse.errors import LakehouseError
 from lakehouse.pipeline.definition import Pipeline, load_pipeline
-from lakehouse.pipeline.records import RunReport
+from lakehouse.pipeline.records import TRIGGERS, RunReport
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -32,6 +33,7 @@ def run_with_progress(
     full_refresh: bool = False,
     select: list[str] | None = None,
     run_id: str | None = None,
+    trigger: str = "manual",
 ) -> RunReport:
     """Run with a progress bar and a line per dataset as it finishes."""
     from lakehouse.service.runs import start_run
@@ -81,11 +83,11 @@ def run_with_progress(
             select=select,
             run_id=run_id,
             on_progress=on_progress,
+            trigger=trigger,
         )
 
 
 def _variables(values: list[str] | None) -> dict[str, str]:
-    from lakehouse.errors import LakehouseError
 
     out = {}
     for item in values or []:
@@ -149,8 +151,19 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         run_id: Annotated[
             str | None, typer.Option("--run-id", help="Name the run (default: made up).")
         ] = None,
+        trigger: Annotated[
+            str,
+            typer.Option(
+                "--trigger",
+                help="What started the run, as recorded: manual, schedule, api, airflow or retry.",
+            ),
+        ] = "manual",
     ) -> None:
         """Run a pipeline: each dataset processes what is new since the last run."""
+        if trigger not in TRIGGERS:
+            raise LakehouseError(
+                f"unknown trigger {trigger!r}", f"use one of {', '.join(TRIGGERS)}"
+            )
         pipeline = load_pipeline(folder, _variables(var))
         report = run_with_progress(
             lh_factory(),
@@ -159,6 +172,7 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
             full_refresh=full_refresh,
             select=select,
             run_id=run_id,
+            trigger=trigger,
         )
         written = sum(d.rows_written for d in report.datasets)
         console.print(
@@ -288,4 +302,3 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         console.print(
             lineage_report(lh, table, direction=direction, columns=columns), highlight=False
         )
-

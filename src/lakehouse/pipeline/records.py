@@ -1,7 +1,8 @@
 """What runs leave behind in the ``system`` layer, queryable like any table:
 
 - ``system.pipeline_runs``: one row per run (id, pipeline, kind: ``run`` or ``replay``,
-  the pipeline's folder, status, times, error);
+  the pipeline's folder, status, times, error, and what started it: ``manual``,
+  ``schedule``, ``api``, ``airflow`` or ``retry``);
 - ``system.dataset_runs``: per run and dataset, rows read, written, dropped (and by which
   expectation), quarantined, de-duplicated, values rescued per column, the input versions
   read and the version written, duration, status, error. Rows read = written + dropped +
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
 
 RUNS = "system.pipeline_runs"
+TRIGGERS = ("manual", "schedule", "api", "airflow", "retry")
 DATASETS = "system.dataset_runs"
 QUALITY = "system.quality_results"
 
@@ -66,6 +68,7 @@ class RunReport:
     datasets: list[DatasetRun] = field(default_factory=list)
     kind: str = "run"  # run | replay
     folder: str | None = None  # the pipeline's folder
+    trigger: str = "manual"  # manual | schedule | api | airflow | retry
 
     @property
     def seconds(self) -> float:
@@ -88,6 +91,7 @@ RUN_SCHEMA = pa.schema(
         ("error", pa.string()),
         ("kind", pa.string()),
         ("folder", pa.string()),
+        ("trigger", pa.string()),
     ]
 )
 
@@ -109,6 +113,7 @@ def _run_row(report: RunReport) -> pa.Table:
                 "error": report.error,
                 "kind": report.kind,
                 "folder": report.folder,
+                "trigger": report.trigger,
             }
         ],
         schema=RUN_SCHEMA,

@@ -55,14 +55,16 @@ def run_pipeline(
     select_: list[str] | None = None,
     on_progress: Progress | None = None,
     run_id: str | None = None,
+    trigger: str = "manual",
 ) -> RunReport:
     """Validate and run; raises ``RunFailed`` (after restoring what it wrote) on an error.
     ``run_id`` names the run (one is made up otherwise), e.g. for a caller that started
-    the run in another process and must know its id at once."""
+    the run in another process and must know its id at once. ``trigger`` records what
+    started it (manual, schedule, api, airflow, retry)."""
     plan = validate(pipeline, lh, selection=select_)
     return Runner(
         lh, plan, full_refresh=full_refresh, selection=select_, on_progress=on_progress
-    ).run(run_id)
+    ).run(run_id, trigger)
 
 
 def new_run_id() -> str:
@@ -91,9 +93,10 @@ class Runner:
         self.written = self.context.written
 
     # -- the run ----------------------------------------------------------------------------
-    def run(self, run_id: str | None = None) -> RunReport:
+    def run(self, run_id: str | None = None, trigger: str = "manual") -> RunReport:
         run_id = run_id or new_run_id()
         report = RunReport(run_id, self.pipeline.name, datetime.now(UTC), self.full_refresh)
+        report.trigger = trigger
         report.selection = self.selection
         report.folder = str(Path(self.pipeline.folder).resolve())
         with pipeline_lock(self.lh, self.pipeline.name):

@@ -1,5 +1,5 @@
 """The child process of a launched run: ``python -m lakehouse.service.child FOLDER RUN_ID
-[--full-refresh] [--select NAME]...``. It opens the warehouse named by
+[--full-refresh] [--select NAME]... [--trigger T]``. It opens the warehouse named by
 ``LAKEHOUSE_WAREHOUSE``, runs the pipeline through ``runs.start_run`` and exits 0, or
 writes ``error: ...`` (and ``hint: ...``) to its error output and exits 1; the launcher
 reads both."""
@@ -19,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--full-refresh", action="store_true")
     parser.add_argument("--select", action="append", default=[])
+    parser.add_argument("--trigger", default="api")
     args = parser.parse_args(argv)
     try:
         from lakehouse.pipeline.definition import load_pipeline
@@ -26,11 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lakehouse.warehouse import Lakehouse
 
         start_run(
-            Lakehouse(),
+            Lakehouse.from_settings(),
             load_pipeline(args.folder),
             full_refresh=args.full_refresh,
             select=args.select or None,
             run_id=args.run_id,
+            trigger=args.trigger,
         )
     except LakehouseError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -27,6 +27,7 @@ def run_command(
     *,
     full_refresh: bool = False,
     select: Sequence[str] = (),
+    trigger: str = "api",
 ) -> list[str]:
     """The command line of a child process that runs the pipeline in ``folder`` as
     ``run_id``."""
@@ -35,7 +36,7 @@ def run_command(
         args.append("--full-refresh")
     for item in select:
         args += ["--select", item]
-    return args
+    return [*args, "--trigger", trigger]
 
 
 class Launches:
@@ -56,10 +57,13 @@ class Launches:
         *,
         full_refresh: bool = False,
         select: Sequence[str] = (),
+        trigger: str = "api",
     ) -> str:
         """Start a run of ``pipeline`` in a child process; returns its run id at once."""
         run_id = new_run_id()
-        args = run_command(pipeline.folder, run_id, full_refresh=full_refresh, select=select)
+        args = run_command(
+            pipeline.folder, run_id, full_refresh=full_refresh, select=select, trigger=trigger
+        )
         env = {**os.environ, "LAKEHOUSE_WAREHOUSE": str(self.root), "NO_COLOR": "1"}
         self.start(run_id, pipeline.name, args, env)
         return run_id

@@ -28,4 +28,3 @@ def quality_overview(lh: Lakehouse) -> list[dict[str, Any]]:
     """Per table, its latest run's checks: how many passed, warned and failed, the rows
     they found, and the worst status (an empty list before any run checked anything)."""
     return overview(lh)
-

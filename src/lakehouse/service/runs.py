@@ -20,6 +20,7 @@ RUN_COLUMNS = (
     "run_id",
     "pipeline",
     "kind",
+    "trigger",
     "status",
     "started_at",
     "seconds",
@@ -57,6 +58,7 @@ def start_run(
     select: list[str] | None = None,
     run_id: str | None = None,
     on_progress: OnProgress | None = None,
+    trigger: str = "manual",
 ) -> RunReport:
     """Validate and run ``pipeline`` in this process; ``on_progress`` hears of each step.
     Raises ``RunFailed`` (after restoring what the run wrote) on an error."""
@@ -69,6 +71,7 @@ def start_run(
         select_=select,
         on_progress=on_progress,
         run_id=run_id,
+        trigger=trigger,
     )
 
 

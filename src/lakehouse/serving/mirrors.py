@@ -380,8 +380,7 @@ class Serving:
 
 
 _START = (
-    "the server (lakehouse serve) keeps the mirrors current; "
-    "lakehouse serving refresh does it now"
+    "the server (lakehouse serve) keeps the mirrors current; lakehouse serving refresh does it now"
 )
 
 

@@ -40,9 +40,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_for_port(
-    host: str, port: int, process: subprocess.Popen[bytes], timeout: float
-) -> bool:
+def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeout: float) -> bool:
     """Whether ``process`` listens on ``host:port`` within ``timeout`` seconds (False as
     soon as it exits)."""
     deadline = time.monotonic() + timeout

@@ -98,9 +98,7 @@ def register(app: typer.Typer, lh: Callable[[], Lakehouse], console: Console) ->
         )
         windows = None
         if realtime:
-            windows = Windows(
-                warehouse, table, topic, watermark=timedelta(seconds=watermark)
-            )
+            windows = Windows(warehouse, table, topic, watermark=timedelta(seconds=watermark))
         with stop_on_signals() as stop, status_line(console) as show:
             stats = run_stream(
                 warehouse,

@@ -30,7 +30,8 @@ def after_commit(
     columns = schema_columns(snap.schema)
     info = storage.catalog.get(str(name))
     if info is None:
-        o = opts or _created_with(fmt, handle) or options_for(name.layer, None)
+        defaults = storage.layer_defaults
+        o = opts or _created_with(fmt, handle) or options_for(name.layer, None, defaults)
         storage.catalog.register(
             name=str(name),
             layer=name.layer,

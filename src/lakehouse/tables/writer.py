@@ -123,7 +123,7 @@ def write_table(
     if info is not None:
         opts = TableOptions(**options_from_catalog(info.options))
     else:
-        opts = options_for(name.layer, options)
+        opts = options_for(name.layer, options, storage.layer_defaults)
     if mode == "merge" and keys and not opts.keys:
         opts = replace(opts, keys=tuple(keys))
     stream = isinstance(arrow, pa.RecordBatchReader)

@@ -25,6 +25,7 @@ from lakehouse.tables.commits import input_mark
 from lakehouse.tables.format import FormatError, TableFormat
 from lakehouse.tables.formats import format_of, holds_table
 from lakehouse.tables.registration import after_commit
+from lakehouse.tables.snapshot import DataFile
 
 REPLAYED = "lakehouse.replayed"  # on a quarantine: the version its last finished replay read
 
@@ -94,6 +95,10 @@ class Table:
     @property
     def constraints(self) -> dict[str, str]:
         return self.format.constraints(self._open())
+
+    def files(self) -> tuple[DataFile, ...]:
+        """The data files of the latest version: path, partition values, rows, size."""
+        return self.format.snapshot(self._open()).files
 
     def transaction_version(self, app_id: str) -> int | None:
         """The last transaction number committed for ``app_id`` (see ``write(txn=...)``);

@@ -181,3 +181,30 @@ def test_the_cli_uses_the_settings_warehouse(tmp_path: Path) -> None:
     other = tmp_path / "other"
     done = cli("-w", str(other), "tables", "-f", "json", cwd=tmp_path)
     assert json.loads(done.stdout) == []  # the command line wins
+
+
+def test_the_server_reads_the_settings(tmp_path: Path) -> None:
+    """`lakehouse serve` with two workers: its admin token, its limits and its dashboards
+    folder come from lakehouse.yaml (with a profile), in every worker process."""
+    from tests.helpers.server import start_server
+
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "admin.txt").write_text("lh_fixed_admin_token_for_tests\n")
+    write(
+        tmp_path,
+        "warehouse: wh\nserver: {dashboards: boards, max_rows: 5}\n"
+        "auth: {admin_token: file:admin.txt}\n"
+        "profiles:\n  two: {server: {workers: 2}}\n",
+    )
+    Lakehouse(tmp_path / "wh").write("gold.numbers", {"n": list(range(20))})
+    server = start_server(tmp_path / "wh", cwd=tmp_path, env={"LAKEHOUSE_PROFILE": "two"})
+    try:
+        assert server.login_token == "lh_fixed_admin_token_for_tests"
+        assert any("2 worker process(es)" in line for line in server.output)
+        with server.client(server.login_token) as client:
+            for _ in range(4):  # answered by either worker: both read the settings
+                done = client.post("/query", json={"sql": "SELECT n FROM gold.numbers"})
+                assert done.status_code == 200, done.text
+                assert len(done.json()["rows"]) == 5
+    finally:
+        server.stop()

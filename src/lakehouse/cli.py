@@ -75,6 +75,12 @@ def _main(
     # --debug is read in main(), before Typer parses
     _state.update(warehouse=warehouse, config=config, profile=profile, log_format=log_format)
     _state.pop("settings", None)
+    # What this command starts (runs, server workers, scheduled jobs) reads the same
+    # settings: the file and profile it was given pass on through the environment.
+    if config:
+        os.environ["LAKEHOUSE_CONFIG"] = os.path.abspath(config)
+    if profile:
+        os.environ["LAKEHOUSE_PROFILE"] = profile
 
 
 def settings() -> Settings:

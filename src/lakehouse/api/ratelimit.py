@@ -105,7 +105,8 @@ def from_environment(lh: Lakehouse) -> FailedAuthentications:
                 f"{name}={raw!r} is not a number", f"e.g. {name}={default:g}"
             ) from exc
 
-    limit = number(LIMIT_ENV, DEFAULT_LIMIT)
+    auth = lh.settings.auth  # the settings (lakehouse.yaml); the variables win
+    limit = number(LIMIT_ENV, auth.failures_per_window)
     return FailedAuthentications(
-        server_folder(lh) / FILE, int(limit), number(WINDOW_ENV, DEFAULT_WINDOW)
+        server_folder(lh) / FILE, int(limit), number(WINDOW_ENV, auth.failure_window)
     )

@@ -66,11 +66,12 @@ def build_app(
     lh.engine.lock_down()
     access = Access(lh)
     access.add_session_token(login_token, Principal(LOGIN, "admin"))
+    server = lh.settings.server  # the settings (lakehouse.yaml); the variables win
     settings = Settings(
         pipelines=pipelines,
         dashboards=dashboards,
-        query_timeout=_env_float("LAKEHOUSE_QUERY_TIMEOUT", 30.0),
-        max_rows=int(_env_float("LAKEHOUSE_MAX_ROWS", 100_000)),
+        query_timeout=_env_float("LAKEHOUSE_QUERY_TIMEOUT", server.query_timeout),
+        max_rows=int(_env_float("LAKEHOUSE_MAX_ROWS", server.max_rows)),
     )
     return create_app(lh, access, AuditLog(lh), settings)
 
@@ -86,7 +87,7 @@ def worker_app() -> Any:
     pipelines = env.get(_PIPELINES_ENV)
     dashboards = env.get(_DASHBOARDS_ENV)
     return build_app(
-        Lakehouse(env["LAKEHOUSE_WAREHOUSE"]),
+        Lakehouse.from_settings(warehouse=env["LAKEHOUSE_WAREHOUSE"]),
         Path(pipelines) if pipelines else None,
         Path(env[_LOGIN_FILE_ENV]).read_text().strip(),
         Path(dashboards) if dashboards else None,
@@ -152,7 +153,8 @@ def serve(
         raise LakehouseError(f"--workers must be 1 or more, got {workers}")
     sock = bind(host, port)
     port = sock.getsockname()[1]
-    token = "lh_" + secrets.token_urlsafe(24)
+    fixed = lh.settings.auth.admin_token
+    token = fixed.get_secret_value() if fixed else "lh_" + secrets.token_urlsafe(24)
     options: dict[str, Any] = dict(
         log_level="warning",
         access_log=False,
@@ -217,22 +219,31 @@ def _loopback(host: str) -> bool:
 def register(app: typer.Typer, lh_factory: Any) -> None:
     @app.command("serve")
     def serve_command(
-        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8888,
+        host: Annotated[
+            str | None, typer.Option(help="Address to listen on (default: server.host).")
+        ] = None,
+        port: Annotated[
+            int | None, typer.Option(help="Port; 0 picks a free one (default: server.port).")
+        ] = None,
         pipelines: Annotated[
             str | None,
-            typer.Option(help="Folder of pipelines to list and run (default: ./pipelines)."),
+            typer.Option(
+                help="Folder of pipelines to list and run (default: server.pipelines, ./pipelines)."
+            ),
         ] = None,
         dashboards: Annotated[
             str | None,
             typer.Option(
-                envvar="LAKEHOUSE_DASHBOARDS",
-                help="Folder of dashboard files to serve (default: ./dashboards).",
+                help="Folder of dashboard files to serve (default: server.dashboards, "
+                "./dashboards).",
             ),
         ] = None,
         workers: Annotated[
-            int, typer.Option(help="Server processes (default: one per core, at most 4).")
-        ] = min(4, os.cpu_count() or 1),
+            int | None,
+            typer.Option(
+                help="Server processes (default: server.workers, else one per core, at most 4)."
+            ),
+        ] = None,
         tls_cert: Annotated[
             str | None, typer.Option(help="Serve HTTPS with this certificate (PEM).")
         ] = None,
@@ -247,24 +258,27 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
             ),
         ] = None,
     ) -> None:
-        """Serve the REST API, its documentation (/docs) and the web UI (/)."""
-        folder = Path(pipelines) if pipelines else Path("pipelines")
+        """Serve the REST API, its documentation (/docs) and the web UI (/). Every option
+        not given comes from the settings (lakehouse.yaml's ``server`` section)."""
+        lh = lh_factory()
+        given = lh.settings.server
+        folder = Path(pipelines or given.pipelines)
         if pipelines and not folder.is_dir():
             raise LakehouseError(f"no pipelines folder {folder}", "give a folder of pipelines")
-        boards = Path(dashboards) if dashboards else Path("dashboards")
+        boards = Path(dashboards or given.dashboards)
         if dashboards and not boards.is_dir():
             raise LakehouseError(
                 f"no dashboards folder {boards}", "give a folder of dashboard files (.yaml)"
             )
-        tls = tls_options(tls_cert, tls_key)
+        tls = tls_options(tls_cert or given.tls_cert, tls_key or given.tls_key)
         serve(
-            lh_factory(),
-            host,
-            port,
+            lh,
+            host or given.host,
+            given.port if port is None else port,
             folder if folder.is_dir() else None,
             sys.stdout,
-            workers,
+            workers or given.workers or min(4, os.cpu_count() or 1),
             tls,
-            forwarded_allow_ips,
+            forwarded_allow_ips or given.forwarded_allow_ips,
             boards.resolve() if boards.is_dir() else None,
         )

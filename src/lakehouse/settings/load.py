@@ -36,6 +36,8 @@ ALIASES = {
     "LAKEHOUSE_ADMIN_TOKEN": "auth.admin_token",
     "LAKEHOUSE_AUTH_FAILURES": "auth.failures_per_window",
     "LAKEHOUSE_AUTH_WINDOW": "auth.failure_window",
+    "LAKEHOUSE_QUERY_TIMEOUT": "server.query_timeout",
+    "LAKEHOUSE_MAX_ROWS": "server.max_rows",
 }
 # Paths in the file are relative to the file's folder.
 _PATH_KEYS: tuple[str, ...] = ("warehouse", "server.pipelines", "server.dashboards")

@@ -196,11 +196,13 @@ class ServerSettings(Section):
     tls_key: str | None = None
     forwarded_allow_ips: str | None = None
     scheduler: bool = True  # the server runs the scheduler
+    query_timeout: Duration = 30.0  # a query of the API is stopped after this long
+    max_rows: int = Field(default=100_000, ge=1)  # rows a query of the API returns at most
 
 
 class AuthSettings(Section):
     admin_token: Secret | None = None  # a fixed admin token; unset: one per server start
-    failures_per_window: int = Field(default=20, ge=1)
+    failures_per_window: int = Field(default=10, ge=1)  # wrong tokens an address may send
     failure_window: Duration = 60.0
 
 

@@ -24,6 +24,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.names import parse_table_name
 from lakehouse.serving.mirror import Source, refresh
 from lakehouse.serving.owner import Endpoint, Lock, OwnerClient
+from lakehouse.serving.results import Results
 from lakehouse.serving.sources import Versions, sources
 from lakehouse.serving.store import (
     Held,
@@ -73,6 +74,7 @@ class Serving:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._endpoint: Endpoint | None = None
+        self._results: Results | None = None  # the owner's answers, kept for a moment
         self._held_cache: tuple[float, dict[str, Held]] | None = None
         self._first = threading.Event()
         self._held_mem: tuple[Store, dict[str, Held]] | None = None  # the owner's knowledge
@@ -232,11 +234,13 @@ class Serving:
             held[name] = made
             self._errors.pop(name, None)
             done.append({"table": name, "versions": made.versions, "rows": made.rows})
-        if only is None:
-            for name in [n for n in held if n not in wanted]:  # dropped, or not mirrored
-                store.command(f"DROP TABLE IF EXISTS {table_ref(name)} SYNC")
-                held.pop(name)
-                self._versions.forget(name)
+        dropped = [n for n in held if n not in wanted] if only is None else []
+        for name in dropped:  # dropped, or no longer mirrored
+            store.command(f"DROP TABLE IF EXISTS {table_ref(name)} SYNC")
+            held.pop(name)
+            self._versions.forget(name)
+        if (done or dropped) and self._results is not None:
+            self._results.changed()
         self._held_cache = None
         return done
 
@@ -271,7 +275,10 @@ class Serving:
                     continue
                 with self._guard:
                     self._owned = store
-                    self._endpoint = Endpoint(self.folder, store.query, self._refresh_via)
+                    self._results = Results(store.query)
+                    self._endpoint = Endpoint(
+                        self.folder, self._results.query, self._refresh_via
+                    )
                 self._first.set()
             try:
                 with self._guard:
@@ -322,6 +329,7 @@ class Serving:
             if self._endpoint is not None:
                 self._endpoint.stop()
                 self._endpoint = None
+            self._results = None
             if self._owned is not None:
                 self._owned.close()
                 self._owned = None
@@ -337,7 +345,7 @@ class Serving:
     def _reader(self) -> Iterator[Query]:
         with self._guard:
             if self._owned is not None:
-                yield self._owned.query
+                yield self._results.query if self._results is not None else self._owned.query
                 return
             if not self.embedded:
                 if self._direct is None:

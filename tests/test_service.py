@@ -93,7 +93,7 @@ def test_the_launcher_builds_the_child_command(tmp_path: Path) -> None:
     args = launcher.run_command("p", "r1", full_refresh=True, select=["a+", "+b"])
     assert args == [
         sys.executable, "-m", "lakehouse.service.child", "p", "r1",
-        "--full-refresh", "--select", "a+", "--select", "+b",
+        "--full-refresh", "--select", "a+", "--select", "+b", "--trigger", "api",
     ]  # fmt: skip
     assert launcher.Launches(tmp_path).state("r1") is None
     with pytest.raises(LakehouseError, match="local warehouse"):

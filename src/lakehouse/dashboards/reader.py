@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from lakehouse import marked_yaml
+import lakehouse.marked_yaml as marked_yaml
 from lakehouse.dashboards.model import (
     COLUMNS,
     FORMATS,

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lakehouse import marked_yaml
+import lakehouse.marked_yaml as marked_yaml
 from lakehouse.errors import LakehouseError
 from lakehouse.settings.model import Settings
 

@@ -142,8 +142,12 @@ def serve(
     tls: dict[str, str] | None = None,
     proxies: str | None = None,
     dashboards: Path | None = None,
+    settings_env: dict[str, str] | None = None,
 ) -> None:
-    """``proxies``: the addresses of reverse proxies whose ``X-Forwarded-For`` names the
+    """``settings_env``: the variables that make the workers and scheduled runs read the
+    settings this process read (``lakehouse.yaml``'s path and profile).
+
+    ``proxies``: the addresses of reverse proxies whose ``X-Forwarded-For`` names the
     client (for the audit log and the limit on wrong tokens); by default a forwarded
     address is believed from nobody, so a client cannot pick the address it is counted
     under."""
@@ -174,6 +178,7 @@ def serve(
 
         token_file = _token_file(token)
         os.environ.update({"LAKEHOUSE_WAREHOUSE": str(lh.root), _LOGIN_FILE_ENV: str(token_file)})
+        os.environ.update(settings_env or {})
         if pipelines is not None:
             os.environ[_PIPELINES_ENV] = str(pipelines.resolve())
         if dashboards is not None:
@@ -197,16 +202,36 @@ def serve(
     # This process owns the serving store while it runs: it pulls new versions of the
     # mirrored tables and answers the workers' serving queries (see serving/owner.py).
     lh.serving.own()
+    # It runs the schedules too (when the settings say so): one scheduler however many
+    # workers, and one among several servers through the lease in the catalog.
+    scheduler = _scheduler(lh, settings_env, out)
     try:
         if workers == 1:
             server.run(sockets=[sock])
         else:
             Multiprocess(config, sockets=[sock]).run()
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         lh.serving.close()
         sock.close()
         if token_file is not None:
             shutil.rmtree(token_file.parent, ignore_errors=True)
+
+
+def _scheduler(lh: Lakehouse, settings_env: dict[str, str] | None, out: Any) -> Any:
+    """The scheduler, started in a thread of this process, if the settings want one."""
+    if not lh.settings.server.scheduler:
+        return None
+    from lakehouse.ops.scheduler import Scheduler
+
+    if not lh.local:
+        print("the scheduler is off: it runs on a local warehouse only", file=out)
+        return None
+    scheduler = Scheduler(lh, env=settings_env, say=lambda line: print(line, file=out, flush=True))
+    print(f"Scheduler: {len(scheduler.jobs)} job(s) (lakehouse schedule list)", file=out)
+    scheduler.start()
+    return scheduler
 
 
 def _loopback(host: str) -> bool:
@@ -216,7 +241,9 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def register(app: typer.Typer, lh_factory: Any) -> None:
+def register(app: typer.Typer, lh_factory: Any, settings_env: Any = None) -> None:
+    """``settings_env()``: the variables that make child processes read this command's
+    settings."""
     @app.command("serve")
     def serve_command(
         host: Annotated[
@@ -281,4 +308,5 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
             tls,
             forwarded_allow_ips or given.forwarded_allow_ips,
             boards.resolve() if boards.is_dir() else None,
+            settings_env() if settings_env is not None else None,
         )

@@ -82,6 +82,7 @@ class Scheduler:
         self._stop = threading.Event()
         # the events of the step being planned: (event, due, run id, trigger, reason)
         self._events: list[tuple[str, datetime | None, str | None, str | None, str | None]] = []
+        self._ended: list[str] = []  # runs of this process whose outcome the step records
         self._thread: threading.Thread | None = None
 
     # -- running ----------------------------------------------------------------------------
@@ -139,7 +140,7 @@ class Scheduler:
     def _step(self, job: Job, now: datetime) -> JobState:
         for _attempt in range(3):  # another process changed the state: read it again
             state = self.store.state(job.name, job.kind)
-            self._events = []
+            self._events, self._ended = [], []
             changed, start = self._plan(job, state, now)
             if changed == state:
                 return state
@@ -148,6 +149,9 @@ class Scheduler:
                 continue
             for event in self._events:  # what this step did, once it is the one that counts
                 self._write_event(job, *event)
+            for run_id in self._ended:
+                self._mine.discard(run_id)
+                self._forget(run_id)
             if start:
                 saved = self._launch(job, saved)
             return saved
@@ -271,7 +275,8 @@ class Scheduler:
             return state
         ended = state.but(running=False, outcome=outcome, error=error, ended_at=now)
         self._log(job, outcome, state.run_due, run_id, state.run_trigger, error)
-        self._mine.discard(run_id)
+        if run_id in self._mine:
+            self._ended.append(run_id)  # forgotten once the outcome is saved
         if outcome == "interrupted":
             # the scheduler died mid-run: the due time is run again, first
             return ended.but(pending=(*(p for p in (state.run_due,) if p), *state.pending))
@@ -311,6 +316,14 @@ class Scheduler:
             if status in ("succeeded", "failed"):
                 return str(status), found.get("error") if found else None
         return "interrupted", "the run's scheduler stopped before the run ended"
+
+    def _forget(self, run_id: str) -> None:
+        """The launch's files, once its outcome is in the job's state and log (a check
+        every minute would otherwise leave three files a minute)."""
+        folder = self.launches.folder
+        assert folder is not None
+        for suffix in (".json", ".err", ".exit"):
+            (folder / f"{run_id}{suffix}").unlink(missing_ok=True)
 
     def _command_missing(self, run_id: str) -> bool:
         folder = self.launches.folder

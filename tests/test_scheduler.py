@@ -540,3 +540,25 @@ def test_schedule_list_formats(tmp_path, stopping):
         timeout=60,
     )
     assert bad.returncode == 1 and "unknown format" in bad.stderr
+
+
+def test_due_times_follow_the_time_zone_and_catch_up_is_bounded():
+    from lakehouse.ops.jobs import Timing
+
+    paris = Timing(cron="0 3 * * *", timezone="Europe/Paris")
+    winter = paris.next_after(datetime(2026, 1, 10, 12, tzinfo=UTC))
+    summer = paris.next_after(datetime(2026, 7, 10, 12, tzinfo=UTC))
+    assert winter == datetime(2026, 1, 11, 2, tzinfo=UTC)  # UTC+1
+    assert summer == datetime(2026, 7, 11, 1, tzinfo=UTC)  # UTC+2
+    # a week down under a schedule of every second: the last 100 due times, no more work
+    every = Timing(cron="* * * * * *")
+    until = datetime(2026, 1, 10, 12, tzinfo=UTC)
+    started = time.monotonic()
+    due, more = every.due_between(until - timedelta(days=7), until, 100)
+    assert time.monotonic() - started < 2
+    assert more and len(due) == 100 and due[-1] == until
+    assert due[0] == until - timedelta(seconds=99)
+    assert Timing(every=60).due_between(until - timedelta(minutes=3), until, 100) == (
+        [until - timedelta(minutes=2), until - timedelta(minutes=1), until],
+        False,
+    )

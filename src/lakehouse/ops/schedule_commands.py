@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -69,6 +70,12 @@ def register(
         console.print(f"Scheduler of {lh.root} ({scheduler.lease.holder}):", highlight=False)
         for job in scheduler.jobs.values():
             console.print(f"  {job.name}: {job.timing.describe()}", highlight=False)
+            if job.pipeline is not None and not Path(job.pipeline).is_dir():
+                console.print(
+                    f"  [yellow]warning:[/yellow] no pipeline folder {job.pipeline}: its runs "
+                    f"will fail until there is one (pipelines.{job.name}.path)",
+                    highlight=False,
+                )
         if not scheduler.jobs:
             console.print("  no job is scheduled (pipelines need a schedule in lakehouse.yaml)")
 

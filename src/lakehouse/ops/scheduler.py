@@ -100,9 +100,43 @@ class Scheduler:
                 self._stop.wait(wait)
         finally:
             self.launches.stop()
+            self._interrupted()
             if self.holding:
                 self.lease.release()
                 self.holding = False
+
+    def _interrupted(self) -> None:
+        """The runs ended by this stop: recorded interrupted, their due times queued
+        again (the next scheduler runs them first)."""
+        for job in self.jobs.values():
+            for _attempt in range(3):
+                try:
+                    state = self.store.state(job.name, job.kind)
+                except LakehouseError:
+                    return
+                if not state.running or state.run_id not in self._mine:
+                    break
+                self._events, self._ended = [], []
+                self._log(
+                    job,
+                    "interrupted",
+                    state.run_due,
+                    state.run_id,
+                    state.run_trigger,
+                    "the scheduler stopped",
+                )
+                again = (state.run_due,) if state.run_due else ()
+                changed = state.but(
+                    running=False,
+                    outcome="interrupted",
+                    error="the scheduler stopped before the run ended",
+                    ended_at=datetime.now(UTC),
+                    pending=(*again, *state.pending),
+                )
+                if self.store.save(changed) is not None:
+                    for event in self._events:
+                        self._write_event(job, *event)
+                    break
 
     def start(self) -> threading.Thread:
         """Run in a thread of this process (the server's main process)."""

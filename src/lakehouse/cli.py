@@ -93,20 +93,6 @@ def settings() -> Settings:
     return found
 
 
-def settings_env() -> dict[str, str]:
-    """The variables that make a child process (a scheduled run, a server worker) read
-    the settings this command reads: the file and the profile given on the command line."""
-    from lakehouse.settings.load import CONFIG_ENV, PROFILE_ENV, find_config
-
-    env = {}
-    file = find_config(_state.get("config"))
-    if file is not None:
-        env[CONFIG_ENV] = str(file)
-    if _state.get("profile"):
-        env[PROFILE_ENV] = str(_state["profile"])
-    return env
-
-
 def _lh() -> Lakehouse:
     from lakehouse.warehouse import Lakehouse
 
@@ -458,7 +444,7 @@ _register_pipeline_commands()
 def _register_server_command() -> None:
     from lakehouse.api.serve import register
 
-    register(app, _lh, settings_env)
+    register(app, _lh)
 
 
 _register_server_command()
@@ -467,7 +453,7 @@ _register_server_command()
 def _register_schedule_commands() -> None:
     from lakehouse.ops.schedule_commands import register
 
-    register(app, _lh, console, print_records, settings_env)
+    register(app, _lh, console, print_records)
 
 
 _register_schedule_commands()

@@ -142,12 +142,8 @@ def serve(
     tls: dict[str, str] | None = None,
     proxies: str | None = None,
     dashboards: Path | None = None,
-    settings_env: dict[str, str] | None = None,
 ) -> None:
-    """``settings_env``: the variables that make the workers and scheduled runs read the
-    settings this process read (``lakehouse.yaml``'s path and profile).
-
-    ``proxies``: the addresses of reverse proxies whose ``X-Forwarded-For`` names the
+    """``proxies``: the addresses of reverse proxies whose ``X-Forwarded-For`` names the
     client (for the audit log and the limit on wrong tokens); by default a forwarded
     address is believed from nobody, so a client cannot pick the address it is counted
     under."""
@@ -178,7 +174,6 @@ def serve(
 
         token_file = _token_file(token)
         os.environ.update({"LAKEHOUSE_WAREHOUSE": str(lh.root), _LOGIN_FILE_ENV: str(token_file)})
-        os.environ.update(settings_env or {})
         if pipelines is not None:
             os.environ[_PIPELINES_ENV] = str(pipelines.resolve())
         if dashboards is not None:
@@ -204,7 +199,7 @@ def serve(
     lh.serving.own()
     # It runs the schedules too (when the settings say so): one scheduler however many
     # workers, and one among several servers through the lease in the catalog.
-    scheduler = _scheduler(lh, settings_env, out)
+    scheduler = _scheduler(lh, out)
     try:
         if workers == 1:
             server.run(sockets=[sock])
@@ -219,7 +214,7 @@ def serve(
             shutil.rmtree(token_file.parent, ignore_errors=True)
 
 
-def _scheduler(lh: Lakehouse, settings_env: dict[str, str] | None, out: Any) -> Any:
+def _scheduler(lh: Lakehouse, out: Any) -> Any:
     """The scheduler, started in a thread of this process, if the settings want one."""
     if not lh.settings.server.scheduler:
         return None
@@ -228,7 +223,7 @@ def _scheduler(lh: Lakehouse, settings_env: dict[str, str] | None, out: Any) -> 
     if not lh.local:
         print("the scheduler is off: it runs on a local warehouse only", file=out)
         return None
-    scheduler = Scheduler(lh, env=settings_env, say=lambda line: print(line, file=out, flush=True))
+    scheduler = Scheduler(lh, say=lambda line: print(line, file=out, flush=True))
     print(f"Scheduler: {len(scheduler.jobs)} job(s) (lakehouse schedule list)", file=out)
     scheduler.start()
     return scheduler
@@ -241,9 +236,7 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def register(app: typer.Typer, lh_factory: Any, settings_env: Any = None) -> None:
-    """``settings_env()``: the variables that make child processes read this command's
-    settings."""
+def register(app: typer.Typer, lh_factory: Any) -> None:
     @app.command("serve")
     def serve_command(
         host: Annotated[
@@ -308,5 +301,4 @@ def register(app: typer.Typer, lh_factory: Any, settings_env: Any = None) -> Non
             tls,
             forwarded_allow_ips or given.forwarded_allow_ips,
             boards.resolve() if boards.is_dir() else None,
-            settings_env() if settings_env is not None else None,
         )

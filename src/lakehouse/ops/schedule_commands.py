@@ -42,7 +42,6 @@ def register(
     lh_factory: Callable[[], Any],
     console: Any,
     print_records: Callable[..., None],
-    settings_env: Callable[[], dict[str, str]],
 ) -> None:
     @app.command("scheduler")
     def scheduler_command(
@@ -63,7 +62,6 @@ def register(
         lh = lh_factory()
         scheduler = Scheduler(
             lh,
-            env=settings_env(),
             lease_seconds=lease,
             say=lambda line: console.print(line, highlight=False, soft_wrap=True),
         )

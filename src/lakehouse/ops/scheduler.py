@@ -44,8 +44,8 @@ log = logging.getLogger("lakehouse.scheduler")
 
 class Scheduler:
     """Runs the jobs of ``lh.settings``. ``env``: variables the child processes get on
-    top of this process's (the settings file and profile, so a run reads the same
-    settings). ``say`` hears one line per event."""
+    top of this process's (which carry the settings file and profile the command was
+    given, so a run reads the same settings). ``say`` hears one line per event."""
 
     def __init__(
         self,

@@ -450,6 +450,15 @@ def _register_server_command() -> None:
 _register_server_command()
 
 
+def _register_schedule_commands() -> None:
+    from lakehouse.ops.schedule_commands import register
+
+    register(app, _lh, console, print_records)
+
+
+_register_schedule_commands()
+
+
 def _register_access_commands() -> None:
     from lakehouse.access.commands import register
 

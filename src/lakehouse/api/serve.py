@@ -197,16 +197,36 @@ def serve(
     # This process owns the serving store while it runs: it pulls new versions of the
     # mirrored tables and answers the workers' serving queries (see serving/owner.py).
     lh.serving.own()
+    # It runs the schedules too (when the settings say so): one scheduler however many
+    # workers, and one among several servers through the lease in the catalog.
+    scheduler = _scheduler(lh, out)
     try:
         if workers == 1:
             server.run(sockets=[sock])
         else:
             Multiprocess(config, sockets=[sock]).run()
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         lh.serving.close()
         sock.close()
         if token_file is not None:
             shutil.rmtree(token_file.parent, ignore_errors=True)
+
+
+def _scheduler(lh: Lakehouse, out: Any) -> Any:
+    """The scheduler, started in a thread of this process, if the settings want one."""
+    if not lh.settings.server.scheduler:
+        return None
+    from lakehouse.ops.scheduler import Scheduler
+
+    if not lh.local:
+        print("the scheduler is off: it runs on a local warehouse only", file=out)
+        return None
+    scheduler = Scheduler(lh, say=lambda line: print(line, file=out, flush=True))
+    print(f"Scheduler: {len(scheduler.jobs)} job(s) (lakehouse schedule list)", file=out)
+    scheduler.start()
+    return scheduler
 
 
 def _loopback(host: str) -> bool:

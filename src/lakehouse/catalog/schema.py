@@ -120,3 +120,57 @@ secrets = Table(
     Column("value", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Who runs the schedules: one row per lease (the scheduler's is "scheduler"), held by one
+# process until ``expires_at``; taken or renewed by one conditional UPDATE (or the INSERT
+# of the first holder), so among several schedulers exactly one acts.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Each scheduled job's state: the last due time handled (catch-up after downtime starts
+# from it), the due times waiting to run, the run in progress or last ended and its
+# outcome, the retry planned, the next due time. A change is written only over the
+# revision it was made from, so two processes never both act on one due time.
+schedule_state = Table(
+    "schedule_state",
+    metadata,
+    Column("job", String(200), primary_key=True),
+    Column("kind", String(32), nullable=False),  # pipeline | command
+    Column("last_due", DateTime(timezone=True)),
+    Column("next_due", DateTime(timezone=True)),
+    Column("pending_json", Text, nullable=False, default="[]"),  # due times queued
+    Column("run_id", String(64)),
+    Column("run_due", DateTime(timezone=True)),
+    Column("run_trigger", String(16)),
+    Column("run_started_at", DateTime(timezone=True)),
+    Column("running", Integer, nullable=False, default=0),
+    Column("attempt", Integer, nullable=False, default=0),  # retries made for run_due
+    Column("retry_at", DateTime(timezone=True)),
+    Column("outcome", String(32)),
+    Column("error", Text),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("revision", Integer, nullable=False, default=0),  # each change adds one
+)
+
+# What the scheduler did at each due time of each job: started (with the run), skipped
+# (overlap), missed (catch-up policy), retried, and how each run ended.
+schedule_log = Table(
+    "schedule_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(200), nullable=False, index=True),
+    Column("due_at", DateTime(timezone=True)),
+    Column("event", String(32), nullable=False),
+    Column("run_id", String(64)),
+    Column("trigger", String(16)),
+    Column("reason", Text),
+    Column("holder", String(200)),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

@@ -69,16 +69,25 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 def check_cron(expression: str) -> str:
-    from croniter import croniter
-
+    """Five fields (minute hour day-of-month month day-of-week), an ``@`` alias
+    (``@hourly``, ``@daily``...) or six fields whose first is the second (``*/10 * * * * *``:
+    every ten seconds), for schedules finer than a minute."""
     fields = expression.split() if isinstance(expression, str) else []
-    plain = len(fields) == 5 or (len(fields) == 1 and fields[0].startswith("@"))
-    if not plain or not croniter.is_valid(expression):
+    plain = len(fields) in (5, 6) or (len(fields) == 1 and fields[0].startswith("@"))
+    if not plain or not cron_valid(expression):
         raise ValueError(
             f"{expression!r} is not a cron expression: five fields, minute hour day-of-month "
-            "month day-of-week (e.g. '*/15 * * * *' or '0 3 * * mon-fri')"
+            "month day-of-week (e.g. '*/15 * * * *' or '0 3 * * mon-fri'), or six with the "
+            "second first (e.g. '*/10 * * * * *')"
         )
     return expression
+
+
+def cron_valid(expression: str) -> bool:
+    from croniter import croniter
+
+    seconds = len(expression.split()) == 6
+    return bool(croniter.is_valid(expression, second_at_beginning=seconds))
 
 
 def check_timezone(name: str) -> str:
@@ -240,7 +249,7 @@ class AlertSettings(Section):
     rules: list[AlertRule] = Field(default_factory=lambda: list(DEFAULT_RULES))
     webhooks: list[Webhook] = Field(default_factory=list)
     log: bool = True
-    interval: Duration = 60.0  # how often the scheduler evaluates the rules
+    interval: Duration = 60.0  # how often the scheduler evaluates the rules; 0: never
 
     @field_validator("rules")
     @classmethod

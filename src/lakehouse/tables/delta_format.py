@@ -3,6 +3,7 @@ on delta-rs."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,7 +29,14 @@ from lakehouse.tables.format import (
 )
 from lakehouse.tables.handles import open_delta
 from lakehouse.tables.schema import SchemaPlan
-from lakehouse.tables.snapshot import Figures, Snapshot, figures_of, snapshot_of
+from lakehouse.tables.snapshot import (
+    Figures,
+    Snapshot,
+    figures_of,
+    is_local,
+    local_path,
+    snapshot_of,
+)
 
 
 class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
@@ -190,15 +198,26 @@ class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
         self, handle: DeltaTable, retain_hours: int, dry_run: bool, full: bool = True
     ) -> list[str]:
         # full=True also removes files no version ever referenced (left by killed writes).
-        with _refusals():
-            files = handle.vacuum(
-                retention_hours=retain_hours,
-                dry_run=dry_run,
-                enforce_retention_duration=False,
-                full=full,
-                commit_properties=commit_properties("vacuum"),
-            )
-        return list(files)
+        def run(dry: bool) -> list[str]:
+            with _refusals():
+                return list(
+                    handle.vacuum(
+                        retention_hours=retain_hours,
+                        dry_run=dry,
+                        enforce_retention_duration=False,
+                        full=full,
+                        commit_properties=commit_properties("vacuum"),
+                    )
+                )
+
+        if not is_local(handle.table_uri):
+            return run(dry_run)
+        # The log keeps naming removed files after a vacuum deleted them: list those there.
+        root = local_path(handle.table_uri)
+        files = [f for f in run(True) if os.path.exists(os.path.join(root, f))]
+        if files and not dry_run:
+            run(False)
+        return files
 
     def checkpoint(self, handle: DeltaTable) -> None:
         with _refusals():

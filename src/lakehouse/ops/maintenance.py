@@ -114,7 +114,8 @@ def _retention(table: Table, name: str) -> list[Action]:
         Action(
             name,
             "retention",
-            f"{old:,} rows older than {policy_days} days (before {cutoff} UTC)",
+            f"{old:,} row{'s' if old != 1 else ''} older than {policy_days} days "
+            f"(before {cutoff} UTC)",
             figures={"rows_expired": old},
         )
     ]

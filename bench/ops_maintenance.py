@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+
 import numpy as np
 import pyarrow as pa
-
 from lakehouse import Lakehouse
 from lakehouse.service.maintenance import maintain
 
@@ -59,7 +59,7 @@ def query_time(lh: Lakehouse, table: str, repeat: int) -> float:
     for _ in range(repeat):
         started = time.perf_counter()
         for sql in QUERIES:
-            lh.sql(sql.format(t=table)).arrow()
+            lh.sql(sql.format(t=table)).to_arrow()
         samples.append(time.perf_counter() - started)
     return median(samples)
 

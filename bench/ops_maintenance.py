@@ -1,7 +1,7 @@
 """Maintenance: query time on a table shaped like the demo's silver events after many
 small appends, before and after ``maintain``, against a freshly compacted copy.
 
-Usage: python bench/ops_maintenance.py [--appends 500] [--rows 200] [--repeat 15]
+Usage: python bench/ops_maintenance.py [--appends 500] [--rows 200] [--repeat 25]
 
 ``--appends`` appends of ``--rows`` rows each (as a stream or a pipeline run every few
 minutes leaves them: one small file per append, partitioned by day) go into
@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appends", type=int, default=500)
     parser.add_argument("--rows", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=25)
     parser.add_argument("--keep", action="store_true", help="keep the warehouse afterwards")
     args = parser.parse_args()
     load = warn_if_busy("maintenance")

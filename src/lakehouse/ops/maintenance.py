@@ -192,6 +192,10 @@ def execute(lh: Lakehouse, action: Action) -> Action:
             action.status = "failed"
             action.reason += f"; failed: {exc.message}"
             break
+        except Exception as exc:  # noqa: BLE001 - one table's failure does not stop the rest
+            action.status = "failed"
+            action.reason += f"; failed: {type(exc).__name__}: {exc}"
+            break
     action.seconds = time.perf_counter() - started
     return action
 
@@ -228,8 +232,9 @@ def maintain_table(lh: Lakehouse, name: str, dry_run: bool = False) -> list[Acti
     remove once they are older than ``vacuum_after``."""
     try:
         planned = plan_table(lh, name)
-    except LakehouseError as exc:
-        return [Action(name, "plan", f"cannot plan: {exc.message}", status="failed")]
+    except Exception as exc:  # noqa: BLE001 - one table's failure does not stop the rest
+        why = exc.message if isinstance(exc, LakehouseError) else f"{type(exc).__name__}: {exc}"
+        return [Action(name, "plan", f"cannot plan: {why}", status="failed")]
     if dry_run:
         return planned or [_nothing(name)]
     done: list[Action] = []

@@ -140,14 +140,12 @@ class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
     def delete(
         self, handle: DeltaTable, predicate: str | None, compression: str | None
     ) -> dict[str, Any]:
-        try:
+        with _refusals():
             metrics = handle.delete(
                 predicate,
                 writer_properties=writer_properties(compression),
                 commit_properties=commit_properties("delete"),
             )
-        except DeltaError as exc:
-            raise FormatError(str(exc)) from exc
         return dict(metrics)
 
     def restore(self, handle: DeltaTable, version: int, commit: CommitProperties) -> None:

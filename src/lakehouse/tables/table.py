@@ -22,7 +22,7 @@ from lakehouse.sql.engine_api import Engine
 from lakehouse.sql.names import parse_timestamp
 from lakehouse.storage import Storage
 from lakehouse.tables.commits import input_mark
-from lakehouse.tables.format import FormatError, TableFormat
+from lakehouse.tables.format import CommitConflict, FormatError, TableFormat
 from lakehouse.tables.formats import format_of, holds_table
 from lakehouse.tables.registration import after_commit
 from lakehouse.tables.snapshot import DataFile
@@ -170,6 +170,8 @@ class Table:
         """Delete the rows matching a SQL predicate (all rows when none is given)."""
         try:
             metrics = self.format.delete(self._open(), predicate, self._compression())
+        except CommitConflict:
+            raise  # another writer committed meanwhile: the caller may try again
         except FormatError as exc:
             raise LakehouseError(
                 f"{self.name}: delete failed: {exc}", "check the predicate's SQL"

@@ -201,3 +201,20 @@ def test_the_endpoints_plan_and_run_for_those_who_may(tmp_path: Path) -> None:
             assert client.post("/maintenance", json={}).status_code == 403
     finally:
         server.stop()
+
+
+def test_vacuum_leaves_files_no_version_references_yet_for_an_hour(tmp_path: Path) -> None:
+    """A writer's files before its commit are referenced by no version: a vacuum that
+    removed them would lose its rows."""
+    lh = Lakehouse(tmp_path / "w", settings=settings())
+    appends(lh, "silver.t", 6)
+    folder = Path(lh.table("silver.t").location)
+    young, old = folder / "part-young.parquet", folder / "part-old.parquet"
+    young.write_bytes(b"being written")
+    old.write_bytes(b"left by a killed writer")
+    two_hours_ago = datetime.now().timestamp() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    done = by_action(maintain(lh, "silver.t"))
+    assert done[("silver.t", "vacuum")]["files_removed"] == 7  # 6 compacted away, 1 stray
+    assert young.exists() and not old.exists()
+    assert lh.sql("SELECT count(*) FROM silver.t").rows() == [(6,)]

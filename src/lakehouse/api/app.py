@@ -17,7 +17,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakehouse.access.policy import ACTIONS
-from lakehouse.api import dashboards, ingest, pipelines, query, schedules, serving, tables
+from lakehouse.api import (
+    dashboards,
+    ingest,
+    maintenance,
+    pipelines,
+    query,
+    schedules,
+    serving,
+    tables,
+)
 from lakehouse.api.audit import AuditMiddleware
 from lakehouse.api.auth import COOKIE, authenticate, presents_token, principal
 from lakehouse.api.guards import JSONDepthLimit, SecurityHeaders
@@ -134,6 +143,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(serving.router)
     app.include_router(dashboards.router)
     app.include_router(schedules.router)
+    app.include_router(maintenance.router)
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> Any:

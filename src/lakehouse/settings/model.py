@@ -181,10 +181,10 @@ class MaintenanceSettings(Section):
 
     def policy_for(self, table: str) -> MaintenancePolicy:
         """The policy of ``table`` (``layer.name``): its own over its layer's over the
-        default one."""
+        file's ``policy`` over the built-in defaults (a key left out keeps its default)."""
         layer = table.split(".", 1)[0]
-        merged = self.policy.model_dump()
-        for over in (self.layers.get(layer), self.tables.get(table)):
+        merged = DEFAULT_POLICY.model_dump()
+        for over in (self.policy, self.layers.get(layer), self.tables.get(table)):
             if over is not None:
                 merged.update({k: v for k, v in over.model_dump().items() if v is not None})
         return MaintenancePolicy(**merged)

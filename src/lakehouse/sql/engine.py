@@ -531,13 +531,30 @@ class SQLEngine(Engine):
                     fmt = self._format(name)
                     self._create_view(view, fmt.snapshot(handle), fmt, handle)
                 except (FileNotFoundError, duckdb.IOException) as exc:
-                    raise VersionNotFoundError(
-                        f"{name} version {version} cannot be read any more: its data files "
-                        "were removed by vacuum",
-                        f"see `lakehouse history {name}`; restore needs a version vacuum kept",
-                    ) from exc
+                    raise self._vacuumed(name, version) from exc
                 self._views[key] = version
         return view
+
+    def _vacuumed(self, name: str, version: int) -> VersionNotFoundError:
+        """Why ``version`` cannot be read: vacuum removed its files; which versions can."""
+        oldest = self._format(name).oldest_readable(self.storage, parse_table_name(name))
+        if oldest is None:
+            readable = "no version can be read in full"
+        else:
+            latest = self._format(name).version(self._load(name, None))
+            readable = (
+                f"only version {latest} can still be read"
+                if oldest >= latest
+                else f"versions {oldest} to {latest} can still be read"
+            )
+        return VersionNotFoundError(
+            f"{name} version {version} cannot be read any more: its data files were removed "
+            f"by vacuum (it is older than the table's time travel window); {readable}",
+            f"read a version from {oldest} on, or see `lakehouse history {name}`; "
+            "maintenance.vacuum_after sets how long removed files are kept"
+            if oldest is not None
+            else f"see `lakehouse history {name}`",
+        )
 
     def resolve_version(self, name: str, version: int | None, ts: datetime | None) -> int:
         """The version current at ``ts``: the newest commit made at or before it."""

@@ -3,11 +3,14 @@ on delta-rs."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from lakehouse.config import TableOptions
 from lakehouse.names import TableName
@@ -16,10 +19,24 @@ from lakehouse.tables import delta_read, delta_write
 from lakehouse.tables.changes import appended
 from lakehouse.tables.commits import commit_properties
 from lakehouse.tables.encoding import TARGET_FILE_BYTES, writer_properties
-from lakehouse.tables.format import FormatError, Latest, TableFormat, WriteJob, Written
+from lakehouse.tables.format import (
+    CommitConflict,
+    FormatError,
+    Latest,
+    TableFormat,
+    WriteJob,
+    Written,
+)
 from lakehouse.tables.handles import open_delta
 from lakehouse.tables.schema import SchemaPlan
-from lakehouse.tables.snapshot import Figures, Snapshot, figures_of, snapshot_of
+from lakehouse.tables.snapshot import (
+    Figures,
+    Snapshot,
+    figures_of,
+    is_local,
+    local_path,
+    snapshot_of,
+)
 
 
 class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
@@ -123,14 +140,12 @@ class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
     def delete(
         self, handle: DeltaTable, predicate: str | None, compression: str | None
     ) -> dict[str, Any]:
-        try:
+        with _refusals():
             metrics = handle.delete(
                 predicate,
                 writer_properties=writer_properties(compression),
                 commit_properties=commit_properties("delete"),
             )
-        except DeltaError as exc:
-            raise FormatError(str(exc)) from exc
         return dict(metrics)
 
     def restore(self, handle: DeltaTable, version: int, commit: CommitProperties) -> None:
@@ -157,34 +172,74 @@ class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
     def optimize(
         self, handle: DeltaTable, target_size: int | None, compression: str | None
     ) -> dict[str, Any]:
-        metrics = handle.optimize.compact(
-            target_size=target_size or TARGET_FILE_BYTES,
-            writer_properties=writer_properties(compression),
-            commit_properties=commit_properties("optimize"),
-        )
+        with _refusals():
+            metrics = handle.optimize.compact(
+                target_size=target_size or TARGET_FILE_BYTES,
+                writer_properties=writer_properties(compression),
+                commit_properties=commit_properties("optimize"),
+            )
         return dict(metrics)
 
     def zorder(
         self, handle: DeltaTable, columns: list[str], compression: str | None
     ) -> dict[str, Any]:
-        metrics = handle.optimize.z_order(
-            columns,
-            target_size=TARGET_FILE_BYTES,
-            writer_properties=writer_properties(compression),
-            commit_properties=commit_properties("zorder"),
-        )
+        with _refusals():
+            metrics = handle.optimize.z_order(
+                columns,
+                target_size=TARGET_FILE_BYTES,
+                writer_properties=writer_properties(compression),
+                commit_properties=commit_properties("zorder"),
+            )
         return dict(metrics)
 
-    def vacuum(self, handle: DeltaTable, retain_hours: int, dry_run: bool) -> list[str]:
+    def vacuum(
+        self, handle: DeltaTable, retain_hours: int, dry_run: bool, full: bool = True
+    ) -> list[str]:
         # full=True also removes files no version ever referenced (left by killed writes).
-        files = handle.vacuum(
-            retention_hours=retain_hours,
-            dry_run=dry_run,
-            enforce_retention_duration=False,
-            full=True,
-            commit_properties=commit_properties("vacuum"),
-        )
-        return list(files)
+        def run(dry: bool) -> list[str]:
+            with _refusals():
+                return list(
+                    handle.vacuum(
+                        retention_hours=retain_hours,
+                        dry_run=dry,
+                        enforce_retention_duration=False,
+                        full=full,
+                        commit_properties=commit_properties("vacuum"),
+                    )
+                )
+
+        if not is_local(handle.table_uri):
+            return run(dry_run)
+        # The log keeps naming removed files after a vacuum deleted them: list those there.
+        root = local_path(handle.table_uri)
+        files = [f for f in run(True) if os.path.exists(os.path.join(root, f))]
+        if files and not dry_run:
+            run(False)
+        return files
+
+    def checkpoint(self, handle: DeltaTable) -> None:
+        with _refusals():
+            handle.create_checkpoint()
+
+    def last_checkpoint(self, where: Locations, name: TableName) -> int | None:
+        return delta_read.last_checkpoint(where, name)
+
+    def oldest_readable(self, where: Locations, name: TableName) -> int | None:
+        return delta_read.oldest_readable(where, name)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """delta-rs's refusals as the format interface's: a commit conflict, or another."""
+    try:
+        yield
+    except CommitFailedError as exc:
+        raise CommitConflict(
+            f"another writer committed meanwhile ({exc})",
+            "nothing was changed; run it again",
+        ) from exc
+    except DeltaError as exc:
+        raise FormatError(str(exc)) from exc
 
 
 DELTA = DeltaFormat()

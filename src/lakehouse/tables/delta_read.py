@@ -210,3 +210,49 @@ class DeltaLatest(Latest[DeltaTable]):
         except OSError:
             return None
         return info.st_ino, info.st_mtime_ns
+
+
+def last_checkpoint(where: Locations, name: TableName) -> int | None:
+    """The version ``_delta_log/_last_checkpoint`` names; None without one."""
+    from deltalake.fs import DeltaStorageHandler
+
+    uri = where.table_uri(name)
+    try:
+        if is_local(uri):
+            path = os.path.join(local_path(uri), "_delta_log", "_last_checkpoint")
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        else:
+            store = DeltaStorageHandler(uri, where.storage_options)
+            text = store.open_input_file("_delta_log/_last_checkpoint").read().decode()
+        return int(json.loads(text.splitlines()[0])["version"])
+    except (OSError, ValueError, KeyError, IndexError, DeltaError):
+        return None
+
+
+def _readable(where: Locations, name: TableName, version: int) -> bool:
+    """Whether every data file of ``version`` is still there."""
+    try:
+        handle = load(where, name, version)
+    except (VersionNotFoundError, SQLError):
+        return False
+    uris = handle.file_uris()
+    if not is_local(handle.table_uri):
+        return True  # a remote store is not listed file by file here
+    return all(os.path.exists(local_path(u)) for u in uris)
+
+
+def oldest_readable(where: Locations, name: TableName) -> int | None:
+    """The oldest version from which on every version can be read: searched by halves, as
+    vacuum removes the files of the oldest versions first."""
+    latest = _latest_version(where, where.table_uri(name))
+    if latest is None or not _readable(where, name, latest):
+        return None
+    low, high = 0, latest  # high is readable
+    while low < high:
+        middle = (low + high) // 2
+        if _readable(where, name, middle):
+            high = middle
+        else:
+            low = middle + 1
+    return high

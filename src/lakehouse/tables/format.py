@@ -40,6 +40,11 @@ class FormatError(LakehouseError):
     the message is the format's own."""
 
 
+class CommitConflict(FormatError):
+    """A commit refused because another writer changed the table meanwhile; the table is
+    at its last good version and the operation can be tried again."""
+
+
 class Latest(ABC, Generic[Handle]):
     """Follows one table's newest version for a reader that asks often (the SQL engine
     asks on every query), as cheaply as the format allows."""
@@ -236,5 +241,22 @@ class TableFormat(ABC, Generic[Handle, Commit]):
         """Rewrite the files clustered on ``columns``."""
 
     @abstractmethod
-    def vacuum(self, handle: Handle, retain_hours: int, dry_run: bool) -> list[str]:
-        """Remove the files no version within ``retain_hours`` needs."""
+    def vacuum(
+        self, handle: Handle, retain_hours: int, dry_run: bool, full: bool = True
+    ) -> list[str]:
+        """Remove the files no version within ``retain_hours`` needs; with ``full``, also
+        files no version ever referenced (left by killed writers) older than that."""
+
+    @abstractmethod
+    def checkpoint(self, handle: Handle) -> None:
+        """Write a checkpoint of the version, so readers load it without replaying the
+        log."""
+
+    @abstractmethod
+    def last_checkpoint(self, where: Locations, name: TableName) -> int | None:
+        """The version of the table's latest checkpoint; None if it has none."""
+
+    @abstractmethod
+    def oldest_readable(self, where: Locations, name: TableName) -> int | None:
+        """The oldest version from which on every version's files are all still there
+        (vacuum removes the files of older ones); None if not even the latest is."""

@@ -22,7 +22,7 @@ from lakehouse.sql.engine_api import Engine
 from lakehouse.sql.names import parse_timestamp
 from lakehouse.storage import Storage
 from lakehouse.tables.commits import input_mark
-from lakehouse.tables.format import FormatError, TableFormat
+from lakehouse.tables.format import CommitConflict, FormatError, TableFormat
 from lakehouse.tables.formats import format_of, holds_table
 from lakehouse.tables.registration import after_commit
 from lakehouse.tables.snapshot import DataFile
@@ -170,6 +170,8 @@ class Table:
         """Delete the rows matching a SQL predicate (all rows when none is given)."""
         try:
             metrics = self.format.delete(self._open(), predicate, self._compression())
+        except CommitConflict:
+            raise  # another writer committed meanwhile: the caller may try again
         except FormatError as exc:
             raise LakehouseError(
                 f"{self.name}: delete failed: {exc}", "check the predicate's SQL"
@@ -353,17 +355,47 @@ class Table:
         self._committed()
         return metrics
 
-    def vacuum(self, retain_hours: float = 168, dry_run: bool = False) -> list[str]:
+    def vacuum(
+        self,
+        retain_hours: float = 168,
+        dry_run: bool = False,
+        unreferenced_hours: float | None = None,
+    ) -> list[str]:
         """Remove data files no version within ``retain_hours`` needs. Time travel to older
-        versions stops working."""
+        versions stops working.
+
+        Files no version ever referenced (left by a killed write, or being written by a
+        writer that has not committed yet) are removed once older than
+        ``unreferenced_hours`` (default ``retain_hours``): give more to leave a concurrent
+        writer's files alone."""
         if retain_hours < 0:
             raise LakehouseError("retain_hours must be zero or more")
         # delta-rs counts whole hours: round up, so a file the user asked to keep is kept.
-        removed = self.format.vacuum(self._open(), math.ceil(retain_hours), dry_run)
+        hours = math.ceil(retain_hours)
+        floor = hours if unreferenced_hours is None else max(hours, math.ceil(unreferenced_hours))
+        if floor == hours:
+            removed = self.format.vacuum(self._open(), hours, dry_run)
+        else:
+            removed = self.format.vacuum(self._open(), hours, dry_run, full=False)
+            stray = self.format.vacuum(self._open(), floor, True)
+            if stray and not dry_run:
+                stray = self.format.vacuum(self._open(), floor, False)
+            removed += [f for f in stray if f not in set(removed)]
         if not dry_run:
-            removed += self._remove_partial_uploads(retain_hours)
+            removed += self._remove_partial_uploads(floor)
             self._committed()
         return removed
+
+    def checkpoint(self) -> int:
+        """Write a checkpoint of the latest version (readers then load the table without
+        replaying its log); returns that version."""
+        handle = self._open()
+        self.format.checkpoint(handle)
+        return self.format.version(handle)
+
+    def last_checkpoint(self) -> int | None:
+        """The version of the table's latest checkpoint, if it has one."""
+        return self.format.last_checkpoint(self.storage, self.name)
 
     def _remove_partial_uploads(self, retain_hours: float) -> list[str]:
         """A write killed while a data file was being written leaves it under a temporary
@@ -378,24 +410,37 @@ class Table:
                 removed.append(str(path))
         return removed
 
+    def expired(self) -> tuple[str, str] | None:
+        """The predicate matching the rows older than the table's retention (by its date
+        column, or the ingestion time in bronze) and the cutoff; None when the table has
+        no retention days or no such column."""
+        info = self.info
+        days = info.retention_days
+        schema = self.schema
+        column = info.options.get("date_column") or (
+            "_ingested_at" if "_ingested_at" in schema.names else None
+        )
+        if not days or not column or column not in schema.names:
+            return None
+        cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
+        literal = (
+            f"'{cutoff[:10]}'" if pa.types.is_date(schema.field(column).type) else f"'{cutoff}'"
+        )
+        return f"`{column}` < {literal}", cutoff
+
     def apply_retention(self, vacuum_hours: float = 168) -> dict[str, Any]:
         """Delete the rows older than the table's retention (by its date column, or the
         ingestion time in bronze), then vacuum files older than ``vacuum_hours``."""
-        info = self.info
-        days = info.retention_days
-        column = info.options.get("date_column") or (
-            "_ingested_at" if "_ingested_at" in self.schema.names else None
-        )
-        if not days or not column:
+        found = self.expired()
+        if found is None:
+            info = self.info
             raise LakehouseError(
                 f"{self.name}: no retention to apply "
-                f"({'no retention days' if not days else 'no date column'})",
+                f"({'no retention days' if not info.retention_days else 'no date column'})",
                 "set retention_days and a date_column for the table",
             )
-        cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S")
-        field = self.schema.field(column)
-        literal = f"'{cutoff[:10]}'" if pa.types.is_date(field.type) else f"'{cutoff}'"
-        metrics = self.delete(f"`{column}` < {literal}")
+        predicate, cutoff = found
+        metrics = self.delete(predicate)
         removed = self.vacuum(vacuum_hours)
         return {
             "cutoff": cutoff,

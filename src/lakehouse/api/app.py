@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakehouse.access.policy import ACTIONS
 from lakehouse.api import dashboards, ingest, pipelines, query, serving, tables
+from lakehouse.api import health as health_api
 from lakehouse.api.audit import AuditMiddleware
 from lakehouse.api.auth import COOKIE, authenticate, presents_token, principal
 from lakehouse.api.guards import JSONDepthLimit, SecurityHeaders
@@ -133,6 +134,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(ingest.router)
     app.include_router(serving.router)
     app.include_router(dashboards.router)
+    app.include_router(health_api.router)
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> Any:

@@ -40,7 +40,8 @@ SCHEMA = pa.schema(
         ("subject", pa.string()),  # layer.table or pipeline:<name>
         ("event", pa.string()),  # fired | resolved
         ("message", pa.string()),
-        ("at", pa.timestamp("us", tz="UTC")),
+        ("occurred_at", pa.timestamp("us", tz="UTC")),  # the time the evaluation judged
+        ("recorded_at", pa.timestamp("us", tz="UTC")),  # when it was written (the order)
         ("delivery", pa.string()),  # none (log only) | pending | delivered
         ("delivered_to", pa.string()),  # JSON list of the webhooks (by index) that took it
         ("attempts", pa.int64()),  # evaluations that tried to deliver it
@@ -145,7 +146,9 @@ def history(lh: Lakehouse, limit: int = 100) -> list[dict[str, Any]]:
     """The latest ``limit`` events, newest first."""
     if lh.catalog.get(ALERTS) is None:
         return []
-    rows = lh.sql(f"SELECT * FROM {ALERTS} ORDER BY at DESC LIMIT {int(limit)}").to_dicts()
+    rows = lh.sql(
+        f"SELECT * FROM {ALERTS} ORDER BY recorded_at DESC, occurred_at DESC LIMIT {int(limit)}"
+    ).to_dicts()
     return [_shown(r) for r in rows]
 
 
@@ -155,22 +158,27 @@ def firing(lh: Lakehouse) -> list[dict[str, Any]]:
         return []
     rows = lh.sql(
         f"SELECT * FROM {ALERTS} QUALIFY row_number() OVER "
-        "(PARTITION BY rule, subject ORDER BY at DESC, event DESC) = 1"
+        "(PARTITION BY rule, subject ORDER BY recorded_at DESC, event DESC) = 1"
     ).to_dicts()
-    return sorted((_shown(r) for r in rows if r["event"] == "fired"), key=lambda r: r["at"])
+    return sorted(
+        (_shown(r) for r in rows if r["event"] == "fired"), key=lambda r: r["occurred_at"]
+    )
 
 
 def _undelivered(lh: Lakehouse) -> list[dict[str, Any]]:
     if lh.catalog.get(ALERTS) is None:
         return []
-    rows = lh.sql(f"SELECT * FROM {ALERTS} WHERE delivery = 'pending' ORDER BY at").to_dicts()
+    rows = lh.sql(
+        f"SELECT * FROM {ALERTS} WHERE delivery = 'pending' ORDER BY recorded_at"
+    ).to_dicts()
     return rows
 
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
-    if isinstance(out.get("at"), datetime):
-        out["at"] = out["at"].isoformat()
+    for key in ("occurred_at", "recorded_at"):
+        if isinstance(out.get(key), datetime):
+            out[key] = out[key].isoformat()
     out["delivered_to"] = json.loads(out.get("delivered_to") or "[]")
     return out
 
@@ -282,7 +290,8 @@ def _event(
         "subject": subject,
         "event": event,
         "message": message,
-        "at": now,
+        "occurred_at": now,
+        "recorded_at": datetime.now(UTC),
         "delivery": delivery,
         "delivered_to": "[]",
         "attempts": 0,
@@ -292,7 +301,7 @@ def _event(
 
 def payload(event: dict[str, Any]) -> dict[str, Any]:
     """What a webhook receives for an event."""
-    at = event["at"]
+    at = event["occurred_at"]
     return {
         "event_id": event["event_id"],
         "alert": event["rule"],
@@ -302,7 +311,7 @@ def payload(event: dict[str, Any]) -> dict[str, Any]:
         "status": "firing" if event["event"] == "fired" else "resolved",
         "event": event["event"],
         "message": event["message"],
-        "at": at.isoformat() if isinstance(at, datetime) else at,
+        "occurred_at": at.isoformat() if isinstance(at, datetime) else at,
     }
 
 

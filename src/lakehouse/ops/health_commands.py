@@ -51,13 +51,13 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         if fmt == "json":
             sys.stdout.write(json.dumps(found, default=str, indent=2) + "\n")
             return
-        cols = ("rule", "severity", "subject", "message", "at")
+        cols = ("rule", "severity", "subject", "message", "occurred_at")
         if found["firing"]:
             printer([{c: a[c] for c in cols} for a in found["firing"]], fmt, "firing")
         else:
             console.print("no alert is firing", highlight=False)
         if found["history"]:
-            shown = ("at", "rule", "event", "subject", "delivery", "message")
+            shown = ("occurred_at", "rule", "event", "subject", "delivery", "message")
             printer([{c: a[c] for c in shown} for a in found["history"]], fmt, "history")
 
     @group.command("evaluate")
@@ -80,6 +80,11 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         if done.errors:
             for error in done.errors:
                 print(f"error: {error}", file=sys.stderr)
+            print(
+                "  hint: the events stay pending in system.alerts and are sent again at the "
+                "next evaluation; check the receiver and alerts.webhooks in lakehouse.yaml",
+                file=sys.stderr,
+            )
             raise typer.Exit(1)
 
 

@@ -28,9 +28,7 @@ def due_since(schedule: str, timezone: str, last_start: datetime | None, now: da
 def pipeline_lags(lh: Lakehouse, now: datetime) -> list[dict[str, Any]]:
     """Each pipeline of the settings (and each that has runs): its schedule, latest run,
     the due time it missed, how late it is (0 when on time), state and reasons."""
-    from lakehouse.service.runs import latest_runs
-
-    runs = latest_runs(lh)
+    runs = _latest_runs(lh)
     out = []
     for name in sorted(set(lh.settings.pipelines) | set(runs)):
         conf = lh.settings.pipelines.get(name)
@@ -81,3 +79,16 @@ def allowed_lag(lh: Lakehouse, pipeline: str) -> float:
         and any(fnmatch(pipeline, p) for p in r.pipelines)
     ]
     return min(found, default=DEFAULT_AFTER)
+
+
+def _latest_runs(lh: Lakehouse) -> dict[str, dict[str, Any]]:
+    """Each pipeline's latest run (``system.pipeline_runs``), by pipeline name."""
+    from lakehouse.pipeline.records import RUNS
+
+    if lh.catalog.get(RUNS) is None:
+        return {}
+    rows = lh.sql(
+        f"SELECT * FROM {RUNS} QUALIFY row_number() OVER "
+        "(PARTITION BY pipeline ORDER BY started_at DESC) = 1"
+    ).to_dicts()
+    return {row["pipeline"]: row for row in rows}

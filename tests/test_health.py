@@ -242,3 +242,32 @@ def test_the_api_shows_a_caller_only_what_it_may_read(site):
             assert nobody.get("/health").json()["status"] == "ok"  # still open
     finally:
         server.stop()
+
+
+def test_a_webhook_that_hangs_does_not_hold_up_another(tmp_path):
+    from lakehouse.settings.model import AlertRule, AlertSettings, Settings, Webhook
+    from tests.helpers.health_site import Receiver
+
+    slow, fast = Receiver(), Receiver()
+    try:
+        slow.holding.set()
+        hooks = [Webhook(url=r.url, timeout=0.3, retries=0) for r in (slow, fast)]
+        rule = AlertRule(name="old", when="stale", tables=["gold.*"], after=0)
+        settings = Settings(alerts=AlertSettings(rules=[rule], webhooks=hooks))
+        lh = Lakehouse(tmp_path / "w", settings=settings)
+        lh.write("gold.t", pa.table({"a": [1]}))
+        first = alerts.evaluate(lh)
+        assert len(first.fired) == 1 and first.delivered == 1 and len(first.errors) == 1
+        assert [e["subject"] for e in fast.events] == ["gold.t"]
+        [event] = alerts.history(lh)
+        assert event["delivery"] == "pending" and event["delivered_to"] == [1]
+        slow.holding.clear()
+        second = alerts.evaluate(lh)
+        assert second.fired == [] and second.delivered == 1 and second.errors == []
+        assert [e["event_id"] for e in slow.events] == [event["event_id"]]
+        assert len(fast.events) == 1  # not sent twice to the one that took it
+        [event] = alerts.history(lh)
+        assert event["delivery"] == "delivered" and event["delivered_to"] == [0, 1]
+    finally:
+        slow.stop()
+        fast.stop()

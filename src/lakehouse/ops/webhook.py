@@ -38,7 +38,7 @@ def post(hook: Webhook, payload: dict[str, Any], client: httpx.Client | None = N
     headers.setdefault("Content-Type", "application/json")
     body = orjson.dumps(payload, default=str)
     own = client is None
-    http = client or httpx.Client(timeout=hook.timeout, trust_env=False)
+    http = client or httpx.Client(timeout=hook.timeout)
     problem = ""
     try:
         for attempt in range(hook.retries + 1):

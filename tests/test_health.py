@@ -271,3 +271,18 @@ def test_a_webhook_that_hangs_does_not_hold_up_another(tmp_path):
     finally:
         slow.stop()
         fast.stop()
+
+
+def test_a_report_that_cannot_be_written_does_not_fail_the_run(tmp_path, caplog):
+    from lakehouse.pipeline.definition import load_pipeline
+    from lakehouse.service.runs import start_run
+    from tests.helpers.health_site import SHOP, write_files
+
+    write_files(tmp_path / "shop", SHOP)
+    lh = Lakehouse(tmp_path / "w")
+    lh.write("bronze.orders", pa.table({"id": [1], "amount": [1.0]}))
+    (tmp_path / "w" / "_health").write_text("a file where the folder would be")
+    done = start_run(lh, load_pipeline(tmp_path / "shop"))
+    assert done.status == "succeeded"
+    assert lh.table("gold.revenue").count() == 1
+    assert "the health report was not written after the run" in caplog.text

@@ -522,6 +522,15 @@ def _register_maintenance_commands() -> None:
 _register_maintenance_commands()
 
 
+def _register_health_commands() -> None:
+    from lakehouse.ops.health_commands import register
+
+    register(app, _lh, console, print_records)
+
+
+_register_health_commands()
+
+
 def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("LAKEHOUSE_DEBUG") == "1"
     try:

@@ -27,6 +27,7 @@ from lakehouse.api import (
     serving,
     tables,
 )
+from lakehouse.api import health as health_api
 from lakehouse.api.audit import AuditMiddleware
 from lakehouse.api.auth import COOKIE, authenticate, presents_token, principal
 from lakehouse.api.guards import JSONDepthLimit, SecurityHeaders
@@ -144,6 +145,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(dashboards.router)
     app.include_router(schedules.router)
     app.include_router(maintenance.router)
+    app.include_router(health_api.router)
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> Any:

@@ -63,16 +63,20 @@ def start_run(
     """Validate and run ``pipeline`` in this process; ``on_progress`` hears of each step.
     Raises ``RunFailed`` (after restoring what the run wrote) on an error."""
     from lakehouse.pipeline.run import run_pipeline
+    from lakehouse.service.health import after_run
 
-    return run_pipeline(
-        lh,
-        pipeline,
-        full_refresh=full_refresh,
-        select_=select,
-        on_progress=on_progress,
-        run_id=run_id,
-        trigger=trigger,
-    )
+    try:
+        return run_pipeline(
+            lh,
+            pipeline,
+            full_refresh=full_refresh,
+            select_=select,
+            on_progress=on_progress,
+            run_id=run_id,
+            trigger=trigger,
+        )
+    finally:  # the health report, written after each run (its failure is only logged)
+        after_run(lh)
 
 
 def has_runs(lh: Lakehouse) -> bool:

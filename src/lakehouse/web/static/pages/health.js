@@ -1,4 +1,5 @@
-// Health: the warehouse's totals, its layers, the quality of each table, the latest runs.
+// Health: the warehouse's totals, its layers, the quality of each table, the health report
+// (health-report.js: each table's state and reasons, the alerts), the latest runs.
 
 import { api } from "../lib/api.js";
 import { layerBadge, statusBadge } from "../lib/badges.js";
@@ -9,16 +10,18 @@ import { recordTable } from "../lib/grid.js";
 import { LAYERS, LAYER_COLORS } from "../lib/layers.js";
 import { current, routeToken } from "../lib/nav.js";
 import { app } from "../lib/state.js";
+import { loadReport, reportBlocks } from "./health-report.js";
 import { runsTable } from "./runs.js";
 
 export async function viewHealth() {
   const token = routeToken;
   document.title = "Health · Lakehouse";
-  const [health, catalog, quality, runs] = await Promise.all([
+  const [health, catalog, quality, runs, report] = await Promise.all([
     api("/health"),
     api("/catalog"),
     api("/quality").catch(() => ({ tables: [] })),
     api("/runs?limit=5").catch(() => ({ runs: [] })),
+    loadReport(),
   ]);
   if (!current(token)) return;
   const layers = LAYERS.filter((l) => catalog.layers[l]).concat(
@@ -125,6 +128,7 @@ export async function viewHealth() {
       ),
     );
   }
+  put(app, ...reportBlocks(report));
   if (runs.runs && runs.runs.length) put(app, h("h2", {}, "Latest runs"), runsTable(runs.runs));
 }
 

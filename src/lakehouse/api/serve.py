@@ -81,13 +81,16 @@ def worker_app() -> Any:
     needs comes from the environment the server process set before starting them, but the
     login token, which it reads from a file only the server's user may read (a process's
     environment is readable in /proc by anyone who may read its command line)."""
+    from lakehouse.ops.logs import configure_from
     from lakehouse.warehouse import Lakehouse
 
     env = os.environ
     pipelines = env.get(_PIPELINES_ENV)
     dashboards = env.get(_DASHBOARDS_ENV)
+    lh = Lakehouse.from_settings(warehouse=env["LAKEHOUSE_WAREHOUSE"])
+    configure_from(lh.settings)
     return build_app(
-        Lakehouse.from_settings(warehouse=env["LAKEHOUSE_WAREHOUSE"]),
+        lh,
         Path(pipelines) if pipelines else None,
         Path(env[_LOGIN_FILE_ENV]).read_text().strip(),
         Path(dashboards) if dashboards else None,

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakehouse.access.policy import ACTIONS
-from lakehouse.api import dashboards, ingest, pipelines, query, serving, tables
+from lakehouse.api import dashboards, ingest, metrics, pipelines, query, serving, tables
 from lakehouse.api.audit import AuditMiddleware
 from lakehouse.api.auth import COOKIE, authenticate, presents_token, principal
 from lakehouse.api.guards import JSONDepthLimit, SecurityHeaders
@@ -79,6 +79,11 @@ def create_app(
     app.add_middleware(JSONDepthLimit)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AuditMiddleware, audit=audit)
+    if lh.settings.metrics.enabled:  # outermost: the latency of everything inside
+        from lakehouse.ops.process_metrics import RequestTimer, watch_writes
+
+        watch_writes()
+        app.add_middleware(RequestTimer)
     return app
 
 
@@ -133,6 +138,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(ingest.router)
     app.include_router(serving.router)
     app.include_router(dashboards.router)
+    app.include_router(metrics.router)
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> Any:

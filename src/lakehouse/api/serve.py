@@ -167,6 +167,7 @@ def serve(
         **(tls or {}),
     )
     token_file = None
+    metrics_folder = _metrics_folder(lh)
     if workers == 1:
         app = build_app(lh, pipelines, token, dashboards)
         server = uvicorn.Server(uvicorn.Config(app, **options))
@@ -210,6 +211,19 @@ def serve(
         sock.close()
         if token_file is not None:
             shutil.rmtree(token_file.parent, ignore_errors=True)
+        if metrics_folder is not None:
+            shutil.rmtree(metrics_folder, ignore_errors=True)
+
+
+def _metrics_folder(lh: Lakehouse) -> Path | None:
+    """The folder every server process writes its metric counts to (multiprocess mode),
+    empty, named in the environment before any worker starts."""
+    if not lh.settings.metrics.enabled:
+        return None
+    # Set before prometheus_client is imported: it chooses its mode at import.
+    folder = Path(tempfile.mkdtemp(prefix="lakehouse-metrics-"))  # new, empty, mode 0700
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
 
 
 def _loopback(host: str) -> bool:

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from lakehouse import logcontext
+import lakehouse.logcontext as logcontext
 
 FORMATS = ("auto", "text", "json")
 _HANDLER_NAME = "lakehouse-logs"

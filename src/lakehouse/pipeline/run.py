@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse import logcontext
+import lakehouse.logcontext as logcontext
 from lakehouse.errors import LakehouseError
 from lakehouse.pipeline.errors import RunFailed
 from lakehouse.pipeline.graph import select

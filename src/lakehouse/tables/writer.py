@@ -18,7 +18,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from lakehouse import logcontext
+import lakehouse.logcontext as logcontext
 from lakehouse.config import TableOptions, options_for
 from lakehouse.errors import (
     ConcurrentWriteError,

@@ -81,6 +81,21 @@ def _main(
         os.environ["LAKEHOUSE_CONFIG"] = os.path.abspath(config)
     if profile:
         os.environ["LAKEHOUSE_PROFILE"] = profile
+    if log_format:
+        os.environ["LAKEHOUSE_LOG_FORMAT"] = log_format
+    _configure_logs(log_format)
+
+
+def _configure_logs(log_format: str | None) -> None:
+    """The logs of this process (stderr), as --log-format or the settings say; settings
+    that cannot be read are reported by the command that reads them."""
+    from lakehouse.ops.logs import configure, configure_from
+
+    try:
+        configure_from(settings(), log_format)
+    except LakehouseError:
+        if log_format is not None:
+            configure(log_format)
 
 
 def settings() -> Settings:

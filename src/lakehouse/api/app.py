@@ -21,6 +21,7 @@ from lakehouse.api import (
     dashboards,
     ingest,
     maintenance,
+    metrics,
     pipelines,
     query,
     schedules,
@@ -89,6 +90,11 @@ def create_app(
     app.add_middleware(JSONDepthLimit)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AuditMiddleware, audit=audit)
+    if lh.settings.metrics.enabled:  # outermost: the latency of everything inside
+        from lakehouse.ops.process_metrics import RequestTimer, watch_writes
+
+        watch_writes()
+        app.add_middleware(RequestTimer)
     return app
 
 
@@ -146,6 +152,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(schedules.router)
     app.include_router(maintenance.router)
     app.include_router(health_api.router)
+    app.include_router(metrics.router)
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> Any:

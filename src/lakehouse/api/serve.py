@@ -81,13 +81,16 @@ def worker_app() -> Any:
     needs comes from the environment the server process set before starting them, but the
     login token, which it reads from a file only the server's user may read (a process's
     environment is readable in /proc by anyone who may read its command line)."""
+    from lakehouse.ops.logs import configure_from
     from lakehouse.warehouse import Lakehouse
 
     env = os.environ
     pipelines = env.get(_PIPELINES_ENV)
     dashboards = env.get(_DASHBOARDS_ENV)
+    lh = Lakehouse.from_settings(warehouse=env["LAKEHOUSE_WAREHOUSE"])
+    configure_from(lh.settings)
     return build_app(
-        Lakehouse.from_settings(warehouse=env["LAKEHOUSE_WAREHOUSE"]),
+        lh,
         Path(pipelines) if pipelines else None,
         Path(env[_LOGIN_FILE_ENV]).read_text().strip(),
         Path(dashboards) if dashboards else None,
@@ -164,6 +167,7 @@ def serve(
         **(tls or {}),
     )
     token_file = None
+    metrics_folder = _metrics_folder(lh)
     if workers == 1:
         app = build_app(lh, pipelines, token, dashboards)
         server = uvicorn.Server(uvicorn.Config(app, **options))
@@ -212,6 +216,19 @@ def serve(
         sock.close()
         if token_file is not None:
             shutil.rmtree(token_file.parent, ignore_errors=True)
+        if metrics_folder is not None:
+            shutil.rmtree(metrics_folder, ignore_errors=True)
+
+
+def _metrics_folder(lh: Lakehouse) -> Path | None:
+    """The folder every server process writes its metric counts to (multiprocess mode),
+    empty, named in the environment before any worker starts."""
+    if not lh.settings.metrics.enabled:
+        return None
+    # Set before prometheus_client is imported: it chooses its mode at import.
+    folder = Path(tempfile.mkdtemp(prefix="lakehouse-metrics-"))  # new, empty, mode 0700
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
 
 
 def _scheduler(lh: Lakehouse, out: Any) -> Any:

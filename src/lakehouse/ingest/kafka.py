@@ -455,6 +455,19 @@ class KafkaSource:
             return None
         return total
 
+    def high_watermarks(self) -> dict[int, int]:
+        """Per assigned partition, the offset its next message gets (for lag metrics)."""
+        if self.consumer is None or not self.assigned:
+            return {}
+        found: dict[int, int] = {}
+        try:
+            for p in self.assigned:
+                tp = TopicPartition(self.settings.topic, p)
+                found[p] = self.consumer.get_watermark_offsets(tp, timeout=1.0)[1]
+        except Exception:  # noqa: BLE001 - a figure for monitoring only
+            return {}
+        return found
+
     def close(self) -> None:
         consumer, self.consumer = self.consumer, None
         if consumer is not None:

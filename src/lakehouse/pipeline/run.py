@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import lakehouse.logcontext as logcontext
 from lakehouse.errors import LakehouseError
 from lakehouse.pipeline.errors import RunFailed
 from lakehouse.pipeline.graph import select
@@ -43,6 +45,8 @@ from lakehouse.pipeline.table_fields import sync_catalog
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
+
+log = logging.getLogger("lakehouse.pipeline")
 
 __all__ = ["Runner", "new_keys", "new_run_id", "pipeline_lock", "run_pipeline"]
 
@@ -95,6 +99,10 @@ class Runner:
     # -- the run ----------------------------------------------------------------------------
     def run(self, run_id: str | None = None, trigger: str = "manual") -> RunReport:
         run_id = run_id or new_run_id()
+        with logcontext.bound(run_id=run_id, pipeline=self.pipeline.name):
+            return self._run(run_id, trigger)
+
+    def _run(self, run_id: str, trigger: str) -> RunReport:
         report = RunReport(run_id, self.pipeline.name, datetime.now(UTC), self.full_refresh)
         report.trigger = trigger
         report.selection = self.selection
@@ -103,6 +111,7 @@ class Runner:
             close_interrupted(self.lh, self.pipeline.name)
             self._register_leftovers()
             run_started(self.lh, report)
+            log.info("run started (%s): %d dataset(s)", trigger, len(self.selected))
             self.notify("run", run_id, {"datasets": self.selected})
             failure: tuple[str, Exception] | None = None
             for name in self.selected:
@@ -114,14 +123,16 @@ class Runner:
                     continue
                 self.notify("start", name, {})
                 started = time.perf_counter()
-                try:
-                    self._record_definition(ds)
-                    kind_for(ds).run(self.context, ds, item)
-                    sync_catalog(self.lh, ds)
-                except Exception as exc:  # noqa: BLE001 - recorded, rolled back, re-raised
-                    item.status, item.error = "failed", _message(exc)
-                    failure = (name, exc)
-                item.seconds = time.perf_counter() - started
+                with logcontext.bound(dataset=name, table=name, operation=ds.kind):
+                    try:
+                        self._record_definition(ds)
+                        kind_for(ds).run(self.context, ds, item)
+                        sync_catalog(self.lh, ds)
+                    except Exception as exc:  # noqa: BLE001 - recorded, rolled back, re-raised
+                        item.status, item.error = "failed", _message(exc)
+                        failure = (name, exc)
+                    item.seconds = time.perf_counter() - started
+                    _log_dataset(item)
                 self.notify("done", name, {"item": item})
             if failure is not None:
                 self._roll_back(report)
@@ -131,6 +142,8 @@ class Runner:
                 self._record_lineage(report)
             report.ended_at = datetime.now(UTC)
             run_finished(self.lh, report)
+            level = logging.INFO if report.status == "succeeded" else logging.ERROR
+            log.log(level, "run %s in %.3f s", report.status, report.seconds)
         if failure is not None:
             failed, error = failure
             hint = error.hint if isinstance(error, LakehouseError) else None
@@ -195,6 +208,21 @@ class Runner:
         for item in report.datasets:
             if item.status == "ok" and item.dataset in self.written:
                 item.status = "rolled back"
+
+
+def _log_dataset(item: DatasetRun) -> None:
+    if item.status == "failed":
+        log.error("dataset failed after %.3f s: %s", item.seconds, item.error)
+        return
+    log.info(
+        "dataset %s in %.3f s: %d rows read, %d written, %d dropped, %d quarantined",
+        item.status,
+        item.seconds,
+        item.rows_read,
+        item.rows_written,
+        item.rows_dropped,
+        item.rows_quarantined,
+    )
 
 
 def _message(exc: Exception) -> str:

@@ -22,12 +22,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trigger", default="api")
     args = parser.parse_args(argv)
     try:
+        from lakehouse.ops.logs import configure_from
         from lakehouse.pipeline.definition import load_pipeline
         from lakehouse.service.runs import start_run
         from lakehouse.warehouse import Lakehouse
 
+        lh = Lakehouse.from_settings()
+        configure_from(lh.settings)
         start_run(
-            Lakehouse.from_settings(),
+            lh,
             load_pipeline(args.folder),
             full_refresh=args.full_refresh,
             select=args.select or None,

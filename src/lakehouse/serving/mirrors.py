@@ -276,9 +276,7 @@ class Serving:
                 with self._guard:
                     self._owned = store
                     self._results = Results(store.query)
-                    self._endpoint = Endpoint(
-                        self.folder, self._results.query, self._refresh_via
-                    )
+                    self._endpoint = Endpoint(self.folder, self._results.query, self._refresh_via)
                 self._first.set()
             try:
                 with self._guard:

@@ -278,7 +278,10 @@ class LoggingSettings(Section):
 
 
 class MetricsSettings(Section):
-    enabled: bool = True
+    enabled: bool = True  # false: GET /metrics answers 404
+    # Who may read GET /metrics: with a token, callers sending it as a bearer token (from
+    # anywhere); without one, callers on the loopback interface only.
+    token: Secret | None = None
 
 
 class Settings(Section):

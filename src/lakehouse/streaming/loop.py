@@ -17,11 +17,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from lakehouse.ingest.kafka import Batch, KafkaSettings, KafkaSource, land, table_marks
+from lakehouse.streaming.lag import LagFile
 from lakehouse.streaming.windows import Windows
 from lakehouse.tables.handles import Handles
 
@@ -113,12 +115,15 @@ def run_stream(
     fetch.start()
     counting = _Counting(lh, windows, stats, handles) if windows is not None else None
     idle_since = time.monotonic()
+    lag = LagFile(Path(lh.root), table, settings.topic) if lh.local else None
     try:
         with handles.used(), _fewer_collections():
             while not stop.is_set():
                 batch = fetch.next()
                 now = time.monotonic()
                 stats.lag = fetch.lag
+                if lag is not None:
+                    lag.publish(marks, fetch.highs)
                 for partitions in fetch.assignments():
                     stats.assigned_at = stats.assigned_at or fetch.assigned_at
                     # Offsets only grow: what the tables hold now is at least what we knew.
@@ -164,6 +169,8 @@ def run_stream(
                     break
                 idle_since = time.monotonic()  # idle time counts from the end of the work
     finally:
+        if lag is not None:
+            lag.remove()
         fetch.finish()
         source.close()
         if counting is not None:
@@ -263,6 +270,7 @@ class _Fetcher(threading.Thread):
         self.done = threading.Event()
         self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
         self.lag: int | None = None
+        self.highs: dict[int, int] = {}  # per partition, the broker's high watermark
         self.assigned_at: float | None = None
         self.error: BaseException | None = None
         self._assigned: list[list[int]] = []
@@ -294,6 +302,7 @@ class _Fetcher(threading.Thread):
                     self.source.commit(marks)
                 if time.monotonic() - last_lag >= 1.0:
                     self.lag, last_lag = self.source.lag(), time.monotonic()
+                    self.highs = self.source.high_watermarks()
                 batch = self.source.next_batch()
                 if batch is not None:
                     batch.prepare()

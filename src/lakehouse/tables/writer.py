@@ -8,6 +8,7 @@ the table and its new figures in the catalog (``registration.py``).
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+import lakehouse.logcontext as logcontext
 from lakehouse.config import TableOptions, options_for
 from lakehouse.errors import (
     ConcurrentWriteError,
@@ -32,6 +34,7 @@ from lakehouse.tables.delta_format import DELTA
 from lakehouse.tables.delta_write import COMBINE
 from lakehouse.tables.format import WriteJob, Written
 from lakehouse.tables.handles import Handles, open_delta
+from lakehouse.tables.observers import WriteEvent, written
 from lakehouse.tables.options import options_from_catalog
 from lakehouse.tables.prepared import METADATA_COLUMNS, Prepared
 from lakehouse.tables.registration import after_commit, register_found
@@ -51,6 +54,7 @@ __all__ = [
 
 WriteMode = Literal["append", "overwrite", "merge"]
 MAX_ATTEMPTS = 12
+log = logging.getLogger("lakehouse.write")
 
 
 @dataclass
@@ -115,6 +119,47 @@ def write_table(
                 f"{name}: cannot combine {column!r} with {how!r}",
                 f"merge_combine goes with mode='merge'; use one of {', '.join(COMBINE)}",
             )
+    with logcontext.bound(table=str(name), operation=mode):
+        result = _write(
+            storage,
+            name,
+            data,
+            mode,
+            keys,
+            predicate,
+            evolve,
+            options,
+            source_system,
+            source,
+            txn,
+            input_versions,
+            merge_delete,
+            merge_combine,
+        )
+        if result.skipped:
+            log.debug("%s: already holds this write's transaction, skipped", name)
+        else:
+            log.debug("%s: %s of %d rows, version %d", name, mode, result.rows, result.version)
+            written(WriteEvent(str(name), mode, result.rows, result.seconds))
+    return result
+
+
+def _write(
+    storage: Storage,
+    name: TableName,
+    data: Any,
+    mode: WriteMode,
+    keys: list[str] | None,
+    predicate: str | None,
+    evolve: bool,
+    options: TableOptions | None,
+    source_system: str | None,
+    source: str | None,
+    txn: Txn | None,
+    input_versions: dict[str, int] | None,
+    merge_delete: str | None,
+    merge_combine: dict[str, str] | None,
+) -> WriteResult:
     started = time.perf_counter()
     arrow = to_arrow(data)
     info = storage.catalog.get(str(name))

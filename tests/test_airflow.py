@@ -85,6 +85,14 @@ def test_airflow_runs_the_demo_dag_as_lakehouse_run_does(tmp_path, landing):
         tmp_path,
         60,
     )
+    _run(
+        [*CLI, "--warehouse", str(by_airflow), "airflow", "export", str(DEMO), "--per", "layer"]
+        + ["--dag-id", "demo_layers", "--out", str(dags / "demo_layers.py")]
+        + ["--lakehouse-command", " ".join(CLI)],
+        _env(),
+        tmp_path,
+        60,
+    )
     airflow_env = _env(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),
@@ -144,6 +152,27 @@ def test_airflow_runs_the_demo_dag_as_lakehouse_run_does(tmp_path, landing):
     done = a.sql("SELECT dataset, status FROM system.dataset_runs").to_arrow().to_pylist()
     assert sorted(d["dataset"] for d in done) == sorted(load_pipeline(DEMO).datasets)
     assert {d["status"] for d in done} == {"ok"}
+
+    # Exactly once: the per-layer DAG, run next on the same input, writes nothing again.
+    stored = [n for n, ds in load_pipeline(DEMO).datasets.items() if ds.stored]
+    versions = {t: a.table(t).version for t in stored}
+    log = _run([str(airflow), "dags", "test", "demo_layers"], airflow_env, tmp_path, 120)
+    assert re.search(r"DagRun Finished: dag_id=demo_layers.*state=success", log), log[-4000:]
+    assert {t: Lakehouse(by_airflow).table(t).version for t in stored} == versions
+    again = (
+        Lakehouse(by_airflow)
+        .sql(
+            "SELECT d.dataset, d.status, d.rows_written, r.trigger FROM system.dataset_runs d "
+            "JOIN system.pipeline_runs r USING (run_id) "
+            "WHERE regexp_matches(r.run_id, '-(bronze|silver|gold)-[0-9]+$')"
+        )
+        .to_arrow()
+        .to_pylist()
+    )
+    assert sorted(d["dataset"] for d in again) == sorted(load_pipeline(DEMO).datasets)
+    assert {d["status"] for d in again} <= {"ok", "unchanged"}  # files: ok, 0 new files
+    assert sum(d["rows_written"] for d in again) == 0
+    assert {d["trigger"] for d in again} == {"airflow"}
 
 
 def test_per_layer_tasks_follow_the_layers():

@@ -27,6 +27,15 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# Apache Airflow for tests/test_airflow.py, in a virtualenv of its own: its pins clash with
+# the package's (FastAPI), and the DAG files `lakehouse airflow export` writes need only
+# Airflow. A fresh install takes about a minute; skipped when the version is there.
+airflow_version=3.3.2
+if ! .venv-airflow/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('apache-airflow') != '$airflow_version')" 2>/dev/null; then
+  rm -rf .venv-airflow
+  python3 -m venv .venv-airflow
+  .venv-airflow/bin/python -m pip install --quiet --disable-pip-version-check "apache-airflow==$airflow_version"
+fi
 .venv/bin/ruff check src tests bench
 .venv/bin/python -m mypy
 exec .venv/bin/python -m pytest -q --durations=25 "$@"

@@ -546,6 +546,30 @@ def _register_health_commands() -> None:
 _register_health_commands()
 
 
+def _register_airflow_commands() -> None:
+    from lakehouse.airflow.commands import register
+
+    def where() -> dict[str, Any]:
+        """The warehouse, settings file and profile this command was given, for the tasks;
+        with neither a warehouse nor a settings file, the default warehouse's full path."""
+        from lakehouse.settings.load import find_config
+
+        config = find_config(_state.get("config"))
+        warehouse = _state.get("warehouse")
+        if warehouse is None and config is None:
+            warehouse = settings().warehouse
+        return {
+            "warehouse": warehouse,
+            "config": str(config) if config else None,
+            "profile": _state.get("profile") or os.environ.get("LAKEHOUSE_PROFILE"),
+        }
+
+    register(app, where, console)
+
+
+_register_airflow_commands()
+
+
 def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("LAKEHOUSE_DEBUG") == "1"
     try:

@@ -62,11 +62,14 @@ def start_run(
 ) -> RunReport:
     """Validate and run ``pipeline`` in this process; ``on_progress`` hears of each step.
     Raises ``RunFailed`` (after restoring what the run wrote) on an error."""
+    import lakehouse.logcontext as logcontext
+    from lakehouse.pipeline.errors import RunFailed
     from lakehouse.pipeline.run import run_pipeline
     from lakehouse.service.health import after_run
 
+    ran = run_id
     try:
-        return run_pipeline(
+        report = run_pipeline(
             lh,
             pipeline,
             full_refresh=full_refresh,
@@ -75,8 +78,14 @@ def start_run(
             run_id=run_id,
             trigger=trigger,
         )
+        ran = report.run_id
+        return report
+    except RunFailed as exc:
+        ran = exc.run_id
+        raise
     finally:  # the health report, written after each run (its failure is only logged)
-        after_run(lh)
+        with logcontext.bound(run_id=ran, pipeline=pipeline.name):
+            after_run(lh)
 
 
 def has_runs(lh: Lakehouse) -> bool:

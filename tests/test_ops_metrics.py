@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import textwrap
@@ -80,7 +81,7 @@ def cli(
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def warehouse(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str], Path]:
     """Three tables written here, a pipeline run by the CLI with JSON logs."""
     base = tmp_path_factory.mktemp("metrics")
     warehouse = base / "warehouse"
@@ -99,7 +100,7 @@ def warehouse(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]
         env={"LAKEHOUSE_LOG_LEVEL": "DEBUG"},
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    return warehouse, run
+    return warehouse, run, folder
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def value(body: str, name: str, **labels: str) -> float | None:
 
 
 def test_json_logs_of_a_run_carry_the_run_and_what_each_line_is_about(warehouse):
-    _, run = warehouse
+    _, run, _ = warehouse
     lines = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
     assert lines, "the run logged nothing"
     run_ids = {line.get("run_id") for line in lines}
@@ -152,13 +153,6 @@ def test_json_logs_of_a_run_carry_the_run_and_what_each_line_is_about(warehouse)
     assert all(w["dataset"] == "silver.events" for w in writes if w["table"] == "silver.events")
     assert any(line["message"].startswith("run succeeded") for line in lines)
     assert not any(line.lstrip().startswith('{"time"') for line in run.stdout.splitlines())
-
-
-def test_text_logs_are_plain_lines(warehouse, tmp_path):
-    done = cli(warehouse[0], "--log-format", "text", "tables", env={"LAKEHOUSE_LOG_LEVEL": "DEBUG"})
-    assert done.returncode == 0, done.stderr
-    for line in done.stderr.splitlines():
-        assert not line.startswith("{"), line
 
 
 def test_metrics_need_the_token(server):
@@ -327,3 +321,45 @@ def test_prometheus_scrapes_the_server(prometheus):
     assert isinstance(rows, list) and rows[0]["value"][1] == "30"
     runs = query('lakehouse_pipeline_runs_total{pipeline="shop",status="succeeded"}')
     assert runs and runs[0]["value"][1] == "1"
+
+
+def test_auto_logs_are_text_on_a_terminal_and_json_on_a_pipe(warehouse):
+    """Last in this file: it adds runs to the records the tests above count."""
+    folder, pipeline = warehouse[0], warehouse[2]
+    piped = cli(folder, "run", str(pipeline))
+    assert piped.returncode == 0, piped.stderr
+    lines = [json.loads(line) for line in piped.stderr.splitlines() if line.strip()]
+    assert lines and all(line["pipeline"] == "shop" and line["run_id"] for line in lines)
+
+    primary, secondary = pty.openpty()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(folder), "run", str(pipeline)],
+        cwd=folder.parent,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    )
+    os.close(secondary)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(120) == 0, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+    text_lines = [line for line in seen.decode().splitlines() if line.strip()]
+    assert text_lines, "nothing logged on the terminal"
+    assert not any(line.lstrip().startswith("{") for line in text_lines), text_lines
+    assert any(" INFO lakehouse.pipeline [run=" in line for line in text_lines), text_lines
+    assert proc.stdout is not None and "run " in proc.stdout.read()

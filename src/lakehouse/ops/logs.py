@@ -65,6 +65,22 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record (a test runner or
+    a redirection may replace it after the logs were configured)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def resolve(fmt: str, stream: TextIO) -> str:
     """``text`` or ``json``: ``auto`` is text on a terminal, JSON otherwise."""
     if fmt not in FORMATS:
@@ -85,10 +101,10 @@ def configure(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = No
     out = stream or sys.stderr
     chosen = resolve(fmt, out)
     root = logging.getLogger("lakehouse")
-    for handler in list(root.handlers):
-        if handler.get_name() == _HANDLER_NAME:
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(out)
+    for old in list(root.handlers):
+        if old.get_name() == _HANDLER_NAME:
+            root.removeHandler(old)
+    handler: logging.Handler = _Stderr() if stream is None else logging.StreamHandler(out)
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(ContextFilter())
     handler.setFormatter(JSONFormatter() if chosen == "json" else TextFormatter())

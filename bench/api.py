@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -31,7 +30,15 @@ from pathlib import Path
 import httpx
 import psutil
 
-from benchlib import BENCH_DIR, WRK_DONE, verdict, warn_if_busy, write_result, wrk_figures
+from benchlib import (
+    BENCH_DIR,
+    WRK_DONE,
+    start_lakehouse_server,
+    verdict,
+    warn_if_busy,
+    write_result,
+    wrk_figures,
+)
 
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -82,21 +89,7 @@ def warehouse(events: int) -> Path:
 def start_server(folder: Path, workers: int | None) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "LAKEHOUSE_WAREHOUSE": str(folder)}
     extra = ["--workers", str(workers)] if workers else []
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "lakehouse.cli", "serve", "--port", "0", *extra],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        found = re.search(r"(http://[^/\s]+)/\?token=", line)
-        if found:
-            return proc, found.group(1)
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit("the server did not start")
+    return start_lakehouse_server(["serve", "--port", "0", *extra], env, ROOT)
 
 
 def one_client(base: str, token: str, n: int) -> dict[str, dict[str, float]]:

@@ -6,8 +6,12 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import statistics
+import subprocess
+import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -111,3 +115,25 @@ def wrk_figures(stdout: str) -> tuple[int, int, float, float, float]:
     requests, *errors = (int(x) for x in parts[:6])
     p50_us, p99_us, duration_us = (float(x) for x in parts[6:])
     return requests, sum(errors), p50_us / 1000, p99_us / 1000, duration_us / 1e6
+
+
+def start_lakehouse_server(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> tuple[subprocess.Popen[str], str]:
+    """``lakehouse ARGS`` (a ``serve --port 0 ...`` command) started, and its base URL once
+    it prints it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lakehouse.cli", *args],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        found = re.search(r"(http://[^/\s]+)/\?token=", line)
+        if found:
+            return proc, found.group(1)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise SystemExit("the server did not start")

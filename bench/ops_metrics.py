@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,15 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 
-from benchlib import BENCH_DIR, WRK_DONE, verdict, warn_if_busy, write_result, wrk_figures
+from benchlib import (
+    BENCH_DIR,
+    WRK_DONE,
+    start_lakehouse_server,
+    verdict,
+    warn_if_busy,
+    write_result,
+    wrk_figures,
+)
 
 ROOT = BENCH_DIR.parent
 SCRATCH = BENCH_DIR / "data" / "ops-metrics"
@@ -74,22 +81,8 @@ def warehouse(tables: int) -> Path:
 
 def start_server(folder: Path, workers: int) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "lakehouse.cli", "--warehouse", str(folder), "serve", "--port", "0",
-         "--workers", str(workers)],
-        env=env, cwd=SCRATCH, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        found = re.search(r"(http://[^/\s]+)/\?token=", line)
-        if found:
-            return proc, found.group(1)
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit("the server did not start")
+    args = ["--warehouse", str(folder), "serve", "--port", "0", "--workers", str(workers)]
+    return start_lakehouse_server(args, env, SCRATCH)
 
 
 def sequential(base: str, scrapes: int) -> dict[str, object]:

@@ -25,6 +25,7 @@ from lakehouse.ingest.kafka import KafkaSettings
 from lakehouse.streaming.broker import free_port
 from lakehouse.streaming.loop import run_stream
 from tests.helpers.kafka import kafka, new_topic, send
+from tests.helpers.live import stop
 from tests.helpers.server import Server, start_server
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -295,12 +296,7 @@ def prometheus(server, tmp_path) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 15)
 
 
 def test_prometheus_scrapes_the_server(prometheus):

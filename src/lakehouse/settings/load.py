@@ -117,7 +117,7 @@ def load_settings(
         if isinstance(raw, dict):
             chosen = chosen or _default_profile(raw, file, problems)
             data = _with_profile(raw, chosen or DEFAULT_PROFILE, file, sources, problems)
-            _relative_to(data, file.parent, sources)
+            _relative_to(data, file.parent)
     _from_env(data, env, sources)
     folder = file.parent if file is not None else Path.cwd()
     _resolve_secrets(data, "", Refs(env, folder, sources, problems))
@@ -238,7 +238,7 @@ def _merge(
                             sources[f"{path}.{i}.{k}"] = _line(file, item, k) + note
 
 
-def _relative_to(data: dict[str, Any], folder: Path, sources: dict[str, str]) -> None:
+def _relative_to(data: dict[str, Any], folder: Path) -> None:
     def fix(value: Any) -> Any:
         if not isinstance(value, str) or "://" in value or value.startswith(("env:", "file:")):
             return value

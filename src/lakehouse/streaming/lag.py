@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger("lakehouse.stream")
 
 FOLDER = "_streams"
 
@@ -62,8 +65,8 @@ class LagFile:
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(body))
             os.replace(tmp, self.path)
-        except OSError:
-            pass  # lag is a figure for monitoring; the stream goes on without it
+        except OSError as exc:  # lag is a figure for monitoring; the stream goes on without it
+            log.warning("stream lag not published to %s: %s", self.path, exc.strerror)
 
     def remove(self) -> None:
         with contextlib.suppress(OSError):

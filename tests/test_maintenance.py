@@ -218,3 +218,43 @@ def test_vacuum_leaves_files_no_version_references_yet_for_an_hour(tmp_path: Pat
     assert done[("silver.t", "vacuum")]["files_removed"] == 7  # 6 compacted away, 1 stray
     assert young.exists() and not old.exists()
     assert lh.sql("SELECT count(*) FROM silver.t").rows() == [(6,)]
+
+
+@pytest.mark.parametrize("conflicts", [1, 2])
+def test_a_compaction_refused_by_a_concurrent_delete_is_retried_then_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conflicts: int
+) -> None:
+    """Another writer deletes rows after the compaction read the table and before it
+    commits: delta-rs refuses the commit. Once refused, it is done again on the new version;
+    refused twice, it is reported as failed and the table keeps every other writer's rows."""
+    from lakehouse.tables.delta_format import DeltaFormat
+
+    warehouse = tmp_path / "w"
+    lh = Lakehouse(warehouse, settings=settings())
+    appends(lh, "silver.c", 8)
+    other = Lakehouse(warehouse)
+    real = DeltaFormat.optimize
+    deleted: list[int] = []
+
+    def optimize_after_another_commit(self, handle, target_size, compression):  # type: ignore[no-untyped-def]
+        if len(deleted) < conflicts:
+            victim = len(deleted)
+            other.table("silver.c").delete(f"id = {victim}")  # commits on top of `handle`
+            deleted.append(victim)
+        return real(self, handle, target_size, compression)
+
+    monkeypatch.setattr(DeltaFormat, "optimize", optimize_after_another_commit)
+    records = by_action(maintain(lh, "silver.c"))
+    compact = records[("silver.c", "compact")]
+    ids = [r[0] for r in Lakehouse(warehouse).sql("SELECT id FROM silver.c ORDER BY id").rows()]
+    assert ids == list(range(conflicts, 8))  # the other writer's deletes all stand
+    table = Lakehouse(warehouse).table("silver.c")
+    if conflicts == 1:
+        assert compact["status"] == "done", compact
+        assert len(table.files()) == 1
+    else:
+        assert compact["status"] == "failed", compact
+        assert "refused twice" in compact["reason"] and "next run" in compact["reason"]
+        assert len(table.files()) == 6  # the two deletes, no compaction
+        assert not failed(maintain(Lakehouse(warehouse, settings=settings()), "silver.c"))
+        assert len(Lakehouse(warehouse).table("silver.c").files()) == 1

@@ -12,13 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, NotFound, error_body, json_answer, rows_json
-from lakehouse.dashboards.model import Dashboard
+from lakehouse.dashboards.model import Dashboard, Panel
 from lakehouse.dashboards.params import InvalidValue
 from lakehouse.dashboards.reader import DashboardNotFound, find_file, load_folder, read_dashboard
 from lakehouse.dashboards.run import (
     PANEL_ROWS,
     Caller,
     PanelError,
+    PanelResult,
     options_of,
     run_panel,
     values_for,
@@ -77,6 +78,8 @@ def _caller(request: Request, who: Principal) -> Caller:
         masked=lambda t: list(state.access.masked_columns(who, t)),
         limit=min(PANEL_ROWS, state.settings.max_rows),
         timeout=state.settings.query_timeout,
+        # A reader's "no-cache" (a forced refresh): the serving store reads again.
+        fresh="no-cache" in request.headers.get("cache-control", "").lower(),
     )
 
 
@@ -173,35 +176,37 @@ async def read_panel(request: Request, who: Who, name: str, panel_id: str) -> An
     state.access.require(who, "query")
     given = dict(request.query_params)
     start, end = given.pop("from", None), given.pop("to", None)
-    dashboard = await run_in_threadpool(_dashboard, request, name)
-    panel = dashboard.panel(panel_id)
-    if panel is None:
-        ids = ", ".join(p.id for p in dashboard.panels) or "none"
-        raise NotFound(f"dashboard {name} has no panel {panel_id!r}", f"its panels are: {ids}")
     caller = _caller(request, who)
 
-    def run() -> Any:
+    def run() -> tuple[Panel, PanelResult, bytes]:
+        # One trip to a worker thread: the file, the parameters, the rows and their JSON.
+        dashboard = _dashboard(request, name)
+        panel = dashboard.panel(panel_id)
+        if panel is None:
+            ids = ", ".join(p.id for p in dashboard.panels) or "none"
+            raise NotFound(f"dashboard {name} has no panel {panel_id!r}", f"its panels are: {ids}")
         values = values_for(state.lh, dashboard, caller, given, start, end)
         if "audit_log" in panel.sql:  # the caller sees its own calls up to this one
             state.audit.flush()
-        return run_panel(state.lh, panel, values, caller)
+        result = run_panel(state.lh, panel, values, caller)
+        rows = b"[]"
+        if result.error is None:
+            try:
+                rows = rows_json(result.table, result_limit())
+            except LakehouseError as exc:  # too large for an answer: the panel's error
+                result.error, result.table = PanelError(exc.message, exc.hint), None
+        return panel, result, rows
 
     try:
-        result = await run_in_threadpool(run)
+        panel, result, rows = await run_in_threadpool(run)
     except InvalidValue as exc:
         request.state.detail = exc.message[:2000]
         return JSON(error_body(422, exc.message, exc.hint), 422)
     if result.error is not None:
         request.state.denied = result.error.denied  # for the audit log only
         request.state.detail = f"panel error: {result.error.message}"[:2000]
-        rows = b"[]"
     else:
         request.state.detail = f"{result.row_count} rows" + (" (cached)" if result.cached else "")
-        try:
-            rows = await run_in_threadpool(rows_json, result.table, result_limit())
-        except LakehouseError as exc:  # too large for an answer: the panel's error
-            result.error, result.table, rows = PanelError(exc.message, exc.hint), None, b"[]"
-            request.state.detail = f"panel error: {exc.message}"[:2000]
     return json_answer(
         {
             "id": panel.id,

@@ -34,10 +34,11 @@ def choose_engine(lh: Lakehouse, sql: str, tables: list[str], plain_for_caller: 
 
 
 def read_serving(
-    lh: Lakehouse, sql: str, values: Mapping[str, Any], limit: int
+    lh: Lakehouse, sql: str, values: Mapping[str, Any], limit: int, fresh: bool = False
 ) -> tuple[pa.Table, bool]:
     """The panel's rows from the serving store (at most ``limit``) and whether there
-    were more; ``values`` fill its ``$name`` parameters."""
+    were more; ``values`` fill its ``$name`` parameters; ``fresh``: read now, not an
+    answer kept from a moment ago."""
     text, bound = to_clickhouse(sql, dict(values))
-    table = lh.serving.sql(f"SELECT * FROM ({text}) LIMIT {int(limit) + 1}", bound)
+    table = lh.serving.sql(f"SELECT * FROM ({text}) LIMIT {int(limit) + 1}", bound, fresh=fresh)
     return table.slice(0, limit), table.num_rows > limit

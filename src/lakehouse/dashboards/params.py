@@ -131,10 +131,10 @@ def _value(variable: Variable, text: str | None, options: Callable[[Variable], l
             raise InvalidValue(
                 f"{variable.name}={raw!r} is not a date", f"e.g. {variable.name}=2026-01-31"
             ) from exc
+    if text is None and variable.default is not None:
+        return variable.default  # the author's choice: no options to read
     choices = options(variable)
     if text is None:
-        if variable.default is not None:
-            return variable.default
         if not choices:
             raise InvalidValue(
                 f"variable {variable.name} has no options and no default",

@@ -34,6 +34,7 @@ class Caller:
     masked: Callable[[str], list[str]] | None = None
     limit: int = PANEL_ROWS
     timeout: float = 30.0
+    fresh: bool = False  # read the serving store now, not an answer kept a moment ago
 
 
 @dataclass(frozen=True)
@@ -96,32 +97,85 @@ def options_of(
     lh: Lakehouse, variable: Variable, caller: Caller, values: Mapping[str, Any]
 ) -> list[Any]:
     """A select's options: listed, or the first column of its ``options_sql`` read for
-    the caller (its access rules and masking apply)."""
+    the caller (its access rules and masking apply), by the engine a panel of the same
+    SQL would use."""
     if variable.options is not None:
         return list(variable.options)
     if variable.options_sql is None:
         return []
-    try:
-        result = lh.engine.safe_query(
-            variable.options_sql,
-            limit=OPTION_ROWS,
-            timeout=caller.timeout,
-            masked=caller.masked,
-            can_read=caller.can_read,
-            params=bind(variable.options_sql, values) or None,
-        )
-    except LakehouseError as exc:
+    found = read_for(lh, variable.options_sql, values, caller, OPTION_ROWS)
+    if found.error is not None:
         raise InvalidValue(
-            f"the options of variable {variable.name} cannot be read: {exc.message}",
-            exc.hint,
-        ) from exc
-    if result.table.num_columns == 0:
+            f"the options of variable {variable.name} cannot be read: {found.error.message}",
+            found.error.hint,
+        )
+    if found.table is None or found.table.num_columns == 0:
         return []
-    return [v for v in result.table.column(0).to_pylist() if v is not None]
+    return [v for v in found.table.column(0).to_pylist() if v is not None]
 
 
-def tables_of(panel: Panel) -> list[str]:
-    return list(dict.fromkeys(ref.name for ref in find_references(panel.sql)))
+def tables_of(sql: str) -> list[str]:
+    return list(dict.fromkeys(ref.name for ref in find_references(sql)))
+
+
+@dataclass
+class Read:
+    """One statement's rows for a caller, and which engine gave them."""
+
+    engine: str
+    tables: list[str]
+    table: pa.Table | None = None
+    truncated: bool = False
+    cached: bool = False
+    error: PanelError | None = None
+    note: str | None = None  # why the engine chosen first did not answer
+
+
+def read_for(
+    lh: Lakehouse, sql: str, values: Mapping[str, Any], caller: Caller, limit: int
+) -> Read:
+    """``sql`` with ``values`` bound to the parameters it uses, read for ``caller``: from
+    the serving store when it may answer (``choose_engine``), else, or when it cannot, by
+    the lakehouse's engine. Whatever goes wrong is in the result's ``error``."""
+    tables = tables_of(sql)
+    masked, can_read = caller.masked, caller.can_read
+    plain = all(can_read is None or can_read(t) for t in tables) and not any(
+        masked is not None and masked(t) for t in tables
+    )
+    found = Read(choose_engine(lh, sql, tables, plain), tables)
+    if found.engine == SERVING:
+        try:
+            params = bind(sql, values) or {}
+            found.table, found.truncated = read_serving(lh, sql, params, limit, caller.fresh)
+        except LakehouseError as exc:  # the lakehouse answers instead, and says why
+            found.engine = "lakehouse"
+            found.note = f"the serving store could not answer: {exc.message}"
+        else:
+            return found
+    try:
+        answer = lh.engine.safe_query(
+            sql,
+            limit=limit,
+            timeout=caller.timeout,
+            masked=masked,
+            can_read=can_read,
+            params=bind(sql, values) or None,
+        )
+    except TableNotFoundError as exc:
+        # The words of POST /query, so that a table the caller may not read answers as
+        # one that does not exist; a real-time view exists once its stream has run.
+        hint = exc.hint
+        if exc.name.startswith("realtime."):
+            hint = "run lakehouse demo --stream: the stream keeps the realtime views"
+        found.error = PanelError(exc.message, hint, bool(getattr(exc, "denied", False)))
+    except LakehouseError as exc:
+        found.error = PanelError(exc.message, exc.hint)
+    else:
+        found.table = answer.table
+        found.truncated = answer.truncated
+        found.cached = answer.cached
+        found.tables = answer.tables
+    return found
 
 
 def run_panel(
@@ -130,48 +184,18 @@ def run_panel(
     """One panel read for ``caller`` with ``values`` bound to the parameters its SQL
     uses. Whatever goes wrong is in the result's ``error``."""
     started = time.perf_counter()
-    tables = tables_of(panel)
-    masked, can_read = caller.masked, caller.can_read
-    plain = all(can_read is None or can_read(t) for t in tables) and not any(
-        masked is not None and masked(t) for t in tables
+    found = read_for(lh, panel.sql, values, caller, caller.limit)
+    return PanelResult(
+        panel,
+        found.engine,
+        table=found.table,
+        truncated=found.truncated,
+        cached=found.cached,
+        tables=found.tables,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        error=found.error,
+        note=found.note,
     )
-    engine = choose_engine(lh, panel.sql, tables, plain)
-    result = PanelResult(panel, engine, tables=tables)
-    if engine == SERVING:
-        try:
-            params = bind(panel.sql, values) or {}
-            result.table, result.truncated = read_serving(lh, panel.sql, params, caller.limit)
-        except LakehouseError as exc:  # the lakehouse answers instead, and says why
-            result.engine = "lakehouse"
-            result.note = f"the serving store could not answer: {exc.message}"
-        else:
-            result.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-            return result
-    try:
-        answer = lh.engine.safe_query(
-            panel.sql,
-            limit=caller.limit,
-            timeout=caller.timeout,
-            masked=caller.masked,
-            can_read=caller.can_read,
-            params=bind(panel.sql, values) or None,
-        )
-    except TableNotFoundError as exc:
-        # The words of POST /query, so that a table the caller may not read answers as
-        # one that does not exist; a real-time view exists once its stream has run.
-        hint = exc.hint
-        if exc.name.startswith("realtime."):
-            hint = "run lakehouse demo --stream: the stream keeps the realtime views"
-        result.error = PanelError(exc.message, hint, bool(getattr(exc, "denied", False)))
-    except LakehouseError as exc:
-        result.error = PanelError(exc.message, exc.hint)
-    else:
-        result.table = answer.table
-        result.truncated = answer.truncated
-        result.cached = answer.cached
-        result.tables = answer.tables
-    result.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-    return result
 
 
 def run_dashboard(

@@ -7,6 +7,7 @@ works from any process; refreshing is done by the owner (see ``owner.py``)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -41,6 +42,7 @@ from lakehouse.tables.formats import format_of
 log = logging.getLogger("lakehouse.serving")
 URL_ENV = "LAKEHOUSE_SERVING_URL"
 FOLDER = "_serving"
+MOVED_SECONDS = 0.25  # how often a reading process asks whether a mirror changed
 
 
 def serving_folder(storage: Storage) -> Path:
@@ -78,15 +80,41 @@ class Serving:
         self._held_cache: tuple[float, dict[str, Held]] | None = None
         self._first = threading.Event()
         self._held_mem: tuple[Store, dict[str, Held]] | None = None  # the owner's knowledge
+        self._client = OwnerClient(self.folder)  # the way to another process's store
+        self._answers = Results(self._read_through)  # its answers, kept here a moment
+        self._seen: list[Any] = []  # what the mirrors held when those answers were read
 
     @property
     def embedded(self) -> bool:
         return self.url is None
 
     # -- reading, from any process --------------------------------------------------------
-    def sql(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+    def sql(
+        self, sql: str, params: dict[str, Any] | None = None, *, fresh: bool = False
+    ) -> pa.Table:
         """A statement in ClickHouse's dialect over the mirrors (``gold.daily_summary``...);
-        ``params`` fill ``{name:Type}`` holes."""
+        ``params`` fill ``{name:Type}`` holes. An answer read a moment ago (see
+        ``Results``) may be given again while no mirror changed; ``fresh`` reads now."""
+        if not fresh and self._asks_owner():
+            self._forget_if_moved()
+            return self._answers.query(sql, params)
+        with self._reader(fresh) as query:
+            return query(sql, params)
+
+    def _asks_owner(self) -> bool:
+        """Whether this process reads through another that owns the embedded store."""
+        return self.embedded and self._owned is None and self._client.answered
+
+    def _forget_if_moved(self) -> None:
+        """Forget this process's kept answers when a mirror changed (seen within
+        ``MOVED_SECONDS``): answers kept here are never older than the owner's."""
+        held = self.held(max_age=MOVED_SECONDS)
+        seen = sorted((t, h.refreshed_at, sorted(h.versions.items())) for t, h in held.items())
+        if seen != self._seen:
+            self._seen = seen
+            self._answers.changed()
+
+    def _read_through(self, sql: str, params: dict[str, Any] | None) -> pa.Table:
         with self._reader() as query:
             return query(sql, params)
 
@@ -199,7 +227,7 @@ class Serving:
                     store.close()
             finally:
                 self._lock.release()
-        return OwnerClient(self.folder).refresh(table)
+        return self._client.refresh(table)
 
     def _refresh_owned(self, store: Store, only: str | None) -> list[dict[str, Any]]:
         wanted = sources(self.storage)
@@ -340,16 +368,22 @@ class Serving:
 
     # -- the way to the store -------------------------------------------------------------
     @contextmanager
-    def _reader(self) -> Iterator[Query]:
+    def _reader(self, fresh: bool = False) -> Iterator[Query]:
         with self._guard:
             if self._owned is not None:
-                yield self._results.query if self._results is not None else self._owned.query
+                if self._results is None or fresh:
+                    yield self._owned.query
+                else:
+                    yield self._results.query
                 return
             if not self.embedded:
                 if self._direct is None:
                     self._direct = Store(self.dsn)
                 yield self._direct.query
                 return
+        if self._client.answered:  # an owner answers: ask it (no lock to try)
+            yield functools.partial(self._client.query, fresh=fresh)
+            return
         if self._lock.take():  # nobody owns it: this process, for this call
             try:
                 store = Store(self.dsn)
@@ -360,7 +394,7 @@ class Serving:
             finally:
                 self._lock.release()
             return
-        yield OwnerClient(self.folder).query
+        yield functools.partial(self._client.query, fresh=fresh)
 
     def _lag(self, source: Source, now: dict[str, int], have: Held | None) -> float | None:
         """Seconds since the oldest commit the mirror does not hold (0: current)."""

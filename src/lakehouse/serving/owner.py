@@ -13,13 +13,12 @@ owner never blocks the next one."""
 from __future__ import annotations
 
 import fcntl
+import http.client
 import json
 import os
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +32,15 @@ from lakehouse.serving.store import ServingError
 
 LOCK = "owner.lock"
 ADDRESS = "owner.json"
+IDLE_SECONDS = 120.0  # a kept connection the owner closes after this long unused
+
+
+class _Server(ThreadingHTTPServer):
+    # The standard library listens with a backlog of 5: with a worker's forty threads
+    # asking at once the kernel drops connections, and each drop costs the asker a second
+    # (the SYN retried). Kept connections make new ones rare; the backlog covers a burst.
+    request_queue_size = 1024
+    daemon_threads = True
 
 
 class Lock:
@@ -74,24 +82,29 @@ class Endpoint:
     def __init__(
         self,
         folder: Path,
-        query: Callable[[str, dict[str, Any]], pa.Table],
+        query: Callable[[str, dict[str, Any], bool], pa.Table],
         refresh: Callable[[str | None], list[dict[str, Any]]],
     ) -> None:
         secret = secrets.token_urlsafe(24)
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # the asker keeps its connection
+            timeout = IDLE_SECONDS
+
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(length)  # read whole, so the connection stays usable
                 if self.headers.get("Authorization") != f"Bearer {secret}":
                     self._answer(403, b'{"message": "not the owner\'s secret"}', "json")
                     return
-                length = int(self.headers.get("Content-Length") or 0)
                 try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
+                    body = json.loads(data or b"{}")
                     if self.path == "/query":
-                        table = query(str(body["sql"]), dict(body.get("params") or {}))
+                        sql, params = str(body["sql"]), dict(body.get("params") or {})
+                        table = query(sql, params, bool(body.get("fresh")))
                         sink = pa.BufferOutputStream()
                         with ipc.new_stream(sink, table.schema) as writer:
                             writer.write_table(table)
@@ -116,8 +129,7 @@ class Endpoint:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="serving-endpoint", daemon=True
         )
@@ -135,52 +147,98 @@ class Endpoint:
         self.server.server_close()
 
 
+class OwnerGone(ServingError):
+    """The owner named in the serving folder does not answer (it stopped or is stopping)."""
+
+
 class OwnerClient:
-    """Another process's way to the owner's store."""
+    """Another process's way to the owner's store: one kept connection a thread, made
+    again (to the owner named now) when the owner closed it or another took over."""
 
     def __init__(self, folder: Path, timeout: float = 60.0, starting: float = 10.0) -> None:
+        self.folder = folder
+        self.timeout = timeout
+        self.starting = starting
+        self._address: tuple[str, int, str] | None = None  # (pid, port, secret) as read
+        self._local = threading.local()
+        self.answered = False  # whether the owner answered the last call
+
+    def _read_address(self) -> tuple[str, int, str]:
         # An owner writes its address just after taking the lock: wait for it a little.
-        deadline = time.monotonic() + starting
+        deadline = time.monotonic() + self.starting
         while True:
             try:
-                address = json.loads((folder / ADDRESS).read_text())
-                break
-            except (OSError, ValueError) as exc:
+                address = json.loads((self.folder / ADDRESS).read_text())
+                return str(address["pid"]), int(address["port"]), str(address["secret"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
                 if time.monotonic() > deadline:
                     raise ServingError(
                         "the serving store is held by another process that does not answer",
                         "try again in a moment; `lakehouse serving status` shows its state",
                     ) from exc
                 time.sleep(0.02)
-        self._base = f"http://127.0.0.1:{int(address['port'])}"
-        self._secret = str(address["secret"])
-        self.timeout = timeout
+
+    def _connection(self, fresh: bool) -> tuple[http.client.HTTPConnection, str, bool]:
+        """This thread's connection, its secret, and whether it was used before."""
+        if fresh or self._address is None:
+            self._address = self._read_address()
+        _, port, secret = self._address
+        kept: tuple[tuple[str, int, str], http.client.HTTPConnection] | None = getattr(
+            self._local, "kept", None
+        )
+        if kept is not None and kept[0] == self._address:
+            return kept[1], secret, True
+        if kept is not None:
+            kept[1].close()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout)
+        self._local.kept = (self._address, connection)
+        return connection, secret, False
+
+    def _drop(self) -> None:
+        kept = getattr(self._local, "kept", None)
+        if kept is not None:
+            kept[1].close()
+            self._local.kept = None
 
     def _post(self, path: str, body: dict[str, Any]) -> bytes:
-        request = urllib.request.Request(
-            self._base + path,
-            data=json.dumps(body, default=str).encode(),
-            headers={"Authorization": f"Bearer {self._secret}", "Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
-                data: bytes = answer.read()
-                return data
-        except urllib.error.HTTPError as exc:
+        payload = json.dumps(body, default=str).encode()
+        fresh = False
+        for attempt in (1, 2):
+            connection, secret, reused = self._connection(fresh)
+            headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
             try:
-                problem = json.loads(exc.read())
-            except ValueError:
-                problem = {"message": str(exc), "hint": None}
-            raise ServingError(problem.get("message", str(exc)), problem.get("hint")) from exc
-        except OSError as exc:
-            raise ServingError(
-                f"the process holding the serving store does not answer: {exc}",
-                "it may have stopped; try again (a new owner takes over)",
-            ) from exc
+                connection.request("POST", path, body=payload, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                # A kept connection the owner closed, or an owner that went away and
+                # another that took over: once more, on a new connection to whoever owns
+                # it now. Both calls are safe to repeat (a query; a refresh to a version).
+                if attempt == 1 and not isinstance(exc, TimeoutError):
+                    fresh = not reused
+                    continue
+                self.answered = False
+                raise OwnerGone(
+                    f"the process holding the serving store does not answer: {exc}",
+                    "it may have stopped; try again (a new owner takes over)",
+                ) from exc
+            self.answered = True
+            if answer.status >= 400:
+                try:
+                    problem = json.loads(data)
+                except ValueError:
+                    problem = {"message": f"HTTP {answer.status}", "hint": None}
+                raise ServingError(
+                    problem.get("message", f"HTTP {answer.status}"), problem.get("hint")
+                )
+            return data
+        raise AssertionError("unreachable")
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
-        data = self._post("/query", {"sql": sql, "params": params or {}})
+    def query(
+        self, sql: str, params: dict[str, Any] | None = None, fresh: bool = False
+    ) -> pa.Table:
+        data = self._post("/query", {"sql": sql, "params": params or {}, "fresh": fresh})
         return ipc.open_stream(pa.BufferReader(data)).read_all()
 
     def refresh(self, table: str | None) -> list[dict[str, Any]]:

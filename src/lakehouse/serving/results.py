@@ -42,8 +42,20 @@ class Results:
             self._generation += 1
             self._kept.clear()
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+    def query(
+        self, sql: str, params: dict[str, Any] | None = None, fresh: bool = False
+    ) -> pa.Table:
+        """The answer to ``sql``: one kept from a moment ago, or (``fresh``, or none
+        kept) read now and kept for the next asker. Askers of the same statement while
+        it runs wait for its answer."""
         key = json.dumps([sql, params or {}], sort_keys=True, default=str)
+        if fresh:
+            with self._lock:
+                generation = self._generation
+                self.misses += 1
+            table = self._query(sql, params)
+            self._keep(key, generation, table)
+            return table
         while True:
             with self._lock:
                 kept = self._kept.get(key)
@@ -62,15 +74,18 @@ class Results:
             running[1].wait()  # another thread reads it; then take its answer
         try:
             table = self._query(sql, params)
+            self._keep(key, generation, table)  # before the waiters wake
+            return table
         finally:
             with self._lock:
-                if self._running.get(key, (None,))[0] == generation:
+                if self._running.get(key) == (generation, done):
                     del self._running[key]
             done.set()
+
+    def _keep(self, key: str, generation: int, table: pa.Table) -> None:
         with self._lock:
             if generation == self._generation and table.nbytes <= self.max_bytes:
                 self._kept[key] = (generation, time.monotonic(), table)
                 self._kept.move_to_end(key)
                 while len(self._kept) > self.entries:
                     self._kept.popitem(last=False)
-        return table

@@ -200,6 +200,8 @@ def _latency(server: Server, bootstrap: str, topic: str, rate: float, seconds: f
 def _whole_dashboard(server: Server, panels: list[str], rounds: int) -> tuple[list, dict]:
     """Every panel's JSON fetched at once (as the page does), ``rounds`` times."""
     clients = [server.client(server.login_token) for _ in panels]
+    for c in clients:  # uncached: the serving store reads each panel again
+        c.headers["Cache-Control"] = "no-cache"
     engines: dict[str, str] = {}
     samples = []
     try:

@@ -80,7 +80,10 @@ def warehouse(events: int) -> Path:
         env = {**os.environ, "LAKEHOUSE_WAREHOUSE": str(folder)}
         subprocess.run(
             [PYTHON, "-m", "lakehouse.cli", "demo", "--events", str(events)],
-            env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+            env=env,
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
         )
         marker.touch()
     return folder
@@ -144,7 +147,8 @@ def in_process(folder: Path, n: int) -> dict[str, dict[str, float]]:
     return {"inprocess_sandboxed": figures(sandboxed), "inprocess_plain_sql": figures(plain)}
 
 
-LUA = """
+LUA = (
+    """
 local bodies = {BODIES}
 local threads = 0
 function setup(thread)
@@ -165,7 +169,9 @@ request = function()
   return wrk.format("POST", "/query", {["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer {TOKEN}"}, body)
 end
-""" + WRK_DONE
+"""
+    + WRK_DONE
+)
 
 
 def rss(server: psutil.Process) -> int:
@@ -176,7 +182,8 @@ def rss(server: psutil.Process) -> int:
 def run_wrk(base: str, script: str, seconds: int) -> None:
     subprocess.run(
         ["wrk", "-t", "2", "-c", "50", "-d", f"{seconds}s", "-s", script, base],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     )
 
 
@@ -205,9 +212,23 @@ def load(base: str, token: str, server: psutil.Process, seconds: int, distinct: 
     rss_before = rss(server)
     try:
         done = subprocess.run(
-            ["wrk", "-t", "2", "-c", "50", "-d", f"{seconds}s", "--timeout", "10s",
-             "-s", script, base],
-            capture_output=True, text=True, check=True,
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                "50",
+                "-d",
+                f"{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                script,
+                base,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     finally:
         os.unlink(script)
@@ -257,8 +278,10 @@ def main() -> int:
             proc.kill()
     u, c = single["http_uncached"], single["http_cached"]
     print()
-    print(f"uncached p50 {u['p50_ms']} ms (target <= 20: {verdict(u['p50_ms'], 20)}), "
-          f"p99 {u['p99_ms']} ms (target <= 50: {verdict(u['p99_ms'], 50)})")
+    print(
+        f"uncached p50 {u['p50_ms']} ms (target <= 20: {verdict(u['p50_ms'], 20)}), "
+        f"p99 {u['p99_ms']} ms (target <= 50: {verdict(u['p99_ms'], 50)})"
+    )
     print(f"cached p50 {c['p50_ms']} ms (target <= 5: {verdict(c['p50_ms'], 5)})")
     for label, run in (("dashboard", dashboard), ("every query new", distinct)):
         qps_ok = "ok" if run["queries_per_second"] >= 500 else "MISSED"

@@ -124,7 +124,11 @@ def start_lakehouse_server(
     it prints it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "lakehouse.cli", *args],
-        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     deadline = time.time() + 60

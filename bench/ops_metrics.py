@@ -72,7 +72,9 @@ def warehouse(tables: int) -> Path:
     )
     done = subprocess.run(
         [PYTHON, "-m", "lakehouse.cli", "--warehouse", str(folder), "run", str(pipeline)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         raise SystemExit(done.stdout + done.stderr)
@@ -117,13 +119,31 @@ def wrk(base: str, path: str, seconds: int) -> dict[str, float]:
     script = SCRATCH / "wrk.lua"
     script.write_text(WRK_DONE)
     done = subprocess.run(
-        ["wrk", "-t", "2", "-c", "4", "-d", f"{seconds}s", "--timeout", "10s", "-s", str(script),
-         base + path],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            "4",
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base + path,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     requests, errors, p50, p99, duration = wrk_figures(done.stdout)
-    return {"per_second": round(requests / duration, 1), "errors": errors,
-            "p50_ms": round(p50, 2), "p99_ms": round(p99, 2)}
+    return {
+        "per_second": round(requests / duration, 1),
+        "errors": errors,
+        "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2),
+    }
 
 
 def main() -> int:
@@ -140,8 +160,10 @@ def main() -> int:
         one = sequential(base, args.scrapes)
         load = {}
         if shutil.which("wrk"):
-            load = {"metrics": wrk(base, "/metrics", args.seconds),
-                    "health": wrk(base, "/health", args.seconds)}
+            load = {
+                "metrics": wrk(base, "/metrics", args.seconds),
+                "health": wrk(base, "/health", args.seconds),
+            }
     finally:
         proc.terminate()
         try:
@@ -149,16 +171,24 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     m, h = one["metrics"], one["health"]
-    print(f"{args.tables} tables, {one['series']} series a scrape; first scrape "
-          f"{one['first_scrape_ms']} ms")
-    print(f"GET /metrics  p50 {m['p50_ms']:7.2f} ms   p99 {m['p99_ms']:7.2f} ms "
-          f"(target <= {TARGET_P99_MS:.0f} ms: {verdict(m['p99_ms'], TARGET_P99_MS)})")
+    print(
+        f"{args.tables} tables, {one['series']} series a scrape; first scrape "
+        f"{one['first_scrape_ms']} ms"
+    )
+    print(
+        f"GET /metrics  p50 {m['p50_ms']:7.2f} ms   p99 {m['p99_ms']:7.2f} ms "
+        f"(target <= {TARGET_P99_MS:.0f} ms: {verdict(m['p99_ms'], TARGET_P99_MS)})"
+    )
     print(f"GET /health   p50 {h['p50_ms']:7.2f} ms   p99 {h['p99_ms']:7.2f} ms (baseline)")
     for path, f in load.items():
-        print(f"wrk -c 4 /{path}: {f['per_second']} req/s, p50 {f['p50_ms']} ms, "
-              f"p99 {f['p99_ms']} ms, errors {f['errors']}")
-    path = write_result("ops_metrics", {"tables": args.tables, "workers": args.workers,
-                                        "one_client": one, "wrk": load})
+        print(
+            f"wrk -c 4 /{path}: {f['per_second']} req/s, p50 {f['p50_ms']} ms, "
+            f"p99 {f['p99_ms']} ms, errors {f['errors']}"
+        )
+    path = write_result(
+        "ops_metrics",
+        {"tables": args.tables, "workers": args.workers, "one_client": one, "wrk": load},
+    )
     print(f"wrote {path}")
     return 0
 

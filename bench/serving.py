@@ -27,7 +27,8 @@ probe events from ``realtime.events_per_minute``.
   the same panels' SQL through the serving store and through the DuckDB engine over the
   Delta tables (uncached), summed per dashboard.
 - 50 clients (wrk) fetching the platform dashboard's panels for 60 s: errors and p99
-  (targets: 0, <= 250 ms).
+  (targets: 0, <= 250 ms), against ``lakehouse serve`` with its default worker processes
+  (one per core but one) and with two.
 """
 
 from __future__ import annotations

@@ -194,6 +194,17 @@ def test_other_processes_reach_the_owners_store(lh: Lakehouse) -> None:
             _wait_current(serving, "gold.kpi", lh.table("gold.kpi").version)
             _same(lh, serving, "gold.kpi", ["day"])
         assert serving.refresh() == []  # asked of the owner: nothing to do
+        # Over the kept connection: a fresh read, then answers kept in this process.
+        total = "SELECT sum(n) AS s FROM gold.kpi"
+        assert serving.sql(total, fresh=True).to_pylist() == [{"s": 15}]
+        assert [serving.sql(total).to_pylist() for _ in range(3)] == [[{"s": 15}]] * 3
+        assert owner.stdin is not None
+        owner.stdin.close()
+        assert owner.wait(timeout=60) == 0
+        # The owner gone, the next call opens the store itself: no error, the same rows.
+        lh.write("gold.kpi", pa.table({"day": [dt.date(2026, 1, 6)], "n": [6]}))
+        assert serving.refresh()[0]["table"] == "gold.kpi"
+        assert serving.sql(total).to_pylist() == [{"s": 21}]
         status = subprocess.run(
             [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(lh.root)]
             + ["serving", "status", "--format", "json"],
@@ -385,5 +396,8 @@ def test_the_owner_reuses_answers_until_a_mirror_changes(lh: Lakehouse) -> None:
         lh.write("gold.kpi", pa.table({"n": [2]}))
         assert [d["table"] for d in serving.refresh()] == ["gold.kpi"]
         assert serving.sql(count).to_pylist() == [{"c": 2, "s": 3}]  # not the kept one
+        before = results.hits
+        assert serving.sql(count, fresh=True).to_pylist() == [{"c": 2, "s": 3}]
+        assert results.hits == before  # read from the store, not the answer kept
     finally:
         serving.close()

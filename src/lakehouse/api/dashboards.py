@@ -3,9 +3,12 @@ caller through the same sandbox, access rules, masking and audit as ``POST /quer
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow as pa
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -69,6 +72,31 @@ def _dashboard(request: Request, name: str) -> Dashboard:
             "fix the file (lakehouse dashboards validate lists every problem)",
         )
     return dashboard
+
+
+_ENCODED: OrderedDict[int, tuple[pa.Table, int, bytes]] = OrderedDict()
+_ENCODED_LOCK = threading.Lock()
+ENCODED_KEPT = 64  # answers whose JSON is kept
+ENCODED_BYTES = 256 << 10  # at most this much JSON an answer (16 MiB in all)
+
+
+def _encoded(table: pa.Table, most: int) -> bytes:
+    """``rows_json`` of ``table``, made once for an answer given again (the serving
+    store's kept answers are the same table object): the entry holds the table, so its
+    identity is not reused while kept."""
+    with _ENCODED_LOCK:
+        kept = _ENCODED.get(id(table))
+        if kept is not None and kept[0] is table and kept[1] == most:
+            _ENCODED.move_to_end(id(table))
+            return kept[2]
+    rows = rows_json(table, most)
+    if len(rows) > ENCODED_BYTES:
+        return rows
+    with _ENCODED_LOCK:
+        _ENCODED[id(table)] = (table, most, rows)
+        while len(_ENCODED) > ENCODED_KEPT:
+            _ENCODED.popitem(last=False)
+    return rows
 
 
 def _caller(request: Request, who: Principal) -> Caller:
@@ -192,7 +220,7 @@ async def read_panel(request: Request, who: Who, name: str, panel_id: str) -> An
         rows = b"[]"
         if result.error is None:
             try:
-                rows = rows_json(result.table, result_limit())
+                rows = _encoded(result.table, result_limit())
             except LakehouseError as exc:  # too large for an answer: the panel's error
                 result.error, result.table = PanelError(exc.message, exc.hint), None
         return panel, result, rows

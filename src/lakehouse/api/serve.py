@@ -3,6 +3,7 @@ worker processes sharing one listening socket."""
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import secrets
@@ -89,12 +90,34 @@ def worker_app() -> Any:
     dashboards = env.get(_DASHBOARDS_ENV)
     lh = Lakehouse.from_settings(warehouse=env["LAKEHOUSE_WAREHOUSE"])
     configure_from(lh.settings)
-    return build_app(
+    app = build_app(
         lh,
         Path(pipelines) if pipelines else None,
         Path(env[_LOGIN_FILE_ENV]).read_text().strip(),
         Path(dashboards) if dashboards else None,
     )
+    steady_collector()
+    return app
+
+
+def default_workers() -> int:
+    """One worker process per core but one, at most 4 (and at least 1): the server's main
+    process keeps a core's share for the serving store's queries and refreshes and the
+    scheduler. On 2 cores, 50 dashboard readers were answered with a p99 of 190 ms by one
+    worker and 270-470 ms by two (the kernel hands the kept connections to the workers
+    unevenly: 37 and 13 of 50 in one run); see docs/BENCHMARKS.md."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
+def steady_collector() -> None:
+    """The cycle collector of a server process, set for answering: what the process made
+    to start (the app, its libraries' modules and tables) is moved out of the collector's
+    sight, and it runs every 50,000 new objects rather than 700. Without it a full
+    collection walked the whole heap every few seconds under load and held a worker for
+    90-400 ms (the tail of the dashboard benchmark)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])
 
 
 _LOGIN_FILE_ENV = "LAKEHOUSE_SERVE_LOGIN_TOKEN_FILE"
@@ -170,6 +193,7 @@ def serve(
     metrics_folder = _metrics_folder(lh)
     if workers == 1:
         app = build_app(lh, pipelines, token, dashboards)
+        steady_collector()
         server = uvicorn.Server(uvicorn.Config(app, **options))
     else:
         # Worker processes are started fresh (spawned), each with its own engine, caches
@@ -204,6 +228,8 @@ def serve(
     # It runs the schedules too (when the settings say so): one scheduler however many
     # workers, and one among several servers through the lease in the catalog.
     scheduler = _scheduler(lh, out)
+    if workers > 1:
+        steady_collector()  # this process answers the workers' serving queries
     try:
         if workers == 1:
             server.run(sockets=[sock])
@@ -278,7 +304,8 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
         workers: Annotated[
             int | None,
             typer.Option(
-                help="Server processes (default: server.workers, else one per core, at most 4)."
+                help="Server processes (default: server.workers, else one per core but one, "
+                "1 to 4)."
             ),
         ] = None,
         tls_cert: Annotated[
@@ -314,7 +341,7 @@ def register(app: typer.Typer, lh_factory: Any) -> None:
             given.port if port is None else port,
             folder if folder.is_dir() else None,
             sys.stdout,
-            workers or given.workers or min(4, os.cpu_count() or 1),
+            workers or given.workers or default_workers(),
             tls,
             forwarded_allow_ips or given.forwarded_allow_ips,
             boards.resolve() if boards.is_dir() else None,

@@ -24,7 +24,7 @@ import pyarrow as pa
 from lakehouse.errors import LakehouseError
 from lakehouse.names import parse_table_name
 from lakehouse.serving.mirror import Source, refresh
-from lakehouse.serving.owner import Endpoint, Lock, OwnerClient
+from lakehouse.serving.owner import Endpoint, Lock, OwnerClient, OwnerGone
 from lakehouse.serving.results import Results
 from lakehouse.serving.sources import Versions, sources
 from lakehouse.serving.store import (
@@ -382,7 +382,7 @@ class Serving:
                 yield self._direct.query
                 return
         if self._client.answered:  # an owner answers: ask it (no lock to try)
-            yield functools.partial(self._client.query, fresh=fresh)
+            yield functools.partial(self._ask_or_open, fresh=fresh)
             return
         if self._lock.take():  # nobody owns it: this process, for this call
             try:
@@ -395,6 +395,17 @@ class Serving:
                 self._lock.release()
             return
         yield functools.partial(self._client.query, fresh=fresh)
+
+    def _ask_or_open(
+        self, sql: str, params: dict[str, Any] | None, fresh: bool = False
+    ) -> pa.Table:
+        """Ask the owner that answered before; if it stopped, the way there is now
+        (this process opens the store for the call, or asks the owner that took over)."""
+        try:
+            return self._client.query(sql, params, fresh)
+        except OwnerGone:
+            with self._reader(fresh) as query:  # the client no longer counts as answered
+                return query(sql, params)
 
     def _lag(self, source: Source, now: dict[str, int], have: Held | None) -> float | None:
         """Seconds since the oldest commit the mirror does not hold (0: current)."""

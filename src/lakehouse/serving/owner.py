@@ -90,6 +90,9 @@ class Endpoint:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # the asker keeps its connection
             timeout = IDLE_SECONDS
+            # On a kept connection Nagle's algorithm holds a small answer until the asker
+            # acknowledges the last one, which it delays: 40 ms an answer.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
@@ -163,25 +166,32 @@ class OwnerClient:
         self._local = threading.local()
         self.answered = False  # whether the owner answered the last call
 
-    def _read_address(self) -> tuple[str, int, str]:
-        # An owner writes its address just after taking the lock: wait for it a little.
-        deadline = time.monotonic() + self.starting
+    def _read_address(self, wait: bool) -> tuple[str, int, str]:
+        """The owner's pid, port and secret. An owner writes them just after taking the
+        lock: ``wait`` a little for them (when the lock was just found taken)."""
+        deadline = time.monotonic() + (self.starting if wait else 0.0)
         while True:
             try:
                 address = json.loads((self.folder / ADDRESS).read_text())
                 return str(address["pid"]), int(address["port"]), str(address["secret"])
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                if time.monotonic() > deadline:
+                if time.monotonic() >= deadline:
+                    if not wait:
+                        raise OwnerGone(
+                            "the process holding the serving store stopped",
+                            "try again: the next call opens the store or asks its new owner",
+                        ) from exc
                     raise ServingError(
                         "the serving store is held by another process that does not answer",
                         "try again in a moment; `lakehouse serving status` shows its state",
                     ) from exc
                 time.sleep(0.02)
 
-    def _connection(self, fresh: bool) -> tuple[http.client.HTTPConnection, str, bool]:
-        """This thread's connection, its secret, and whether it was used before."""
-        if fresh or self._address is None:
-            self._address = self._read_address()
+    def _connection(self, reread: bool) -> tuple[http.client.HTTPConnection, str, bool]:
+        """This thread's connection, its secret, and whether it was used before
+        (``reread``: the owner's address read again, without waiting for it)."""
+        if reread or self._address is None:
+            self._address = self._read_address(wait=not reread)
         _, port, secret = self._address
         kept: tuple[tuple[str, int, str], http.client.HTTPConnection] | None = getattr(
             self._local, "kept", None
@@ -202,9 +212,12 @@ class OwnerClient:
 
     def _post(self, path: str, body: dict[str, Any]) -> bytes:
         payload = json.dumps(body, default=str).encode()
-        fresh = False
         for attempt in (1, 2):
-            connection, secret, reused = self._connection(fresh)
+            try:
+                connection, secret, _ = self._connection(reread=attempt == 2)
+            except OwnerGone:
+                self.answered = False
+                raise
             headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
             try:
                 connection.request("POST", path, body=payload, headers=headers)
@@ -216,7 +229,6 @@ class OwnerClient:
                 # another that took over: once more, on a new connection to whoever owns
                 # it now. Both calls are safe to repeat (a query; a refresh to a version).
                 if attempt == 1 and not isinstance(exc, TimeoutError):
-                    fresh = not reused
                     continue
                 self.answered = False
                 raise OwnerGone(

@@ -5,8 +5,10 @@ kinds: ClickHouse in this process (chDB, ``chdb:///folder``) and a ClickHouse se
 from __future__ import annotations
 
 import json
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +21,7 @@ from lakehouse.serving.types import quote_name
 
 STAGE = "__lh_stage_"  # the prefix of a mirror being built (never read)
 MARK = "lakehouse_mirror"
+READERS = 4  # queries the store runs at once
 
 
 class ServingError(LakehouseError):
@@ -66,29 +69,58 @@ def string_literal(text: str) -> str:
 
 
 class Store:
-    """A connection to the serving store; statements are serialized (chDB runs one at a
-    time in a process)."""
+    """The serving store: one connection for the statements that change it (one at a
+    time), and up to ``readers`` more for queries, which run side by side (chDB runs
+    queries of several connections in parallel; a server gives each its own session)."""
 
-    def __init__(self, dsn: str) -> None:
-        import clickhouse_connect
-
+    def __init__(self, dsn: str, readers: int = READERS) -> None:
         self.dsn = dsn
         self.embedded = dsn.startswith("chdb:")
         self._lock = threading.Lock()
+        self._client: Any = self._connect()
+        self._databases: set[str] = set()
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()  # idle reading connections
+        self._opened: list[Any] = []
+        self._slots = threading.BoundedSemaphore(readers)
+        self._closed = False
+
+    def _connect(self) -> Any:
+        import clickhouse_connect
+
         try:
-            self._client: Any = clickhouse_connect.get_client(dsn=dsn)
+            return clickhouse_connect.get_client(dsn=self.dsn)
         except Exception as exc:  # noqa: BLE001 - any failure to connect, said plainly
             raise ServingError(
-                f"the serving store at {_shown(dsn)} cannot be reached: {_reason(exc)}",
+                f"the serving store at {_shown(self.dsn)} cannot be reached: {_reason(exc)}",
                 "start the ClickHouse server or fix LAKEHOUSE_SERVING_URL"
                 if not self.embedded
                 else "another process may hold it: see `lakehouse serving status`",
             ) from exc
-        self._databases: set[str] = set()
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._client.close()
+            for reader in self._opened:
+                reader.close()
+            self._opened.clear()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """A reading connection for one query (opened the first time one is short)."""
+        with self._slots:
+            try:
+                client = self._free.get_nowait()
+            except queue.Empty:
+                with self._lock:
+                    if self._closed:
+                        raise ServingError("the serving store was closed") from None
+                    client = self._connect()
+                    self._opened.append(client)
+            try:
+                yield client
+            finally:
+                self._free.put(client)
 
     # -- statements ---------------------------------------------------------------------
     def command(self, sql: str) -> None:
@@ -102,9 +134,9 @@ class Store:
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         """A SELECT in ClickHouse's dialect; ``params`` bound to ``{name:Type}`` holes."""
-        with self._lock:
+        with self._reading() as client:
             try:
-                table: pa.Table = self._client.query_arrow(sql, parameters=params or {})
+                table: pa.Table = client.query_arrow(sql, parameters=params or {})
             except Exception as exc:  # noqa: BLE001
                 raise ServingError(
                     f"the serving store could not run the query: {_reason(exc)}",

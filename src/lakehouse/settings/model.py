@@ -198,7 +198,7 @@ class ServingSettings(Section):
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8888, ge=0, le=65535)
-    workers: int | None = Field(default=None, ge=1)  # default: one per core, at most 4
+    workers: int | None = Field(default=None, ge=1)  # default: one per core but one, 1 to 4
     pipelines: str = "pipelines"
     dashboards: str = "dashboards"
     tls_cert: str | None = None

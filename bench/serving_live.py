@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -186,8 +187,9 @@ def _workers(count: int | None) -> list[str]:
 def _shown_workers(server: Server) -> int:
     """The worker processes the server says it started."""
     for line in server.output:
-        if "worker process(es)" in line:
-            return int(line.rsplit("(", 1)[1].split()[0])
+        found = re.search(r"\((\d+) worker process", line)
+        if found:
+            return int(found.group(1))
     raise SystemExit("the server did not say how many worker processes it started")
 
 

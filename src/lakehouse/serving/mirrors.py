@@ -42,7 +42,7 @@ from lakehouse.tables.formats import format_of
 log = logging.getLogger("lakehouse.serving")
 URL_ENV = "LAKEHOUSE_SERVING_URL"
 FOLDER = "_serving"
-MOVED_SECONDS = 0.25  # how often a reading process asks whether a mirror changed
+GENERATION = "generation"  # replaced by the owner whenever a mirror changed
 
 
 def serving_folder(storage: Storage) -> Path:
@@ -82,7 +82,7 @@ class Serving:
         self._held_mem: tuple[Store, dict[str, Held]] | None = None  # the owner's knowledge
         self._client = OwnerClient(self.folder)  # the way to another process's store
         self._answers = Results(self._read_through)  # its answers, kept here a moment
-        self._seen: list[Any] = []  # what the mirrors held when those answers were read
+        self._seen: tuple[int, int, int] | None = None  # the generation they were read at
 
     @property
     def embedded(self) -> bool:
@@ -106,13 +106,24 @@ class Serving:
         return self.embedded and self._owned is None and self._client.answered
 
     def _forget_if_moved(self) -> None:
-        """Forget this process's kept answers when a mirror changed (seen within
-        ``MOVED_SECONDS``): answers kept here are never older than the owner's."""
-        held = self.held(max_age=MOVED_SECONDS)
-        seen = sorted((t, h.refreshed_at, sorted(h.versions.items())) for t, h in held.items())
-        if seen != self._seen:
-            self._seen = seen
+        """Forget this process's kept answers when the owner changed a mirror since they
+        were read: it replaces the ``generation`` file after each such refresh (one
+        ``stat`` here, no round trip), so answers kept here are never older than its."""
+        try:
+            found = os.stat(self.folder / GENERATION)
+            stamp: tuple[int, int, int] | None = (found.st_ino, found.st_mtime_ns, found.st_size)
+        except OSError:
+            stamp = None  # no owner has said anything: keep nothing
+        if stamp is None or stamp != self._seen:
+            self._seen = stamp
             self._answers.changed()
+
+    def _moved(self) -> None:
+        """Tell the readers of other processes that a mirror changed (the owner, after
+        forgetting its own kept answers)."""
+        temporary = self.folder / f".{GENERATION}.{os.getpid()}.{threading.get_ident()}"
+        temporary.write_text(f"{time.time_ns()} {os.getpid()}\n")
+        os.replace(temporary, self.folder / GENERATION)
 
     def _read_through(self, sql: str, params: dict[str, Any] | None) -> pa.Table:
         with self._reader() as query:
@@ -267,8 +278,10 @@ class Serving:
             store.command(f"DROP TABLE IF EXISTS {table_ref(name)} SYNC")
             held.pop(name)
             self._versions.forget(name)
-        if (done or dropped) and self._results is not None:
-            self._results.changed()
+        if done or dropped:
+            if self._results is not None:
+                self._results.changed()
+            self._moved()
         self._held_cache = None
         return done
 
@@ -305,6 +318,7 @@ class Serving:
                     self._owned = store
                     self._results = Results(store.query)
                     self._endpoint = Endpoint(self.folder, self._results.query, self._refresh_via)
+                    self._moved()  # a new owner: nothing kept elsewhere is to be trusted
                 self._first.set()
             try:
                 with self._guard:

@@ -33,7 +33,8 @@ from tests.helpers.server import start_server
 
 FIRST = 200  # sent before the stream starts
 PRODUCED = 1000  # sent by `lakehouse produce` (5 s) while the stream and the run go on
-SENT = FIRST + PRODUCED
+LAST = 50  # sent once the run has ended: the stream commits after the run's last commit
+SENT = FIRST + PRODUCED + LAST
 
 
 def sorted_rows(table: pa.Table) -> list[tuple[Any, ...]]:
@@ -126,17 +127,20 @@ def test_mirrors_equal_their_tables_after_a_stream_and_a_run_at_once(tmp_path: P
                     with child(run, tmp_path / "run.log") as runner:
                         assert runner.wait(240) == 0, (tmp_path / "run.log").read_text()
                     assert producer.wait(120) == 0, (tmp_path / "produce.log").read_text()
+                send_user_events(bootstrap, topic, UserEvents(seed=31, late_share=0.0), LAST)
                 wait_for("the stream drained the topic", lambda: drained(lh, topic), 120)
                 assert stop(streaming) == 0, (tmp_path / "stream.log").read_text()
             log = (tmp_path / "run.log").read_text()
             assert " succeeded in " in log, log
 
-            # The two wrote at the same time: the stream committed while the run wrote.
+            # The two wrote at the same time: the stream committed before the run's first
+            # commit (the run started once produced events had landed) and after its last
+            # one (events sent once the run had ended), so it was writing all along.
             run_commits = [t for n in written_by_run for t in commit_times(lh, n, before[n])]
             assert run_commits, "the run built the new drop"
             stream_commits = commit_times(lh, "realtime.windows", -1)
-            during = [t for t in stream_commits if min(run_commits) < t < max(run_commits)]
-            assert during, (min(run_commits), max(run_commits), stream_commits)
+            assert min(stream_commits) < min(run_commits), (run_commits, stream_commits)
+            assert max(stream_commits) > max(run_commits), (run_commits, stream_commits)
 
             # Every gold table and realtime table or view has a mirror, and each becomes
             # current (the server's main process pulls the new versions itself).

@@ -311,3 +311,89 @@ def test_cli_ingest_folder_still_works_and_db_command(lh, tmp_path):
         timeout=120,
     )
     assert bad.returncode != 0 and "hint" in bad.stdout + bad.stderr
+
+
+# -- MariaDB -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def maria():
+    from tests.mariadb import mariadb_server
+
+    with mariadb_server() as url:
+        yield url
+
+
+def _maria(url: str, *sql: str) -> None:
+    import pymysql
+
+    host_port = url.split("@", 1)[1].split("/", 1)[0]
+    con = pymysql.connect(
+        host="127.0.0.1",
+        port=int(host_port.split(":")[1]),
+        user="root",
+        database="test",
+        autocommit=True,
+    )
+    with con.cursor() as cur:
+        for statement in sql:
+            cur.execute(statement)
+    con.close()
+
+
+def test_mariadb_types_and_full_load(maria, lh):
+    _maria(
+        maria,
+        """CREATE TABLE typed (id int PRIMARY KEY, n decimal(12, 2), ts datetime(6), j json,
+           u uuid, b blob, d date, f double, s varchar(10), ok boolean, tm time,
+           big bigint unsigned)""",
+        """INSERT INTO typed VALUES (1, 12.34, '2024-01-01 10:00:00.123456', '{"a": 1}',
+           'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', x'0102', '2024-01-02', 1.5, 'hi', true,
+           '10:30', 18446744073709551615),
+           (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""",
+    )
+    report = ingest_table(lh, maria, "test.typed", "bronze.m_typed", full=True)
+    assert report.rows == 2 and "@" not in report.source
+    schema = lh.table("bronze.m_typed").schema
+    assert str(schema.field("n").type) == "decimal128(12, 2)"
+    assert str(schema.field("ok").type) == "bool"
+    row = _rows(lh, "bronze.m_typed")[0]
+    assert row["n"] == Decimal("12.34") and row["ok"] is True
+    assert row["ts"] == dt.datetime(2024, 1, 1, 10, 0, 0, 123456)
+    assert json.loads(row["j"]) == {"a": 1} and row["u"] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    assert row["b"] == b"\x01\x02" and row["d"] == dt.date(2024, 1, 2)
+    assert row["big"] == Decimal(18446744073709551615) and row["tm"].startswith("10:30")
+
+
+def test_mariadb_incremental_ties_and_drift(maria, lh):
+    _maria(
+        maria,
+        "CREATE TABLE ev (id int PRIMARY KEY, v varchar(10), at datetime)",
+        "INSERT INTO ev VALUES (1, 'a', '2024-01-01 10:00:00'), (2, 'b', '2024-01-01 11:00:00')",
+    )
+    args = (lh, maria, "test.ev", "bronze.m_ev")
+    assert ingest_table(*args, incremental_column="at").rows == 2
+    _maria(
+        maria,
+        "ALTER TABLE ev ADD COLUMN extra int",
+        "INSERT INTO ev VALUES (3, 'c', '2024-01-01 11:00:00', 7)",
+        "UPDATE ev SET v = 'b2' WHERE id = 2",
+    )
+    second = ingest_table(*args, incremental_column="at")
+    assert second.rows == 2 and second.schema_changes == ["added column extra"]
+    assert ingest_table(*args, incremental_column="at").rows == 0
+    rows = _rows(lh, "bronze.m_ev", "id, v")
+    assert [(r["id"], r["v"], r["extra"]) for r in rows] == [
+        (1, "a", None),
+        (2, "b", None),
+        (2, "b2", None),
+        (3, "c", 7),
+    ]
+
+
+def test_mariadb_bad_table_and_password(maria, lh):
+    with pytest.raises(LakehouseError) as exc:
+        ingest_table(lh, maria, "test.nope", "bronze.x")
+    assert "no table test.nope" in str(exc.value) and "test.ev" in exc.value.hint
+    wrong = maria.replace("root@", "root:wrong@")
+    with pytest.raises(LakehouseError) as exc:
+        ingest_table(lh, wrong, "test.ev", "bronze.x")
+    assert "wrong" not in str(exc.value) and "password" in exc.value.hint

@@ -129,20 +129,45 @@ def _connect(source: DbSource) -> Any:
 
 
 def query_rows(source: DbSource, sql: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = read_arrow(source, sql).to_pylist()
-    return rows
+    """A small query's rows (the catalog's). MySQL's go through PyMySQL, which fails at
+    once on a wrong password or host where connectorx's pool retries for half a minute."""
+    if source.dialect != "mysql":
+        rows: list[dict[str, Any]] = read_arrow(source, sql).to_pylist()
+        return rows
+    import pymysql
+    import pymysql.cursors
+
+    parts = urlsplit(source.url)
+    try:
+        con = pymysql.connect(
+            host=parts.hostname,
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=unquote(parts.path.strip("/")),
+            connect_timeout=10,
+            cursorclass=pymysql.cursors.DictCursor,
+        )
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            con.close()
+    except pymysql.MySQLError as exc:
+        raise _connection_error(source, exc) from exc
 
 
 def _connection_error(source: DbSource, exc: Exception) -> LakehouseError:
     text = " ".join(str(exc).split())[:400]
     lowered = text.lower()
-    if any(
+    if "password" in lowered or "access denied" in lowered or "authentication" in lowered:
+        hint = "check the user name and password in the URL"
+    elif any(
         s in lowered
         for s in ("connection refused", "could not connect", "can't connect", "timed out")
     ):
         hint = "check the host and port, and that the server is running and reachable"
-    elif "password" in lowered or "access denied" in lowered or "authentication" in lowered:
-        hint = "check the user name and password in the URL"
     elif "does not exist" in lowered or "unknown database" in lowered:
         hint = "check the database (and table) names"
     else:

@@ -6,6 +6,8 @@ storable in Delta.
 - timestamps without time zone stay naive; with a time zone they are UTC instants.
 - JSON and JSONB: their text; UUID: the canonical text; arrays: lists; binary: binary.
 - time of day: its text (Delta has no time type).
+- MySQL: BOOLEAN (tinyint(1)) is boolean, BIGINT UNSIGNED decimal(20, 0); TIMESTAMP and
+  DATETIME values are naive, as the server shows them in the session's time zone.
 - intervals, durations and other types Delta cannot hold are refused, by column and type.
 """
 
@@ -51,6 +53,11 @@ def _convert(
         return _convert(storage, t.storage_type, info, source, name)
     if pa.types.is_interval(t) or pa.types.is_duration(t) or pa.types.is_union(t):
         raise _unsupported(source, name, info.declared if info else str(t))
+    if pa.types.is_uint64(t):  # past the largest signed 64-bit integer: exact decimals
+        kind = pa.decimal128(20, 0)
+        return column.cast(kind), kind
+    if pa.types.is_int8(t) and info is not None and info.declared.startswith("tinyint(1)"):
+        return column.cast(pa.bool_()), pa.bool_()  # MySQL's BOOLEAN
     if pa.types.is_time(t):
         return column.cast(pa.string()), pa.string()
     if pa.types.is_decimal(t) and info is not None and info.precision and info.scale is not None:

@@ -1,5 +1,6 @@
 """The ``lakehouse ingest`` commands: a folder's files (``ingest FOLDER``, the default,
-also ``ingest files FOLDER``) and a database table (``ingest db``)."""
+also ``ingest files FOLDER``), a database table (``ingest db``) and a REST API
+(``ingest api FILE``)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class FilesByDefault(TyperGroup):
 ingest_app = typer.Typer(
     cls=FilesByDefault,
     help="Load sources into bronze: a folder's files (ingest FOLDER), a database table "
-    "(ingest db).",
+    "(ingest db), a REST API (ingest api FILE).",
     no_args_is_help=True,
 )
 
@@ -99,3 +100,25 @@ def db(
     console.print(text, soft_wrap=True, highlight=False)
     for change in report["schema_changes"]:
         console.print(f"  {change}", soft_wrap=True, highlight=False)
+
+
+@ingest_app.command("api")
+def api(
+    file: Annotated[str, typer.Argument(help="The REST source's YAML file.")],
+    into: Annotated[
+        str | None, typer.Option("--into", help="The bronze table (default: the file's into).")
+    ] = None,
+) -> None:
+    """Load a REST API's records into bronze, exactly once (see docs/SOURCES.md)."""
+    from lakehouse.service.sources import ingest_api
+
+    with console.status(f"loading {file}"):
+        report = ingest_api(_lakehouse(), file, into=into)
+    text = (
+        f"{report['table']}: {report['rows']:,} row(s) landed of {report['records']:,} "
+        f"record(s) in {report['pages']} page(s), {report['quarantined']} quarantined, "
+        f"{report['retries']} retried request(s)"
+    )
+    if report["mark"] is not None or report["previous_mark"] is not None:
+        text += f"; mark {report['previous_mark']} -> {report['mark']}"
+    console.print(text, soft_wrap=True, highlight=False)

@@ -1,4 +1,4 @@
-"""Loading sources into bronze: a database table (whole or incrementally)."""
+"""Loading sources into bronze: a database table (whole or incrementally), a REST API."""
 
 from __future__ import annotations
 
@@ -35,3 +35,14 @@ def ingest_database(
         parallel=parallel,
     )
     return report.as_dict()
+
+
+def ingest_api(lh: Lakehouse, file: str, *, into: str | None = None) -> dict[str, Any]:
+    """Load the REST source a YAML file describes into bronze (see
+    ``lakehouse.ingest.rest``). Returns the figures: ``pages``, ``records``, ``rows``
+    landed, ``already_held``, ``quarantined``, ``retries``, the ``mark`` before and
+    after."""
+    from lakehouse.ingest.rest import ingest_api as load
+    from lakehouse.ingest.rest_config import load_source
+
+    return load(lh, load_source(file), into=into).as_dict()

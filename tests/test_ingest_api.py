@@ -267,3 +267,73 @@ def test_cli_and_bad_files(api, tmp_path):
     with pytest.raises(LakehouseError) as exc:
         load_source(path)
     assert "pagination.type" in str(exc.value) and "colour" in str(exc.value)
+
+
+def test_pipeline_datasets_of_api_and_database_sources(api, lh, tmp_path):
+    import sqlite3
+
+    from lakehouse.pipeline import load_pipeline, run_pipeline
+
+    db = tmp_path / "shop.db"
+    con = sqlite3.connect(db)
+    con.executescript(
+        "CREATE TABLE users (id INTEGER, name TEXT); INSERT INTO users VALUES (1, 'a');"
+    )
+    con.commit()
+    folder = tmp_path / "pipe"
+    (folder / "bronze").mkdir(parents=True)
+    (folder / "silver").mkdir()
+    (folder / "pipeline.yml").write_text(
+        yaml.safe_dump({"name": "shop", "vars": {"api": api.base, "db": f"sqlite:///{db}"}})
+    )
+    (folder / "bronze" / "items.yml").write_text(
+        yaml.safe_dump(
+            {
+                "kind": "api",
+                "api": {
+                    "base_url": "${api}",
+                    "endpoint": "/cursor",
+                    "records_path": "items",
+                    "pagination": {"type": "cursor", "cursor_path": "meta.next"},
+                    "incremental": {"param": "since", "field": "updated_at"},
+                },
+            }
+        )
+    )
+    (folder / "bronze" / "users.yml").write_text(
+        yaml.safe_dump(
+            {
+                "kind": "database",
+                "database": {"url": "${db}", "table": "users", "incremental_column": "id"},
+            }
+        )
+    )
+    (folder / "silver" / "counts.sql").write_text(
+        "SELECT (SELECT count(*) FROM bronze.items) AS items, "
+        "(SELECT count(*) FROM bronze.users) AS users"
+    )
+    first = run_pipeline(lh, load_pipeline(folder))
+    assert {d.dataset: d.status for d in first.datasets} == {
+        "bronze.items": "ok",
+        "bronze.users": "ok",
+        "silver.counts": "ok",
+    }
+    assert lh.sql("SELECT * FROM silver.counts").to_arrow().to_pylist() == [
+        {"items": 25, "users": 1}
+    ]
+    con.executescript("INSERT INTO users VALUES (2, 'b');")
+    con.commit()
+    second = run_pipeline(lh, load_pipeline(folder))
+    assert lh.sql("SELECT * FROM silver.counts").to_arrow().to_pylist() == [
+        {"items": 25, "users": 2}
+    ]
+    items = next(d for d in second.datasets if d.dataset == "bronze.items")
+    assert items.rows_written == 0
+    (folder / "bronze" / "items.yml").write_text(
+        yaml.safe_dump({"kind": "api", "api": {"endpoint": "/x", "pagination": {"type": "?"}}})
+    )
+    from lakehouse.errors import LakehouseError as Failed
+
+    with pytest.raises(Failed) as exc:
+        load_pipeline(folder)
+    assert "api.base_url" in str(exc.value) and "api.pagination.type" in str(exc.value)

@@ -41,6 +41,7 @@ class Api:
         self.failures: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.slow: dict[str, int] = {}  # path -> requests to answer too late
         self.requests: list[str] = []
+        self.delay = 0.0  # seconds before every answer
 
 
 def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
@@ -63,6 +64,7 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
             q = {k: v[0] for k, v in parse_qs(parts.query).items()}
             path = parts.path
             api.requests.append(self.path)
+            time.sleep(api.delay)
             if path.startswith("/secure"):
                 ok = {
                     "/secure/bearer": f"Bearer {TOKEN}",
@@ -337,3 +339,51 @@ def test_pipeline_datasets_of_api_and_database_sources(api, lh, tmp_path):
     with pytest.raises(Failed) as exc:
         load_pipeline(folder)
     assert "api.base_url" in str(exc.value) and "api.pagination.type" in str(exc.value)
+
+
+def test_killed_load_loses_and_doubles_nothing(api, tmp_path):
+    import signal
+
+    api.items = _records(25) + ["bad"]
+    spec = {
+        "base_url": api.base,
+        "endpoint": "/link",
+        "into": "bronze.killed",
+        "pagination": {"type": "link"},
+        "incremental": {"param": "since", "field": "updated_at"},
+    }
+    path = tmp_path / "source.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    command = [
+        sys.executable,
+        "-m",
+        "lakehouse.cli",
+        "--warehouse",
+        str(tmp_path / "wh"),
+        "ingest",
+        "api",
+        str(path),
+    ]
+    api.delay = 0.4
+    for _ in range(2):  # killed while fetching its pages
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.time() + 60
+        seen = len(api.requests)
+        while len(api.requests) < seen + 2 and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    api.delay = 0.0
+    for _ in range(2):
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    from lakehouse import Lakehouse
+
+    lh = Lakehouse(tmp_path / "wh")
+    assert _ids(lh, "bronze.killed") == list(range(1, 26))
+    assert lh.table("bronze.killed_quarantine").count() == 1

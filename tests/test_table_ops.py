@@ -53,6 +53,7 @@ def test_restore_adds_a_version(lh):
     assert t.version == 4
 
 
+
 def test_restore_takes_back_the_transaction_ids_committed_since(lh):
     """A batch whose write a restore took away is written again, not skipped as done."""
     lh.write("bronze.loads", [{"id": 1}], txn=("loader", 1))

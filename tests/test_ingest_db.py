@@ -397,3 +397,17 @@ def test_mariadb_bad_table_and_password(maria, lh):
     with pytest.raises(LakehouseError) as exc:
         ingest_table(lh, wrong, "test.ev", "bronze.x")
     assert "wrong" not in str(exc.value) and "password" in exc.value.hint
+
+
+def test_uuids_as_text_with_nulls_and_slices():
+    import uuid
+
+    import pyarrow as pa
+
+    from lakehouse.ingest.db_types import _uuid_text
+
+    ids = [uuid.uuid4() for _ in range(5)]
+    raw = pa.array([u.bytes if i != 2 else None for i, u in enumerate(ids)], pa.binary(16))
+    got = _uuid_text(pa.chunked_array([raw, raw.slice(1, 3)])).to_pylist()
+    text = [str(u) if i != 2 else None for i, u in enumerate(ids)]
+    assert got == text + text[1:4]

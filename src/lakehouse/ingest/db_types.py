@@ -101,10 +101,30 @@ def _numeric(storage: pa.ChunkedArray, info: Column | None) -> tuple[pa.ChunkedA
 
 
 def _uuid_text(storage: pa.ChunkedArray) -> pa.ChunkedArray:
-    import uuid
+    """16-byte UUIDs as their canonical text, without a Python object per value."""
+    return pa.chunked_array([_uuid_chunk(c) for c in storage.chunks], pa.string())
 
-    values = [None if b is None else str(uuid.UUID(bytes=b)) for b in storage.to_pylist()]
-    return pa.chunked_array([pa.array(values, pa.string())])
+
+def _uuid_chunk(chunk: pa.Array) -> pa.Array:
+    if not pa.types.is_fixed_size_binary(chunk.type) or chunk.type.byte_width != 16:
+        import uuid
+
+        return pa.array(
+            [None if b is None else str(uuid.UUID(bytes=b)) for b in chunk.to_pylist()],
+            pa.string(),
+        )
+    n, start = len(chunk), chunk.offset * 16
+    digits = chunk.buffers()[1].to_pybytes()[start : start + 16 * n].hex().encode()
+    hexed = pa.Array.from_buffers(pa.binary(32), n, [None, pa.py_buffer(digits)])
+    text = hexed.cast(pa.binary()).cast(pa.string())
+    parts = [pc.utf8_slice_codeunits(text, a, b) for a, b in _UUID_PARTS]
+    out = pc.binary_join_element_wise(*parts, "-")
+    if chunk.null_count:
+        out = pc.if_else(chunk.is_null(), pa.scalar(None, pa.string()), out)
+    return out
+
+
+_UUID_PARTS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 
 
 def _unsupported(source: DbSource, column: str, type_name: str) -> LakehouseError:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up what the tests need (Debian's PostgreSQL for the catalog tests, Chromium for the
+# Sets up what the tests need (Debian's PostgreSQL for the catalog, CDC and database source
+# tests, MariaDB for the database source tests, Chromium for the
 # web UI tests, wrk for the API benchmark, the web UI's libraries from npm, and a virtualenv
 # with the package and its test tools), lints, and runs the tests.
 set -euo pipefail
@@ -7,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || missing+=(prometheus)

@@ -14,6 +14,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from lakehouse.errors import LakehouseError
+from lakehouse.ingest.commands import ingest_app
+from lakehouse.ingest.commands import register as register_ingest
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings
@@ -385,7 +387,7 @@ def vacuum(
     console.print(f"{table}: {verb} {len(files)} file{'s' if len(files) != 1 else ''}")
 
 
-@app.command()
+@ingest_app.command("files")
 def ingest(
     folder: Annotated[str, typer.Argument(help="Folder of CSV, JSON lines, JSON, Parquet files.")],
     table: Annotated[str, typer.Option("--table", "-t", help="Bronze table, e.g. bronze.events.")],
@@ -499,6 +501,9 @@ def _register_dashboard_commands() -> None:
 
 
 _register_dashboard_commands()
+
+
+register_ingest(app, _lh)
 
 
 def _register_cdc_commands() -> None:

@@ -32,7 +32,7 @@ __all__ = ["Dataset", "Pipeline", "build_dataset", "load_pipeline", "split_heade
 # Reports a problem at a header key: the key, the message and a hint.
 Bad = Callable[..., None]
 
-KINDS = ("append", "materialized_view", "view", "cdc", "files")
+KINDS = ("append", "materialized_view", "view", "cdc", "files", "api", "database")
 TABLE_OPTIONS = (
     "partition_by",
     "date_column",
@@ -61,6 +61,8 @@ HEADER_KEYS = (
     "path",
     "format",
     "source_system",
+    "api",
+    "database",
 ) + TABLE_OPTIONS
 FILE_FORMATS = ("csv", "jsonl", "json", "parquet")
 
@@ -238,6 +240,12 @@ def build_dataset(
     for key in ("sequence_by", "delete_when", "valid_time", "path", "format", "source_system"):
         if key in header and header[key] is not None:
             setattr(ds, key, str(header[key]))
+    for key in ("api", "database"):
+        if key in header:
+            if isinstance(header[key], dict):
+                setattr(ds, key, dict(header[key]))
+            else:
+                bad(key, f"{key} is a mapping (see docs/SOURCES.md)")
     ds.refresh = str(header.get("refresh", "auto"))
     if ds.refresh not in ("auto", "full"):
         bad("refresh", f"refresh is auto or full, not {ds.refresh!r}")
@@ -301,6 +309,40 @@ def _str_list(value: Any, key: str, bad: Bad) -> list[str]:
     return []
 
 
+def _check_source(ds: Dataset, bad: Bad) -> None:
+    """An api or database dataset: its source's settings, in bronze, no checks."""
+    if ds.layer != "bronze":
+        bad("name", f"{ds.kind} sources are ingested into bronze, not {ds.layer}")
+    if ds.expectations:
+        bad("expectations", f"{ds.kind} datasets keep every record; put checks downstream")
+    given = getattr(ds, ds.kind)
+    if given is None:
+        bad(ds.kind, f"a {ds.kind} dataset needs {ds.kind}: (its source, see docs/SOURCES.md)")
+        return
+    if ds.kind == "api":
+        from pydantic import ValidationError
+
+        from lakehouse.ingest.rest_config import RestSource
+
+        try:
+            RestSource.model_validate({**given, "into": ds.name})
+        except ValidationError as exc:
+            for e in exc.errors():
+                where = ".".join(str(p) for p in e["loc"])
+                bad("api", f"api.{where}: {e['msg']}")
+        return
+    unknown = sorted(set(given) - {"url", "table", "incremental_column", "parallel"})
+    if unknown:
+        bad(
+            "database",
+            f"unknown database key(s) {', '.join(unknown)}",
+            "the keys are url, table, incremental_column, parallel",
+        )
+    for key in ("url", "table"):
+        if not isinstance(given.get(key), str):
+            bad("database", f"database.{key} is required (a text)")
+
+
 def _check_table_options(options: dict[str, Any], bad: Bad) -> None:
     """Descriptive options of the right shape (``column_tags`` normalised to lists)."""
     for key in ("description", "owner", "date_column", "granularity", "compression"):
@@ -325,6 +367,9 @@ def _check_table_options(options: dict[str, Any], bad: Bad) -> None:
 
 
 def _check_kind(ds: Dataset, bad: Bad) -> None:
+    if ds.kind in ("api", "database"):
+        _check_source(ds, bad)
+        return
     if ds.kind == "files":
         if not ds.path:
             bad("path", "a files dataset needs path: (the folder to ingest)")

@@ -35,6 +35,8 @@ class Dataset:
     path: str | None = None
     format: str | None = None
     source_system: str | None = None
+    api: dict[str, Any] | None = None  # api datasets: the REST source (docs/SOURCES.md)
+    database: dict[str, Any] | None = None  # database datasets: url, table, ...
     lines: dict[str, int] = field(default_factory=dict)  # header key -> file line
 
     @property

@@ -220,6 +220,13 @@ def _suggest(table: str, names: list[str]) -> str | None:
 def _strategy(ds: Dataset, plan: Plan) -> str:
     if ds.kind == "files":
         return f"files from {plan.folders.get(ds.name, ds.path)}, each file once"
+    if ds.kind == "api" and ds.api is not None:
+        return f"records of {ds.api.get('base_url', '')}{ds.api.get('endpoint', '')}, exactly once"
+    if ds.kind == "database" and ds.database is not None:
+        how = ds.database.get("incremental_column")
+        return f"table {ds.database.get('table')}, " + (
+            f"incremental by {how}" if how else "whole (overwrite)"
+        )
     if ds.kind == "view":
         return "view (not stored)"
     if ds.kind == "append":
@@ -264,6 +271,13 @@ def _bind_all(pipeline: Pipeline, lh: Lakehouse, plan: Plan) -> None:
                     known.add(name)
                 else:
                     plan.unchecked[name] = why
+                continue
+            if ds.kind in ("api", "database"):
+                if lh.exists(name):
+                    _stand_in(con, name, lh.table(name).schema, bronze=True)
+                    known.add(name)
+                else:
+                    plan.unchecked[name] = f"no table {name} yet: its source gives its columns"
                 continue
             if ds.sql is None:
                 plan.unchecked[name] = "a Python dataset: its columns are known when it runs"

@@ -9,6 +9,7 @@ dataclasses, Arrow) and raise the project's errors; none prints or speaks HTTP.
 - ``restore``: restore a table to an earlier version, its inputs and quarantine too.
 - ``replay``: send a dataset's quarantined rows through its checks again.
 - ``access``: API tokens and grants.
+- ``sources``: a database table or a REST API into bronze.
 
 The core (tables, catalog, SQL, storage) never imports this package.
 """

@@ -7,10 +7,13 @@ from lakehouse.pipeline.kinds.base import Kind
 from lakehouse.pipeline.kinds.cdc import Cdc
 from lakehouse.pipeline.kinds.files import Files
 from lakehouse.pipeline.kinds.materialized_view import MaterializedView
+from lakehouse.pipeline.kinds.sources import Api, Database
 from lakehouse.pipeline.kinds.view import View
 from lakehouse.pipeline.model import Dataset
 
 KINDS: dict[str, Kind] = {
+    "api": Api(),
+    "database": Database(),
     "append": Append(),
     "cdc": Cdc(),
     "files": Files(),

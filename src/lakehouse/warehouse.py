@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog.store import Catalog, TableInfo
-from lakehouse.config import TableOptions, default_warehouse, layer_defaults
+from lakehouse.config import LAYER_DEFAULTS, TableOptions, default_warehouse, layer_defaults
 from lakehouse.errors import LakehouseError, TableNotFoundError
 from lakehouse.names import LAYERS, TableName, parse_table_name
 from lakehouse.sql.engine import SQLEngine
@@ -50,6 +50,8 @@ class Lakehouse:
         self.settings = settings or Settings()
         root = str(root) if root is not None else default_warehouse()
         layers = {k: v.model_dump() for k, v in self.settings.layers.items()}
+        for layer in LAYER_DEFAULTS:  # new tables take the warehouse's table format
+            layers[layer] = {**layers.get(layer, {}), "format": self.settings.format}
         self.storage = Storage(
             root,
             catalog_url=catalog_url,

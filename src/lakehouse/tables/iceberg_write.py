@@ -100,7 +100,11 @@ def create(
                 table_ident(name),
                 schema=schema,
                 location=storage.table_uri(name),
-                properties={OPTIONS: json.dumps(options_dict(opts)), "format-version": "2"},
+                properties={
+                    OPTIONS: json.dumps(options_dict(opts)),
+                    "format-version": "2",
+                    "write.parquet.compression-codec": opts.compression or "zstd",
+                },
             )
             spec = _spec(created.schema(), list(opts.partition_by or []))
             if spec.fields:

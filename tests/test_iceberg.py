@@ -1,0 +1,124 @@
+"""Iceberg tables: chosen by the settings, by a write or by a dataset's header, found again
+by what lies in the warehouse, partitioned by transforms, written copy-on-write with
+exactly-once transaction ids, and read by pyiceberg alone exactly as the SQL engine reads
+them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from lakehouse import Lakehouse
+from lakehouse.names import parse_table_name
+from lakehouse.settings.model import Settings
+from lakehouse.tables.formats import format_of
+from tests.helpers.iceberg import iceberg_rows, iceberg_table
+from tests.test_conformance import canonical
+
+
+@pytest.fixture
+def lh(tmp_path) -> Lakehouse:
+    return Lakehouse(tmp_path / "warehouse", settings=Settings(format="iceberg"))
+
+
+def events(start: int, n: int) -> pa.Table:
+    base = dt.datetime(2026, 1, 30, tzinfo=dt.UTC)
+    return pa.table(
+        {
+            "tenant": [f"t{i % 2}" for i in range(start, start + n)],
+            "id": pa.array(range(start, start + n), pa.int64()),
+            "at": [base + dt.timedelta(hours=7 * i) for i in range(start, start + n)],
+            "amount": [float(i) for i in range(start, start + n)],
+        }
+    )
+
+
+def test_every_table_reads_the_same_through_pyiceberg(lh):
+    lh.write("bronze.raw", events(0, 20))  # metadata columns, partitioned by ingest day
+    lh.write("silver.daily", events(0, 30), partition_by=["day(at)", "tenant"])
+    lh.write("silver.monthly", events(0, 30), partition_by=["month(at)"])
+    lh.write("silver.yearly", events(0, 30), partition_by=["year(at)"])
+    lh.write("silver.daily", events(20, 30), mode="merge", keys=["tenant", "id"])
+    lh.table("silver.monthly").delete("amount < 5")
+    lh.write("gold.kpis", events(0, 5), mode="overwrite", predicate="amount >= 0")
+    lh.write("gold.kpis", events(2, 2).append_column("note", pa.array(["x", "y"])), evolve=True)
+    written = [t.name for t in lh.tables()]
+    assert len(written) == 5
+    for name in written:
+        assert lh.table(name).format.name == "iceberg"
+        ours = lh.sql(f"SELECT * FROM {name}").to_arrow()
+        assert canonical(ours) == canonical(iceberg_rows(lh, name, None)), name
+        assert lh.catalog.get(name).format == "iceberg"
+
+
+def test_transforms_partition_the_files(lh):
+    lh.write("silver.daily", events(0, 30), partition_by=["day(at)", "tenant"])
+    table = iceberg_table(lh, "silver.daily")
+    assert [str(f.transform) for f in table.spec().fields] == ["day", "identity"]
+    assert lh.table("silver.daily").partition_by == ["day(at)", "tenant"]
+    files = list(table.scan().plan_files())
+    days = {f.file.partition[0] for f in files}
+    assert len(days) > 1 and len(files) >= len(days)
+
+
+def test_merge_on_composite_keys_rewrites_only_the_files_it_touches(lh):
+    lh.write("silver.t", events(0, 10), partition_by=["tenant"])
+    lh.write("silver.t", events(100, 4))  # another file, no key in common
+    before = {f.file.file_path for f in iceberg_table(lh, "silver.t").scan().plan_files()}
+    change = events(0, 2).set_column(3, "amount", pa.array([-1.0, -2.0]))
+    result = lh.write("silver.t", change, mode="merge", keys=["tenant", "id"])
+    assert (result.updated, result.inserted) == (2, 0)
+    after = {f.file.file_path for f in iceberg_table(lh, "silver.t").scan().plan_files()}
+    assert len(before - after) == 2  # the two tenant files of version 1, not the append's
+    amounts = dict(lh.sql("SELECT id, amount FROM silver.t WHERE id < 2").rows())
+    assert amounts == {0: -1.0, 1: -2.0}
+    assert lh.sql("SELECT count(*) FROM silver.t").rows() == [(14,)]
+    summary = iceberg_table(lh, "silver.t").current_snapshot().summary
+    assert summary.operation.value == "overwrite"
+
+
+def test_transaction_ids_commit_with_the_rows(lh):
+    first = lh.write("silver.t", events(0, 3), txn=("source", 1))
+    again = lh.write("silver.t", events(0, 3), txn=("source", 1))
+    assert again.skipped and lh.sql("SELECT count(*) FROM silver.t").rows() == [(3,)]
+    props = iceberg_table(lh, "silver.t").current_snapshot().summary.additional_properties
+    assert '"source": 1' in props["lakehouse.transactions"]
+    assert lh.table("silver.t").transaction_version("source") == 1
+    assert first.version == 1
+
+
+def test_the_format_is_found_by_what_lies_in_the_warehouse(tmp_path):
+    Lakehouse(tmp_path / "w").write("silver.d", events(0, 2))
+    Lakehouse(tmp_path / "w").write("silver.i", events(0, 2), format="iceberg")
+    reopened = Lakehouse(tmp_path / "w")  # Delta by default: the tables keep their own
+    reopened.write("silver.i", events(2, 2))
+    assert format_of(reopened.storage, parse_table_name("silver.i")).name == "iceberg"
+    assert format_of(reopened.storage, parse_table_name("silver.d")).name == "delta"
+    assert reopened.sql("SELECT count(*) FROM silver.i").rows() == [(4,)]
+    assert reopened.table("silver.i").version == 2
+
+
+def test_time_travel_restore_and_vacuum(lh):
+    lh.write("silver.t", events(0, 3))
+    lh.write("silver.t", events(3, 3))
+    lh.write("silver.t", events(6, 3), mode="overwrite")
+    t = lh.table("silver.t")
+    assert lh.sql("SELECT count(*) FROM silver.t VERSION AS OF 2").rows() == [(6,)]
+    assert t.to_arrow(version=0).num_rows == 0
+    t.restore(2)
+    assert t.version == 4 and lh.sql("SELECT count(*) FROM silver.t").rows() == [(6,)]
+    assert [h["operation"] for h in t.history()][:2] == ["RESTORE", "WRITE"]
+    removed = t.vacuum(retain_hours=0)
+    assert len(removed) == 1  # the overwrite's file: no kept snapshot needs it
+    assert lh.sql("SELECT count(*) FROM silver.t").rows() == [(6,)]
+    assert canonical(t.to_arrow()) == canonical(iceberg_rows(lh, "silver.t", None))
+
+
+def test_a_dataset_header_chooses_the_format(tmp_path):
+    from lakehouse.pipeline.definition import build_dataset
+
+    header = {"name": "silver.t", "table_format": "iceberg"}
+    ds = build_dataset(tmp_path / "t.sql", None, header, {}, sql="SELECT 1", sql_line=1)
+    assert ds.options["format"] == "iceberg"

@@ -104,6 +104,10 @@ def create(
                     OPTIONS: json.dumps(options_dict(opts)),
                     "format-version": "2",
                     "write.parquet.compression-codec": opts.compression or "zstd",
+                    # A losing commit is retried by the platform's writer, which reads the
+                    # table again: pyiceberg's own retry would keep the version number and
+                    # transaction ids (and a merge's rows) computed from the old snapshot.
+                    "commit.retry.num-retries": "0",
                 },
             )
             spec = _spec(created.schema(), list(opts.partition_by or []))

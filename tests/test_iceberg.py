@@ -149,3 +149,14 @@ def test_concurrent_writers_commit_one_after_the_other(tmp_path):
     assert canonical(lh.sql("SELECT * FROM silver.t").to_arrow()) == canonical(
         iceberg_rows(lh, "silver.t", None)
     )
+
+
+def test_a_dropped_table_is_made_again(lh):
+    lh.write("silver.t", events(0, 3))
+    lh.drop("silver.t")
+    lh.write("silver.t", events(0, 2), format="delta")
+    assert lh.table("silver.t").format.name == "delta"
+    lh.drop("silver.t")
+    lh.write("silver.t", events(0, 1))
+    assert lh.table("silver.t").format.name == "iceberg" and lh.table("silver.t").version == 1
+    assert canonical(lh.sql("SELECT * FROM silver.t").to_arrow()) == canonical(events(0, 1))

@@ -14,7 +14,7 @@ from lakehouse.names import LAYERS, TableName, parse_table_name
 from lakehouse.sql.engine import SQLEngine
 from lakehouse.sql.result import Result
 from lakehouse.storage import Storage
-from lakehouse.tables.formats import holds_table
+from lakehouse.tables.formats import format_of, holds_table
 from lakehouse.tables.registration import register_found
 from lakehouse.tables.schema import schema_columns
 from lakehouse.tables.table import Table
@@ -270,6 +270,7 @@ class Lakehouse:
             self.engine.forget(str(parsed))
             return
         self.table(str(parsed))
+        format_of(self.storage, parsed).forget(self.storage, parsed)
         self.catalog.drop(str(parsed))
         self.engine.forget(str(parsed))
         if self.local:

@@ -233,6 +233,10 @@ class TableFormat(ABC, Generic[Handle, Commit]):
     def drop_constraint(self, handle: Handle, name: str) -> None:
         """Remove a CHECK constraint; ``FormatError`` if there is none of that name."""
 
+    def forget(self, where: Locations, name: TableName) -> None:
+        """Drop the table from the format's own catalog, if it keeps one (its files are
+        removed by the caller)."""
+
     # -- maintenance ----------------------------------------------------------------------
     @abstractmethod
     def optimize(

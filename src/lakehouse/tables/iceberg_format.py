@@ -293,6 +293,11 @@ class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
         with handle.table.transaction() as tx:
             tx.remove_properties(CONSTRAINT + name)
 
+    def forget(self, where: Locations, name: TableName) -> None:
+        catalog = catalog_of(where)
+        if catalog.table_exists(ident(name)):
+            catalog.drop_table(ident(name))
+
     # -- maintenance ----------------------------------------------------------------------
     def optimize(
         self, handle: IcebergHandle, target_size: int | None, compression: str | None
@@ -382,13 +387,6 @@ def _created_ms(handle: IcebergHandle) -> int:
     if log:
         return int(log[0].timestamp_ms)
     return int(handle.table.metadata.last_updated_ms or time.time() * 1000)
-
-
-def drop(where: Locations, name: TableName) -> None:
-    """Forget the table in pyiceberg's catalog (its files are removed with its folder)."""
-    catalog = catalog_of(where)
-    if catalog.table_exists(ident(name)):
-        catalog.drop_table(ident(name))
 
 
 ICEBERG = IcebergFormat()

@@ -33,14 +33,14 @@ from pyiceberg.transforms import (
 from lakehouse.config import TableOptions
 from lakehouse.errors import ConstraintViolationError, LakehouseError
 from lakehouse.names import TableName
-from lakehouse.quoting import ident
+from lakehouse.quoting import ident, string_list
 from lakehouse.scratch import scratch
 from lakehouse.storage import Storage
 from lakehouse.tables.commits import user
 from lakehouse.tables.convert import cast_batch
 from lakehouse.tables.delta_write import COMBINE
 from lakehouse.tables.format import CommitConflict, FormatError, WriteJob, Written
-from lakehouse.tables.iceberg_files import live_files, read_files
+from lakehouse.tables.iceberg_files import live_files, path_of, read_files
 from lakehouse.tables.iceberg_tables import (
     CONSTRAINT,
     OPERATION,
@@ -60,6 +60,7 @@ from lakehouse.tables.iceberg_tables import (
 )
 from lakehouse.tables.options import options_dict
 from lakehouse.tables.schema import SchemaPlan
+from lakehouse.tables.snapshot import is_local
 
 
 @dataclass
@@ -314,24 +315,41 @@ def _without(
 
 
 def _files_where(handle: IcebergHandle, condition: str) -> list[IcebergDataFile]:
-    """The live files with a row meeting ``condition`` (over the table's current schema)."""
-    files = live_files(handle)
+    """The live files with a row meeting ``condition``."""
+    return _touched(handle, live_files(handle), f"WHERE {condition}", None)
+
+
+def _touched(
+    handle: IcebergHandle, files: list[IcebergDataFile], tail: str, source: pa.Table | None
+) -> list[IcebergDataFile]:
+    """The files of ``files`` with a row that ``SELECT ... FROM <file> AS t <tail>`` keeps
+    (``s``: ``source``). Local files are read by DuckDB, only the columns the condition
+    names and only row groups their statistics do not rule out; others one by one."""
     if not files:
         return []
-    schema = arrow_schema(handle)
-    out = []
     con = scratch()
     try:
+        if source is not None:
+            con.register("s", source)
+        if is_local(handle.location):
+            by_path = {path_of(f): f for f in files}
+            scan = (
+                f"read_parquet({string_list(by_path)}, hive_partitioning = false, "
+                "union_by_name = true, filename = '__lh_file')"
+            )
+            found = con.sql(f"SELECT DISTINCT t.__lh_file FROM {scan} AS t {tail}").fetchall()
+            hit = {row[0] for row in found}
+            return [f for path, f in by_path.items() if path in hit]
+        schema = arrow_schema(handle)
+        out = []
         for f in files:
-            rows = read_files(handle, [f], schema)  # noqa: F841 - read by DuckDB
-            con.register("__lh_rows", rows)
-            ((hit,),) = con.sql(f"SELECT count(*) > 0 FROM __lh_rows WHERE {condition}").fetchall()
-            if hit:
+            con.register("__lh_file_rows", read_files(handle, [f], schema))
+            if con.sql(f"SELECT 1 FROM __lh_file_rows AS t {tail} LIMIT 1").fetchall():
                 out.append(f)
-            con.unregister("__lh_rows")
+            con.unregister("__lh_file_rows")
+        return out
     finally:
         con.close()
-    return out
 
 
 def _fit(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -352,19 +370,10 @@ def merge(job: IcebergJob, keys: list[str]) -> Written:
         source = source.append_column("__lh_delete", prepared.delete_flag)
     source = _last_per_key(source, keys)
     on = " AND ".join(f"t.{ident(k)} IS NOT DISTINCT FROM s.{ident(k)}" for k in keys)
+    hits = _touched(job.handle, live_files(job.handle), f"SEMI JOIN s ON {on}", source)
     con = scratch()
     try:
         con.register("s", source)
-        files = live_files(job.handle)
-        hits = []
-        for f in files:
-            rows = read_files(job.handle, [f], arrow_schema(job.handle))
-            keyed = rows.select(keys)  # noqa: F841 - read by DuckDB
-            con.register("t", keyed)
-            ((hit,),) = con.sql(f"SELECT count(*) > 0 FROM t SEMI JOIN s ON {on}").fetchall()
-            con.unregister("t")
-            if hit:
-                hits.append(f)
         con.register("t", read_files(job.handle, hits, target))
         drop = "coalesce(s.__lh_delete, false)" if flag else "false"
         updated = []

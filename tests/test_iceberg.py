@@ -160,3 +160,23 @@ def test_a_dropped_table_is_made_again(lh):
     lh.write("silver.t", events(0, 1))
     assert lh.table("silver.t").format.name == "iceberg" and lh.table("silver.t").version == 1
     assert canonical(lh.sql("SELECT * FROM silver.t").to_arrow()) == canonical(events(0, 1))
+
+
+def test_rows_appended_in_a_range(lh):
+    """What incremental pipelines read: the files added in a range of versions, unless a
+    version in it changed or removed rows; a rollback of what was added since, and a
+    compaction of files added since, leave the range append-only."""
+    from lakehouse.tables.format import NotAppendOnly
+    from lakehouse.tables.iceberg_format import ICEBERG
+
+    name = parse_table_name("silver.t")
+    for i in range(3):
+        lh.write("silver.t", events(10 * i, 2))  # versions 1, 2, 3
+    added = ICEBERG.appended(lh.storage, name, 1, 3)
+    assert sum(f.num_records for f in added.files) == 4
+    lh.write("silver.t", events(90, 2))  # 4
+    lh.table("silver.t").restore(3)  # 5: the rows of 4 taken back
+    assert sum(f.num_records for f in ICEBERG.appended(lh.storage, name, 3, 5).files) == 0
+    lh.write("silver.t", events(0, 1), mode="merge", keys=["tenant", "id"])  # 6
+    with pytest.raises(NotAppendOnly):
+        ICEBERG.appended(lh.storage, name, 3, 6)

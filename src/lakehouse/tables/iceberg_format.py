@@ -130,15 +130,29 @@ class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
         return snapshot_of(handle)
 
     def appended(self, where: Locations, name: TableName, since: int, until: int) -> Snapshot:
+        """The files live at ``until`` but not at ``since``, when every snapshot between
+        only added rows: it removed no file, or was a restore that kept every file of
+        ``since`` (a failed run rolled back), or a compaction of files added since."""
         later = self.load(where, name, until)
+        start = {str(f.file_path) for f in live_files(self.load(where, name, since))}
+        before = set(start)
         for snap in chain(later.table):
             version = version_of(snap)
-            if since < version <= until and properties(snap).get(OPERATION) != "append":
-                operation = properties(snap).get(OPERATION) or "unknown"
+            if not since < version <= until:
+                continue
+            now = {str(f.file_path) for f in live_files(at_version(later.table, name, version))}
+            removed = before - now
+            operation = properties(snap).get(OPERATION) or "unknown"
+            fine = (
+                not removed
+                or (operation == "restore" and start <= now)
+                or (operation in ("optimize", "zorder") and not removed & start)
+            )
+            if not fine:
                 raise NotAppendOnly(str(name), version, operation)
-        before = {str(f.file_path) for f in live_files(self.load(where, name, since))}
+            before = now
         full = snapshot_of(later)
-        kept = {path_of(f) for f in live_files(later) if str(f.file_path) not in before}
+        kept = {path_of(f) for f in live_files(later) if str(f.file_path) not in start}
         return Snapshot(
             version=full.version,
             schema=full.schema,
@@ -325,12 +339,19 @@ class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
             for s in snaps
             if s.timestamp_ms < cutoff_ms and current is not None and s is not current
         ]
-        name = iceberg_write._name(handle)
+        io = table.io
 
         def referenced(kept: list[Any]) -> set[str]:
+            # Each manifest read once: snapshots share most of theirs.
             out: set[str] = set()
+            seen: set[str] = set()
             for s in kept:
-                out |= {path_of(f) for f in live_files(at_version(table, name, version_of(s)))}
+                for manifest in s.manifests(io):
+                    if manifest.manifest_path in seen:
+                        continue
+                    seen.add(manifest.manifest_path)
+                    entries = manifest.fetch_manifest_entry(io, discard_deleted=True)
+                    out |= {path_of(e.data_file) for e in entries}
             return out
 
         before = referenced(snaps)
@@ -363,7 +384,10 @@ class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
         """Iceberg metadata needs no checkpoint: each version is one metadata file."""
 
     def last_checkpoint(self, where: Locations, name: TableName) -> int | None:
-        return None
+        """Every Iceberg version is read from its own metadata file, as from a checkpoint:
+        the latest version is always checkpointed."""
+        table = open_table(where, name)
+        return None if table is None else version_of(table.current_snapshot())
 
     def oldest_readable(self, where: Locations, name: TableName) -> int | None:
         table = open_table(where, name)

@@ -138,9 +138,23 @@ def at_version(table: IcebergTable, name: TableName, version: int | None) -> Ice
         return IcebergHandle(table, current, latest=True)
     if version == 0:
         return IcebergHandle(table, None, latest=current is None)
-    for snapshot in chain(table):
+    kept = chain(table)
+    for snapshot in kept:
         if version_of(snapshot) == version:
             return IcebergHandle(table, snapshot, latest=snapshot is current)
+    if kept and 0 < version < version_of(kept[0]):
+        first, last = version_of(kept[0]), version_of(current)
+        readable = (
+            f"only version {last} can still be read"
+            if first >= last
+            else f"versions {first} to {last} can still be read"
+        )
+        raise VersionNotFoundError(
+            f"{name} version {version} cannot be read any more: its snapshot and files were "
+            f"removed by vacuum (it is older than the table's time travel window); {readable}",
+            f"read a version from {first} on, or see `lakehouse history {name}`; "
+            "maintenance.vacuum_after sets how long removed files are kept",
+        )
     raise VersionNotFoundError(
         f"{name} has no version {version} (latest is {version_of(current)})",
         f"see `lakehouse history {name}`",

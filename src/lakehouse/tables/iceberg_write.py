@@ -441,8 +441,10 @@ def restore(handle: IcebergHandle, old: IcebergHandle, commit: IcebergCommit) ->
 def rewrite(
     handle: IcebergHandle, operation: str, order: list[str] | None, target_size: int
 ) -> dict[str, int]:
-    """Compaction (and clustering, with ``order``): the small files rewritten into one
-    replacing snapshot. Nothing to do: no snapshot."""
+    """Compaction (and clustering, with ``order``): the small files rewritten in one
+    snapshot. Nothing to do: no snapshot. The snapshot's Iceberg operation is ``overwrite``
+    (its ``lakehouse.operation`` says ``optimize``): pyiceberg 0.12 refuses to summarise a
+    ``replace`` snapshot ("Operation not implemented: Operation.REPLACE")."""
     files = live_files(handle)
     small = files if order else [f for f in files if int(f.file_size_in_bytes) < target_size]
     if len(small) < 2 and not order:

@@ -180,3 +180,21 @@ def test_rows_appended_in_a_range(lh):
     lh.write("silver.t", events(0, 1), mode="merge", keys=["tenant", "id"])  # 6
     with pytest.raises(NotAppendOnly):
         ICEBERG.appended(lh.storage, name, 3, 6)
+
+
+def test_columns_are_read_by_field_id(lh):
+    """pyiceberg stores a column whose name parquet cannot hold under another name; the
+    read path finds it by its field id, nested fields too."""
+    rows = pa.table(
+        {
+            "id": [1, 2],
+            "name; full": ["Ann", None],
+            "a.b": [{"x y": 1}, {"x y": 2}],
+        }
+    )
+    lh.write("bronze.people", rows)
+    got = lh.sql('SELECT id, "name; full", "a.b" FROM bronze.people ORDER BY id').rows()
+    assert got == [(1, "Ann", {"x y": 1}), (2, None, {"x y": 2})]
+    assert canonical(lh.sql("SELECT * FROM bronze.people").to_arrow()) == canonical(
+        iceberg_rows(lh, "bronze.people", None)
+    )

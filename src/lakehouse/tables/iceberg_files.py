@@ -12,7 +12,7 @@ from pyiceberg.manifest import DataFileContent
 
 from lakehouse.errors import LakehouseError
 from lakehouse.tables.convert import cast_batch
-from lakehouse.tables.iceberg_tables import IcebergHandle, arrow_schema
+from lakehouse.tables.iceberg_tables import IcebergHandle, schema_with_ids
 from lakehouse.tables.snapshot import DataFile, Snapshot, is_local, local_path
 
 
@@ -60,10 +60,11 @@ def snapshot_of(handle: IcebergHandle) -> Snapshot:
     location = handle.location
     return Snapshot(
         version=handle.version,
-        schema=arrow_schema(handle),
+        schema=schema_with_ids(handle),
         partition_columns=(),
         files=files,
         direct=is_local(location),
+        mapping="id",
         root=local_path(location).rstrip("/"),
     )
 

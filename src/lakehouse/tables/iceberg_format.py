@@ -159,6 +159,7 @@ class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
             partition_columns=(),
             files=tuple(f for f in full.files if f.path in kept),
             direct=full.direct,
+            mapping=full.mapping,
             root=full.root,
         )
 

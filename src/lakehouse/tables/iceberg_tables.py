@@ -175,6 +175,39 @@ def arrow_schema(handle: IcebergHandle) -> pa.Schema:
     return plain(schema_to_pyarrow(schema, include_field_ids=False))
 
 
+FIELD_ID = b"PARQUET:field_id"
+MAPPED_ID = b"delta.columnMapping.id"  # the read path's key for a column's field id
+
+
+def schema_with_ids(handle: IcebergHandle) -> pa.Schema:
+    """The version's schema with each field's Iceberg field id (nested ones too) under the
+    read path's key: data files are read by field id, as pyiceberg writes a column whose
+    name parquet cannot hold under another name."""
+    metadata = handle.table.metadata
+    schema = handle.table.schema()
+    if not handle.latest and handle.snapshot is not None and handle.snapshot.schema_id is not None:
+        schema = next(
+            (s for s in metadata.schemas if s.schema_id == handle.snapshot.schema_id), schema
+        )
+    arrow = schema_to_pyarrow(schema, include_field_ids=True)
+    return pa.schema([_id_field(f) for f in arrow])
+
+
+def _id_field(f: pa.Field) -> pa.Field:
+    t = f.type
+    if pa.types.is_struct(t):
+        t = pa.struct([_id_field(c) for c in t])
+    elif pa.types.is_large_list(t) or pa.types.is_list(t):
+        t = pa.list_(_id_field(t.value_field))
+    elif pa.types.is_map(t):
+        t = pa.map_(_id_field(t.key_field), _id_field(t.item_field))
+    else:
+        t = _plain_type(t)
+    meta = f.metadata or {}
+    ids = {MAPPED_ID: meta[FIELD_ID]} if FIELD_ID in meta else {}
+    return pa.field(f.name, t, f.nullable, metadata=ids or None)
+
+
 def plain(schema: pa.Schema) -> pa.Schema:
     """Large Arrow types as the platform's plain ones (pyiceberg reads strings as large)."""
     return pa.schema([pa.field(f.name, _plain_type(f.type), f.nullable) for f in schema])

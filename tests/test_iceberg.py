@@ -198,3 +198,13 @@ def test_columns_are_read_by_field_id(lh):
     assert canonical(lh.sql("SELECT * FROM bronze.people").to_arrow()) == canonical(
         iceberg_rows(lh, "bronze.people", None)
     )
+
+
+def test_changes_keep_columns_stored_under_another_name(lh):
+    rows = pa.table({"id": [1, 2, 3], "name; full": ["Ann", "Bo", "Cy"], "k": [1, 1, 2]})
+    lh.write("silver.people", rows)
+    lh.write("silver.people", rows.slice(0, 1), mode="merge", keys=["id", "name; full"])
+    lh.table("silver.people").delete("`name; full` = 'Bo'")
+    lh.table("silver.people").optimize()
+    got = lh.sql('SELECT id, "name; full" FROM silver.people ORDER BY id').rows()
+    assert got == [(1, "Ann"), (3, "Cy")]

@@ -3,16 +3,19 @@ copy-on-write changes (delete, replace where, merge, compaction) read back and r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile as IcebergDataFile
 from pyiceberg.manifest import DataFileContent
+from pyiceberg.table import FileScanTask
 
 from lakehouse.errors import LakehouseError
 from lakehouse.tables.convert import cast_batch
-from lakehouse.tables.iceberg_tables import IcebergHandle, schema_with_ids
+from lakehouse.tables.iceberg_tables import IcebergHandle, arrow_schema, schema_with_ids
 from lakehouse.tables.snapshot import DataFile, Snapshot, is_local, local_path
 
 
@@ -72,11 +75,34 @@ def snapshot_of(handle: IcebergHandle) -> Snapshot:
 def read_files(
     handle: IcebergHandle, files: Iterable[IcebergDataFile], schema: pa.Schema
 ) -> pa.Table:
-    """The rows of ``files``, each fitted to ``schema`` (columns added since are null)."""
-    batches: list[pa.RecordBatch] = []
-    io = handle.table.io
-    for f in files:
-        with io.new_input(str(f.file_path)).open() as stream:
-            table = pq.read_table(stream)
-        batches += [cast_batch(b, schema) for b in table.to_batches()]
-    return pa.Table.from_batches(batches, schema)
+    """The rows of ``files`` by pyiceberg's own reader (columns found by field id), fitted
+    to ``schema`` (columns added since are null)."""
+    tasks = [FileScanTask(f) for f in files]
+    if not tasks:
+        return schema.empty_table()
+    table = handle.table
+    scan = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
+    rows = scan.to_table(tasks)
+    return pa.Table.from_batches([cast_batch(b, schema) for b in rows.to_batches()], schema)
+
+
+def plain_names(handle: IcebergHandle) -> bool:
+    """Whether every column name (nested ones too) is stored in the data files as it is:
+    pyiceberg stores another name for one that parquet and Avro cannot hold."""
+    return all(_plain(f) for f in arrow_schema(handle))
+
+
+def _plain(f: pa.Field) -> bool:
+    if not _PLAIN.fullmatch(f.name):
+        return False
+    t = f.type
+    if pa.types.is_struct(t):
+        return all(_plain(c) for c in t)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _plain(t.value_field)
+    if pa.types.is_map(t):
+        return _plain(t.key_field) and _plain(t.item_field)
+    return True
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -40,7 +40,7 @@ from lakehouse.tables.commits import user
 from lakehouse.tables.convert import cast_batch
 from lakehouse.tables.delta_write import COMBINE
 from lakehouse.tables.format import CommitConflict, FormatError, WriteJob, Written
-from lakehouse.tables.iceberg_files import live_files, path_of, read_files
+from lakehouse.tables.iceberg_files import live_files, path_of, plain_names, read_files
 from lakehouse.tables.iceberg_tables import (
     CONSTRAINT,
     OPERATION,
@@ -331,7 +331,7 @@ def _touched(
     try:
         if source is not None:
             con.register("s", source)
-        if is_local(handle.location):
+        if is_local(handle.location) and plain_names(handle):
             by_path = {path_of(f): f for f in files}
             scan = (
                 f"read_parquet({string_list(by_path)}, hive_partitioning = false, "
@@ -342,7 +342,7 @@ def _touched(
             return [f for path, f in by_path.items() if path in hit]
         schema = arrow_schema(handle)
         out = []
-        for f in files:
+        for f in files:  # read by pyiceberg: columns found by field id
             con.register("__lh_file_rows", read_files(handle, [f], schema))
             if con.sql(f"SELECT 1 FROM __lh_file_rows AS t {tail} LIMIT 1").fetchall():
                 out.append(f)

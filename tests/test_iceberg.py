@@ -208,3 +208,13 @@ def test_changes_keep_columns_stored_under_another_name(lh):
     lh.table("silver.people").optimize()
     got = lh.sql('SELECT id, "name; full" FROM silver.people ORDER BY id').rows()
     assert got == [(1, "Ann"), (3, "Cy")]
+
+
+def test_a_type_change_iceberg_cannot_make_is_refused_by_name(lh):
+    from lakehouse.errors import SchemaMismatchError
+
+    lh.write("silver.t", pa.table({"k": pa.array([1], pa.int32())}))
+    lh.write("silver.t", pa.table({"k": pa.array([2**40], pa.int64())}), evolve=True)
+    with pytest.raises(SchemaMismatchError, match="'k' expects long, got double"):
+        lh.write("silver.t", pa.table({"k": pa.array([1.5], pa.float64())}), evolve=True)
+    assert lh.sql("SELECT k FROM silver.t ORDER BY k").rows() == [(1,), (2**40,)]

@@ -17,6 +17,7 @@ from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
     TableAlreadyExistsError,
+    ValidationError,
 )
 from pyiceberg.io.pyarrow import _dataframe_to_data_files, schema_to_pyarrow
 from pyiceberg.manifest import DataFile as IcebergDataFile
@@ -31,7 +32,7 @@ from pyiceberg.transforms import (
 )
 
 from lakehouse.config import TableOptions
-from lakehouse.errors import ConstraintViolationError, LakehouseError
+from lakehouse.errors import ConstraintViolationError, LakehouseError, SchemaMismatchError
 from lakehouse.names import TableName
 from lakehouse.quoting import ident, string_list
 from lakehouse.scratch import scratch
@@ -59,7 +60,7 @@ from lakehouse.tables.iceberg_tables import (
     ident as table_ident,
 )
 from lakehouse.tables.options import options_dict
-from lakehouse.tables.schema import SchemaPlan
+from lakehouse.tables.schema import SchemaPlan, type_name
 from lakehouse.tables.snapshot import is_local
 
 
@@ -154,11 +155,23 @@ def partition_names(handle: IcebergHandle) -> list[str]:
 
 
 def evolve(handle: IcebergHandle, plan: SchemaPlan) -> None:
-    """Widen column types in place: Iceberg promotes int to long and float to double
-    without rewriting any file."""
-    with _refusals(), handle.table.update_schema() as update:
-        for column, wide in plan.widened.items():
-            update.union_by_name(pa.schema([pa.field(column, wide, True)]))
+    """Widen column types in place: Iceberg promotes int to long, float to double and a
+    decimal's precision without rewriting any file; it has no other type change."""
+    try:
+        with _refusals(), handle.table.update_schema() as update:
+            for column, wide in plan.widened.items():
+                update.union_by_name(pa.schema([pa.field(column, wide, True)]))
+    except ValidationError as exc:
+        current = arrow_schema(handle)
+        column = next((c for c in plan.widened if f"{c}:" in str(exc)), next(iter(plan.widened)))
+        raise SchemaMismatchError(
+            str(_name(handle)),
+            column,
+            type_name(current.field(column).type),
+            type_name(plan.widened[column]),
+            hint="an Iceberg table widens int to long, float to double and a decimal's "
+            f"precision only ({exc}); cast the data to the table's type",
+        ) from exc
 
 
 # -- commits --------------------------------------------------------------------------------

@@ -218,3 +218,14 @@ def test_a_type_change_iceberg_cannot_make_is_refused_by_name(lh):
     with pytest.raises(SchemaMismatchError, match="'k' expects long, got double"):
         lh.write("silver.t", pa.table({"k": pa.array([1.5], pa.float64())}), evolve=True)
     assert lh.sql("SELECT k FROM silver.t ORDER BY k").rows() == [(1,), (2**40,)]
+
+
+def test_a_table_the_catalog_lost_is_registered_with_its_own_options(lh):
+    """A writer killed between its commit and the catalog: the table is found by what lies
+    in the warehouse and registered with the options its creation recorded."""
+    lh.write("silver.t", events(0, 3), owner="ops", tags=["kept"])
+    lh.catalog.drop("silver.t")
+    assert lh.sql("SELECT count(*) FROM silver.t").rows() == [(3,)]
+    info = lh.catalog.get("silver.t")
+    assert info is not None and info.format == "iceberg"
+    assert info.owner == "ops" and info.tags == ["kept"] and info.version == 1

@@ -32,6 +32,17 @@ USER = "lakehouse.user"
 OPTIONS = "lakehouse.options"  # a table property: the options the table was created with
 CONSTRAINT = "lakehouse.constraint."  # table properties: CHECK constraints by name
 
+# The warehouse's storage options (object_store's names) as pyiceberg's FileIO names them.
+_FILE_IO = {
+    "AWS_ENDPOINT_URL": "s3.endpoint",
+    "AWS_ENDPOINT": "s3.endpoint",
+    "AWS_ACCESS_KEY_ID": "s3.access-key-id",
+    "AWS_SECRET_ACCESS_KEY": "s3.secret-access-key",
+    "AWS_SESSION_TOKEN": "s3.session-token",
+    "AWS_REGION": "s3.region",
+    "AWS_DEFAULT_REGION": "s3.region",
+}
+
 _catalogs: dict[str, SqlCatalog] = {}
 _lock = threading.Lock()
 
@@ -48,7 +59,7 @@ def catalog_of(where: Locations) -> SqlCatalog:
         if found is None:
             options: dict[str, str] = {"uri": url}
             for key, value in (where.storage_options or {}).items():
-                options[key] = value
+                options[_FILE_IO.get(key.upper(), key)] = value
             found = SqlCatalog("lakehouse", **options)
             _catalogs[url] = found
     return found

@@ -229,3 +229,14 @@ def test_a_table_the_catalog_lost_is_registered_with_its_own_options(lh):
     info = lh.catalog.get("silver.t")
     assert info is not None and info.format == "iceberg"
     assert info.owner == "ops" and info.tags == ["kept"] and info.version == 1
+
+
+def test_the_settings_file_names_the_format_of_new_tables(tmp_path):
+    from lakehouse.settings import load_settings
+
+    config = tmp_path / "lakehouse.yaml"
+    config.write_text("format: iceberg\nwarehouse: w\n")
+    lh = Lakehouse.from_settings(load_settings(config, env={}).settings)
+    lh.write("gold.t", events(0, 2))
+    assert lh.table("gold.t").format.name == "iceberg"
+    assert load_settings(None, env={"LAKEHOUSE_FORMAT": "iceberg"}).settings.format == "iceberg"

@@ -286,7 +286,7 @@ class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
             raise FormatError(str(exc)) from exc
 
     def restore(self, handle: IcebergHandle, version: int, commit: IcebergCommit) -> None:
-        name = iceberg_write._name(handle)
+        name = iceberg_write.table_name(handle)
         try:
             old = at_version(handle.table, name, version)
         except VersionNotFoundError as exc:
@@ -296,7 +296,7 @@ class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
     def add_constraint(self, handle: IcebergHandle, name: str, expression: str) -> None:
         rows = self.scan(handle)
         try:
-            iceberg_write._check({CONSTRAINT + name: expression}, rows)
+            iceberg_write.check_constraints({CONSTRAINT + name: expression}, rows)
         except Exception as exc:
             raise FormatError(str(exc)) from exc
         with handle.table.transaction() as tx:

@@ -39,7 +39,6 @@ from lakehouse.scratch import scratch
 from lakehouse.storage import Storage
 from lakehouse.tables.commits import user
 from lakehouse.tables.convert import cast_batch
-from lakehouse.tables.delta_write import COMBINE
 from lakehouse.tables.format import CommitConflict, FormatError, WriteJob, Written
 from lakehouse.tables.iceberg_files import live_files, path_of, plain_names, read_files
 from lakehouse.tables.iceberg_tables import (
@@ -62,6 +61,7 @@ from lakehouse.tables.iceberg_tables import (
 from lakehouse.tables.options import options_dict
 from lakehouse.tables.schema import SchemaPlan, type_name
 from lakehouse.tables.snapshot import is_local
+from lakehouse.tables.upsert import COMBINE, last_per_key
 
 
 @dataclass
@@ -165,7 +165,7 @@ def evolve(handle: IcebergHandle, plan: SchemaPlan) -> None:
         current = arrow_schema(handle)
         column = next((c for c in plan.widened if f"{c}:" in str(exc)), next(iter(plan.widened)))
         raise SchemaMismatchError(
-            str(_name(handle)),
+            str(table_name(handle)),
             column,
             type_name(current.field(column).type),
             type_name(plan.widened[column]),
@@ -209,7 +209,7 @@ def commit_files(
                 evolution.union_by_name(new_columns)
         files: list[IcebergDataFile] = list(reused or [])
         if added is not None and added.num_rows:
-            _check(table.properties, added)
+            check_constraints(table.properties, added)
             target = schema_to_pyarrow(tx.table_metadata.schema(), include_field_ids=False)
             rows = pa.Table.from_batches(
                 [cast_batch(b, target) for b in added.to_batches()], target
@@ -226,7 +226,7 @@ def commit_files(
     return version + 1
 
 
-def _check(table_properties: dict[str, str], rows: pa.Table) -> None:
+def check_constraints(table_properties: dict[str, str], rows: pa.Table) -> None:
     """The table's CHECK constraints over the rows to be written."""
     checks = {
         k.removeprefix(CONSTRAINT): v
@@ -373,15 +373,13 @@ def merge(job: IcebergJob, keys: list[str]) -> Written:
     """Upsert on ``keys`` (a NULL key part matches a NULL one): the files holding a key of
     the data are read, their rows merged with the data's in one DuckDB query, and written
     back in one overwrite snapshot with the new rows."""
-    from lakehouse.tables.delta_write import _last_per_key
-
     prepared, target = job.prepared, job.plan.target
     given = pa.schema([f for f in target if f.name in prepared.schema.names])
     source = pa.Table.from_batches(list(prepared.batches(given)), given)
     flag = prepared.delete_flag is not None
     if flag:
         source = source.append_column("__lh_delete", prepared.delete_flag)
-    source = _last_per_key(source, keys)
+    source = last_per_key(source, keys)
     on = " AND ".join(f"t.{ident(k)} IS NOT DISTINCT FROM s.{ident(k)}" for k in keys)
     hits = _touched(job.handle, live_files(job.handle), f"SEMI JOIN s ON {on}", source)
     con = scratch()
@@ -469,12 +467,12 @@ def rewrite(
     if order:
         rows = rows.sort_by([(c, "ascending") for c in order])
     commit_files(handle, IcebergCommit(operation), small, rows)
-    added = len(live_files(at_version(handle.table.refresh(), _name(handle), None))) - (
+    added = len(live_files(at_version(handle.table.refresh(), table_name(handle), None))) - (
         len(files) - len(small)
     )
     return {"numFilesAdded": added, "numFilesRemoved": len(small)}
 
 
-def _name(handle: IcebergHandle) -> TableName:
+def table_name(handle: IcebergHandle) -> TableName:
     layer, name = handle.table.name()[-2:]
     return TableName(layer, name)

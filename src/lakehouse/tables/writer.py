@@ -29,7 +29,6 @@ from lakehouse.names import TableName
 from lakehouse.storage import Storage
 from lakehouse.tables.commits import Txn, input_mark, marks, txn_list
 from lakehouse.tables.convert import to_arrow
-from lakehouse.tables.delta_write import COMBINE
 from lakehouse.tables.format import CommitConflict, TableFormat, WriteJob, Written
 from lakehouse.tables.formats import format_of, named
 from lakehouse.tables.handles import Handles, open_delta
@@ -38,6 +37,7 @@ from lakehouse.tables.options import options_from_catalog
 from lakehouse.tables.prepared import METADATA_COLUMNS, Prepared
 from lakehouse.tables.registration import after_commit, register_found
 from lakehouse.tables.schema import plan_schema, type_name
+from lakehouse.tables.upsert import COMBINE
 
 __all__ = [
     # Imported from here by other packages: the modules that define them are named below.

@@ -240,3 +240,18 @@ def test_the_settings_file_names_the_format_of_new_tables(tmp_path):
     lh.write("gold.t", events(0, 2))
     assert lh.table("gold.t").format.name == "iceberg"
     assert load_settings(None, env={"LAKEHOUSE_FORMAT": "iceberg"}).settings.format == "iceberg"
+
+
+def test_merge_combines_and_deletes_by_flag(lh):
+    lh.write("gold.counts", pa.table({"k": ["a", "b", "c"], "n": [1, 2, 3]}))
+    result = lh.write(
+        "gold.counts",
+        pa.table({"k": ["a", "b", "d"], "n": [10, 0, 4], "gone": [False, True, False]}),
+        mode="merge",
+        keys=["k"],
+        merge_combine={"n": "sum"},
+        merge_delete="gone",
+    )
+    assert (result.inserted, result.updated, result.deleted) == (1, 1, 1)
+    got = lh.sql("SELECT k, n FROM gold.counts ORDER BY k").rows()
+    assert got == [("a", 11), ("c", 3), ("d", 4)]

@@ -30,3 +30,17 @@ def demo_warehouse(tmp_path_factory) -> Path:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return warehouse
+
+
+@pytest.fixture(params=["delta", "iceberg"])
+def table_format(request) -> str:
+    """Each table format the platform writes: tests of the table API run once per format."""
+    return str(request.param)
+
+
+@pytest.fixture
+def lh_formats(tmp_path, table_format) -> Lakehouse:
+    """A warehouse whose new tables are in ``table_format``."""
+    from lakehouse.settings.model import Settings
+
+    return Lakehouse(tmp_path / "warehouse", settings=Settings(format=table_format))

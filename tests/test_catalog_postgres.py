@@ -47,3 +47,20 @@ def test_the_pseudonym_key_lives_in_the_postgres_catalog(tmp_path, pg_url):
     assert again.engine.safe_query(sql, masked=lambda t: ["email"]).table.column("email")[
         0
     ].as_py() == shown.as_py()
+
+
+def test_iceberg_tables_in_the_postgres_catalog(tmp_path, pg_url):
+    """pyiceberg's SQL catalog lives in the warehouse's PostgreSQL catalog database."""
+    from lakehouse.settings.model import Settings
+    from tests.helpers.iceberg import iceberg_rows
+
+    lh = Lakehouse(tmp_path / "w4", catalog_url=pg_url, settings=Settings(format="iceberg"))
+    lh.write("silver.ice", [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}])
+    lh.write("silver.ice", [{"id": 2, "v": "B"}], mode="merge", keys=["id"])
+    again = Lakehouse(tmp_path / "w4", catalog_url=pg_url)
+    assert again.table("silver.ice").format.name == "iceberg"
+    assert again.sql("SELECT id, v FROM silver.ice ORDER BY id").rows() == [(1, "a"), (2, "B")]
+    assert sorted(iceberg_rows(again, "silver.ice", None).to_pylist(), key=lambda r: r["id"]) == [
+        {"id": 1, "v": "a"},
+        {"id": 2, "v": "B"},
+    ]

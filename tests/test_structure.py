@@ -121,6 +121,13 @@ def test_only_the_table_format_reaches_delta_lake():
     assert [m for m in users if not m.startswith("lakehouse.tables.")] == []
 
 
+def test_only_the_table_format_reaches_iceberg():
+    """pyiceberg too is used in ``tables/`` only, and only by the Iceberg modules."""
+    users = sorted(m for m, p in MODULES.items() if "pyiceberg" in _external_imports(p))
+    assert users, "no module imports pyiceberg: the check looks at the wrong place"
+    assert [m for m in users if not m.startswith("lakehouse.tables.iceberg_")] == []
+
+
 def _assert_implements(implementation: type, interface: type) -> None:
     """``implementation`` is a concrete subclass of ``interface`` with every abstract
     member, each taking the parameters the interface names."""
@@ -149,6 +156,15 @@ def test_table_format_fully_implemented_by_delta():
     _assert_implements(DeltaFormat, TableFormat)
     _assert_implements(DeltaLatest, Latest)
     assert DELTA.name == "delta"
+
+
+def test_table_format_fully_implemented_by_iceberg():
+    from lakehouse.tables.format import Latest, TableFormat
+    from lakehouse.tables.iceberg_format import ICEBERG, IcebergFormat, IcebergLatest
+
+    _assert_implements(IcebergFormat, TableFormat)
+    _assert_implements(IcebergLatest, Latest)
+    assert ICEBERG.name == "iceberg"
 
 
 def test_engine_interface_fully_implemented_by_duckdb():

@@ -22,6 +22,19 @@ def rows(lh, sql):
     return lh.sql(sql).rows()
 
 
+@pytest.fixture
+def lh(lh_formats):
+    """Every test of this module runs once per table format."""
+    return lh_formats
+
+
+def delta_only(lh) -> None:
+    """Tests of Delta's own log and of the files delta-rs writes (Iceberg's are tested in
+    test_iceberg.py)."""
+    if lh.settings.format != "delta":
+        pytest.skip("Delta's own log and file encoding")
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -266,6 +279,7 @@ def test_layer_defaults_compression_partitioning_retention(lh):
 
 
 def test_tables_stay_readable_by_other_engines(lh):
+    delta_only(lh)
     lh.write("silver.users", ROWS, partition_by=["name"])
     lh.write("silver.users", [{"user_id": 3, "name": "ada", "score": 0.0}])
     path = lh.table("silver.users").location
@@ -307,6 +321,7 @@ def test_row_groups_are_sized_for_parallel_scans(lh):
     """DuckDB scans a file's row groups in parallel: every path that writes data files
     (streamed and whole-table writes, partitioned or not, merges, compaction) cuts them
     into row groups of at most ROW_GROUP_ROWS rows."""
+    delta_only(lh)
     from lakehouse.tables.encoding import ROW_GROUP_ROWS
 
     n = ROW_GROUP_ROWS * 5 // 2
@@ -344,6 +359,7 @@ def test_dictionary_only_for_columns_that_repeat(lh):
     few values keeps it, and one of 10,000 values per row group (80 KB of dictionary, like
     TPC-H's l_suppkey) keeps it in every page: stored in far less than its plain size.
     The same on every write path: streamed, whole-table, partitioned, merge."""
+    delta_only(lh)
     import numpy as np
 
     from lakehouse.tables.encoding import ROW_GROUP_ROWS
@@ -377,6 +393,7 @@ def test_a_column_that_cycles_through_its_values_keeps_its_dictionary(lh):
     """Rows ordered by one key, another column cycling through 10,000 values (TPC-H's
     partsupp: four suppliers per part, 8% of the rows distinct). Every n-th row of it
     looks distinct; the column is written with a dictionary all the same."""
+    delta_only(lh)
     import numpy as np
 
     from lakehouse.tables.encoding import ROW_GROUP_ROWS
@@ -399,6 +416,7 @@ def test_pages_end_on_duckdbs_vectors(lh):
     path and whatever the sizes of the batches handed in. delta-rs writes the batches of
     a stream out of order, so the last one, which need not be a multiple, may land
     before others: one page of a file may be off."""
+    delta_only(lh)
     import numpy as np
 
     from lakehouse.tables import parallel

@@ -35,6 +35,7 @@ class TableOptions:
     description: str | None = None
     tags: tuple[str, ...] = ()
     column_tags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    format: str | None = None  # delta | iceberg: the table format of a table to be made
 
     def merged_over(self, base: TableOptions) -> TableOptions:
         """These options with every unset field taken from ``base``."""

@@ -8,13 +8,13 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog.store import Catalog, TableInfo
-from lakehouse.config import TableOptions, default_warehouse, layer_defaults
+from lakehouse.config import LAYER_DEFAULTS, TableOptions, default_warehouse, layer_defaults
 from lakehouse.errors import LakehouseError, TableNotFoundError
 from lakehouse.names import LAYERS, TableName, parse_table_name
 from lakehouse.sql.engine import SQLEngine
 from lakehouse.sql.result import Result
 from lakehouse.storage import Storage
-from lakehouse.tables.formats import holds_table
+from lakehouse.tables.formats import format_of, holds_table
 from lakehouse.tables.registration import register_found
 from lakehouse.tables.schema import schema_columns
 from lakehouse.tables.table import Table
@@ -50,6 +50,8 @@ class Lakehouse:
         self.settings = settings or Settings()
         root = str(root) if root is not None else default_warehouse()
         layers = {k: v.model_dump() for k, v in self.settings.layers.items()}
+        for layer in LAYER_DEFAULTS:  # new tables take the warehouse's table format
+            layers[layer] = {**layers.get(layer, {}), "format": self.settings.format}
         self.storage = Storage(
             root,
             catalog_url=catalog_url,
@@ -268,6 +270,7 @@ class Lakehouse:
             self.engine.forget(str(parsed))
             return
         self.table(str(parsed))
+        format_of(self.storage, parsed).forget(self.storage, parsed)
         self.catalog.drop(str(parsed))
         self.engine.forget(str(parsed))
         if self.local:

@@ -46,6 +46,7 @@ TABLE_OPTIONS = (
 )
 HEADER_KEYS = (
     "name",
+    "table_format",
     "layer",
     "kind",
     "keys",
@@ -65,6 +66,7 @@ HEADER_KEYS = (
     "database",
 ) + TABLE_OPTIONS
 FILE_FORMATS = ("csv", "jsonl", "json", "parquet")
+TABLE_FORMATS = ("delta", "iceberg")  # a table's format when the dataset makes it
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -258,6 +260,11 @@ def build_dataset(
     ds.options = {k: header[k] for k in TABLE_OPTIONS if k in header}
     if ds.keys:
         ds.options["keys"] = ds.keys
+    if "table_format" in header:
+        if header["table_format"] not in TABLE_FORMATS:
+            bad("table_format", "table_format is delta or iceberg")
+        else:
+            ds.options["format"] = header["table_format"]
     for k in ("partition_by", "tags"):
         if k in ds.options:
             ds.options[k] = _str_list(ds.options[k], k, bad)

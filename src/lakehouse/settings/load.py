@@ -266,7 +266,7 @@ def _from_env(data: dict[str, Any], env: Mapping[str, str], sources: dict[str, s
         path = ALIASES.get(name)
         if path is None:
             parts = name.removeprefix("LAKEHOUSE_").lower().split("__")
-            if parts[0] not in fields or len(parts) < 2 and parts[0] not in ("warehouse",):
+            if parts[0] not in fields or len(parts) < 2 and parts[0] not in ("warehouse", "format"):
                 continue  # another of the platform's variables, not a setting
             path = ".".join(parts)
         keys = path.split(".")

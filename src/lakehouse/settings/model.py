@@ -286,6 +286,7 @@ class MetricsSettings(Section):
 
 class Settings(Section):
     warehouse: str = "lakehouse_data"
+    format: Literal["delta", "iceberg"] = "delta"  # the table format of new tables
     catalog_url: Secret | None = None  # may hold a password
     storage_options: dict[str, Secret] = Field(default_factory=dict)
     layers: dict[str, LayerSettings] = Field(default_factory=dict)

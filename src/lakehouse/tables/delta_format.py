@@ -58,6 +58,10 @@ class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
     def latest(self, where: Locations, name: TableName) -> Latest[DeltaTable]:
         return delta_read.DeltaLatest(where, name)
 
+    def refresh(self, handle: DeltaTable) -> DeltaTable:
+        handle.update_incremental()
+        return handle
+
     def version(self, handle: DeltaTable) -> int:
         return int(handle.version())
 

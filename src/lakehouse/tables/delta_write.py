@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
@@ -27,13 +26,7 @@ from lakehouse.tables.format import WriteJob, Written
 from lakehouse.tables.handles import open_delta
 from lakehouse.tables.options import options_dict
 from lakehouse.tables.schema import SchemaPlan
-
-# How a merge combines a matched row's value {t} with the incoming one {s}.
-COMBINE = {
-    "sum": "coalesce({t}, 0) + coalesce({s}, 0)",
-    "min": "CASE WHEN {t} IS NULL OR {s} < {t} THEN {s} ELSE {t} END",
-    "max": "CASE WHEN {t} IS NULL OR {s} > {t} THEN {s} ELSE {t} END",
-}
+from lakehouse.tables.upsert import COMBINE, last_per_key
 
 _q = delta_ident
 
@@ -106,7 +99,7 @@ def merge(job: DeltaJob, keys: list[str]) -> Written:
     if prepared.delete_flag is not None:
         source = source.append_column("__lh_delete", prepared.delete_flag)
         keep = "NOT s.__lh_delete"
-    source = _last_per_key(source, keys)
+    source = last_per_key(source, keys)
     # A NULL key matches a NULL key, as in the source's last-per-key above and in the
     # pipelines' de-duplication: a row with a NULL key part is upserted, not added again.
     on = " AND ".join(f"(t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)})" for k in keys)
@@ -210,14 +203,3 @@ def _creation_lock(storage: Storage, name: TableName) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _last_per_key(source: pa.Table, keys: list[str]) -> pa.Table:
-    """Upsert semantics: of several source rows with one key, the last one wins."""
-    if source.num_rows == 0:
-        return source
-    indexed = source.append_column("__row", pa.array(range(source.num_rows), pa.int64()))
-    last = indexed.group_by(keys, use_threads=False).aggregate([("__row", "max")])
-    if last.num_rows == source.num_rows:
-        return source
-    return source.take(np.sort(last.column("__row_max").to_numpy()))

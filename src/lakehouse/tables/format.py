@@ -1,6 +1,6 @@
 """The table format interface: what the lakehouse needs of a table format. Delta
-(``delta_format.py``) is its first implementation; another format (Iceberg, say) is
-another module implementing the same members."""
+(``delta_format.py``) and Iceberg (``iceberg_format.py``) implement it; ``formats.py``
+chooses a table's."""
 
 from __future__ import annotations
 
@@ -110,6 +110,10 @@ class TableFormat(ABC, Generic[Handle, Commit]):
     @abstractmethod
     def latest(self, where: Locations, name: TableName) -> Latest[Handle]:
         """A follower of the table's newest version."""
+
+    @abstractmethod
+    def refresh(self, handle: Handle) -> Handle:
+        """The table of ``handle`` at its newest version (after a commit through it)."""
 
     @abstractmethod
     def version(self, handle: Handle) -> int:
@@ -228,6 +232,10 @@ class TableFormat(ABC, Generic[Handle, Commit]):
     @abstractmethod
     def drop_constraint(self, handle: Handle, name: str) -> None:
         """Remove a CHECK constraint; ``FormatError`` if there is none of that name."""
+
+    def forget(self, where: Locations, name: TableName) -> None:
+        """Drop the table from the format's own catalog, if it keeps one (its files are
+        removed by the caller)."""
 
     # -- maintenance ----------------------------------------------------------------------
     @abstractmethod

@@ -21,6 +21,7 @@ def options_dict(o: TableOptions) -> dict[str, Any]:
         "description": o.description,
         "tags": list(o.tags),
         "column_tags": {k: list(v) for k, v in o.column_tags.items()},
+        "format": o.format,
     }
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pyarrow as pa
-from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 import lakehouse.logcontext as logcontext
@@ -28,17 +27,17 @@ from lakehouse.errors import (
 )
 from lakehouse.names import TableName
 from lakehouse.storage import Storage
-from lakehouse.tables.commits import Txn, holds, input_mark, marks, txn_list
+from lakehouse.tables.commits import Txn, input_mark, marks, txn_list
 from lakehouse.tables.convert import to_arrow
-from lakehouse.tables.delta_format import DELTA
-from lakehouse.tables.delta_write import COMBINE
-from lakehouse.tables.format import WriteJob, Written
+from lakehouse.tables.format import CommitConflict, TableFormat, WriteJob, Written
+from lakehouse.tables.formats import format_of, named
 from lakehouse.tables.handles import Handles, open_delta
 from lakehouse.tables.observers import WriteEvent, written
 from lakehouse.tables.options import options_from_catalog
 from lakehouse.tables.prepared import METADATA_COLUMNS, Prepared
 from lakehouse.tables.registration import after_commit, register_found
 from lakehouse.tables.schema import plan_schema, type_name
+from lakehouse.tables.upsert import COMBINE
 
 __all__ = [
     # Imported from here by other packages: the modules that define them are named below.
@@ -188,11 +187,15 @@ def _write(
     prepared.combine = dict(merge_combine or {})
 
     for attempt in range(MAX_ATTEMPTS):
-        dt = DELTA.open(storage, name)
+        fmt = format_of(storage, name)
+        dt = fmt.open(storage, name)
+        if dt is None:
+            fmt = named(opts.format)
         try:
             result = _write_once(
                 storage,
                 name,
+                fmt,
                 dt,
                 prepared,
                 mode,
@@ -204,7 +207,7 @@ def _write(
                 input_versions,
             )
             break
-        except CommitFailedError as exc:
+        except (CommitFailedError, CommitConflict) as exc:
             if stream or attempt == MAX_ATTEMPTS - 1:
                 raise ConcurrentWriteError(
                     f"{name}: {mode} kept conflicting with concurrent writers ({exc})",
@@ -220,7 +223,8 @@ def _write(
 def _write_once(
     storage: Storage,
     name: TableName,
-    dt: DeltaTable | None,
+    fmt: TableFormat[Any, Any],
+    dt: Any,
     prepared: Prepared,
     mode: WriteMode,
     keys: list[str] | None,
@@ -231,13 +235,11 @@ def _write_once(
     input_versions: dict[str, int] | None = None,
 ) -> WriteResult:
     given = txn_list(txn)
-    if given and dt is not None and all(holds(dt, app, n) for app, n in given):
-        return WriteResult(str(name), mode, DELTA.version(dt), 0, 0.0, skipped=True)
+    if given and dt is not None and all(_holds(fmt, dt, app, n) for app, n in given):
+        return WriteResult(str(name), mode, fmt.version(dt), 0, 0.0, skipped=True)
     if dt is None:
-        dt = DELTA.create(
-            storage, name, plan_schema(str(name), None, prepared.schema, evolve), opts
-        )
-    plan = plan_schema(str(name), DELTA.schema(dt), prepared.schema, evolve)
+        dt = fmt.create(storage, name, plan_schema(str(name), None, prepared.schema, evolve), opts)
+    plan = plan_schema(str(name), fmt.schema(dt), prepared.schema, evolve)
     if keys:
         missing = [k for k in keys if k not in plan.target.names]
         if missing:
@@ -247,15 +249,15 @@ def _write_once(
             )
     changes: list[str] = []
     if plan.widened:
-        DELTA.evolve(dt, plan, opts)
+        fmt.evolve(dt, plan, opts)
         changes += [f"widened {c} to {type_name(t)}" for c, t in plan.widened.items()]
-        dt = DELTA.open(storage, name)
+        dt = fmt.open(storage, name)
         assert dt is not None
     changes += [f"added column {c}" for c in plan.new_columns]
-    commit = DELTA.commit(mode, marks(given, input_versions), max_retries=100)
+    commit = fmt.commit(mode, marks(given, input_versions), max_retries=100)
     job = WriteJob(dt, prepared, plan, opts, commit, storage.local)
-    written = _strategy(job, mode, keys, predicate)
-    dt.update_incremental()  # to the newest version: this commit, or one after it
+    written = _strategy(fmt, job, mode, keys, predicate)
+    dt = fmt.refresh(dt)  # to the newest version: this commit, or one after it
     after_commit(storage, name, dt, opts, change="; ".join(changes) or None)
     return WriteResult(
         table=str(name),
@@ -270,21 +272,31 @@ def _write_once(
     )
 
 
+def _holds(fmt: TableFormat[Any, Any], handle: Any, app_id: str, n: int) -> bool:
+    """Whether the table holds transaction number ``n`` (or a later one) for ``app_id``."""
+    done = fmt.transaction_version(handle, app_id)
+    return done is not None and bool(done >= n)
+
+
 def _strategy(
-    job: WriteJob[DeltaTable, Any], mode: WriteMode, keys: list[str] | None, predicate: str | None
+    fmt: TableFormat[Any, Any],
+    job: WriteJob[Any, Any],
+    mode: WriteMode,
+    keys: list[str] | None,
+    predicate: str | None,
 ) -> Written:
     """The write strategy for ``mode``: append, overwrite, replace where, or merge."""
     if mode == "merge":
         assert keys is not None
-        return DELTA.merge(job, keys)
+        return fmt.merge(job, keys)
     if predicate is not None:
-        return DELTA.replace_where(job, predicate)
+        return fmt.replace_where(job, predicate)
     if mode == "overwrite":
-        return DELTA.overwrite(job)
-    return DELTA.append(job)
+        return fmt.overwrite(job)
+    return fmt.append(job)
 
 
-def _translate(name: TableName, exc: DeltaError, dt: DeltaTable | None) -> LakehouseError:
+def _translate(name: TableName, exc: DeltaError, dt: Any) -> LakehouseError:
     text = str(exc)
     lowered = text.lower()
     if "failed validation check" in lowered or "invariant" in lowered:

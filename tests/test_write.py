@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse import InvalidDataError, LakehouseError, SchemaMismatchError
+from lakehouse import InvalidDataError, Lakehouse, LakehouseError, SchemaMismatchError
 
 ROWS = [
     {"user_id": 1, "name": "ada", "score": 1.5},
@@ -28,11 +28,11 @@ def lh(lh_formats):
     return lh_formats
 
 
-def delta_only(lh) -> None:
-    """Tests of Delta's own log and of the files delta-rs writes (Iceberg's are tested in
-    test_iceberg.py)."""
-    if lh.settings.format != "delta":
-        pytest.skip("Delta's own log and file encoding")
+@pytest.fixture
+def delta_lh(tmp_path):
+    """A Delta warehouse, for the tests of Delta's own log and of the files delta-rs writes
+    (Iceberg's are tested in test_iceberg.py): these are not run per format."""
+    return Lakehouse(tmp_path / "delta-warehouse")
 
 
 @pytest.mark.parametrize(
@@ -278,8 +278,8 @@ def test_layer_defaults_compression_partitioning_retention(lh):
     }
 
 
-def test_tables_stay_readable_by_other_engines(lh):
-    delta_only(lh)
+def test_tables_stay_readable_by_other_engines(delta_lh):
+    lh = delta_lh
     lh.write("silver.users", ROWS, partition_by=["name"])
     lh.write("silver.users", [{"user_id": 3, "name": "ada", "score": 0.0}])
     path = lh.table("silver.users").location
@@ -317,11 +317,11 @@ def _row_groups(location: str) -> list[int]:
     return sizes
 
 
-def test_row_groups_are_sized_for_parallel_scans(lh):
+def test_row_groups_are_sized_for_parallel_scans(delta_lh):
     """DuckDB scans a file's row groups in parallel: every path that writes data files
     (streamed and whole-table writes, partitioned or not, merges, compaction) cuts them
     into row groups of at most ROW_GROUP_ROWS rows."""
-    delta_only(lh)
+    lh = delta_lh
     from lakehouse.tables.encoding import ROW_GROUP_ROWS
 
     n = ROW_GROUP_ROWS * 5 // 2
@@ -354,12 +354,12 @@ def _chunks(location: str) -> dict[str, list]:
     return out
 
 
-def test_dictionary_only_for_columns_that_repeat(lh):
+def test_dictionary_only_for_columns_that_repeat(delta_lh):
     """A column of distinct values (ids, hashes) is written without a dictionary; one of
     few values keeps it, and one of 10,000 values per row group (80 KB of dictionary, like
     TPC-H's l_suppkey) keeps it in every page: stored in far less than its plain size.
     The same on every write path: streamed, whole-table, partitioned, merge."""
-    delta_only(lh)
+    lh = delta_lh
     import numpy as np
 
     from lakehouse.tables.encoding import ROW_GROUP_ROWS
@@ -389,11 +389,11 @@ def test_dictionary_only_for_columns_that_repeat(lh):
             assert c.total_uncompressed_size < c.num_values * 8 // 2, (name, c)
 
 
-def test_a_column_that_cycles_through_its_values_keeps_its_dictionary(lh):
+def test_a_column_that_cycles_through_its_values_keeps_its_dictionary(delta_lh):
     """Rows ordered by one key, another column cycling through 10,000 values (TPC-H's
     partsupp: four suppliers per part, 8% of the rows distinct). Every n-th row of it
     looks distinct; the column is written with a dictionary all the same."""
-    delta_only(lh)
+    lh = delta_lh
     import numpy as np
 
     from lakehouse.tables.encoding import ROW_GROUP_ROWS
@@ -408,7 +408,7 @@ def test_a_column_that_cycles_through_its_values_keeps_its_dictionary(lh):
         assert not any(c.has_dictionary_page for c in chunks["part"]), name
 
 
-def test_pages_end_on_duckdbs_vectors(lh):
+def test_pages_end_on_duckdbs_vectors(delta_lh):
     """DuckDB reads 2,048 rows at a time and keeps a dictionary-encoded column as a
     dictionary only when those rows lie in one page (a GROUP BY over TPC-H's
     l_returnflag took 18 ms instead of 10 without): every data page of a dictionary
@@ -416,7 +416,7 @@ def test_pages_end_on_duckdbs_vectors(lh):
     path and whatever the sizes of the batches handed in. delta-rs writes the batches of
     a stream out of order, so the last one, which need not be a multiple, may land
     before others: one page of a file may be off."""
-    delta_only(lh)
+    lh = delta_lh
     import numpy as np
 
     from lakehouse.tables import parallel

@@ -394,10 +394,25 @@ def ingest(
     source_system: Annotated[
         str | None, typer.Option(help="Name of the system the files come from.")
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Keep landing new files as they arrive, until SIGINT or SIGTERM."
+        ),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(
+            min=0.01, help="With --watch: seconds between looks; a file lands once settled."
+        ),
+    ] = 5.0,
 ) -> None:
     """Ingest the folder's new files into a bronze table, each file exactly once."""
     from lakehouse.ingest.files import ingest_folder
 
+    if watch:
+        _watch_folder(folder, table, source_system, interval)
+        return
     with _spinner(f"ingesting {folder} into {table}"):
         report = ingest_folder(_lh(), folder, table, source_system=source_system)
     console.print(
@@ -408,6 +423,54 @@ def ingest(
     )
     for duplicate, first in report.duplicates.items():
         console.print(f"  {duplicate}: the same content as {first}", soft_wrap=True)
+
+
+def _watch_folder(folder: str, table: str, source_system: str | None, interval: float) -> None:
+    """``ingest FOLDER --watch``: batches until SIGINT or SIGTERM, the last one finished."""
+    import signal
+
+    from lakehouse.ingest.watch import watch_folder
+
+    stopping: list[int] = []
+
+    def stop_after_batch(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    previous = {s: signal.signal(s, stop_after_batch) for s in (signal.SIGINT, signal.SIGTERM)}
+    said_waiting: set[str] = set()
+
+    def on_batch(report: Any, files: list[Any]) -> None:
+        console.print(
+            f"{table}: {len(report.files_ingested)} new file(s), {report.rows:,} rows, "
+            f"{report.quarantined} quarantined; {len(report.files_skipped)} already ingested",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+    def on_waiting(files: list[Any]) -> None:
+        for path in map(str, files):
+            if path not in said_waiting:
+                console.print(f"  waiting for {path} to settle", soft_wrap=True, highlight=False)
+                said_waiting.add(path)
+
+    console.print(
+        f"watching {folder} for {table} every {interval:g} s (Ctrl-C to stop)", highlight=False
+    )
+    try:
+        rows = watch_folder(
+            _lh(),
+            folder,
+            table,
+            interval=interval,
+            stop=lambda: bool(stopping),
+            on_batch=on_batch,
+            on_waiting=on_waiting,
+            source_system=source_system,
+        )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    console.print(f"stopped: {rows:,} row(s) landed", highlight=False)
 
 
 @app.command()

@@ -294,16 +294,22 @@ def _ranges(source: DbSource, where: str | None, parallel: int | None) -> list[s
     )
     if not found or found[0]["kind"] not in ("int2", "int4", "int8"):
         return []
-    workers = parallel or (
-        min(os.cpu_count() or 1, 4) if found[0]["estimate"] >= PARALLEL_ROWS else 1
-    )
+    key = source.quote(found[0]["key"])
+    estimate = found[0]["estimate"]
+    if where and not parallel and estimate >= PARALLEL_ROWS:
+        # An incremental read: what counts is the rows past the mark (found through the
+        # column's index when it has one), not the table's size.
+        estimate = db_source.query_rows(
+            source, f"SELECT count(*) AS n FROM {source.from_clause} WHERE {where}"
+        )[0]["n"]
+    workers = parallel or (min(os.cpu_count() or 1, 4) if estimate >= PARALLEL_ROWS else 1)
     if workers <= 1:
         return []
-    key = source.quote(found[0]["key"])
+    # OFFSET 0 keeps the condition's own plan: without it PostgreSQL may walk the key's
+    # index from one end until a row meets the condition (most of a table loaded before).
+    inner = f"SELECT {key} AS k FROM {source.from_clause}" + (f" WHERE {where}" if where else "")
     bounds = db_source.query_rows(
-        source,
-        f"SELECT min({key}) AS lo, max({key}) AS hi FROM {source.from_clause}"
-        + (f" WHERE {where}" if where else ""),
+        source, f"SELECT min(k) AS lo, max(k) AS hi FROM ({inner} OFFSET 0) AS s"
     )[0]
     lo, hi = bounds["lo"], bounds["hi"]
     if lo is None or hi - lo < workers:

@@ -15,7 +15,7 @@ is read while the current one is written.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,11 +78,13 @@ def ingest_folder(
     source_system: str | None = None,
     on_file: Callable[[Path, int], None] | None = None,
     options: dict[str, Any] | None = None,
+    only: Collection[Path] | None = None,
 ) -> IngestReport:
     """Ingest every data file under ``folder`` into the bronze ``table`` that is not in it
-    yet. ``on_file(path, rows)`` is called after each file (rows 0 for a file ingested
-    before), e.g. to advance a progress bar. ``options`` are the table's options
-    (``description``, ``tags``, ``partition_by``...) for ``Lakehouse.write``."""
+    yet (with ``only``, of the files it holds). ``on_file(path, rows)`` is called after
+    each file (rows 0 for a file ingested before), e.g. to advance a progress bar.
+    ``options`` are the table's options (``description``, ``tags``, ``partition_by``...)
+    for ``Lakehouse.write``."""
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(f"files are ingested into bronze, not {name.layer}")
@@ -111,6 +113,7 @@ def ingest_folder(
         skip=skip,
         on_file=on_file,
         read_ahead=True,
+        only=only,
     )
     return report
 

@@ -82,14 +82,19 @@ def take_in_each(
     skip: Callable[[FolderFile], None],
     on_file: Callable[[Path, int], None] | None = None,
     read_ahead: bool = False,
+    only: Collection[Path] | None = None,
 ) -> None:
-    """Each data file under ``root`` (see ``data_files``), in path order: one the table
+    """Each data file under ``root`` (see ``data_files``; of them, with ``only``, the ones
+    it holds), in path order: one the table
     holds goes to ``skip``; a new one is ``read``, and ``land`` writes what was read under
     the file's transaction identifier (which records it as taken in) and returns the rows
     it wrote. ``on_file(path, rows)`` follows each file (rows 0 for a skipped one). With
     ``read_ahead`` the next new file is read on another thread while this one lands
     (reading must then not depend on the table)."""
-    files = identify(lh, name, data_files(root, suffixes))
+    paths = data_files(root, suffixes)
+    if only is not None:
+        paths = [p for p in paths if p in only]
+    files = identify(lh, name, paths)
     if not read_ahead:
         for file in files:
             _take_in(file, read, land, skip, on_file)

@@ -8,7 +8,6 @@ not renumber the rest. Version 0 is the empty table as created, before any snaps
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from pyiceberg.table.snapshots import Snapshot as IcebergSnapshot
 from lakehouse.errors import LakehouseError, VersionNotFoundError
 from lakehouse.names import TableName
 from lakehouse.storage import Locations
-from lakehouse.tables.snapshot import is_local, local_path
+from lakehouse.tables.snapshot import iceberg_metadata_in, is_local
 
 VERSION = "lakehouse.version"
 TRANSACTIONS = "lakehouse.transactions"  # every app's last number, carried from snapshot on
@@ -74,11 +73,7 @@ def on_disk(where: Locations, name: TableName) -> bool:
     holds the table (remote ones)."""
     uri = where.table_uri(name)
     if is_local(uri):
-        folder = os.path.join(local_path(uri), "metadata")
-        try:
-            return any(f.endswith(".metadata.json") for f in os.listdir(folder))
-        except OSError:
-            return False
+        return iceberg_metadata_in(uri)
     return bool(catalog_of(where).table_exists(ident(name)))
 
 

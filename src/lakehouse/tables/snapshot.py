@@ -255,3 +255,12 @@ def _subtree(elements: list[tuple[Any, ...]], i: int) -> tuple[Column, int]:
         child, i = _subtree(elements, i)
         children.append(child)
     return Column(name, field_id, kind, tuple(children)), i
+
+
+def iceberg_metadata_in(uri: str) -> bool:
+    """Whether Iceberg metadata files lie in the local table folder ``uri``."""
+    try:
+        found = os.listdir(os.path.join(local_path(uri), "metadata"))
+    except OSError:
+        return False
+    return any(f.endswith(".metadata.json") for f in found)

@@ -5,6 +5,7 @@ they commit with the rows say what was read; see docs/SOURCES.md). Variables
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from lakehouse.pipeline.kinds.base import Kind
@@ -37,8 +38,9 @@ class _Source(Kind):
         item.version = ctx.version(ds.name) if ctx.existing(ds.name) is not None else None
         item.status = "ok"
 
+    @abstractmethod
     def load(self, ctx: RunContext, ds: Dataset, item: DatasetRun, system: str) -> None:
-        raise NotImplementedError
+        """Land the source's new rows in ``ds.name`` (its bad records in quarantine)."""
 
 
 class Api(_Source):

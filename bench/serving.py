@@ -14,18 +14,19 @@ tables are then mirrored from scratch after a demo run, and the time of that who
 refresh is reported (target: under 1 s).
 
 Live (``--part live``): the demo warehouse, the local broker, ``lakehouse stream
---realtime`` and ``lakehouse serve --workers 2`` (whose main process owns the serving
-store), with the repository's platform dashboard and a dashboard of one panel listing
-probe events from ``realtime.events_per_minute``.
+--realtime`` and ``lakehouse serve`` with its default worker processes (whose main
+process owns the serving store), with the repository's platform dashboard and a
+dashboard of one panel listing probe events from ``realtime.events_per_minute``.
 - Latency: ``--rate`` user events a second for ``--seconds``, among them a probe event of
   its own type every 100 ms; a probe is visible when the probe panel's JSON
   (``GET /dashboards/probes/panels/probes``, polled every 50 ms, answered by the serving
   store) lists it. Target: p95 <= 2 s.
 - The whole platform dashboard (every panel's JSON, fetched at once as the page does,
   with ``Cache-Control: no-cache``: no answer kept from a moment ago is given) answered
-  by the server, 50 times: p50 (target <= 50 ms); beside it, in this process,
-  the same panels' SQL through the serving store and through the DuckDB engine over the
-  Delta tables (uncached), summed per dashboard.
+  by the default server (and by a server of two worker processes), 50 times: p50
+  (target <= 50 ms); beside it, in this process, the same panels' SQL through the
+  serving store and through the DuckDB engine over the Delta tables (uncached), summed
+  per dashboard.
 - 50 clients (wrk) fetching the platform dashboard's panels for 60 s: errors and p99
   (targets: 0, <= 250 ms), against ``lakehouse serve`` with its default worker processes
   (one per core but one) and with two.

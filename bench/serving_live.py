@@ -119,7 +119,7 @@ def bench_live(folder: Path, rate: float, seconds: float) -> dict[str, Any]:
             return lh.catalog.get("realtime.logins_per_source") is not None
 
         _wait(made, "the stream's first windows")
-        server = start_server(warehouse, args=["--workers", "2", "--dashboards", str(boards)])
+        server = start_server(warehouse, args=["--dashboards", str(boards)])  # the default
         token = server.login_token
         with server.client(token) as client:
 
@@ -131,14 +131,16 @@ def bench_live(folder: Path, rate: float, seconds: float) -> dict[str, Any]:
             latency = _latency(server, broker.bootstrap, topic, rate, seconds)
             _wait(current, "every mirror current after the load")
             panels = [p["id"] for p in client.get("/dashboards/platform").json()["panels"]]
-            whole, engines = _whole_dashboard(server, panels, 50)
         inside = _in_process(lh, boards / "platform.yaml", 30)
         server.stop()
-        loads = {}
+        loads, wholes = {}, {}
         for workers in (None, 2):  # the server's default (one per core but one), then two
             server = start_server(warehouse, args=_workers(workers) + ["--dashboards", str(boards)])
-            loads[_shown_workers(server)] = _wrk(server, panels, 60)
+            shown = _shown_workers(server)
+            wholes[shown], engines = _whole_dashboard(server, panels, 50)
+            loads[shown] = _wrk(server, panels, 60)
             server.stop()
+        whole = next(iter(wholes.values()))  # the default server's
     finally:
         if server is not None:
             server.stop()
@@ -153,8 +155,12 @@ def bench_live(folder: Path, rate: float, seconds: float) -> dict[str, Any]:
     )
     p50 = statistics.median(whole)
     print(
-        f"the platform dashboard ({len(panels)} panels, engines {engines}) from the server: "
-        f"p50 {p50 * 1000:.1f} ms (target <= 50 ms: {'ok' if p50 <= 0.05 else 'MISSED'})"
+        f"the platform dashboard ({len(panels)} panels, engines {engines}) from the default "
+        f"server: p50 {p50 * 1000:.1f} ms (target <= 50 ms: {'ok' if p50 <= 0.05 else 'MISSED'})"
+        + "".join(
+            f"; {w} worker process(es): p50 {statistics.median(s) * 1000:.1f} ms"
+            for w, s in wholes.items()
+        )
     )
     print(
         f"its panels' SQL in this process, summed: serving store p50 "
@@ -174,6 +180,7 @@ def bench_live(folder: Path, rate: float, seconds: float) -> dict[str, Any]:
         "latency_p50_s": statistics.median(latency),
         "latency_p95_s": p95,
         "dashboard_p50_ms": p50 * 1000,
+        "dashboard_p50_ms_by_workers": {w: statistics.median(s) * 1000 for w, s in wholes.items()},
         "engines": engines,
         "in_process": inside,
         "load": loads,

@@ -381,20 +381,27 @@ class Serving:
         self._stop.clear()
 
     # -- the way to the store -------------------------------------------------------------
-    @contextmanager
-    def _reader(self, fresh: bool = False) -> Iterator[Query]:
+    def _opened(self, fresh: bool) -> Query | None:
+        """The query of a store this process holds open (owned, or a server's), if any.
+        Taken under the guard, run outside it: queries run side by side, and beside a
+        refresh (which swaps a mirror in one atomic step)."""
         with self._guard:
             if self._owned is not None:
                 if self._results is None or fresh:
-                    yield self._owned.query
-                else:
-                    yield self._results.query
-                return
+                    return self._owned.query
+                return self._results.query
             if not self.embedded:
                 if self._direct is None:
                     self._direct = Store(self.dsn)
-                yield self._direct.query
-                return
+                return self._direct.query
+        return None
+
+    @contextmanager
+    def _reader(self, fresh: bool = False) -> Iterator[Query]:
+        opened = self._opened(fresh)
+        if opened is not None:
+            yield opened
+            return
         if self._client.answered:  # an owner answers: ask it (no lock to try)
             yield functools.partial(self._ask_or_open, fresh=fresh)
             return

@@ -52,19 +52,19 @@ def refresh(
     store.ensure_database(layer)
     live = f"{quote_name(layer)}.{quote_name(table)}"
     stage = f"{quote_name(layer)}.{quote_name(STAGE + table)}"
-    store.command(f"DROP TABLE IF EXISTS {stage} SYNC")
+    at = now_text()
     if snapshot is not None and _direct(store, snapshot):
         schema = normalize_schema(snapshot.schema)
-        _create(store, stage, schema)
-        _load_files(store, stage, schema, snapshot)
         expected: int | None = (
             snapshot.row_count if all(f.num_records is not None for f in snapshot.files) else None
         )
+        _create(store, stage, schema, _held(source, versions, expected, at))
+        _load_files(store, stage, schema, snapshot)
     else:
         rows = _read(engine, source, versions)
-        _create(store, stage, rows.schema)
-        _load_arrow(store, stage, rows, scratch)
         expected = rows.num_rows
+        _create(store, stage, rows.schema, _held(source, versions, expected, at))
+        _load_arrow(store, stage, rows, scratch)
     counted = int(store.query(f"SELECT count() AS n FROM {stage}").column(0)[0].as_py())
     if expected is not None and counted != expected:
         raise ServingError(
@@ -72,12 +72,10 @@ def refresh(
             f"{expected}; the live mirror is left as it was",
             "run `lakehouse serving refresh` again",
         )
-    held = Held(source.name, dict(versions), counted, now_text())
-    store.command(f"ALTER TABLE {stage} MODIFY COMMENT {string_literal(held.comment())}")
-    exists = store.query(
-        "SELECT count() AS n FROM system.tables WHERE database = {d:String} AND name = {t:String}",
-        {"d": layer, "t": table},
-    )
+    held = _held(source, versions, counted, at)
+    if expected is None:  # the stage was made before its rows were known
+        store.command(f"ALTER TABLE {stage} MODIFY COMMENT {string_literal(held.comment())}")
+    exists = store.query(f"EXISTS TABLE {live}")
     if int(exists.column(0)[0].as_py()):
         store.command(f"EXCHANGE TABLES {stage} AND {live}")
         store.command(f"DROP TABLE IF EXISTS {stage} SYNC")
@@ -107,10 +105,19 @@ def _has_struct(kind: pa.DataType) -> bool:
     return False
 
 
-def _create(store: Store, stage: str, schema: pa.Schema) -> None:
+def _held(source: Source, versions: dict[str, int], rows: int | None, at: str) -> Held:
+    return Held(source.name, dict(versions), rows or 0, at)
+
+
+def _create(store: Store, stage: str, schema: pa.Schema, held: Held) -> None:
+    """The stage, made anew (a stage a failed refresh left behind is replaced), its
+    comment saying what it will hold once its rows are counted."""
     if not len(schema):
         raise LakehouseError("a table without columns cannot be mirrored")
-    store.command(f"CREATE TABLE {stage} ({structure(schema)}) ENGINE = MergeTree ORDER BY tuple()")
+    store.command(
+        f"CREATE OR REPLACE TABLE {stage} ({structure(schema)}) ENGINE = MergeTree "
+        f"ORDER BY tuple() COMMENT {string_literal(held.comment())}"
+    )
 
 
 def _load_files(store: Store, stage: str, schema: pa.Schema, snap: Snapshot) -> None:

@@ -223,9 +223,11 @@ def _drop_held(
     if not pc.any(at_mark).as_py():
         return data, 0
     col, src = ident(column), string(source.shown)
+    # The rows the table holds at the committed mark (the files whose statistics leave the
+    # mark out are not read): not the whole column, to find its largest value again.
     held = lh.sql(
         f"SELECT DISTINCT _record_hash FROM {into} WHERE _source = {src} AND {col} = "
-        f"(SELECT max({col}) FROM {into} WHERE _source = {src})"
+        f"{_literal(mark)}"
     ).to_arrow()
     ties = data.filter(at_mark)
     seen = pc.is_in(record_hashes(ties), held.column(0))
@@ -242,6 +244,16 @@ def _drop_held(
     drop = pa.array(mask)
     dropped = pc.sum(drop.cast(pa.int64())).as_py() or 0
     return data.filter(pc.invert(drop)), dropped
+
+
+def _literal(mark: Any) -> str:
+    """A mark (see ``_decode``) as a SQL literal of its type."""
+    if isinstance(mark, dt.datetime):
+        kind = "TIMESTAMPTZ" if mark.tzinfo is not None else "TIMESTAMP"
+        return f"CAST({string(mark.isoformat())} AS {kind})"
+    if isinstance(mark, dt.date):
+        return f"CAST({string(mark.isoformat())} AS DATE)"
+    return str(int(mark))
 
 
 def record_hashes(data: pa.Table) -> pa.ChunkedArray:

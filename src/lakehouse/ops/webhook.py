@@ -8,12 +8,13 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from lakehouse.errors import LakehouseError
 
 if TYPE_CHECKING:
+    import httpx
+
     from lakehouse.settings.model import Webhook
 
 FIRST_PAUSE = 0.5
@@ -34,6 +35,8 @@ def where(hook: Webhook) -> str:
 
 def post(hook: Webhook, payload: dict[str, Any], client: httpx.Client | None = None) -> int:
     """POST ``payload`` as JSON; the attempts it took. Raises ``WebhookError``."""
+    import httpx  # here: every command imports this module, few send an alert
+
     headers = {k: v.get_secret_value() for k, v in hook.headers.items()}
     headers.setdefault("Content-Type", "application/json")
     body = orjson.dumps(payload, default=str)

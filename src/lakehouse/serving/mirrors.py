@@ -286,10 +286,10 @@ class Serving:
         return done
 
     # -- owning ---------------------------------------------------------------------------
-    def own(self, interval: float = 0.25) -> None:
+    def own(self, interval: float = 0.1) -> None:
         """Own the store while this process runs (the server's main process): take the
         lock as soon as it is free, answer other processes, refresh every ``interval``
-        seconds what changed."""
+        seconds what changed (a look at which nothing changed costs about 2 ms)."""
         if self._thread is not None:
             return
         self._first = threading.Event()

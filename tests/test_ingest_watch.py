@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lakehouse import Lakehouse
-from lakehouse.ingest.watch import Stat, settled
+from lakehouse.ingest.landing import Stat
+from lakehouse.ingest.watch import settled
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

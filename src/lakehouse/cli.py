@@ -389,8 +389,15 @@ def vacuum(
 
 @ingest_app.command("files")
 def ingest(
-    folder: Annotated[str, typer.Argument(help="Folder of CSV, JSON lines, JSON, Parquet files.")],
-    table: Annotated[str, typer.Option("--table", "-t", help="Bronze table, e.g. bronze.events.")],
+    folder: Annotated[
+        str,
+        typer.Argument(
+            help="Folder (or s3://BUCKET/PREFIX) of CSV, JSON lines, JSON, Parquet files."
+        ),
+    ],
+    table: Annotated[
+        str, typer.Option("--table", "-t", "--into", help="Bronze table, e.g. bronze.events.")
+    ],
     source_system: Annotated[
         str | None, typer.Option(help="Name of the system the files come from.")
     ] = None,

@@ -43,6 +43,12 @@ def content_id(path: Path) -> str:
         while n := f.readinto(buffer):
             digest.update(view[:n])
             size += n
+    return named(digest, size)
+
+
+def named(digest: Any, size: int) -> str:
+    """The transaction identifier of content with this SHA-256 ``digest`` (a hashlib
+    object fed all of it) and ``size``."""
     return f"{PREFIX}{digest.hexdigest()}:{size}"
 
 

@@ -111,8 +111,10 @@ def _folder(
     except LakehouseError as exc:
         return [Problem(ds.file, ds.at("path"), exc.message, exc.hint)]
     folders[ds.name] = folder
-    if not exists or not lh.local or Path(folder).is_dir():
-        return []
+    from lakehouse.ingest.landing import is_object_store
+
+    if not exists or not lh.local or is_object_store(folder) or Path(folder).is_dir():
+        return []  # a prefix of an object store is looked at by the run
     given = f"path {ds.path} is {folder}" if folder != ds.path else f"path {folder}"
     variables = re.findall(r"\$\{(\w+)\}", ds.path)
     hint = "create the folder, or correct path:"
@@ -394,12 +396,14 @@ def _sniff(lh: Lakehouse, ds: Dataset, folder: str | None) -> tuple[pa.Schema | 
     if lh.exists(ds.name):
         return lh.engine.query(f"SELECT * FROM {ds.name} LIMIT 0").to_arrow().schema, ""
     from lakehouse.ingest.files import FORMATS
-    from lakehouse.ingest.folder import data_files
+    from lakehouse.ingest.landing import LocalFolder, is_object_store
 
+    if folder is not None and is_object_store(folder):
+        return None, f"no table {ds.name} yet; its files are on an object store ({folder})"
     root = Path(folder) if folder is not None else None
     if root is None or not root.is_dir():
         return None, f"no table {ds.name} yet and no folder {folder} to look at"
-    files = data_files(root, FORMATS)
+    files = [Path(p.path) for p in LocalFolder(root).listing(FORMATS)]
     if not files:
         return None, f"no table {ds.name} yet and no files in {folder}"
     fmt = ds.format or FORMATS[files[0].suffix.lower()]

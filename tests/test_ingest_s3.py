@@ -16,7 +16,7 @@ from lakehouse import Lakehouse, LakehouseError
 from lakehouse.ingest.files import ingest_folder
 from lakehouse.ingest.landing import LandingPath, Stat
 from lakehouse.ingest.watch import settled
-from tests.helpers.s3 import KEY, REGION, SECRET, client, free_port, s3_warehouse
+from tests.helpers.s3 import KEY, REGION, SECRET, client, free_port, moto_server, s3_warehouse
 from tests.test_ingest_watch import Watcher, csv_rows, rows, until
 
 
@@ -160,4 +160,11 @@ def test_the_stores_failures_name_their_cause_and_write_nothing(s3_endpoint, tmp
         ingest_folder(lh, "s3://landing/orders", "bronze.orders")
     assert f"the object store at {nobody} does not answer" in str(unreachable.value)
     assert "AWS_ENDPOINT_URL" in str(unreachable.value)
+
+    with moto_server(checks_keys=True) as strict:  # it knows no keys
+        lh = Lakehouse(tmp_path / "w", storage_options={**options, "AWS_ENDPOINT_URL": strict})
+        with pytest.raises(LakehouseError) as refused:
+            ingest_folder(lh, "s3://landing/orders", "bronze.orders")
+    assert f"the object store at {strict} refused the credentials" in str(refused.value)
+    assert "AWS_ACCESS_KEY_ID" in str(refused.value)
     assert not lh.exists("bronze.orders") and not lh.exists("bronze.orders_quarantine")

@@ -3,6 +3,7 @@ the end even when the test fails; a client of it, and the options that reach it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -28,8 +29,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """The endpoint (``http://127.0.0.1:PORT``) of a moto server running until the end."""
+def moto_server(*, checks_keys: bool = False) -> Iterator[str]:
+    """The endpoint (``http://127.0.0.1:PORT``) of a moto server running until the end;
+    ``checks_keys``: one that refuses keys its IAM does not know (all of them)."""
     port = free_port()
     server = shutil.which("moto_server", path=str(Path(sys.executable).parent))
     assert server, "moto_server comes with the test dependencies"
@@ -37,6 +39,7 @@ def moto_server() -> Iterator[str]:
         [server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if checks_keys else None,
     )
     try:
         deadline = time.time() + 30

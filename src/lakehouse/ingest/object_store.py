@@ -115,7 +115,8 @@ def explained(exc: OSError, what: str, endpoint: str) -> LakehouseError:
         return LakehouseError(
             f"the object store at {endpoint} refused the credentials for {what}: "
             f"{_first_line(exc)}",
-            f"check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({WHERE})",
+            f"check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({WHERE}) and that they "
+            "may list and read the bucket",
         )
     if any(sign in text for sign in _UNREACHABLE):
         return LakehouseError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,9 +16,19 @@ import pytest
 from lakehouse import Lakehouse, LakehouseError
 from lakehouse.ingest.files import ingest_folder
 from lakehouse.ingest.landing import LandingPath, Stat
-from lakehouse.ingest.watch import settled
+from lakehouse.ingest.watch import settled, watch_folder
 from tests.helpers.s3 import KEY, REGION, SECRET, client, free_port, moto_server, s3_warehouse
 from tests.test_ingest_watch import Watcher, csv_rows, rows, until
+
+
+def environment(endpoint: str) -> dict[str, str]:
+    """What reaches the server, as the environment (or a warehouse's options) says it."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_REGION": REGION,
+    }
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -79,12 +90,7 @@ def test_watch_on_a_prefix_lands_uploads_once_and_stops_on_sigterm(
     s3_endpoint, tmp_path, monkeypatch
 ):
     # A local warehouse: the landing folder is reached with the environment's settings.
-    for name, value in {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_REGION": REGION,
-    }.items():
+    for name, value in environment(s3_endpoint).items():
         monkeypatch.setenv(name, value)
     s3 = client(s3_endpoint)
     s3.create_bucket(Bucket="landing")
@@ -136,18 +142,54 @@ def test_watch_on_a_prefix_lands_uploads_once_and_stops_on_sigterm(
     assert bad == [("s3://landing/events/bad.csv", bad[0][1])] and "3 field(s)" in bad[0][1]
 
 
+def test_a_watch_carries_on_when_the_store_stops_answering(tmp_path, monkeypatch):
+    troubles: list[Exception] = []
+    stop = threading.Event()
+    landed: list[int] = []
+    with moto_server() as endpoint:
+        for name, value in environment(endpoint).items():
+            monkeypatch.setenv(name, value)
+        s3 = client(endpoint)
+        s3.create_bucket(Bucket="landing")
+        s3.put_object(Bucket="landing", Key="events/a.csv", Body=csv_rows(0, 100))
+        warehouse = tmp_path / "w"
+        lh = Lakehouse(warehouse)
+
+        def watch() -> None:
+            landed.append(
+                watch_folder(
+                    lh,
+                    "s3://landing/events",
+                    "bronze.events",
+                    interval=0.1,
+                    stop=stop.is_set,
+                    on_trouble=troubles.append,
+                )
+            )
+
+        watching = threading.Thread(target=watch)
+        watching.start()
+        try:
+            until(lambda: rows(warehouse) == 100, "the object")
+        except BaseException:
+            stop.set()
+            raise
+    try:  # the server is gone
+        until(lambda: bool(troubles), "a look the store failed")
+    finally:
+        stop.set()
+        watching.join(timeout=120)
+    assert landed == [100], troubles
+    assert f"the object store at {endpoint} does not answer" in str(troubles[0])
+
+
 def test_an_object_has_settled_once_listed():
     whole = LandingPath("s3://landing/a.csv")
     assert settled({whole: Stat(10, 5, 5, 0, whole=True)}, {}) == [whole]
 
 
 def test_the_stores_failures_name_their_cause_and_write_nothing(s3_endpoint, tmp_path):
-    options = {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_REGION": REGION,
-    }
+    options = environment(s3_endpoint)
     lh = Lakehouse(tmp_path / "w", storage_options=options)
     with pytest.raises(LakehouseError) as missing:
         ingest_folder(lh, "s3://no-such-bucket/orders", "bronze.orders")

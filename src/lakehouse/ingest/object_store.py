@@ -1,7 +1,7 @@
 """Reaching an S3-compatible store from ingestion: ``pyarrow.fs.S3FileSystem`` made from
 the warehouse's object-store options (object_store's names, as ``storage_options`` gives
 them to Delta) with the environment's variables of the same names filling the gaps, and
-the store's failures told as ``LakehouseError``: a bucket that is not there, credentials
+the store's failures told as ``ObjectStoreError``: a bucket that is not there, credentials
 refused, an endpoint that does not answer."""
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the store
 REQUEST_TIMEOUT = 60.0  # seconds a request may wait for data
 ATTEMPTS = 3  # tries of a request that failed on the network or a 5xx
 WHERE = "storage_options in lakehouse.yaml or the environment"
+
+
+class ObjectStoreError(LakehouseError):
+    """The object store failed or refused a request: nothing of the request was used."""
+
 
 _UNREACHABLE = ("NETWORK_CONNECTION", "curlCode", "connect to server", "resolve host", "timed out")
 _REFUSED = (
@@ -87,7 +92,7 @@ def bucket_check(fs: Any, bucket: str, endpoint: str) -> None:
     with reached(f"bucket {bucket}", endpoint):
         info = fs.get_file_info(bucket)
     if info.type == pafs.FileType.NotFound:
-        raise LakehouseError(
+        raise ObjectStoreError(
             f"no bucket {bucket} at {endpoint}",
             "create the bucket, or correct the landing folder's s3://BUCKET/PREFIX",
         )
@@ -95,7 +100,7 @@ def bucket_check(fs: Any, bucket: str, endpoint: str) -> None:
 
 @contextmanager
 def reached(what: str, endpoint: str) -> Iterator[None]:
-    """The store's failures on ``what`` within, as ``LakehouseError`` naming the cause."""
+    """The store's failures on ``what`` within, as ``ObjectStoreError`` naming the cause."""
     try:
         yield
     except LakehouseError:
@@ -104,28 +109,28 @@ def reached(what: str, endpoint: str) -> Iterator[None]:
         raise explained(exc, what, endpoint) from exc
 
 
-def explained(exc: OSError, what: str, endpoint: str) -> LakehouseError:
+def explained(exc: OSError, what: str, endpoint: str) -> ObjectStoreError:
     text = str(exc)
     if any(sign in text for sign in _NO_BUCKET):
-        return LakehouseError(
+        return ObjectStoreError(
             f"no bucket for {what} at {endpoint}",
             "create the bucket, or correct the landing folder's s3://BUCKET/PREFIX",
         )
     if any(sign in text for sign in _REFUSED):
-        return LakehouseError(
+        return ObjectStoreError(
             f"the object store at {endpoint} refused the credentials for {what}: "
             f"{_first_line(exc)}",
             f"check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({WHERE}) and that they "
             "may list and read the bucket",
         )
     if any(sign in text for sign in _UNREACHABLE):
-        return LakehouseError(
+        return ObjectStoreError(
             f"the object store at {endpoint} does not answer ({what}): {_first_line(exc)}",
             f"check that it is running and AWS_ENDPOINT_URL ({WHERE})",
         )
     if isinstance(exc, FileNotFoundError):
-        return LakehouseError(f"{what} is not in the object store at {endpoint} (any more)")
-    return LakehouseError(f"could not read {what} from the object store at {endpoint}: {text}")
+        return ObjectStoreError(f"{what} is not in the object store at {endpoint} (any more)")
+    return ObjectStoreError(f"could not read {what} from the object store at {endpoint}: {text}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -12,6 +12,10 @@ upload is listed only once completed. The settled files go through
 table holds is skipped), and a file is not looked at again while its ``stat`` stays the
 same.
 
+On an object store, a look the store fails (it does not answer, or refuses the keys) can
+be told and the watch carried on: the files it did not land are looked at again at the
+next look, each still landed once (by its content identifier).
+
 ``stop()`` returning true ends the watch between batches: a batch in progress is finished
 first (the command's SIGINT and SIGTERM handlers set it).
 """
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.ingest.files import FORMATS, IngestReport, ingest_folder
 from lakehouse.ingest.landing import LandingPath, Stat, landing_of
+from lakehouse.ingest.object_store import ObjectStoreError
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -46,40 +51,58 @@ def watch_folder(
     stop: Callable[[], bool],
     on_batch: Callable[[IngestReport, list[LandingPath]], None] | None = None,
     on_waiting: Callable[[list[LandingPath]], None] | None = None,
+    on_trouble: Callable[[ObjectStoreError], None] | None = None,
     source_system: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> int:
     """Land the folder's settled new files into the bronze ``table`` every ``interval``
     seconds until ``stop()``; returns the rows landed. ``on_batch(report, files)`` follows
     each batch of settled files; ``on_waiting(files)`` names the files seen still changing
-    at a look."""
+    at a look. With ``on_trouble``, a look the object store fails (it does not answer, it
+    refuses the keys) is told to it and the files it did not land are looked at again at
+    the next look; without, the failure ends the watch."""
     landing = landing_of(folder, lh.storage_options)
     before: dict[LandingPath, Stat] = {}
     handled: dict[LandingPath, Stat] = {}  # files landed or skipped, as they were then
     rows = 0
-    while not stop():
+
+    def look() -> None:
+        nonlocal before, handled, rows
         now = landing.listing(FORMATS)
         handled = {p: s for p, s in handled.items() if now.get(p) == s}
         fresh = {p: s for p, s in now.items() if p not in handled}
         ready = settled(fresh, before)
         waiting = sorted(set(fresh) - set(ready))
         before = now
+
+        def done(path: LandingPath, landed: int) -> None:  # committed: counted even if
+            nonlocal rows  # a later file of the batch fails
+            rows += landed
+            handled[path] = now[path]
+
         if ready:
             report = ingest_folder(
                 lh,
                 folder,
                 table,
                 source_system=source_system,
+                on_file=done,
                 options=options,
                 only=ready,
                 landing=landing,
             )
-            rows += report.rows
-            handled.update((p, now[p]) for p in ready)
             if on_batch is not None:
                 on_batch(report, sorted(ready))
         if waiting and on_waiting is not None:
             on_waiting(waiting)
+
+    while not stop():
+        try:
+            look()
+        except ObjectStoreError as exc:
+            if on_trouble is None:
+                raise
+            on_trouble(exc)
         deadline = time.monotonic() + interval
         while not stop() and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(TICK, left))

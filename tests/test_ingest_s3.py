@@ -79,6 +79,17 @@ def test_a_prefix_lands_each_object_once_with_the_warehouses_options(s3_endpoint
     assert len(again.files_skipped) == 6
     assert lh.table("bronze.orders").version == version
 
+    # A pipeline's files dataset on the prefix takes in only what is new.
+    from lakehouse.pipeline import load_pipeline, run_pipeline
+
+    pipeline = tmp_path / "pipeline"
+    (pipeline / "bronze").mkdir(parents=True)
+    (pipeline / "bronze" / "orders.yml").write_text("kind: files\npath: ${landing}\n")
+    put("g.csv", "user_id,kind\n8,late\n")
+    run = run_pipeline(lh, load_pipeline(pipeline, {"landing": "s3://landing/orders"}))
+    [bronze] = [d for d in run.datasets if d.dataset == "bronze.orders"]
+    assert bronze.rows_written == 1 and "(1 new file(s))" in bronze.strategy
+
     # The same content under a local folder is the same file: nothing new.
     local = tmp_path / "local"
     local.mkdir()

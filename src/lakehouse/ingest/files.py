@@ -154,7 +154,7 @@ def _ingest_file(
         quarantine = f"{name}_quarantine"
         parsed = parse_table_name(quarantine)
         fmt = format_of(lh.storage, parsed)
-        done, marks = recognise(fmt, fmt.open(lh.storage, parsed), list(file.old), txn[0])
+        done, marks = recognise(fmt, fmt.open(lh.storage, parsed), lambda: list(file.old), txn[0])
         if done:
             fresh = False
             if marks:

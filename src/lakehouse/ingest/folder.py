@@ -125,14 +125,17 @@ def identify(
     fmt = format_of(lh.storage, name)
     target = fmt.open(lh.storage, name)
     ids = landing.content_ids(paths, lh.root if lh.local else None)
-    old = {path: tuple(landing.old_ids(path)) for path in paths}
     names: dict[str, list[LandingPath]] = {}
     for path, content in zip(paths, ids, strict=True):
         names.setdefault(content, []).append(path)
     held: dict[str, bool] = {}
     migrated: list[tuple[str, int]] = []
     for content, where in names.items():
-        held[content], marks = recognise(fmt, target, [i for p in where for i in old[p]], content)
+
+        def old_ids(where: list[LandingPath] = where) -> list[str]:
+            return [i for p in where for i in landing.old_ids(p)]
+
+        held[content], marks = recognise(fmt, target, old_ids, content)
         migrated += marks
     if migrated:
         lh.write(str(name), pa.table({}), evolve=True, txn=migrated)
@@ -140,18 +143,21 @@ def identify(
     for path, content in zip(paths, ids, strict=True):
         same = names[content][0]
         if same != path:
-            found.append(FolderFile(path, (content, 1), True, same, old[path]))
-        else:
-            found.append(FolderFile(path, (content, 1), held[content], None, old[path]))
+            found.append(FolderFile(path, (content, 1), True, same))
+        elif held[content]:
+            found.append(FolderFile(path, (content, 1), True))
+        else:  # to land: its old identifiers are looked for in the quarantine too
+            found.append(FolderFile(path, (content, 1), False, None, tuple(landing.old_ids(path))))
     return found
 
 
 def recognise(
-    fmt: TableFormat[Any, Any], target: Any, old_ids: list[str], content: str
+    fmt: TableFormat[Any, Any], target: Any, old_ids: Callable[[], list[str]], content: str
 ) -> tuple[bool, list[tuple[str, int]]]:
     """Whether the table (open in ``fmt``; None when there is none) holds the content, and
-    the identifiers to commit when it was recognised by one of ``old_ids``, the path
-    identifiers tables written before content identifiers gave the files holding it."""
+    the identifiers to commit when it was recognised by one of ``old_ids()``, the path
+    identifiers tables written before content identifiers gave the files holding it
+    (asked for only when the content identifier is not there)."""
     if target is None:
         return False, []
 
@@ -163,7 +169,7 @@ def recognise(
     if _held(target, content):
         return True, []
     marks = []
-    for old in old_ids:
+    for old in old_ids():
         mark = identity.legacy_mark(old)
         if _held(target, old) and not _held(target, mark):
             marks.append((mark, 1))

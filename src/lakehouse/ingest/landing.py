@@ -1,10 +1,11 @@
 """Where landing files lie: a local folder, or a prefix of an S3-compatible object store.
 
 ``landing_of(folder, options)`` gives either kind of landing folder; the folder sources
-(``folder``, ``files``, ``watch``) ask it only what both can answer: its data files in
-path order (files and folders whose names start with ``_`` or ``.`` left alone) with what
-tells a file changed (``Stat``), a file opened for reading, and the content identifiers
-of files (``identity``: the SHA-256 of the bytes read through the folder, and the size).
+(``folder``, ``files``, ``debezium``, ``watch``) ask it only what both can answer: its
+data files in path order (files and folders whose names start with ``_`` or ``.`` left
+alone) with what tells a file changed (``Stat``), a file opened for reading, and the
+content identifiers of files (``identity``: the SHA-256 of the bytes read through the
+folder, and the size).
 
 Local files are read where they lie; their identifiers are remembered per ``stat`` in the
 warehouse. Objects are read through ``pyarrow.fs.S3FileSystem``, reached with the

@@ -105,11 +105,11 @@ def ingest_folder(
         _ingest_file(lh, name, file, read, source_system, report, options or {})
         return report.rows - rows_before
 
-    # The next file is read while this one is written (reading does not depend on the
-    # table; shaping the rows to the table's schema waits for the write before).
     def read(path: LandingPath) -> FileRead:
         return _read_file(landing, path)
 
+    # The next file is read while this one is written (reading does not depend on the
+    # table; shaping the rows to the table's schema waits for the write before).
     take_in_each(
         lh,
         name,

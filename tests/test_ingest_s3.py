@@ -56,6 +56,18 @@ def test_a_prefix_lands_each_object_once_with_the_warehouses_options(s3_endpoint
     put("notes.txt", "not data")
     s3.put_object(Bucket="landing", Key="elsewhere/f.csv", Body="user_id,kind\n9,no\n")
 
+    # Before the first run, a pipeline's files dataset on the prefix gets its columns from
+    # the first object, so what reads it is checked.
+    from lakehouse.pipeline import load_pipeline, run_pipeline, validate
+
+    pipeline = tmp_path / "pipeline"
+    (pipeline / "bronze").mkdir(parents=True)
+    (pipeline / "silver").mkdir()
+    (pipeline / "bronze" / "orders.yml").write_text("kind: files\npath: ${landing}\n")
+    (pipeline / "silver" / "kinds.sql").write_text("SELECT DISTINCT kind FROM bronze.orders\n")
+    landing = {"landing": "s3://landing/orders"}
+    assert validate(load_pipeline(pipeline, landing), lh).unchecked == {}
+
     report = ingest_folder(lh, "s3://landing/orders", "bronze.orders", source_system="shop")
     assert report.rows == 6 and report.quarantined == 2
     assert sorted(report.files_ingested) == [
@@ -79,14 +91,9 @@ def test_a_prefix_lands_each_object_once_with_the_warehouses_options(s3_endpoint
     assert len(again.files_skipped) == 6
     assert lh.table("bronze.orders").version == version
 
-    # A pipeline's files dataset on the prefix takes in only what is new.
-    from lakehouse.pipeline import load_pipeline, run_pipeline
-
-    pipeline = tmp_path / "pipeline"
-    (pipeline / "bronze").mkdir(parents=True)
-    (pipeline / "bronze" / "orders.yml").write_text("kind: files\npath: ${landing}\n")
+    # The pipeline's files dataset on the prefix takes in only what is new.
     put("g.csv", "user_id,kind\n8,late\n")
-    run = run_pipeline(lh, load_pipeline(pipeline, {"landing": "s3://landing/orders"}))
+    run = run_pipeline(lh, load_pipeline(pipeline, landing))
     [bronze] = [d for d in run.datasets if d.dataset == "bronze.orders"]
     assert bronze.rows_written == 1 and "(1 new file(s))" in bronze.strategy
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import sqlite3
 import threading
 
 import pyarrow as pa
@@ -204,6 +205,32 @@ def test_a_watch_carries_on_when_the_store_stops_answering(tmp_path, monkeypatch
 def test_an_object_has_settled_once_listed():
     whole = LandingPath("s3://landing/a.csv")
     assert settled({whole: Stat(10, 5, 5, 0, whole=True)}, {}) == [whole]
+
+
+def test_objects_are_not_read_again_while_their_etag_stays(s3_endpoint, tmp_path, monkeypatch):
+    for name, value in environment(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    s3 = client(s3_endpoint)
+    s3.create_bucket(Bucket="landing")
+    s3.put_object(Bucket="landing", Key="in/a.csv", Body="id,kind\n1,x\n")
+    s3.put_object(Bucket="landing", Key="in/b.csv", Body="id,kind\n2,y\n")
+    lh = Lakehouse(tmp_path / "w")
+    assert len(ingest_folder(lh, "s3://landing/in", "bronze.c").files_ingested) == 2
+    cache = sqlite3.connect(tmp_path / "w" / "_ingest" / "file_ids.sqlite")
+    with cache:
+        remembered = dict(cache.execute("SELECT uri, id FROM object_ids"))
+        assert set(remembered) == {"s3://landing/in/a.csv", "s3://landing/in/b.csv"}
+        # An unchanged object is not read again: what the cache says is what counts.
+        cache.execute("UPDATE object_ids SET id = 'file:sha256:0:1' WHERE uri LIKE '%a.csv'")
+    cache.close()
+    assert ingest_folder(lh, "s3://landing/in", "bronze.c").files_ingested == [
+        "s3://landing/in/a.csv"
+    ]
+    s3.put_object(Bucket="landing", Key="in/b.csv", Body="id,kind\n3,z\n")  # a new ETag
+    assert ingest_folder(lh, "s3://landing/in", "bronze.c").files_ingested == [
+        "s3://landing/in/b.csv"
+    ]
+    assert lh.sql("SELECT list(id ORDER BY id) FROM bronze.c").scalar() == [1, 1, 2, 3]
 
 
 def test_the_stores_failures_name_their_cause_and_write_nothing(s3_endpoint, tmp_path):

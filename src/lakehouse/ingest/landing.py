@@ -7,10 +7,11 @@ alone) with what tells a file changed (``Stat``), a file opened for reading, and
 content identifiers of files (``identity``: the SHA-256 of the bytes read through the
 folder, and the size).
 
-Local files are read where they lie; their identifiers are remembered per ``stat`` in the
-warehouse. Objects are read through ``pyarrow.fs.S3FileSystem``, reached with the
-warehouse's object-store options (``storage_options``: ``AWS_ENDPOINT_URL``,
-``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
+Local files are read where they lie; their identifiers are remembered per ``stat`` in a
+local warehouse, objects' per ETag (one HEAD request tells an object is unchanged).
+Objects are read through ``pyarrow.fs.S3FileSystem``, reached with the warehouse's
+object-store options (``storage_options``: ``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
 ``AWS_ALLOW_HTTP``), the environment's variables of the same names filling what they leave
 out. An object is whole once it is listed (a PUT is atomic, a multipart upload appears
 when it completes), so its ``Stat`` is ``whole``.
@@ -21,11 +22,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat as stat_mode
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -35,6 +36,7 @@ from lakehouse.ingest.object_store import bucket_check, reached, s3_filesystem
 
 SCHEMES = ("s3://", "s3a://")
 READERS = 4  # objects hashed side by side
+Done = TypeVar("Done")
 
 
 @dataclass(frozen=True, order=True)
@@ -215,7 +217,6 @@ class ObjectPrefix:
         return path.path.removeprefix(self.scheme)
 
     def open(self, path: LandingPath) -> pa.NativeFile:
-
         # Read whole at once (one GET; every reader reads the whole file), so the store's
         # failures are told here rather than in the middle of a parser.
         with reached(path.path, self.endpoint):
@@ -224,12 +225,37 @@ class ObjectPrefix:
         return pa.BufferReader(data)
 
     def content_ids(self, paths: list[LandingPath], warehouse: str | None) -> list[str]:
-        if len(paths) < 2:
-            return [self._content_id(p) for p in paths]
-        with ThreadPoolExecutor(max_workers=READERS) as pool:
-            return list(pool.map(self._content_id, paths))
+        known = identity.known_objects(warehouse, [p.path for p in paths]) if warehouse else {}
+        remembered = [p for p in paths if p.path in known]
+        found: dict[LandingPath, str] = {}
+        for path, etag in zip(remembered, self._each(self._etag, remembered), strict=True):
+            if etag is not None and etag == known[path.path][0]:
+                found[path] = known[path.path][1]
+        missing = [p for p in paths if p not in found]
+        fresh: list[tuple[str, str, str]] = []
+        for path, (ident, etag) in zip(missing, self._each(self._hashed, missing), strict=True):
+            found[path] = ident
+            if etag is not None:
+                fresh.append((path.path, etag, ident))
+        if warehouse and fresh:
+            identity.remember_objects(warehouse, fresh)
+        return [found[p] for p in paths]
 
-    def _content_id(self, path: LandingPath) -> str:
+    def _each(self, do: Callable[[LandingPath], Done], paths: list[LandingPath]) -> list[Done]:
+        """``do`` for each path, a few side by side."""
+        if len(paths) < 2:
+            return [do(p) for p in paths]
+        with ThreadPoolExecutor(max_workers=READERS) as pool:
+            return list(pool.map(do, paths))
+
+    def _etag(self, path: LandingPath) -> str | None:
+        """The object's ETag, from a HEAD request."""
+        with reached(path.path, self.endpoint):
+            with self.fs.open_input_file(self.key(path)) as handle:
+                return _etag_of(handle)
+
+    def _hashed(self, path: LandingPath) -> tuple[str, str | None]:
+        """The object's content identifier and the ETag of the bytes read."""
         digest = hashlib.sha256()
         size = 0
         with reached(path.path, self.endpoint):
@@ -237,7 +263,13 @@ class ObjectPrefix:
                 while chunk := stream.read(identity.CHUNK):
                     digest.update(chunk)
                     size += len(chunk)
-        return identity.named(digest, size)
+                etag = _etag_of(stream)
+        return identity.named(digest, size), etag
 
     def old_ids(self, path: LandingPath) -> list[str]:
         return []  # objects were never named by a local path
+
+
+def _etag_of(handle: pa.NativeFile) -> str | None:
+    value = handle.metadata().get("ETag")
+    return value.decode() if isinstance(value, bytes) and value else None

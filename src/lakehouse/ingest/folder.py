@@ -10,8 +10,8 @@ still being written) and are left alone.
 
 ``take_in_each`` is the loop every folder source runs (data files: ``files``; Debezium
 events: ``debezium``): it lists the folder (a local folder or a prefix of an object store:
-``landing``), tells the files the table holds from the new
-ones, and hands each new file, with the identifier to commit it under, to the source.
+``landing``), tells the files the table holds from the new ones, and hands each new file,
+with the identifier to commit it under, to the source.
 """
 
 from __future__ import annotations

@@ -233,6 +233,29 @@ def test_objects_are_not_read_again_while_their_etag_stays(s3_endpoint, tmp_path
     assert lh.sql("SELECT list(id ORDER BY id) FROM bronze.c").scalar() == [1, 1, 2, 3]
 
 
+def test_debezium_event_files_on_a_prefix_land_once(s3_endpoint, tmp_path, monkeypatch):
+    from lakehouse.ingest.debezium import ingest_folder as ingest_events
+
+    for name, value in environment(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    s3 = client(s3_endpoint)
+    s3.create_bucket(Bucket="landing")
+    a, b = {"id": 1, "name": "a"}, {"id": 1, "name": "b"}
+    src = {"connector": "db2", "db": "shop", "table": "customers", "ts_ms": 0}
+    events = [
+        {"before": None, "after": a, "source": src, "op": "c", "ts_ms": 1},
+        {"before": a, "after": b, "source": src, "op": "u", "ts_ms": 2},
+    ]
+    body = "\n".join(json.dumps(e) for e in events) + '\n{"broken": \n'
+    s3.put_object(Bucket="landing", Key="cdc/a.jsonl", Body=body)
+    lh = Lakehouse(tmp_path / "w")
+    report = ingest_events(lh, "s3://landing/cdc", "bronze.changes", key_columns=["id"])
+    assert report.files_ingested == ["s3://landing/cdc/a.jsonl"]
+    assert report.changes == 2 and report.quarantined == 1
+    again = ingest_events(lh, "s3://landing/cdc", "bronze.changes", key_columns=["id"])
+    assert again.files_ingested == [] and again.files_skipped == ["s3://landing/cdc/a.jsonl"]
+
+
 def test_the_stores_failures_name_their_cause_and_write_nothing(s3_endpoint, tmp_path):
     options = environment(s3_endpoint)
     lh = Lakehouse(tmp_path / "w", storage_options=options)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ from lakehouse import Lakehouse
 @pytest.fixture
 def lh(tmp_path) -> Lakehouse:
     return Lakehouse(tmp_path / "warehouse")
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (moto) on a free loopback port, for this test only."""
+    from tests.helpers.s3 import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")

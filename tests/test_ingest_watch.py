@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lakehouse import Lakehouse
-from lakehouse.ingest.watch import Stat, settled
+from lakehouse.ingest.landing import Stat
+from lakehouse.ingest.watch import settled
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -28,7 +29,7 @@ def csv_rows(first: int, last: int, header: bool = True) -> str:
 class Watcher:
     """The command in a subprocess, its output lines read as they come."""
 
-    def __init__(self, warehouse: Path, folder: Path, interval: float) -> None:
+    def __init__(self, warehouse: Path, folder: Path | str, interval: float) -> None:
         env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1", "COLUMNS": "400"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), "ingest"]
@@ -50,15 +51,26 @@ class Watcher:
     def wait_for_line(self, part: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                assert self.proc.poll() is None, "".join(self.seen)
-                continue
-            self.seen.append(line)
-            if part in line:
+            line = self._next_line()
+            if line is not None and part in line:
                 return line
         raise AssertionError(f"no line with {part!r} in {''.join(self.seen)}")
+
+    def wait_for_all(self, parts: list[str], timeout: float = 60) -> None:
+        """Until the output so far holds each of ``parts`` (on any lines)."""
+        deadline = time.monotonic() + timeout
+        while not all(part in "".join(self.seen) for part in parts):
+            assert time.monotonic() < deadline, f"not all of {parts} in {''.join(self.seen)}"
+            self._next_line()
+
+    def _next_line(self) -> str | None:
+        try:
+            line = self.lines.get(timeout=0.1)
+        except queue.Empty:
+            assert self.proc.poll() is None, "".join(self.seen)
+            return None
+        self.seen.append(line)
+        return line
 
     def stop(self, signum: int) -> str:
         self.proc.send_signal(signum)

@@ -19,10 +19,9 @@ from lakehouse.errors import (
     TableNotFoundError,
 )
 from lakehouse.sql.masking import pseudonym, warehouse_key
-from tests import test_object_store
+from tests.helpers.s3 import s3_warehouse
 
 PII = {"silver.users": ["email"]}
-s3_endpoint = test_object_store.s3_endpoint  # the fixture: a moto server on loopback
 
 
 def masked(name: str) -> list[str]:
@@ -491,7 +490,7 @@ def test_bad_input_says_what_to_do(shop):
 
 
 def test_lock_down_leaves_object_store_tables_readable(s3_endpoint, tmp_path):
-    lh = test_object_store.s3_warehouse(s3_endpoint, tmp_path)
+    lh = s3_warehouse(s3_endpoint, tmp_path)
     lh.write("silver.users", [{"user_id": 1, "email": "ada@example.com"}])
     lh.engine.lock_down()
     with pytest.raises(duckdb.PermissionException):

@@ -389,8 +389,15 @@ def vacuum(
 
 @ingest_app.command("files")
 def ingest(
-    folder: Annotated[str, typer.Argument(help="Folder of CSV, JSON lines, JSON, Parquet files.")],
-    table: Annotated[str, typer.Option("--table", "-t", help="Bronze table, e.g. bronze.events.")],
+    folder: Annotated[
+        str,
+        typer.Argument(
+            help="Folder (or s3://BUCKET/PREFIX) of CSV, JSON lines, JSON, Parquet files."
+        ),
+    ],
+    table: Annotated[
+        str, typer.Option("--table", "-t", "--into", help="Bronze table, e.g. bronze.events.")
+    ],
     source_system: Annotated[
         str | None, typer.Option(help="Name of the system the files come from.")
     ] = None,
@@ -453,6 +460,17 @@ def _watch_folder(folder: str, table: str, source_system: str | None, interval: 
                 console.print(f"  waiting for {path} to settle", soft_wrap=True, highlight=False)
                 said_waiting.add(path)
 
+    said_trouble: list[str] = []
+
+    def on_trouble(error: Exception) -> None:
+        if said_trouble[-1:] != [str(error)]:  # told once while it lasts
+            console.print(
+                f"  {error}\n  looking again every {interval:g} s",
+                soft_wrap=True,
+                highlight=False,
+            )
+            said_trouble.append(str(error))
+
     console.print(
         f"watching {folder} for {table} every {interval:g} s (Ctrl-C to stop)", highlight=False
     )
@@ -465,6 +483,7 @@ def _watch_folder(folder: str, table: str, source_system: str | None, interval: 
             stop=lambda: bool(stopping),
             on_batch=on_batch,
             on_waiting=on_waiting,
+            on_trouble=on_trouble,
             source_system=source_system,
         )
     finally:

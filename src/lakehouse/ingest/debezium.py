@@ -43,7 +43,8 @@ from lakehouse.ingest.debezium_order import (
     handled_nanos,
     position_key,
 )
-from lakehouse.ingest.folder import FolderFile, folder_root, take_in_each
+from lakehouse.ingest.folder import FolderFile, take_in_each
+from lakehouse.ingest.landing import LandingPath, landing_of, read_all
 from lakehouse.names import parse_table_name
 from lakehouse.tables.formats import format_of
 from lakehouse.tables.schema import type_name
@@ -425,7 +426,7 @@ def ingest_folder(
     *,
     key_columns: KeyColumns | None = None,
     source_system: str | None = None,
-    on_file: Callable[[Path, int], None] | None = None,
+    on_file: Callable[[LandingPath, int], None] | None = None,
 ) -> DebeziumReport:
     """Land each file of Debezium events under ``folder`` (.jsonl and .ndjson: an event per
     line; .json: the same, or one JSON document holding an event or an array of them;
@@ -436,7 +437,7 @@ def ingest_folder(
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(f"change events are ingested into bronze, not {name.layer}")
-    root = folder_root(folder)
+    landing = landing_of(folder, lh.storage_options)
     report = DebeziumReport(str(name))
     fmt = format_of(lh.storage, name)
     target = fmt.open(lh.storage, name)
@@ -482,7 +483,10 @@ def ingest_folder(
         report.changes += changes
         return changes
 
-    take_in_each(lh, name, root, EXTENSIONS, read=_messages, land=land, skip=skip, on_file=on_file)
+    def read(path: LandingPath) -> tuple[list[str], list[bytes]]:
+        return _messages(path.suffix, read_all(landing, path).to_pybytes())
+
+    take_in_each(lh, name, landing, EXTENSIONS, read=read, land=land, skip=skip, on_file=on_file)
     return report
 
 
@@ -545,11 +549,11 @@ def as_landed_before(lh: Lakehouse, table: str, rows: pa.Table) -> pa.Table:
     return rows.set_column(column, SEQUENCE, pa.array(sequences, pa.string()))
 
 
-def _messages(path: Path) -> tuple[list[str], list[bytes]]:
-    """A file's messages and where each is ("line 3"): one per line, or, for a .json file
-    holding one JSON document (an event, or an array of events), its events."""
-    data = path.read_bytes()
-    if path.suffix.lower() == ".json":
+def _messages(suffix: str, data: bytes) -> tuple[list[str], list[bytes]]:
+    """A file's messages (``data``; ``suffix``: its name's) and where each is ("line 3"):
+    one per line, or, for a .json file holding one JSON document (an event, or an array of
+    events), its events."""
+    if suffix.lower() == ".json":
         try:
             document = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):

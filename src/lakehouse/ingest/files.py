@@ -24,7 +24,8 @@ import pyarrow as pa
 
 from lakehouse.errors import LakehouseError
 from lakehouse.ingest import identity, jsonlines
-from lakehouse.ingest.folder import FolderFile, folder_root, recognise, take_in_each
+from lakehouse.ingest.folder import FolderFile, recognise, take_in_each
+from lakehouse.ingest.landing import Landing, LandingPath, landing_of, read_all
 from lakehouse.names import TableName, parse_table_name
 from lakehouse.tables.formats import format_of
 
@@ -76,19 +77,22 @@ def ingest_folder(
     table: str,
     *,
     source_system: str | None = None,
-    on_file: Callable[[Path, int], None] | None = None,
+    on_file: Callable[[LandingPath, int], None] | None = None,
     options: dict[str, Any] | None = None,
-    only: Collection[Path] | None = None,
+    only: Collection[LandingPath] | None = None,
+    landing: Landing | None = None,
 ) -> IngestReport:
-    """Ingest every data file under ``folder`` into the bronze ``table`` that is not in it
-    yet (with ``only``, of the files it holds). ``on_file(path, rows)`` is called after
+    """Ingest every data file under ``folder`` (a local folder or ``s3://bucket/prefix``;
+    ``landing``, when given, is that folder opened) into the bronze ``table`` that is not in
+    it yet (with ``only``, of the files it holds). ``on_file(path, rows)`` is called after
     each file (rows 0 for a file ingested before), e.g. to advance a progress bar.
     ``options`` are the table's options (``description``, ``tags``, ``partition_by``...)
     for ``Lakehouse.write``."""
     name = parse_table_name(table)
     if name.layer != "bronze":
         raise LakehouseError(f"files are ingested into bronze, not {name.layer}")
-    root = folder_root(folder)
+    if landing is None:
+        landing = landing_of(folder, lh.storage_options)
     report = IngestReport(str(name))
 
     def skip(file: FolderFile) -> None:
@@ -98,17 +102,20 @@ def ingest_folder(
 
     def land(file: FolderFile, read: FileRead) -> int:
         rows_before = report.rows
-        _ingest_file(lh, name, file.path, file.txn, read, source_system, report, options or {})
+        _ingest_file(lh, name, file, read, source_system, report, options or {})
         return report.rows - rows_before
+
+    def read(path: LandingPath) -> FileRead:
+        return _read_file(landing, path)
 
     # The next file is read while this one is written (reading does not depend on the
     # table; shaping the rows to the table's schema waits for the write before).
     take_in_each(
         lh,
         name,
-        root,
+        landing,
         FORMATS,
-        read=_read_file,
+        read=read,
         land=land,
         skip=skip,
         on_file=on_file,
@@ -118,18 +125,17 @@ def ingest_folder(
     return report
 
 
-def _read_file(path: Path) -> FileRead:
+def _read_file(landing: Landing, path: LandingPath) -> FileRead:
     fmt = FORMATS[path.suffix.lower()]
     if fmt == "jsonl":
-        return jsonlines.parse(pa.memory_map(str(path)).read_buffer())
-    return _read(path, fmt)
+        return jsonlines.parse(read_all(landing, path))
+    return _read(landing, path, fmt)
 
 
 def _ingest_file(
     lh: Lakehouse,
     name: TableName,
-    path: Path,
-    txn: tuple[str, int],
+    file: FolderFile,
     read: FileRead,
     source_system: str | None,
     report: IngestReport,
@@ -142,12 +148,13 @@ def _ingest_file(
     else:
         rows, bad = read
         data, rescued = jsonlines.fit_rows(lh, str(name), rows)
+    path, txn = file.path, file.txn
     fresh = True
     if bad:  # its own transaction id makes a re-run after a crash skip it
         quarantine = f"{name}_quarantine"
         parsed = parse_table_name(quarantine)
         fmt = format_of(lh.storage, parsed)
-        done, marks = recognise(fmt, fmt.open(lh.storage, parsed), [path], txn[0])
+        done, marks = recognise(fmt, fmt.open(lh.storage, parsed), lambda: list(file.old), txn[0])
         if done:
             fresh = False
             if marks:
@@ -191,12 +198,15 @@ def _ingest_file(
     report.rows += data.num_rows
 
 
-def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict[str, Any]], list[dict[str, Any]]]:
+def _read(
+    landing: Landing, path: LandingPath, fmt: str
+) -> tuple[pa.Table | list[dict[str, Any]], list[dict[str, Any]]]:
     """The file's records, and the ones that could not be read, with the reason."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path), []
+        with landing.open(path) as handle:
+            return pq.read_table(handle), []
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
@@ -207,14 +217,19 @@ def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict[str, Any]], list[d
             bad.append(_bad(row.text, f"unreadable CSV row: {reason}"))
             return "skip"
 
-        parse = pacsv.ParseOptions(delimiter=csv_delimiter(path), invalid_row_handler=ragged)
+        data = read_all(landing, path)
+        delimiter = csv_delimiter(data[:HEAD].to_pybytes())
+        parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=ragged)
         try:
-            return pacsv.read_csv(path, parse_options=parse, convert_options=CSV_NULLS), bad
+            found = pacsv.read_csv(
+                pa.BufferReader(data), parse_options=parse, convert_options=CSV_NULLS
+            )
+            return found, bad
         except pa.ArrowInvalid as exc:
-            raw = path.read_text(errors="replace")
+            raw = data.to_pybytes().decode(errors="replace")
             return [], [_bad(raw, f"unreadable CSV: {exc}")]
     # JSON (JSON lines are read by jsonlines)
-    text = path.read_bytes()
+    text = read_all(landing, path).to_pybytes()
     try:
         value = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -230,11 +245,14 @@ def _read(path: Path, fmt: str) -> tuple[pa.Table | list[dict[str, Any]], list[d
 DELIMITERS = (",", ";", "\t", "|")
 
 
-def csv_delimiter(path: Path) -> str:
-    """The delimiter of a CSV file: of comma, semicolon, tab and bar, the one its header
-    line holds most often outside quotes (comma when it holds none)."""
-    with open(path, "rb") as handle:
-        head = handle.read(64 << 10).decode("utf-8", errors="replace").lstrip("\ufeff")
+HEAD = 64 << 10  # bytes of a CSV file its delimiter is told from
+
+
+def csv_delimiter(start: bytes) -> str:
+    """The delimiter of a CSV file starting with ``start``: of comma, semicolon, tab and
+    bar, the one its header line holds most often outside quotes (comma when it holds
+    none)."""
+    head = start.decode("utf-8", errors="replace").lstrip("\ufeff")
     header, quoted = [], False
     for char in head:
         if char == '"':

@@ -9,8 +9,9 @@ folders whose names start with ``_`` or ``.`` are not data (markers, manifests, 
 still being written) and are left alone.
 
 ``take_in_each`` is the loop every folder source runs (data files: ``files``; Debezium
-events: ``debezium``): it lists the folder, tells the files the table holds from the new
-ones, and hands each new file, with the identifier to commit it under, to the source.
+events: ``debezium``): it lists the folder (a local folder or a prefix of an object store:
+``landing``), tells the files the table holds from the new ones, and hands each new file,
+with the identifier to commit it under, to the source.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from lakehouse.errors import LakehouseError
 from lakehouse.ingest import identity
+from lakehouse.ingest.landing import Landing, LandingPath
 from lakehouse.names import TableName
 from lakehouse.tables.format import TableFormat
 from lakehouse.tables.formats import format_of
@@ -38,69 +38,47 @@ Read = TypeVar("Read")
 @dataclass(frozen=True)
 class FolderFile:
     """A file of the folder: the transaction identifier its rows commit with, whether the
-    table holds it already, and the earlier file with the same content (it then counts as
-    held: one content is taken in once)."""
+    table holds it already, the earlier file with the same content (it then counts as
+    held: one content is taken in once), and the identifiers tables written before content
+    identifiers gave it."""
 
-    path: Path
+    path: LandingPath
     txn: tuple[str, int]
     done: bool
-    same: Path | None = None
-
-
-def folder_root(folder: str | Path) -> Path:
-    """The folder to take files in from, which has to exist."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise LakehouseError(f"no folder {root} to ingest from", "check the path")
-    return root
-
-
-def is_data(path: Path, root: Path) -> bool:
-    """Not a marker, manifest or file being written: no part of its path under the folder
-    starts with ``_`` or ``.``."""
-    return not any(part.startswith(("_", ".")) for part in path.relative_to(root).parts)
-
-
-def data_files(root: Path, suffixes: Collection[str]) -> list[Path]:
-    """The data files under ``root`` whose (lower-cased) suffix is one of ``suffixes``,
-    in path order."""
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and is_data(p, root) and p.suffix.lower() in suffixes
-    )
+    same: LandingPath | None = None
+    old: tuple[str, ...] = ()
 
 
 def take_in_each(
     lh: Lakehouse,
     name: TableName,
-    root: Path,
+    landing: Landing,
     suffixes: Collection[str],
     *,
-    read: Callable[[Path], Read],
+    read: Callable[[LandingPath], Read],
     land: Callable[[FolderFile, Read], int],
     skip: Callable[[FolderFile], None],
-    on_file: Callable[[Path, int], None] | None = None,
+    on_file: Callable[[LandingPath, int], None] | None = None,
     read_ahead: bool = False,
-    only: Collection[Path] | None = None,
+    only: Collection[LandingPath] | None = None,
 ) -> None:
-    """Each data file under ``root`` (see ``data_files``; of them, with ``only``, the ones
-    it holds), in path order: one the table
+    """Each data file of the ``landing`` folder whose suffix is one of ``suffixes`` (of
+    them, with ``only``, the ones it holds), in path order: one the table
     holds goes to ``skip``; a new one is ``read``, and ``land`` writes what was read under
     the file's transaction identifier (which records it as taken in) and returns the rows
     it wrote. ``on_file(path, rows)`` follows each file (rows 0 for a skipped one). With
     ``read_ahead`` the next new file is read on another thread while this one lands
     (reading must then not depend on the table)."""
-    paths = data_files(root, suffixes)
+    paths = list(landing.listing(suffixes))
     if only is not None:
         paths = [p for p in paths if p in only]
-    files = identify(lh, name, paths)
+    files = identify(lh, name, landing, paths)
     if not read_ahead:
         for file in files:
             _take_in(file, read, land, skip, on_file)
         return
     upcoming = iter([f.path for f in files if not f.done])
-    reads: dict[Path, Future[Read]] = {}
+    reads: dict[LandingPath, Future[Read]] = {}
     with ThreadPoolExecutor(max_workers=1) as reader:
 
         def read_next() -> None:
@@ -108,7 +86,7 @@ def take_in_each(
             if following is not None:
                 reads[following] = reader.submit(read, following)
 
-        def take_read(path: Path) -> Read:
+        def take_read(path: LandingPath) -> Read:
             found = reads.pop(path).result()
             read_next()
             return found
@@ -120,10 +98,10 @@ def take_in_each(
 
 def _take_in(
     file: FolderFile,
-    read: Callable[[Path], Read],
+    read: Callable[[LandingPath], Read],
     land: Callable[[FolderFile, Read], int],
     skip: Callable[[FolderFile], None],
-    on_file: Callable[[Path, int], None] | None,
+    on_file: Callable[[LandingPath, int], None] | None,
 ) -> None:
     rows = 0
     if file.done:
@@ -134,7 +112,9 @@ def _take_in(
         on_file(file.path, rows)
 
 
-def identify(lh: Lakehouse, name: TableName, paths: list[Path]) -> list[FolderFile]:
+def identify(
+    lh: Lakehouse, name: TableName, landing: Landing, paths: list[LandingPath]
+) -> list[FolderFile]:
     """Each file's transaction identifier, whether the table holds it, and the earlier
     file of ``paths`` with the same content. Files the table holds under the path
     identifiers of tables written before content identifiers get their content
@@ -144,14 +124,18 @@ def identify(lh: Lakehouse, name: TableName, paths: list[Path]) -> list[FolderFi
     # version (and Delta refuses two commits of one id), so no file lands twice.
     fmt = format_of(lh.storage, name)
     target = fmt.open(lh.storage, name)
-    ids = identity.content_ids(paths, lh.root if lh.local else None)
-    names: dict[str, list[Path]] = {}
+    ids = landing.content_ids(paths, lh.root if lh.local else None)
+    names: dict[str, list[LandingPath]] = {}
     for path, content in zip(paths, ids, strict=True):
         names.setdefault(content, []).append(path)
     held: dict[str, bool] = {}
     migrated: list[tuple[str, int]] = []
     for content, where in names.items():
-        held[content], marks = recognise(fmt, target, where, content)
+
+        def old_ids(where: list[LandingPath] = where) -> list[str]:
+            return [i for p in where for i in landing.old_ids(p)]
+
+        held[content], marks = recognise(fmt, target, old_ids, content)
         migrated += marks
     if migrated:
         lh.write(str(name), pa.table({}), evolve=True, txn=migrated)
@@ -160,17 +144,20 @@ def identify(lh: Lakehouse, name: TableName, paths: list[Path]) -> list[FolderFi
         same = names[content][0]
         if same != path:
             found.append(FolderFile(path, (content, 1), True, same))
-        else:
-            found.append(FolderFile(path, (content, 1), held[content]))
+        elif held[content]:
+            found.append(FolderFile(path, (content, 1), True))
+        else:  # to land: its old identifiers are looked for in the quarantine too
+            found.append(FolderFile(path, (content, 1), False, None, tuple(landing.old_ids(path))))
     return found
 
 
 def recognise(
-    fmt: TableFormat[Any, Any], target: Any, paths: list[Path], content: str
+    fmt: TableFormat[Any, Any], target: Any, old_ids: Callable[[], list[str]], content: str
 ) -> tuple[bool, list[tuple[str, int]]]:
     """Whether the table (open in ``fmt``; None when there is none) holds the content, and
-    the identifiers to commit when it was recognised by the path identifier (of one of the
-    ``paths`` holding it) that tables written before content identifiers gave a file."""
+    the identifiers to commit when it was recognised by one of ``old_ids()``, the path
+    identifiers tables written before content identifiers gave the files holding it
+    (asked for only when the content identifier is not there)."""
     if target is None:
         return False, []
 
@@ -182,8 +169,7 @@ def recognise(
     if _held(target, content):
         return True, []
     marks = []
-    for path in paths:
-        old = identity.path_id(path)
+    for old in old_ids():
         mark = identity.legacy_mark(old)
         if _held(target, old) and not _held(target, mark):
             marks.append((mark, 1))

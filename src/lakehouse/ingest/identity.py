@@ -10,7 +10,9 @@ Hashing reads every byte, so the identifiers of a warehouse's landing files are 
 modification and change times, inode): a file whose ``stat`` is unchanged is not read
 again. A file modified within the last seconds is not kept there (it may still change
 within the clock's resolution), and ``ctime`` changes with every write to the file, even
-one that puts its modification time back.
+one that puts its modification time back. An object of an object store is kept with its
+ETag, which the store changes with every write of the object: one whose ETag is
+unchanged is not read again.
 
 Tables written before content identifiers named a file by its absolute path
 (``file:<32 hex digits>``, ``path_id``); ``legacy_mark`` names the identifier a table gets
@@ -43,6 +45,12 @@ def content_id(path: Path) -> str:
         while n := f.readinto(buffer):
             digest.update(view[:n])
             size += n
+    return named(digest, size)
+
+
+def named(digest: Any, size: int) -> str:
+    """The transaction identifier of content with this SHA-256 ``digest`` (a hashlib
+    object fed all of it) and ``size``."""
     return f"{PREFIX}{digest.hexdigest()}:{size}"
 
 
@@ -105,6 +113,9 @@ def _open(path: Path) -> sqlite3.Connection | None:
             "CREATE TABLE IF NOT EXISTS file_ids (path TEXT PRIMARY KEY, size INTEGER, "
             "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, id TEXT)"
         )
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS object_ids (uri TEXT PRIMARY KEY, etag TEXT, id TEXT)"
+        )
         return con
     except (OSError, sqlite3.Error):
         return None
@@ -138,3 +149,39 @@ def _store(
             cache.executemany("INSERT OR REPLACE INTO file_ids VALUES (?, ?, ?, ?, ?, ?)", rows)
     except sqlite3.Error:
         pass  # only a cache: the files are hashed again next time
+
+
+def known_objects(warehouse: str, uris: list[str]) -> dict[str, tuple[str, str]]:
+    """What the cache of the (local) ``warehouse`` folder remembers of objects: each one's
+    ETag and content identifier, by URI."""
+    cache = _open(Path(warehouse) / CACHE)
+    if cache is None or not uris:
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    try:
+        for start in range(0, len(uris), 500):
+            part = uris[start : start + 500]
+            rows = cache.execute(
+                f"SELECT uri, etag, id FROM object_ids WHERE uri IN ({', '.join('?' * len(part))})",
+                part,
+            )
+            found.update((r[0], (r[1], r[2])) for r in rows)
+    except sqlite3.Error:
+        return {}
+    finally:
+        cache.close()
+    return found
+
+
+def remember_objects(warehouse: str, rows: list[tuple[str, str, str]]) -> None:
+    """Keeps each object's (URI, ETag, content identifier) in the warehouse's cache."""
+    cache = _open(Path(warehouse) / CACHE)
+    if cache is None or not rows:
+        return
+    try:
+        with cache:
+            cache.executemany("INSERT OR REPLACE INTO object_ids VALUES (?, ?, ?)", rows)
+    except sqlite3.Error:
+        pass  # only a cache: the objects are hashed again next time
+    finally:
+        cache.close()

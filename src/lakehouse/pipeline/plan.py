@@ -21,7 +21,8 @@ from lakehouse.pipeline.graph import order
 from lakehouse.pipeline.incremental import RefreshKey, refresh_key
 from lakehouse.pipeline.model import Dataset, Pipeline
 from lakehouse.pipeline.quality import RESCUED
-from lakehouse.quoting import ident, string
+from lakehouse.pipeline.sniff import sniff
+from lakehouse.quoting import ident
 from lakehouse.sql.names import find_references
 
 if TYPE_CHECKING:
@@ -111,8 +112,10 @@ def _folder(
     except LakehouseError as exc:
         return [Problem(ds.file, ds.at("path"), exc.message, exc.hint)]
     folders[ds.name] = folder
-    if not exists or not lh.local or Path(folder).is_dir():
-        return []
+    from lakehouse.ingest.landing import is_object_store
+
+    if not exists or not lh.local or is_object_store(folder) or Path(folder).is_dir():
+        return []  # a prefix of an object store is looked at by the run
     given = f"path {ds.path} is {folder}" if folder != ds.path else f"path {folder}"
     variables = re.findall(r"\$\{(\w+)\}", ds.path)
     hint = "create the folder, or correct path:"
@@ -265,7 +268,7 @@ def _bind_all(pipeline: Pipeline, lh: Lakehouse, plan: Plan) -> None:
                 plan.unchecked[name] = f"reads {unknown[0]}, whose columns are not known yet"
                 continue
             if ds.kind == "files":
-                schema, why = _sniff(lh, ds, plan.folders.get(name))
+                schema, why = sniff(lh, ds, plan.folders.get(name))
                 if schema is not None:
                     _stand_in(con, name, schema, bronze=True)
                     known.add(name)
@@ -372,53 +375,3 @@ def _cdc_schema(ds: Dataset, columns: pa.Schema) -> pa.Schema:
             pa.field("is_current", pa.bool_()),
         ]
     return pa.schema(fields)
-
-
-SNIFF_BYTES = 4 << 20  # of a JSON lines file, to know its columns
-
-
-def _sniff_lines(lh: Lakehouse, ds: Dataset, path: Path) -> pa.Schema:
-    """The columns the first lines of a JSON lines file give, read by ingestion's reader."""
-    from lakehouse.ingest import jsonlines
-
-    with open(path, "rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    if len(head) == SNIFF_BYTES and b"\n" in head:
-        head = head[: head.rindex(b"\n") + 1]  # whole lines only
-    return jsonlines.read(lh, ds.name, pa.py_buffer(head), None).rows.schema
-
-
-def _sniff(lh: Lakehouse, ds: Dataset, folder: str | None) -> tuple[pa.Schema | None, str]:
-    """The shape a files dataset will have: its table's, else a look at its first file;
-    or None and why not."""
-    if lh.exists(ds.name):
-        return lh.engine.query(f"SELECT * FROM {ds.name} LIMIT 0").to_arrow().schema, ""
-    from lakehouse.ingest.files import FORMATS
-    from lakehouse.ingest.folder import data_files
-
-    root = Path(folder) if folder is not None else None
-    if root is None or not root.is_dir():
-        return None, f"no table {ds.name} yet and no folder {folder} to look at"
-    files = data_files(root, FORMATS)
-    if not files:
-        return None, f"no table {ds.name} yet and no files in {folder}"
-    fmt = ds.format or FORMATS[files[0].suffix.lower()]
-    if fmt == "jsonl":  # read as ingestion reads it: a bad line is a bad line, not the shape
-        return _sniff_lines(lh, ds, files[0]), ""
-    reader = {
-        "csv": "read_csv",
-        "jsonl": "read_json",
-        "json": "read_json",
-        "parquet": "read_parquet",
-    }[fmt]
-    con = duckdb.connect()
-    try:
-        extra = ", ignore_errors = true" if fmt in ("jsonl", "json") else ""
-        schema = con.sql(
-            f"SELECT * FROM {reader}({string(str(files[0]))}{extra}) LIMIT 0"
-        ).to_arrow_table()
-        return schema.schema, ""
-    except duckdb.Error as exc:
-        return None, f"{files[0]} could not be read: {_first_line(exc)}"
-    finally:
-        con.close()

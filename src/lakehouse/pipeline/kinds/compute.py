@@ -1,5 +1,6 @@
 """A dataset's rows for a run: its query (or function) over the inputs as the run pins
-them, with a flag column per row check, split by the checks."""
+them, with a flag column per row check, split by the checks. The query runs on the engine
+``spark/routing.py`` picks: DuckDB in the process, or Spark."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse.pipeline.kinds.checks import count_split
+from lakehouse.pipeline.kinds.context import RunContext
 from lakehouse.pipeline.kinds.relations import registered
 from lakehouse.pipeline.model import Dataset
 from lakehouse.pipeline.python import Context
@@ -22,8 +24,9 @@ if TYPE_CHECKING:
 PRODUCED = "__lh_py_out"  # what a Python dataset's function returned
 
 
-def compute(lh: Lakehouse, ds: Dataset, pins: dict[str, str], item: DatasetRun) -> Split:
+def compute(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun) -> Split:
     """The dataset's rows from the pinned inputs, with its row checks applied."""
+    lh = ctx.lh
     item.rows_read += rows_in(lh, ds, pins)
     if ds.function is not None:
         table = as_arrow(ds.function(Context(lh, ds, pins)))
@@ -34,8 +37,25 @@ def compute(lh: Lakehouse, ds: Dataset, pins: dict[str, str], item: DatasetRun) 
         assert ds.sql is not None
         columns = query_columns(lh, ds, pins) if needs_columns(ds.expectations) else None
         flagged = with_flags(ds.sql, ds.expectations, columns)
-        batch = lh.engine.query(flagged, pins).to_arrow()
+        batch = run_query(ctx, ds, flagged, pins, item)
     return count_split(ds, item, split_rows(batch, ds.expectations))
+
+
+def run_query(
+    ctx: RunContext, ds: Dataset, sql: str, pins: dict[str, str], item: DatasetRun
+) -> pa.Table:
+    """``sql`` over ``pins`` on the dataset's engine; the engine and why in ``item``."""
+    from lakehouse.spark.routing import choose, requested
+
+    settings = ctx.lh.settings
+    per = {n: p.engine for n, p in settings.pipelines.items() if p.engine is not None}
+    wanted, source = requested(ctx.engine, ds, ctx.pipeline.name, settings.engine, per)
+    choice = choose(wanted, source, ds, ctx.lh.engine, pins, settings.engine)
+    item.engine, item.engine_why = choice.engine, choice.why
+    if choice.engine == "spark":
+        rows: pa.Table = ctx.spark().query(sql, pins)
+        return rows
+    return ctx.lh.engine.query(sql, pins).to_arrow()
 
 
 def query_columns(lh: Lakehouse, ds: Dataset, pins: dict[str, str]) -> list[str]:

@@ -39,7 +39,7 @@ class MaterializedView(StoredKind):
                 if changes is not None and refresh_groups(ctx, ds, item, current, key, changes):
                     return
         item.strategy = "computed" if not marks.exists else ctx.recomputed(ds)
-        split = compute(ctx.lh, ds, ctx.pins(current), item)
+        split = compute(ctx, ds, ctx.pins(current), item)
         check_table(ctx.lh, ds, item, split.kept, None)
         write_quarantine(ctx, ds, split, current, "overwrite")
         write(ctx, ds, item, split.kept, current, mode="overwrite")
@@ -82,7 +82,7 @@ def refresh_groups(
     )
     pins = ctx.pins(current)
     pins[key.source] = view
-    split = compute(ctx.lh, ds, pins, item)
+    split = compute(ctx, ds, pins, item)
     check_table(ctx.lh, ds, item, split.kept, None)
     write_quarantine(ctx, ds, split, current, "append")
     if existing.num_rows == 0:

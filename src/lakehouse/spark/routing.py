@@ -1,0 +1,84 @@
+"""Which engine runs a dataset: the one asked for (the run's ``--engine``, the dataset's
+``engine:``, its pipeline's, the settings' default), and for ``auto`` the sizes of the input
+versions the run pins against the thresholds of the ``engine`` settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lakehouse.pipeline.model import Dataset
+    from lakehouse.settings.model import EngineSettings
+    from lakehouse.sql.engine_api import Engine
+
+ENGINES = ("duckdb", "spark", "auto")
+
+
+@dataclass(frozen=True)
+class Choice:
+    engine: str  # duckdb | spark
+    why: str
+
+
+def requested(
+    run: str | None, ds: Dataset, pipeline: str | None, default: EngineSettings, per: dict[str, str]
+) -> tuple[str, str]:
+    """The engine asked for and who asked: the run, the dataset, its pipeline's settings,
+    else the settings' default. ``per`` maps pipeline names to their engine setting."""
+    if run is not None:
+        return run, "the run's --engine"
+    if ds.engine is not None:
+        return ds.engine, f"engine: in {ds.file.name}"
+    if pipeline is not None and pipeline in per:
+        return per[pipeline], f"pipelines.{pipeline}.engine"
+    return default.default, "engine.default"
+
+
+def choose(
+    wanted: str,
+    source: str,
+    ds: Dataset,
+    engine: Engine,
+    pins: dict[str, str],
+    settings: EngineSettings,
+) -> Choice:
+    """The engine of one dataset's query over its pinned inputs."""
+    if ds.sql is None:
+        return Choice("duckdb", "Python datasets run in the process")
+    if wanted != "auto":
+        return Choice(wanted, source)
+    from lakehouse.spark.translate import problems
+
+    untranslatable = problems(ds.sql)
+    if untranslatable:
+        return Choice("duckdb", f"auto: not translatable to Spark ({untranslatable[0].message})")
+    size, rows = input_size(engine, pins)
+    figures = f"inputs {_size(size)}, {rows:,} rows"
+    if size >= settings.spark_above:
+        return Choice("spark", f"auto: {figures} >= spark_above {_size(settings.spark_above)}")
+    if settings.spark_above_rows is not None and rows >= settings.spark_above_rows:
+        return Choice("spark", f"auto: {figures} >= spark_above_rows {settings.spark_above_rows:,}")
+    return Choice("duckdb", f"auto: {figures} < spark_above {_size(settings.spark_above)}")
+
+
+def input_size(engine: Engine, pins: dict[str, str]) -> tuple[int, int]:
+    """Bytes of data files and rows the pinned inputs hold."""
+    size = rows = 0
+    for view in pins.values():
+        snap = engine.pinned(view)
+        if snap is not None and all(f.num_records is not None for f in snap.files):
+            size += sum(f.size_bytes for f in snap.files)
+            rows += snap.row_count
+        else:
+            rows += engine.row_count(view)
+    return size, rows
+
+
+def _size(value: int) -> str:
+    amount = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if amount < 1024:
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} TB"

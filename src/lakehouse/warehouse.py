@@ -223,10 +223,22 @@ class Lakehouse:
             raise LakehouseError(f"unknown layer {layer!r}", f"the layers are {', '.join(LAYERS)}")
         return self.catalog.list(layer=layer, tag=tag, search=search, column=column)
 
-    def sql(self, query: str) -> Result:
+    def sql(self, query: str, engine: str = "duckdb", master: str | None = None) -> Result:
         """Run SQL over the warehouse: ``layer.table`` names, joins across layers, time travel
-        with ``VERSION AS OF n`` / ``TIMESTAMP AS OF '...'``, EXPLAIN."""
-        return self.engine.query(query)
+        with ``VERSION AS OF n`` / ``TIMESTAMP AS OF '...'``, EXPLAIN. ``engine="spark"``
+        runs it on Spark (on ``master``, else the settings' one) over the tables' newest
+        versions, translated from the same dialect."""
+        if engine == "duckdb":
+            return self.engine.query(query)
+        if engine != "spark":
+            raise LakehouseError(f"unknown engine {engine!r}", "use duckdb or spark")
+        import time
+
+        from lakehouse.spark.engine import SparkEngine
+
+        started = time.perf_counter()
+        rows = SparkEngine(self, master).query(query)
+        return Result(rows, query, time.perf_counter() - started)
 
     def create_view(
         self, name: str, sql: str, *, description: str | None = None, owner: str | None = None

@@ -139,8 +139,6 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         pipeline = load_pipeline(folder, _variables(var))
         lh = lh_factory()
         plan = check(pipeline, lh, engine=_engine(engine))
-        settings = lh.settings
-        per = {n: p.engine for n, p in settings.pipelines.items() if p.engine is not None}
         rows = [
             {
                 "dataset": name,
@@ -148,7 +146,7 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
                 "reads": ", ".join(pipeline.datasets[name].depends_on),
                 "refresh": plan.strategy[name],
                 "engine": requested(
-                    _engine(engine), pipeline.datasets[name], pipeline.name, settings.engine, per
+                    _engine(engine), pipeline.datasets[name], pipeline.name, lh.settings
                 )[0]
                 if pipeline.datasets[name].sql is not None
                 else "-",

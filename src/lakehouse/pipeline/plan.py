@@ -113,14 +113,12 @@ def _spark_problems(
     datasets run such a query on DuckDB)."""
     from lakehouse.spark.routing import requested
 
-    settings = lh.settings
-    per = {n: p.engine for n, p in settings.pipelines.items() if p.engine is not None}
     spark = [
         ds
         for ds in pipeline.datasets.values()
         if ds.sql is not None
         and (chosen is None or ds.name in chosen)
-        and requested(engine, ds, pipeline.name, settings.engine, per)[0] == "spark"
+        and requested(engine, ds, pipeline.name, lh.settings)[0] == "spark"
     ]
     if not spark:
         return []

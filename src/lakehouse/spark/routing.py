@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lakehouse.pipeline.model import Dataset
-    from lakehouse.settings.model import EngineSettings
+    from lakehouse.settings.model import EngineSettings, Settings
     from lakehouse.sql.engine_api import Engine
 
 ENGINES = ("duckdb", "spark", "auto")
@@ -21,18 +21,17 @@ class Choice:
     why: str
 
 
-def requested(
-    run: str | None, ds: Dataset, pipeline: str | None, default: EngineSettings, per: dict[str, str]
-) -> tuple[str, str]:
+def requested(run: str | None, ds: Dataset, pipeline: str, settings: Settings) -> tuple[str, str]:
     """The engine asked for and who asked: the run, the dataset, its pipeline's settings,
-    else the settings' default. ``per`` maps pipeline names to their engine setting."""
+    else the settings' default."""
     if run is not None:
         return run, "the run's --engine"
     if ds.engine is not None:
         return ds.engine, f"engine: in {ds.file.name}"
-    if pipeline is not None and pipeline in per:
-        return per[pipeline], f"pipelines.{pipeline}.engine"
-    return default.default, "engine.default"
+    own = settings.pipelines.get(pipeline)
+    if own is not None and own.engine is not None:
+        return own.engine, f"pipelines.{pipeline}.engine"
+    return settings.engine.default, "engine.default"
 
 
 def choose(

@@ -23,6 +23,10 @@ HINT = (
 )
 
 
+# DuckDB functions sqlglot passes through by name, and Spark's function of the same meaning
+RENAMED = {"error": "raise_error"}
+
+
 class Untranslatable(LakehouseError):
     """SQL that Spark cannot run as the platform means it."""
 
@@ -53,7 +57,7 @@ def problems(sql: str) -> list[Problem]:
     for node in tree.walk():
         if isinstance(node, exp.Anonymous):
             name = str(node.name).lower()
-            if name not in spark_functions() and name not in seen:
+            if name not in spark_functions() and name not in RENAMED and name not in seen:
                 seen.add(name)
                 found.append(
                     Problem(_line_of(sql, name), f"function {name}() has no Spark equivalent")
@@ -94,6 +98,10 @@ def to_spark(sql: str, views: dict[str, str], arrays: set[str] | None = None) ->
         return node
 
     tree = tree.transform(replace)
+    for node in tree.find_all(exp.Anonymous):
+        renamed = RENAMED.get(str(node.name).lower())
+        if renamed is not None:
+            node.set("this", renamed)
     _sizes(tree, arrays or set())
     try:
         return tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)

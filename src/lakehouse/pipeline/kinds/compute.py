@@ -48,8 +48,7 @@ def run_query(
     from lakehouse.spark.routing import choose, requested
 
     settings = ctx.lh.settings
-    per = {n: p.engine for n, p in settings.pipelines.items() if p.engine is not None}
-    wanted, source = requested(ctx.engine, ds, ctx.pipeline.name, settings.engine, per)
+    wanted, source = requested(ctx.engine, ds, ctx.pipeline.name, settings)
     choice = choose(wanted, source, ds, ctx.lh.engine, pins, settings.engine)
     item.engine, item.engine_why = choice.engine, choice.why
     if choice.engine == "spark":

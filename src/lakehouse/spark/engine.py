@@ -5,6 +5,7 @@ wrote it."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +130,13 @@ def fit(rows: pa.Table, expected: pa.Schema | None) -> pa.Table:
 def failed(exc: Exception, sql: str) -> SparkQueryFailed:
     """A Spark error as the platform's: its first line, without the JVM's stack."""
     text = str(exc).strip()
-    first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+    # Spark's own error classes ([NAME] message) say more than the Java call around them
+    classed = re.search(r"\[[A-Z][A-Z_.]+\][^\n]*", text)
+    first = (
+        classed.group(0)
+        if classed
+        else next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+    )
     if "UNRESOLVED_ROUTINE" in text or "cannot be found" in text:
         hint = "a function Spark does not have: lakehouse validate --engine spark shows where"
     elif "Executor" in text or "Lost task" in text or "Task" in text and "failed" in text:

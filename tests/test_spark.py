@@ -1,0 +1,246 @@
+"""The Spark engine on local[2]: the demo pipeline gives the DuckDB engine's tables, row for
+row, on a first and an incremental run and after a kill -9 of the driver; a dataset that
+fails on an executor rolls the run back; constructs Spark cannot run are reported with
+file and line before anything runs; ``engine: auto`` routes by input size; ad-hoc SQL.
+
+One Spark session serves the module (the process's session, stopped at its end)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from lakehouse import Lakehouse
+from lakehouse.demo.landing import add_drop, write_sources
+from lakehouse.pipeline import load_pipeline, run_pipeline
+from lakehouse.pipeline.errors import PipelineError, RunFailed
+from lakehouse.pipeline.plan import validate
+from lakehouse.settings.model import EngineSettings, Settings
+from lakehouse.spark.session import SparkUnavailable, check_java, check_master, stop_session
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "pipelines" / "demo"
+MASTER = "local[2]"
+# Columns that say when and from which path a row was loaded, not what it holds.
+LOAD_COLUMNS = ("_ingested_at", "_ingest_date", "_source")
+
+
+def contents(lh: Lakehouse, pipeline) -> dict[str, list]:
+    out = {}
+    names = set(lh.catalog.names())
+    for ds in pipeline.datasets.values():
+        for table in (ds.name, ds.quarantine):
+            if table not in names:
+                continue
+            columns = [c for c in lh.table(table).schema.names if c not in LOAD_COLUMNS]
+            select = ", ".join(f'"{c}"' for c in columns)
+            out[table] = sorted(lh.sql(f"SELECT {select} FROM {table}").rows(), key=repr)
+    return out
+
+
+def schemas(lh: Lakehouse, pipeline) -> dict[str, pa.Schema]:
+    names = set(lh.catalog.names())
+    return {
+        ds.name: lh.table(ds.name).schema for ds in pipeline.datasets.values() if ds.name in names
+    }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One landing folder, a warehouse run on DuckDB and one on Spark; the Spark session
+    is stopped when the module ends."""
+    root = tmp_path_factory.mktemp("spark-demo")
+    landing = root / "landing"
+    write_sources(landing, events=1500, drops=2, start=datetime(2026, 11, 1, tzinfo=UTC))
+    pipeline = load_pipeline(DEMO, {"landing": str(landing)})
+    yield root, landing, pipeline
+    stop_session()
+
+
+def test_demo_on_spark_equals_duckdb_first_and_incremental(demo):
+    root, landing, pipeline = demo
+    duck, spark = Lakehouse(root / "duckdb"), Lakehouse(root / "spark")
+    for round_ in range(2):
+        if round_:
+            add_drop(landing, fraction=0.05)
+        run_pipeline(duck, pipeline, engine="duckdb")
+        report = run_pipeline(spark, pipeline, engine="spark", master=MASTER)
+        queried = [d for d in report.datasets if d.engine is not None]
+        assert queried and all(d.engine == "spark" for d in queried)
+        assert contents(spark, pipeline) == contents(duck, pipeline)
+        assert schemas(spark, pipeline) == schemas(duck, pipeline)
+    recorded = spark.sql(
+        "SELECT DISTINCT engine, engine_why FROM system.dataset_runs WHERE engine IS NOT NULL"
+    ).rows()
+    assert recorded == [("spark", "the run's --engine")]
+
+
+def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_tables(demo):
+    root, landing, pipeline = demo
+    warehouse = root / "killed"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lakehouse.cli",
+            "--warehouse",
+            str(warehouse),
+            "run",
+            str(DEMO),
+            "--var",
+            f"landing={landing}",
+            "--engine",
+            "spark",
+            "--master",
+            MASTER,
+        ],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the driver is Python and its JVM: both are killed
+    )
+    try:
+        # killed once Spark has committed some silver tables: in the middle of the run
+        deadline = time.monotonic() + 240
+        while len(list(warehouse.glob("silver/*/_delta_log/*.json"))) < 6:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no silver commits within 240 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    lh = Lakehouse(warehouse)
+    run_pipeline(lh, pipeline, engine="spark", master=MASTER)
+    assert contents(lh, pipeline) == contents(Lakehouse(root / "duckdb"), pipeline)
+    statuses = lh.sql("SELECT status FROM system.pipeline_runs ORDER BY started_at").rows()
+    assert statuses == [("interrupted",), ("succeeded",)]
+
+
+def small_pipeline(folder: Path, files: dict[str, str]) -> Path:
+    (folder / "silver").mkdir(parents=True)
+    for name, text in files.items():
+        (folder / "silver" / name).write_text(text)
+    return folder
+
+
+def test_a_dataset_failing_on_an_executor_rolls_the_run_back(tmp_path, demo):
+    lh = Lakehouse(tmp_path / "warehouse")
+    lh.write("bronze.numbers", pa.table({"x": [1, 2, 3]}))
+    folder = small_pipeline(
+        tmp_path / "pipeline",
+        {
+            "copied.sql": "SELECT x, x * 2 AS doubled FROM bronze.numbers\n",
+            "checked.sql": (
+                "-- description: fails on an executor when a number is above 5\n"
+                "SELECT x,\n"
+                "    CASE WHEN x > 5 THEN error('too large: ' || CAST(x AS VARCHAR))\n"
+                "    ELSE x END AS y\n"
+                "FROM silver.copied\n"
+            ),
+        },
+    )
+    pipeline = load_pipeline(folder)
+    run_pipeline(lh, pipeline, engine="spark", master=MASTER)
+    lh.write("bronze.numbers", pa.table({"x": [9]}))
+    with pytest.raises(RunFailed) as failed:
+        run_pipeline(lh, pipeline, engine="spark", master=MASTER)
+    assert "silver.checked" in failed.value.message and "Spark failed" in failed.value.message
+    assert "too large: 9" in failed.value.message
+    # silver.copied had been rewritten by the run: it is back as it was before
+    assert lh.sql("SELECT count(*) FROM silver.copied").rows() == [(3,)]
+    assert lh.sql("SELECT sum(y) FROM silver.checked").rows() == [(6,)]
+    runs = lh.sql("SELECT status FROM system.pipeline_runs ORDER BY started_at").rows()
+    assert runs == [("succeeded",), ("failed",)]
+
+
+def test_untranslatable_sql_is_reported_with_file_and_line_before_anything_runs(tmp_path):
+    lh = Lakehouse(tmp_path / "warehouse")
+    lh.write("bronze.numbers", pa.table({"x": [1, 2, 3]}))
+    folder = small_pipeline(
+        tmp_path / "pipeline",
+        {
+            "fine.sql": "SELECT x FROM bronze.numbers\n",
+            "summed.sql": (
+                "-- description: a DuckDB list function Spark does not have\n"
+                "SELECT\n"
+                "    x,\n"
+                "    list_reduce([x, 1], lambda a, b: a + b) AS total\n"
+                "FROM bronze.numbers\n"
+            ),
+        },
+    )
+    pipeline = load_pipeline(folder)
+    validate(pipeline, lh)  # fine on DuckDB
+    with pytest.raises(PipelineError) as found:
+        validate(pipeline, lh, engine="spark")
+    (problem,) = found.value.problems
+    assert problem.file.name == "summed.sql" and problem.line == 4
+    assert "list_reduce() has no Spark equivalent" in problem.message
+    assert "engine: duckdb" in (problem.hint or "")
+    with pytest.raises(PipelineError):
+        run_pipeline(lh, pipeline, engine="spark", master=MASTER)
+    assert not lh.exists("silver.fine") and not lh.exists("silver.summed")
+    # auto runs such a dataset on DuckDB, and says why
+    report = run_pipeline(lh, pipeline, engine="auto")
+    summed = next(d for d in report.datasets if d.dataset == "silver.summed")
+    assert summed.engine == "duckdb" and "not translatable" in (summed.engine_why or "")
+
+
+def test_auto_routes_small_inputs_to_duckdb_and_large_ones_to_spark(tmp_path, demo):
+    settings = Settings(engine=EngineSettings(default="auto", spark_above_rows=1000))
+    lh = Lakehouse(tmp_path / "warehouse", settings=settings)
+    lh.write("bronze.small", pa.table({"x": list(range(10))}))
+    lh.write("bronze.large", pa.table({"x": list(range(5000))}))
+    folder = small_pipeline(
+        tmp_path / "pipeline",
+        {
+            "small_sum.sql": "SELECT sum(x) AS total, count(*) AS n FROM bronze.small\n",
+            "large_sum.sql": "SELECT sum(x) AS total, count(*) AS n FROM bronze.large\n",
+        },
+    )
+    report = run_pipeline(lh, load_pipeline(folder), master=MASTER)
+    engines = {d.dataset: (d.engine, d.engine_why) for d in report.datasets}
+    assert engines["silver.small_sum"][0] == "duckdb"
+    assert "10 rows" in engines["silver.small_sum"][1]
+    assert engines["silver.large_sum"][0] == "spark"
+    assert "spark_above_rows 1,000" in engines["silver.large_sum"][1]
+    assert lh.sql("SELECT total, n FROM silver.large_sum").rows() == [(12497500, 5000)]
+    assert lh.sql("SELECT total, n FROM silver.small_sum").rows() == [(45, 10)]
+
+
+def test_ad_hoc_sql_on_spark(demo):
+    root, _, _ = demo
+    lh = Lakehouse(root / "duckdb")
+    query = (
+        "SELECT event_type, count(*) AS events, count(DISTINCT user_id) AS users "
+        "FROM silver.app_events WHERE is_valid GROUP BY event_type ORDER BY event_type"
+    )
+    on_spark = lh.sql(query, engine="spark", master=MASTER)
+    assert on_spark.rows() == lh.sql(query).rows()
+    assert on_spark.columns == ["event_type", "events", "users"]
+
+
+def test_missing_java_and_an_unreachable_master_say_what_to_do(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(SparkUnavailable) as no_java:
+        check_java()
+    assert "Java runtime" in no_java.value.message
+    assert "openjdk-17-jre-headless" in (no_java.value.hint or "")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SparkUnavailable) as down:
+        check_master(f"spark://127.0.0.1:{port}")
+    assert f"127.0.0.1:{port}" in down.value.message
+    assert "Master" in (down.value.hint or "")

@@ -18,6 +18,7 @@ from lakehouse.names import LAYERS
 from lakehouse.spark.inputs import register
 from lakehouse.spark.session import spark_session
 from lakehouse.spark.translate import to_spark
+from lakehouse.tables.staged import StagedFiles
 
 if TYPE_CHECKING:
     from lakehouse.warehouse import Lakehouse
@@ -73,6 +74,27 @@ class SparkEngine:
             self.drop(views)
         self.last_seconds["compute"] = time.perf_counter() - started
         return fit(rows, self.expected_schema(sql, pins))
+
+    def write_files(
+        self, sql: str, pins: dict[str, str] | None, root: str
+    ) -> StagedFiles | None:
+        """``sql``'s rows written by the executors into ``root`` (a table's folder) in the
+        types DuckDB gives them (None: those types cannot be known before)."""
+        from lakehouse.spark.outputs import write_staged
+
+        expected = self.expected_schema(sql, pins)
+        if expected is None:
+            return None
+        frame, views = self.frame(sql, pins)
+        started = time.perf_counter()
+        try:
+            staged = write_staged(frame, root, expected)
+        except Exception as exc:  # noqa: BLE001 - a stage failed on the driver or an executor
+            raise failed(exc, sql) from exc
+        finally:
+            self.drop(views)
+        self.last_seconds["write"] = time.perf_counter() - started
+        return staged
 
     def expected_schema(self, sql: str, pins: dict[str, str] | None) -> pa.Schema | None:
         """The columns DuckDB gives ``sql`` (bound over the same inputs, no rows read)."""

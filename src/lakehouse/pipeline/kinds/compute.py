@@ -41,17 +41,39 @@ def compute(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun
     return count_split(ds, item, split_rows(batch, ds.expectations))
 
 
-def run_query(
-    ctx: RunContext, ds: Dataset, sql: str, pins: dict[str, str], item: DatasetRun
-) -> pa.Table:
-    """``sql`` over ``pins`` on the dataset's engine; the engine and why in ``item``."""
+def staged(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun) -> Any:
+    """The dataset's rows written by Spark's executors into its table's folder
+    (``StagedFiles``, for ``write`` to commit), when it runs on Spark, has no expectations
+    (nothing to split or count on the driver) and its local table exists; else None."""
+    if ds.sql is None or ds.expectations or not ctx.lh.local or ctx.existing(ds.name) is None:
+        return None
+    if route(ctx, ds, pins, item) != "spark":
+        return None
+    from lakehouse.names import parse_table_name
+
+    root = ctx.lh.storage.table_uri(parse_table_name(ds.name)).removeprefix("file://")
+    files = ctx.spark().write_files(ds.sql, pins, root)
+    if files is not None:
+        item.rows_read += rows_in(ctx.lh, ds, pins)
+    return files
+
+
+def route(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun) -> str:
+    """The engine of the dataset's query over ``pins``; it and why in ``item``."""
     from lakehouse.spark.routing import choose, requested
 
     settings = ctx.lh.settings
     wanted, source = requested(ctx.engine, ds, ctx.pipeline.name, settings)
     choice = choose(wanted, source, ds, ctx.lh.engine, pins, settings.engine)
     item.engine, item.engine_why = choice.engine, choice.why
-    if choice.engine == "spark":
+    return choice.engine
+
+
+def run_query(
+    ctx: RunContext, ds: Dataset, sql: str, pins: dict[str, str], item: DatasetRun
+) -> pa.Table:
+    """``sql`` over ``pins`` on the dataset's engine; the engine and why in ``item``."""
+    if route(ctx, ds, pins, item) == "spark":
         rows: pa.Table = ctx.spark().query(sql, pins)
         return rows
     return ctx.lh.engine.query(sql, pins).to_arrow()

@@ -1,0 +1,43 @@
+"""A dataset's rows written by Spark's executors as parquet files into a new folder of its
+table's folder, in the table's column types, for the driver to commit through the one
+write path (``tables/staged.py``): the rows never pass through the driver."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lakehouse.tables.staged import StagedFiles
+
+
+def write_staged(frame: Any, root: str, schema: pa.Schema) -> StagedFiles:
+    """Write ``frame`` with ``schema``'s columns and types under ``root`` (the table's
+    folder); only the data files are kept (no Spark markers or checksums)."""
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    folder = f"spark-{uuid.uuid4().hex}"
+    columns = [
+        F.col(f"`{field.name}`").cast(from_arrow_type(field.type)).alias(field.name)
+        for field in schema
+    ]
+    target = Path(root) / folder
+    staged = StagedFiles(root, folder, (), schema, 0)
+    try:
+        frame.select(*columns).write.mode("errorifexists").parquet(f"file://{target}")
+    except BaseException:
+        staged.discard()
+        raise
+    paths = []
+    rows = 0
+    for path in sorted(target.iterdir()):
+        if path.name.endswith(".parquet") and not path.name.startswith((".", "_")):
+            paths.append(f"{folder}/{path.name}")
+            rows += pq.ParquetFile(path).metadata.num_rows
+        else:
+            path.unlink()
+    return StagedFiles(root, folder, tuple(paths), schema, rows)

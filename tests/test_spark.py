@@ -151,16 +151,25 @@ def test_a_dataset_failing_on_an_executor_rolls_the_run_back(tmp_path, demo):
     )
     pipeline = load_pipeline(folder)
     run_pipeline(lh, pipeline, engine="spark", master=MASTER)
+    # silver.copied exists now: its rows are written by the executors, committed here
+    lh.write("bronze.numbers", pa.table({"x": [4]}))
+    report = run_pipeline(lh, pipeline, engine="spark", master=MASTER)
+    copied = next(d for d in report.datasets if d.dataset == "silver.copied")
+    assert "files written by Spark's executors" in copied.strategy
+    assert copied.rows_written == 4 and copied.rows_read == 4
+    files = lh.engine.snapshot("silver.copied").files
+    assert files and all("/spark-" in f.path for f in files)
+    assert lh.sql("SELECT sum(doubled) FROM silver.copied").rows() == [(20,)]
     lh.write("bronze.numbers", pa.table({"x": [9]}))
     with pytest.raises(RunFailed) as failed:
         run_pipeline(lh, pipeline, engine="spark", master=MASTER)
     assert "silver.checked" in failed.value.message and "Spark failed" in failed.value.message
     assert "too large: 9" in failed.value.message
     # silver.copied had been rewritten by the run: it is back as it was before
-    assert lh.sql("SELECT count(*) FROM silver.copied").rows() == [(3,)]
-    assert lh.sql("SELECT sum(y) FROM silver.checked").rows() == [(6,)]
+    assert lh.sql("SELECT count(*) FROM silver.copied").rows() == [(4,)]
+    assert lh.sql("SELECT sum(y) FROM silver.checked").rows() == [(10,)]
     runs = lh.sql("SELECT status FROM system.pipeline_runs ORDER BY started_at").rows()
-    assert runs == [("succeeded",), ("failed",)]
+    assert runs == [("succeeded",), ("succeeded",), ("failed",)]
 
 
 def test_untranslatable_sql_is_reported_with_file_and_line_before_anything_runs(tmp_path):

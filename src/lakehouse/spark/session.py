@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -107,6 +108,8 @@ def spark_session(settings: SparkSettings, master: str | None = None) -> Any:
         check_java()
         check_pyspark()
         check_master(wanted)
+        # PySpark warns about pandas 3 on start; the platform hands Spark Arrow, not pandas
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.master(wanted).appName(settings.app_name)

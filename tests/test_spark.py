@@ -66,27 +66,37 @@ def demo(tmp_path_factory):
     stop_session()
 
 
-def test_demo_on_spark_equals_duckdb_first_and_incremental(demo):
+def test_demo_on_spark_equals_duckdb_first_then_incremental_after_a_kill_9(demo):
+    """The first run on Spark; then new data, and the incremental run's driver (Python and
+    its JVM) killed with SIGKILL in the middle of its commits, and the run done again: the
+    tables equal the DuckDB engine's, row for row, each time."""
     root, landing, pipeline = demo
     duck, spark = Lakehouse(root / "duckdb"), Lakehouse(root / "spark")
-    for round_ in range(2):
-        if round_:
-            add_drop(landing, fraction=0.05)
-        run_pipeline(duck, pipeline, engine="duckdb")
-        report = run_pipeline(spark, pipeline, engine="spark", master=MASTER)
-        queried = [d for d in report.datasets if d.engine is not None]
-        assert queried and all(d.engine == "spark" for d in queried)
-        assert contents(spark, pipeline) == contents(duck, pipeline)
-        assert schemas(spark, pipeline) == schemas(duck, pipeline)
+    run_pipeline(duck, pipeline, engine="duckdb")
+    report = run_pipeline(spark, pipeline, engine="spark", master=MASTER)
+    queried = [d for d in report.datasets if d.engine is not None]
+    assert queried and all(d.engine == "spark" for d in queried)
+    assert contents(spark, pipeline) == contents(duck, pipeline)
+    assert schemas(spark, pipeline) == schemas(duck, pipeline)
+
+    add_drop(landing, fraction=0.05)
+    run_pipeline(duck, pipeline, engine="duckdb")
+    kill_mid_run(root / "spark", landing)
+    run_pipeline(spark, pipeline, engine="spark", master=MASTER)
+    assert contents(spark, pipeline) == contents(duck, pipeline)
+    assert schemas(spark, pipeline) == schemas(duck, pipeline)
+    statuses = spark.sql("SELECT status FROM system.pipeline_runs ORDER BY started_at").rows()
+    assert statuses == [("succeeded",), ("interrupted",), ("succeeded",)]
     recorded = spark.sql(
         "SELECT DISTINCT engine, engine_why FROM system.dataset_runs WHERE engine IS NOT NULL"
     ).rows()
     assert recorded == [("spark", "the run's --engine")]
 
 
-def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_tables(demo):
-    root, landing, pipeline = demo
-    warehouse = root / "killed"
+def kill_mid_run(warehouse: Path, landing: Path) -> None:
+    """``lakehouse run --engine spark`` on the demo, killed (Python and its JVM) once it
+    has committed to three more silver tables than before."""
+    silver = len(list(warehouse.glob("silver/*/_delta_log/*.json")))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -102,7 +112,7 @@ def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_tables(demo):
             "spark",
             "--master",
             MASTER,
-        ],
+        ],  # fmt: skip
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
         stdout=subprocess.DEVNULL,
@@ -110,20 +120,14 @@ def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_tables(demo):
         start_new_session=True,  # the driver is Python and its JVM: both are killed
     )
     try:
-        # killed once Spark has committed some silver tables: in the middle of the run
         deadline = time.monotonic() + 240
-        while len(list(warehouse.glob("silver/*/_delta_log/*.json"))) < 6:
+        while len(list(warehouse.glob("silver/*/_delta_log/*.json"))) < silver + 3:
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, "no silver commits within 240 s"
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-    lh = Lakehouse(warehouse)
-    run_pipeline(lh, pipeline, engine="spark", master=MASTER)
-    assert contents(lh, pipeline) == contents(Lakehouse(root / "duckdb"), pipeline)
-    statuses = lh.sql("SELECT status FROM system.pipeline_runs ORDER BY started_at").rows()
-    assert statuses == [("interrupted",), ("succeeded",)]
 
 
 def small_pipeline(folder: Path, files: dict[str, str]) -> Path:

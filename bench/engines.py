@@ -146,7 +146,7 @@ def timed_run(lh: Lakehouse, pipeline: Any, engine: str, master: str | None) -> 
 
 def spark_breakdown(lh: Lakehouse, master: str) -> dict[str, float]:
     """One query's phases on Spark (session reuse, inputs, translation, compute)."""
-    engine = SparkEngine(lh, master)
+    engine = SparkEngine(lh.engine, lh.settings.spark, master)
     engine.query("SELECT event_type, count(*) AS events FROM silver.app_events GROUP BY event_type")
     return {k: round(v, 3) for k, v in engine.last_seconds.items()}
 

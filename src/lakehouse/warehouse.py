@@ -237,7 +237,7 @@ class Lakehouse:
         from lakehouse.spark.engine import SparkEngine
 
         started = time.perf_counter()
-        rows = SparkEngine(self, master).query(query)
+        rows = SparkEngine(self.engine, self.settings.spark, master).query(query)
         return Result(rows, query, time.perf_counter() - started)
 
     def create_view(

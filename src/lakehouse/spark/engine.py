@@ -21,7 +21,8 @@ from lakehouse.spark.translate import to_spark
 from lakehouse.tables.staged import StagedFiles
 
 if TYPE_CHECKING:
-    from lakehouse.warehouse import Lakehouse
+    from lakehouse.settings.model import SparkSettings
+    from lakehouse.sql.engine_api import Engine
 
 
 class SparkQueryFailed(LakehouseError):
@@ -33,13 +34,14 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, lh: Lakehouse, master: str | None = None) -> None:
-        self.lh = lh
+    def __init__(self, engine: Engine, settings: SparkSettings, master: str | None = None) -> None:
+        self.engine = engine  # the warehouse's reader: pinned views, schemas, fallbacks
+        self.settings = settings
         self.master = master
         self.last_seconds: dict[str, float] = {}  # where the last query's time went
 
     def session(self) -> Any:
-        return spark_session(self.lh.settings.spark, self.master)
+        return spark_session(self.settings, self.master)
 
     def frame(self, sql: str, pins: dict[str, str] | None = None) -> tuple[Any, list[str]]:
         """``sql`` as a Spark DataFrame over the ``pins`` (table -> the DuckDB engine's
@@ -50,7 +52,7 @@ class SparkEngine:
         self.last_seconds = {"session": time.perf_counter() - started}
         pins = {**self._unpinned(sql, pins or {}), **(pins or {})}
         started = time.perf_counter()
-        inputs = register(spark, self.lh.engine, pins)
+        inputs = register(spark, self.engine, pins)
         self.last_seconds["inputs"] = time.perf_counter() - started
         started = time.perf_counter()
         arrays = set().union(*(i.list_columns for i in inputs.values())) if inputs else set()
@@ -75,9 +77,7 @@ class SparkEngine:
         self.last_seconds["compute"] = time.perf_counter() - started
         return fit(rows, self.expected_schema(sql, pins))
 
-    def write_files(
-        self, sql: str, pins: dict[str, str] | None, root: str
-    ) -> StagedFiles | None:
+    def write_files(self, sql: str, pins: dict[str, str] | None, root: str) -> StagedFiles | None:
         """``sql``'s rows written by the executors into ``root`` (a table's folder) in the
         types DuckDB gives them (None: those types cannot be known before)."""
         from lakehouse.spark.outputs import write_staged
@@ -99,7 +99,7 @@ class SparkEngine:
     def expected_schema(self, sql: str, pins: dict[str, str] | None) -> pa.Schema | None:
         """The columns DuckDB gives ``sql`` (bound over the same inputs, no rows read)."""
         try:
-            schema: pa.Schema = self.lh.engine.query(
+            schema: pa.Schema = self.engine.query(
                 f"SELECT * FROM ({sql}) AS __lh_spark LIMIT 0", pins
             ).schema
         except LakehouseError:
@@ -123,12 +123,11 @@ class SparkEngine:
             name = f"{table.db}.{table.name}".lower()
             if not table.db or table.db.lower() not in LAYERS or name in pins or name in ctes:
                 continue
-            info = self.lh.catalog.get(name)
-            if info is not None and info.format != "view":
-                found[name] = self.lh.engine.version_view(name, self.lh.table(name).version)
-            else:
-                text, _ = self.lh.engine.prepare(f"SELECT * FROM {name}")
-                found[name] = f"({text})"
+            try:
+                newest = self.engine.snapshot(name).version
+                found[name] = self.engine.version_view(name, newest)
+            except LakehouseError:  # a SQL view: read through DuckDB, handed over as Arrow
+                found[name] = name
         return found
 
 

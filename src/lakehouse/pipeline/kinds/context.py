@@ -46,7 +46,7 @@ class RunContext:
         if self._spark is None:
             from lakehouse.spark.engine import SparkEngine
 
-            self._spark = SparkEngine(self.lh, self.master)
+            self._spark = SparkEngine(self.lh.engine, self.lh.settings.spark, self.master)
         return self._spark
 
     @property

@@ -25,7 +25,7 @@ from lakehouse.pipeline import load_pipeline, run_pipeline
 from lakehouse.pipeline.errors import PipelineError, RunFailed
 from lakehouse.pipeline.plan import validate
 from lakehouse.settings.model import EngineSettings, Settings
-from lakehouse.spark.session import SparkUnavailable, check_java, check_master, stop_session
+from lakehouse.spark.session import SparkUnavailable, check_java, stop_session
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "pipelines" / "demo"
@@ -243,17 +243,23 @@ def test_ad_hoc_sql_on_spark(demo):
     assert on_spark.columns == ["event_type", "events", "users"]
 
 
-def test_missing_java_and_an_unreachable_master_say_what_to_do(monkeypatch):
+def test_missing_java_and_an_unreachable_master_say_what_to_do(monkeypatch, tmp_path):
+    lh = Lakehouse(tmp_path / "warehouse")
+    lh.write("bronze.numbers", pa.table({"x": [1, 2, 3]}))
+    pipeline = load_pipeline(
+        small_pipeline(tmp_path / "pipeline", {"copied.sql": "SELECT x FROM bronze.numbers\n"})
+    )
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SparkUnavailable) as down:
+        run_pipeline(lh, pipeline, engine="spark", master=f"spark://127.0.0.1:{port}")
+    assert f"127.0.0.1:{port}" in down.value.message
+    assert "Master" in (down.value.hint or "")
+    assert not lh.exists("silver.copied")  # refused before the run wrote anything
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(SparkUnavailable) as no_java:
         check_java()
     assert "Java runtime" in no_java.value.message
     assert "openjdk-17-jre-headless" in (no_java.value.hint or "")
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with pytest.raises(SparkUnavailable) as down:
-        check_master(f"spark://127.0.0.1:{port}")
-    assert f"127.0.0.1:{port}" in down.value.message
-    assert "Master" in (down.value.hint or "")

@@ -70,6 +70,10 @@ def run_pipeline(
     query on duckdb, spark or auto (None: as each dataset, its pipeline or the settings
     say); ``master`` is Spark's (None: the settings')."""
     plan = validate(pipeline, lh, selection=select_, engine=engine)
+    if _asks_for_spark(lh, plan, engine, select_):
+        from lakehouse.spark.session import preflight
+
+        preflight(lh.settings.spark, master)  # no Java, no master: nothing is written
     return Runner(
         lh,
         plan,
@@ -79,6 +83,20 @@ def run_pipeline(
         engine=engine,
         master=master,
     ).run(run_id, trigger)
+
+
+def _asks_for_spark(
+    lh: Lakehouse, plan: Plan, engine: str | None, selection: list[str] | None
+) -> bool:
+    """Whether a dataset the run selects is to run on Spark whatever its size."""
+    from lakehouse.spark.routing import requested
+
+    pipeline = plan.pipeline
+    return any(
+        pipeline.datasets[name].sql is not None
+        and requested(engine, pipeline.datasets[name], pipeline.name, lh.settings)[0] == "spark"
+        for name in select(pipeline, selection)
+    )
 
 
 def new_run_id() -> str:

@@ -94,6 +94,13 @@ def check_master(master: str) -> None:
     )
 
 
+def preflight(settings: SparkSettings, master: str | None = None) -> None:
+    """What Spark needs, checked before a run writes anything: Java, PySpark, the master."""
+    check_java()
+    check_pyspark()
+    check_master(master or settings.master)
+
+
 def spark_session(settings: SparkSettings, master: str | None = None) -> Any:
     """The process's Spark session on ``master`` (else the settings' one), started once;
     asking for another master stops the first session."""

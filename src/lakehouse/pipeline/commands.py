@@ -134,7 +134,7 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
         """Check a pipeline without running it: headers, SQL, tables, cycles, columns (and,
         for datasets on Spark, that Spark can run their SQL)."""
         from lakehouse.pipeline.plan import validate as check
-        from lakehouse.spark.routing import requested
+        from lakehouse.spark.routing import explain
 
         pipeline = load_pipeline(folder, _variables(var))
         lh = lh_factory()
@@ -145,11 +145,11 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
                 "kind": pipeline.datasets[name].kind,
                 "reads": ", ".join(pipeline.datasets[name].depends_on),
                 "refresh": plan.strategy[name],
-                "engine": requested(
-                    _engine(engine), pipeline.datasets[name], pipeline.name, lh.settings
-                )[0]
-                if pipeline.datasets[name].sql is not None
-                else "-",
+                **dict(
+                    zip(
+                        ("engine", "why"), explain(lh, pipeline, name, _engine(engine)), strict=True
+                    )
+                ),
             }
             for name in plan.order
         ]

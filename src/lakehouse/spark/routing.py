@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lakehouse.pipeline.model import Dataset
+    from lakehouse.pipeline.model import Dataset, Pipeline
     from lakehouse.settings.model import EngineSettings, Settings
     from lakehouse.sql.engine_api import Engine
+    from lakehouse.warehouse import Lakehouse
 
 ENGINES = ("duckdb", "spark", "auto")
 
@@ -81,3 +82,20 @@ def _size(value: int) -> str:
             return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
         amount /= 1024
     return f"{amount:.1f} TB"
+
+
+def explain(lh: Lakehouse, pipeline: Pipeline, name: str, run: str | None) -> tuple[str, str]:
+    """The engine a dataset would run on now and why: for ``auto``, from the newest
+    versions of its inputs (a run reads those or fewer rows)."""
+    ds = pipeline.datasets[name]
+    if ds.sql is None:
+        return "-", "no query"
+    wanted, source = requested(run, ds, pipeline.name, lh.settings)
+    if wanted != "auto":
+        return wanted, source
+    pins = {}
+    for table in ds.inputs:
+        if lh.exists(table):
+            pins[table] = lh.engine.version_view(table, lh.engine.snapshot(table).version)
+    choice = choose(wanted, source, ds, lh.engine, pins, lh.settings.engine)
+    return choice.engine, choice.why

@@ -44,6 +44,7 @@ DATASET_COLUMNS = (
     "rescued_values",
     "input_versions",
     "version_written",
+    "engine",
     "seconds",
     "error",
 )

@@ -71,6 +71,11 @@ def check_pyspark() -> None:
 def check_master(master: str) -> None:
     """A ``spark://host:port`` master must accept a connection (Spark itself would retry
     for minutes before failing)."""
+    if master.startswith("sc://"):
+        raise SparkUnavailable(
+            f"Spark Connect masters ({master}) are not supported yet",
+            "give the cluster's spark://host:port, or local[N]",
+        )
     if not master.startswith("spark://"):
         if not master.startswith("local"):
             raise SparkUnavailable(

@@ -39,6 +39,8 @@ class SparkEngine:
         self.settings = settings
         self.master = master
         self.last_seconds: dict[str, float] = {}  # where the last query's time went
+        self.frames: dict[Any, Any] = {}  # DataFrames of pinned versions read from files
+        self._frames_of: Any = None  # the session ``frames`` belong to
 
     def session(self) -> Any:
         return spark_session(self.settings, self.master)
@@ -49,10 +51,12 @@ class SparkEngine:
         and the Spark views it reads, to drop when done."""
         started = time.perf_counter()
         spark = self.session()
+        if spark is not self._frames_of:  # DataFrames belong to the session that made them
+            self.frames, self._frames_of = {}, spark
         self.last_seconds = {"session": time.perf_counter() - started}
         pins = {**self._unpinned(sql, pins or {}), **(pins or {})}
         started = time.perf_counter()
-        inputs = register(spark, self.engine, pins)
+        inputs = register(spark, self.engine, pins, self.frames)
         self.last_seconds["inputs"] = time.perf_counter() - started
         started = time.perf_counter()
         arrays = set().union(*(i.list_columns for i in inputs.values())) if inputs else set()

@@ -34,13 +34,23 @@ def spark_view_name(table: str, pinned: str) -> str:
     return f"__lh_{table.replace('.', '__')}_{digest}"
 
 
-def register(spark: Any, engine: Engine, pins: dict[str, str]) -> dict[str, Input]:
-    """A Spark view per pinned input (table -> the engine's view of it)."""
+def register(
+    spark: Any, engine: Engine, pins: dict[str, str], frames: dict[Any, Any] | None = None
+) -> dict[str, Input]:
+    """A Spark view per pinned input (table -> the engine's view of it). ``frames`` keeps
+    the DataFrames of versions read from their files, for the next query of the run that
+    reads the same version (a version's files never change)."""
     made = {}
+    frames = {} if frames is None else frames
     for table, pinned in pins.items():
         name = spark_view_name(table, pinned)
         snap = engine.pinned(pinned)
-        frame = files_frame(spark, snap) if snap is not None and readable(snap) else None
+        frame = None
+        if snap is not None and readable(snap):
+            key = (pinned, snap.version, tuple(f.path for f in snap.files))
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = files_frame(spark, snap)
         from_files = frame is not None
         if frame is None:
             rows = engine.query(f"SELECT * FROM {pinned}").to_arrow()

@@ -22,6 +22,7 @@ import pytest
 from lakehouse import Lakehouse
 from lakehouse.demo.landing import write_sources
 from lakehouse.pipeline import load_pipeline, run_pipeline
+from lakehouse.settings.model import Settings, SparkSettings
 from lakehouse.spark.session import stop_session
 from tests.test_spark import DEMO, contents
 
@@ -121,7 +122,9 @@ def test_demo_on_a_two_worker_cluster_equals_duckdb(cluster, tmp_path):
     pipeline = load_pipeline(DEMO, {"landing": str(landing)})
     duck = Lakehouse(tmp_path / "shared" / "duckdb")
     run_pipeline(duck, pipeline, engine="duckdb")
-    spark = Lakehouse(tmp_path / "shared" / "spark")
+    # a shuffle partition per core of the cluster, as one sets it for a small cluster
+    settings = Settings(spark=SparkSettings(config={"spark.sql.shuffle.partitions": "2"}))
+    spark = Lakehouse(tmp_path / "shared" / "spark", settings=settings)
     report = run_pipeline(spark, pipeline, engine="spark", master=master)
     assert {d.engine for d in report.datasets if d.engine is not None} == {"spark"}
     assert contents(spark, pipeline) == contents(duck, pipeline)

@@ -231,6 +231,28 @@ def test_auto_routes_small_inputs_to_duckdb_and_large_ones_to_spark(tmp_path, de
     assert lh.sql("SELECT total, n FROM silver.small_sum").rows() == [(45, 10)]
 
 
+def test_a_python_dataset_computes_on_a_spark_dataframe(tmp_path, demo):
+    lh = Lakehouse(tmp_path / "warehouse")
+    lh.write("bronze.numbers", pa.table({"x": [1, 2, 3], "kind": ["a", "b", "a"]}))
+    folder = small_pipeline(
+        tmp_path / "pipeline",
+        {
+            "per_kind.py": (
+                "from lakehouse.pipeline import dataset\n\n\n"
+                "@dataset('silver.per_kind', inputs=['bronze.numbers'], keys=['kind'])\n"
+                "def per_kind(ctx):\n"
+                "    rows = ctx.spark_read('bronze.numbers')\n"
+                "    return rows.groupBy('kind').sum('x').withColumnRenamed('sum(x)', 'total')\n"
+            )
+        },
+    )
+    report = run_pipeline(lh, load_pipeline(folder), master=MASTER)
+    (item,) = report.datasets
+    assert item.engine == "spark" and item.rows_written == 2
+    rows = lh.sql("SELECT kind, total FROM silver.per_kind ORDER BY kind").rows()
+    assert rows == [("a", 4), ("b", 2)]
+
+
 def test_ad_hoc_sql_on_spark(demo):
     root, _, _ = demo
     lh = Lakehouse(root / "duckdb")

@@ -29,7 +29,14 @@ def compute(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun
     lh = ctx.lh
     item.rows_read += rows_in(lh, ds, pins)
     if ds.function is not None:
-        table = as_arrow(ds.function(Context(lh, ds, pins)))
+        context = Context(lh, ds, pins, ctx.spark)
+        try:
+            table = as_arrow(ds.function(context))
+        finally:
+            if context.spark_views:
+                ctx.spark().drop(context.spark_views)
+        if context.spark_views:
+            item.engine, item.engine_why = "spark", "the function asked for Spark DataFrames"
         with registered(lh.engine.cursor(), PRODUCED, table) as produced:
             flagged = with_flags(f"SELECT * FROM {produced}", ds.expectations, table.column_names)
             batch = lh.engine.query(flagged, pins).to_arrow()
@@ -98,5 +105,8 @@ def as_arrow(produced: Any) -> pa.Table:
         return produced.to_arrow()
     if isinstance(produced, duckdb.DuckDBPyRelation):
         return produced.to_arrow_table()
+    if type(produced).__module__.startswith("pyspark."):  # a Spark DataFrame
+        rows: pa.Table = produced.toArrow()
+        return rows
     data = to_arrow(produced)
     return data.read_all() if isinstance(data, pa.RecordBatchReader) else data

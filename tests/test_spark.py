@@ -261,8 +261,12 @@ def test_ad_hoc_sql_on_spark(demo):
         "FROM silver.app_events WHERE is_valid GROUP BY event_type ORDER BY event_type"
     )
     on_spark = lh.sql(query, engine="spark", master=MASTER)
-    assert on_spark.rows() == lh.sql(query).rows()
+    assert on_spark.rows() == lh.sql(query).rows() and on_spark.engine == "spark"
     assert on_spark.columns == ["event_type", "events", "users"]
+    # auto: a small table stays on DuckDB, and the result says why
+    small = lh.sql(query, engine="auto")
+    assert small.engine == "duckdb" and "< spark_above" in (small.engine_why or "")
+    assert small.rows() == on_spark.rows()
 
 
 def test_missing_java_and_an_unreachable_master_say_what_to_do(monkeypatch, tmp_path):

@@ -326,7 +326,10 @@ def sql(
     fmt: Format = "table",
     limit: Annotated[int | None, typer.Option(help="Show at most N rows.")] = None,
     engine: Annotated[
-        str, typer.Option(help="duckdb (in this process) or spark (translated to Spark SQL).")
+        str,
+        typer.Option(
+            help="duckdb (in this process), spark (translated to Spark SQL) or auto (by size)."
+        ),
     ] = "duckdb",
     master: Annotated[
         str | None, typer.Option(help="Spark's master with --engine spark (local[N], spark://...).")
@@ -342,7 +345,9 @@ def sql(
         table = table.slice(0, limit)
     print_arrow(table, fmt)
     if fmt == "table":
-        err_console.print(f"[dim]{result.seconds * 1000:.0f} ms[/dim]")
+        on = f" on {result.engine}" if engine != "duckdb" else ""
+        why = f" ({result.engine_why})" if result.engine_why else ""
+        err_console.print(f"[dim]{result.seconds * 1000:.0f} ms{on}{why}[/dim]", soft_wrap=True)
 
 
 @app.command()

@@ -147,7 +147,9 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
                 "refresh": plan.strategy[name],
                 **dict(
                     zip(
-                        ("engine", "why"), explain(lh, pipeline, name, _engine(engine)), strict=True
+                        ("engine", "why"),
+                        explain(lh.engine, lh.settings, pipeline, name, _engine(engine)),
+                        strict=True,
                     )
                 ),
             }

@@ -10,11 +10,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import sqlglot
-from sqlglot import exp
 
 from lakehouse.errors import LakehouseError
-from lakehouse.names import LAYERS
 from lakehouse.spark.inputs import register
 from lakehouse.spark.session import spark_session
 from lakehouse.spark.translate import to_spark
@@ -117,22 +114,9 @@ class SparkEngine:
 
     def _unpinned(self, sql: str, pins: dict[str, str]) -> dict[str, str]:
         """The tables ``sql`` names that ``pins`` lacks, each at its newest version."""
-        try:
-            tree = sqlglot.parse_one(sql, read="duckdb")
-        except sqlglot.errors.ParseError:
-            return {}
-        ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-        found = {}
-        for table in tree.find_all(exp.Table):
-            name = f"{table.db}.{table.name}".lower()
-            if not table.db or table.db.lower() not in LAYERS or name in pins or name in ctes:
-                continue
-            try:
-                newest = self.engine.snapshot(name).version
-                found[name] = self.engine.version_view(name, newest)
-            except LakehouseError:  # a SQL view: read through DuckDB, handed over as Arrow
-                found[name] = name
-        return found
+        from lakehouse.spark.routing import newest_pins
+
+        return newest_pins(self.engine, sql, pins)
 
 
 def fit(rows: pa.Table, expected: pa.Schema | None) -> pa.Table:

@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     from lakehouse.pipeline.model import Dataset, Pipeline
     from lakehouse.settings.model import EngineSettings, Settings
     from lakehouse.sql.engine_api import Engine
-    from lakehouse.warehouse import Lakehouse
 
 ENGINES = ("duckdb", "spark", "auto")
 
@@ -38,19 +37,19 @@ def requested(run: str | None, ds: Dataset, pipeline: str, settings: Settings) -
 def choose(
     wanted: str,
     source: str,
-    ds: Dataset,
+    sql: str | None,
     engine: Engine,
     pins: dict[str, str],
     settings: EngineSettings,
 ) -> Choice:
     """The engine of one dataset's query over its pinned inputs."""
-    if ds.sql is None:
+    if sql is None:
         return Choice("duckdb", "Python datasets run in the process")
     if wanted != "auto":
         return Choice(wanted, source)
     from lakehouse.spark.translate import problems
 
-    untranslatable = problems(ds.sql)
+    untranslatable = problems(sql)
     if untranslatable:
         return Choice("duckdb", f"auto: not translatable to Spark ({untranslatable[0].message})")
     size, rows = input_size(engine, pins)
@@ -84,18 +83,56 @@ def _size(value: int) -> str:
     return f"{amount:.1f} TB"
 
 
-def explain(lh: Lakehouse, pipeline: Pipeline, name: str, run: str | None) -> tuple[str, str]:
+def explain(
+    engine: Engine, settings: Settings, pipeline: Pipeline, name: str, run: str | None
+) -> tuple[str, str]:
     """The engine a dataset would run on now and why: for ``auto``, from the newest
     versions of its inputs (a run reads those or fewer rows)."""
     ds = pipeline.datasets[name]
     if ds.sql is None:
         return "-", "no query"
-    wanted, source = requested(run, ds, pipeline.name, lh.settings)
+    wanted, source = requested(run, ds, pipeline.name, settings)
     if wanted != "auto":
         return wanted, source
+    from lakehouse.errors import LakehouseError
+
     pins = {}
     for table in ds.inputs:
-        if lh.exists(table):
-            pins[table] = lh.engine.version_view(table, lh.engine.snapshot(table).version)
-    choice = choose(wanted, source, ds, lh.engine, pins, lh.settings.engine)
+        try:
+            pins[table] = engine.version_view(table, engine.snapshot(table).version)
+        except LakehouseError:  # not made yet (a dataset of this pipeline), or a view
+            continue
+    choice = choose(wanted, source, ds.sql, engine, pins, settings.engine)
     return choice.engine, choice.why
+
+
+def newest_pins(engine: Engine, sql: str, pins: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``layer.table`` names ``sql`` reads that ``pins`` lacks, each pinned at its
+    newest version (a SQL view: its name, read through DuckDB)."""
+    import sqlglot
+    from sqlglot import exp
+
+    from lakehouse.errors import LakehouseError
+    from lakehouse.names import LAYERS
+
+    pins = pins or {}
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError:
+        return {}
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    found = {}
+    for table in tree.find_all(exp.Table):
+        name = f"{table.db}.{table.name}".lower()
+        if not table.db or table.db.lower() not in LAYERS or name in pins or name in ctes:
+            continue
+        try:
+            found[name] = engine.version_view(name, engine.snapshot(name).version)
+        except LakehouseError:  # a SQL view
+            found[name] = name
+    return found
+
+
+def choose_query(engine: Engine, sql: str, settings: EngineSettings) -> Choice:
+    """``engine: auto`` for an ad-hoc query: by the newest versions of the tables it reads."""
+    return choose("auto", "auto", sql, engine, newest_pins(engine, sql), settings)

@@ -71,7 +71,7 @@ def route(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun) 
 
     settings = ctx.lh.settings
     wanted, source = requested(ctx.engine, ds, ctx.pipeline.name, settings)
-    choice = choose(wanted, source, ds, ctx.lh.engine, pins, settings.engine)
+    choice = choose(wanted, source, ds.sql, ctx.lh.engine, pins, settings.engine)
     item.engine, item.engine_why = choice.engine, choice.why
     return choice.engine
 

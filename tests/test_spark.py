@@ -56,12 +56,13 @@ def schemas(lh: Lakehouse, pipeline) -> dict[str, pa.Schema]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """One landing folder, a warehouse run on DuckDB and one on Spark; the Spark session
-    is stopped when the module ends."""
+    """One landing folder and the DuckDB engine's first run over it (``duckdb``); the
+    Spark session is stopped when the module ends."""
     root = tmp_path_factory.mktemp("spark-demo")
     landing = root / "landing"
     write_sources(landing, events=1500, drops=2, start=datetime(2026, 11, 1, tzinfo=UTC))
     pipeline = load_pipeline(DEMO, {"landing": str(landing)})
+    run_pipeline(Lakehouse(root / "duckdb"), pipeline, engine="duckdb")
     yield root, landing, pipeline
     stop_session()
 
@@ -72,7 +73,6 @@ def test_demo_on_spark_equals_duckdb_first_then_incremental_after_a_kill_9(demo)
     tables equal the DuckDB engine's, row for row, each time."""
     root, landing, pipeline = demo
     duck, spark = Lakehouse(root / "duckdb"), Lakehouse(root / "spark")
-    run_pipeline(duck, pipeline, engine="duckdb")
     report = run_pipeline(spark, pipeline, engine="spark", master=MASTER)
     queried = [d for d in report.datasets if d.engine is not None]
     assert queried and all(d.engine == "spark" for d in queried)

@@ -78,13 +78,17 @@ class SparkEngine:
         self.last_seconds["compute"] = time.perf_counter() - started
         return fit(rows, self.expected_schema(sql, pins))
 
-    def write_files(self, sql: str, pins: dict[str, str] | None, root: str) -> StagedFiles | None:
+    def write_files(
+        self, sql: str, pins: dict[str, str] | None, root: str, table: pa.Schema
+    ) -> StagedFiles | None:
         """``sql``'s rows written by the executors into ``root`` (a table's folder) in the
-        types DuckDB gives them (None: those types cannot be known before)."""
+        types DuckDB gives them, when those are the ``table``'s columns (None: they are not,
+        or cannot be known before: the rows are to be written as data)."""
         from lakehouse.spark.outputs import write_staged
+        from lakehouse.tables.staged import same_columns
 
         expected = self.expected_schema(sql, pins)
-        if expected is None:
+        if expected is None or not same_columns(expected, table):
             return None
         frame, views = self.frame(sql, pins)
         started = time.perf_counter()

@@ -50,16 +50,21 @@ def compute(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun
 
 def staged(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun) -> Any:
     """The dataset's rows written by Spark's executors into its table's folder
-    (``StagedFiles``, for ``write`` to commit), when it runs on Spark, has no expectations
-    (nothing to split or count on the driver) and its local table exists; else None."""
-    if ds.sql is None or ds.expectations or not ctx.lh.local or ctx.existing(ds.name) is None:
+    (``StagedFiles``, for ``write`` to commit as they are), when it runs on Spark, has no
+    expectations (nothing to split or count on the driver) and its table is a local,
+    unpartitioned Delta table (partition values are derived by the write path); else None."""
+    if ds.sql is None or ds.expectations or not ctx.lh.local:
         return None
-    if route(ctx, ds, pins, item) != "spark":
+    info = ctx.lh.catalog.get(ds.name)
+    if info is None or info.format != "delta" or ctx.existing(ds.name) is None:
+        return None
+    table = ctx.lh.engine.snapshot(ds.name)
+    if table.partition_columns or route(ctx, ds, pins, item) != "spark":
         return None
     from lakehouse.names import parse_table_name
 
     root = ctx.lh.storage.table_uri(parse_table_name(ds.name)).removeprefix("file://")
-    files = ctx.spark().write_files(ds.sql, pins, root)
+    files = ctx.spark().write_files(ds.sql, pins, root, table.schema)
     if files is not None:
         item.rows_read += rows_in(ctx.lh, ds, pins)
     return files

@@ -79,21 +79,37 @@ class SparkEngine:
         return fit(rows, self.expected_schema(sql, pins))
 
     def write_files(
-        self, sql: str, pins: dict[str, str] | None, root: str, table: pa.Schema
+        self,
+        sql: str,
+        pins: dict[str, str] | None,
+        root: str,
+        table: pa.Schema,
+        partitions: dict[str, tuple[str, str | None]] | None = None,
     ) -> StagedFiles | None:
         """``sql``'s rows written by the executors into ``root`` (a table's folder) in the
-        types DuckDB gives them, when those are the ``table``'s columns (None: they are not,
-        or cannot be known before: the rows are to be written as data)."""
+        types DuckDB gives them, when those and the ``partitions`` (column -> its source
+        column and date granularity, None: as it is) are the ``table``'s columns (None:
+        they are not, or cannot be known before: the rows are to be written as data)."""
         from lakehouse.spark.outputs import write_staged
         from lakehouse.tables.staged import same_columns
 
+        partitions = partitions or {}
         expected = self.expected_schema(sql, pins)
-        if expected is None or not same_columns(expected, table):
+        if expected is None:
+            return None
+        derived = [c for c, (_, grain) in partitions.items() if grain is not None]
+        shaped = expected
+        for column in derived:
+            if column in expected.names or column not in table.names:
+                return None
+            shaped = shaped.append(table.field(column))
+        sources = [source for source, _ in partitions.values()]
+        if not same_columns(shaped, table) or any(s not in expected.names for s in sources):
             return None
         frame, views = self.frame(sql, pins)
         started = time.perf_counter()
         try:
-            staged = write_staged(frame, root, expected)
+            staged = write_staged(frame, root, expected, partitions, table)
         except Exception as exc:  # noqa: BLE001 - a stage failed on the driver or an executor
             raise failed(exc, sql) from exc
         finally:

@@ -81,18 +81,25 @@ def write_files(
 
 
 def commit_files(
-    dt: DeltaTable, paths: list[str], schema: pa.Schema, *, mode: str, commit: CommitProperties
+    dt: DeltaTable,
+    paths: list[str],
+    schema: pa.Schema,
+    *,
+    mode: str,
+    commit: CommitProperties,
+    partitions: list[dict[str, str | None]] | None = None,
 ) -> tuple[int, int]:
     """Commit parquet files written elsewhere (by another engine's workers) into the
-    table's folder, ``paths`` relative to it, with the statistics of their footers; returns
-    the version the commit made and the rows it added. The files must hold ``schema``,
-    the table's."""
+    table's folder, ``paths`` relative to it, with the statistics of their footers and
+    each file's ``partitions`` values; returns the version the commit made and the rows it
+    added. The files must hold ``schema``'s columns, the table's (partition columns
+    aside)."""
     import pyarrow.parquet as pq
 
     root = Path(dt.table_uri.removeprefix("file://"))
     actions: list[AddAction | RemoveAction] = []
     rows = 0
-    for relative in paths:
+    for i, relative in enumerate(paths):
         path = root / relative
         meta = pq.ParquetFile(path).metadata
         rows += meta.num_rows
@@ -100,7 +107,7 @@ def commit_files(
             AddAction(
                 path=relative,
                 size=path.stat().st_size,
-                partition_values={},
+                partition_values=partitions[i] if partitions else {},
                 modification_time=int(path.stat().st_mtime * 1000),
                 data_change=True,
                 stats=json.dumps(file_stats(meta, schema)),

@@ -238,8 +238,8 @@ def _commit_staged(
     input_versions: dict[str, int] | None,
 ) -> WriteResult | None:
     """Commit files written into the table's folder as they are: for a whole append or
-    overwrite of an existing local unpartitioned Delta table whose columns they hold
-    (None: not such a write, the files are to be read and written as data)."""
+    overwrite of an existing local Delta table whose columns they hold, partitioned as
+    they are (None: not such a write, the files are to be read and written as data)."""
     from lakehouse.tables import parallel
 
     info = storage.catalog.get(str(name))
@@ -250,7 +250,9 @@ def _commit_staged(
     for attempt in range(MAX_ATTEMPTS):
         fmt = format_of(storage, name)
         dt = fmt.open(storage, name)
-        if fmt.name != "delta" or dt is None or dt.metadata().partition_columns:
+        if fmt.name != "delta" or dt is None:
+            return None
+        if sorted(dt.metadata().partition_columns) != sorted(staged.partition_columns):
             return None
         schema = fmt.schema(dt)
         if not same_columns(schema, staged.schema):
@@ -261,7 +263,12 @@ def _commit_staged(
         commit = fmt.commit(mode, marks(given, input_versions), max_retries=100)
         try:
             version, rows = parallel.commit_files(
-                dt, list(staged.paths), schema, mode=mode, commit=commit
+                dt,
+                list(staged.paths),
+                schema,
+                mode=mode,
+                commit=commit,
+                partitions=[staged.partition_values(p) for p in staged.paths],
             )
         except (CommitFailedError, CommitConflict) as exc:
             if attempt == MAX_ATTEMPTS - 1:

@@ -52,22 +52,40 @@ def staged(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun)
     """The dataset's rows written by Spark's executors into its table's folder
     (``StagedFiles``, for ``write`` to commit as they are), when it runs on Spark, has no
     expectations (nothing to split or count on the driver) and its table is a local,
-    unpartitioned Delta table (partition values are derived by the write path); else None."""
+    Delta table, unpartitioned or partitioned by a column of the query or by the date
+    partition derived from its ``date_column``; else None."""
     if ds.sql is None or ds.expectations or not ctx.lh.local:
         return None
     info = ctx.lh.catalog.get(ds.name)
     if info is None or info.format != "delta" or ctx.existing(ds.name) is None:
         return None
     table = ctx.lh.engine.snapshot(ds.name)
-    if table.partition_columns or route(ctx, ds, pins, item) != "spark":
+    partitions = partition_plan(table.partition_columns, info.options)
+    if partitions is None or route(ctx, ds, pins, item) != "spark":
         return None
     from lakehouse.names import parse_table_name
 
     root = ctx.lh.storage.table_uri(parse_table_name(ds.name)).removeprefix("file://")
-    files = ctx.spark().write_files(ds.sql, pins, root, table.schema)
+    files = ctx.spark().write_files(ds.sql, pins, root, table.schema, partitions)
     if files is not None:
         item.rows_read += rows_in(ctx.lh, ds, pins)
     return files
+
+
+def partition_plan(
+    columns: tuple[str, ...], options: dict[str, Any]
+) -> dict[str, tuple[str, str | None]] | None:
+    """How each partition column of a table comes from a dataset's rows: (the column,
+    None) for a column of the query, (the date column, granularity) for the derived date
+    partition, as the write path derives it; None when the table has another kind."""
+    date, grain = options.get("date_column"), options.get("granularity")
+    plan: dict[str, tuple[str, str | None]] = {}
+    for column in columns:
+        if date and grain and column == f"{date}_{grain}":
+            plan[column] = (str(date), str(grain))
+        else:
+            plan[column] = (column, None)
+    return plan
 
 
 def route(ctx: RunContext, ds: Dataset, pins: dict[str, str], item: DatasetRun) -> str:

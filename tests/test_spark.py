@@ -143,7 +143,11 @@ def test_a_dataset_failing_on_an_executor_rolls_the_run_back(tmp_path, demo):
     folder = small_pipeline(
         tmp_path / "pipeline",
         {
-            "copied.sql": "SELECT x, x * 2 AS doubled FROM bronze.numbers\n",
+            "copied.sql": (
+                "-- date_column: day\n"
+                "SELECT x, x * 2 AS doubled, DATE '2026-11-01' + CAST(x AS INTEGER) AS day\n"
+                "FROM bronze.numbers\n"
+            ),
             "checked.sql": (
                 "-- description: fails on an executor when a number is above 5\n"
                 "SELECT x,\n"
@@ -155,14 +159,18 @@ def test_a_dataset_failing_on_an_executor_rolls_the_run_back(tmp_path, demo):
     )
     pipeline = load_pipeline(folder)
     run_pipeline(lh, pipeline, engine="spark", master=MASTER)
-    # silver.copied exists now: its rows are written by the executors, committed here
+    # silver.copied exists now (partitioned by day): its rows are written by the
+    # executors, a folder per day, and committed here
     lh.write("bronze.numbers", pa.table({"x": [4]}))
     report = run_pipeline(lh, pipeline, engine="spark", master=MASTER)
     copied = next(d for d in report.datasets if d.dataset == "silver.copied")
     assert "files written by Spark's executors" in copied.strategy
     assert copied.rows_written == 4 and copied.rows_read == 4
-    files = lh.engine.snapshot("silver.copied").files
-    assert files and all("/spark-" in f.path for f in files)
+    snap = lh.engine.snapshot("silver.copied")
+    assert snap.partition_columns == ("day_day",) and len(snap.files) == 4
+    assert all("/spark-" in f.path and "/day_day=2026-11-0" in f.path for f in snap.files)
+    days = lh.sql("SELECT x, day_day FROM silver.copied ORDER BY x").rows()
+    assert [(x, d.isoformat()) for x, d in days] == [(n, f"2026-11-0{n + 1}") for n in (1, 2, 3, 4)]
     assert lh.sql("SELECT sum(doubled) FROM silver.copied").rows() == [(20,)]
     lh.write("bronze.numbers", pa.table({"x": [9]}))
     with pytest.raises(RunFailed) as failed:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the tests need (Debian's PostgreSQL for the catalog, CDC and database source
 # tests, MariaDB for the database source tests, Chromium for the
-# web UI tests, wrk for the API benchmark, the web UI's libraries from npm, and a virtualenv
+# web UI tests, a Java runtime for the Spark engine's tests, wrk for the API benchmark, the web UI's libraries from npm, and a virtualenv
 # with the package and its test tools), lints, and runs the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || missing+=(prometheus)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

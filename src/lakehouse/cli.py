@@ -325,18 +325,29 @@ def sql(
     query: Annotated[str, typer.Argument(help="The SQL; '-' reads it from standard input.")],
     fmt: Format = "table",
     limit: Annotated[int | None, typer.Option(help="Show at most N rows.")] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="duckdb (in this process), spark (translated to Spark SQL) or auto (by size)."
+        ),
+    ] = "duckdb",
+    master: Annotated[
+        str | None, typer.Option(help="Spark's master with --engine spark (local[N], spark://...).")
+    ] = None,
 ) -> None:
     """Run SQL over the warehouse (layer.table names, VERSION AS OF, TIMESTAMP AS OF)."""
     _check_format(fmt)
     if query == "-":
         query = sys.stdin.read()
-    result = _lh().sql(query)
+    result = _lh().sql(query, engine=engine, master=master)
     table = result.to_arrow()
     if limit is not None:
         table = table.slice(0, limit)
     print_arrow(table, fmt)
     if fmt == "table":
-        err_console.print(f"[dim]{result.seconds * 1000:.0f} ms[/dim]")
+        on = f" on {result.engine}" if engine != "duckdb" else ""
+        why = f" ({result.engine_why})" if result.engine_why else ""
+        err_console.print(f"[dim]{result.seconds * 1000:.0f} ms{on}{why}[/dim]", soft_wrap=True)
 
 
 @app.command()

@@ -223,10 +223,33 @@ class Lakehouse:
             raise LakehouseError(f"unknown layer {layer!r}", f"the layers are {', '.join(LAYERS)}")
         return self.catalog.list(layer=layer, tag=tag, search=search, column=column)
 
-    def sql(self, query: str) -> Result:
+    def sql(self, query: str, engine: str = "duckdb", master: str | None = None) -> Result:
         """Run SQL over the warehouse: ``layer.table`` names, joins across layers, time travel
-        with ``VERSION AS OF n`` / ``TIMESTAMP AS OF '...'``, EXPLAIN."""
-        return self.engine.query(query)
+        with ``VERSION AS OF n`` / ``TIMESTAMP AS OF '...'``, EXPLAIN. ``engine="spark"``
+        runs it on Spark (on ``master``, else the settings' one) over the tables' newest
+        versions, translated from the same dialect; ``"auto"`` picks by the size of the
+        tables it reads (the ``engine`` settings). ``Result.engine`` says which ran it."""
+        if engine not in ("duckdb", "spark", "auto"):
+            raise LakehouseError(f"unknown engine {engine!r}", "use duckdb, spark or auto")
+        why = None
+        if engine == "auto":
+            from lakehouse.spark.routing import choose_query
+
+            choice = choose_query(self.engine, query, self.settings.engine)
+            engine, why = choice.engine, choice.why
+        if engine == "duckdb":
+            result = self.engine.query(query)
+        else:
+            import time
+
+            from lakehouse.spark.engine import SparkEngine
+
+            started = time.perf_counter()
+            rows = SparkEngine(self.engine, self.settings.spark, master).query(query)
+            result = Result(rows, query, time.perf_counter() - started)
+            result.engine = "spark"
+        result.engine_why = why
+        return result
 
     def create_view(
         self, name: str, sql: str, *, description: str | None = None, owner: str | None = None

@@ -34,6 +34,8 @@ def run_with_progress(
     select: list[str] | None = None,
     run_id: str | None = None,
     trigger: str = "manual",
+    engine: str | None = None,
+    master: str | None = None,
 ) -> RunReport:
     """Run with a progress bar and a line per dataset as it finishes."""
     from lakehouse.service.runs import start_run
@@ -68,10 +70,11 @@ def run_with_progress(
                         else ""
                     )
                 )
+                on = f" on {item.engine}" if item.engine and item.engine != "duckdb" else ""
                 line = (
                     f"[{style}]{item.status:>9}[/{style}]  {name:<34} "
                     f"{figures if item.status == 'ok' else ''}  [dim]{item.seconds:.2f}s "
-                    f"{item.strategy}[/dim]"
+                    f"{item.strategy}{on}[/dim]"
                 )
                 progress.console.print(line, soft_wrap=True, highlight=False)
                 progress.advance(task)
@@ -84,6 +87,8 @@ def run_with_progress(
             run_id=run_id,
             on_progress=on_progress,
             trigger=trigger,
+            engine=engine,
+            master=master,
         )
 
 
@@ -99,6 +104,24 @@ def _variables(values: list[str] | None) -> dict[str, str]:
 
 
 Vars = Annotated[list[str] | None, typer.Option("--var", help="A pipeline variable: name=value.")]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Run every dataset's query on duckdb, spark or auto (default: as the datasets, "
+        "the pipeline's settings or engine.default say).",
+    ),
+]
+MasterOption = Annotated[
+    str | None,
+    typer.Option("--master", help="Spark's master: local[N], local[*] or spark://host:port."),
+]
+
+
+def _engine(value: str | None) -> str | None:
+    if value is not None and value not in ("duckdb", "spark", "auto"):
+        raise LakehouseError(f"unknown engine {value!r}", "use duckdb, spark or auto")
+    return value
 
 
 def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) -> None:
@@ -106,18 +129,29 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
     def validate(
         folder: Annotated[str, typer.Argument(help="The pipeline folder.")],
         var: Vars = None,
+        engine: EngineOption = None,
     ) -> None:
-        """Check a pipeline without running it: headers, SQL, tables, cycles, columns."""
+        """Check a pipeline without running it: headers, SQL, tables, cycles, columns (and,
+        for datasets on Spark, that Spark can run their SQL)."""
         from lakehouse.pipeline.plan import validate as check
+        from lakehouse.spark.routing import explain
 
         pipeline = load_pipeline(folder, _variables(var))
-        plan = check(pipeline, lh_factory())
+        lh = lh_factory()
+        plan = check(pipeline, lh, engine=_engine(engine))
         rows = [
             {
                 "dataset": name,
                 "kind": pipeline.datasets[name].kind,
                 "reads": ", ".join(pipeline.datasets[name].depends_on),
                 "refresh": plan.strategy[name],
+                **dict(
+                    zip(
+                        ("engine", "why"),
+                        explain(lh.engine, lh.settings, pipeline, name, _engine(engine)),
+                        strict=True,
+                    )
+                ),
             }
             for name in plan.order
         ]
@@ -158,6 +192,8 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
                 help="What started the run, as recorded: manual, schedule, api, airflow or retry.",
             ),
         ] = "manual",
+        engine: EngineOption = None,
+        master: MasterOption = None,
     ) -> None:
         """Run a pipeline: each dataset processes what is new since the last run."""
         if trigger not in TRIGGERS:
@@ -173,6 +209,8 @@ def register(app: typer.Typer, lh_factory: Any, console: Console, printer: Any) 
             select=select,
             run_id=run_id,
             trigger=trigger,
+            engine=_engine(engine),
+            master=master,
         )
         written = sum(d.rows_written for d in report.datasets)
         console.print(

@@ -57,6 +57,7 @@ HEADER_KEYS = (
     "except_columns",
     "stream",
     "refresh",
+    "engine",
     "expectations",
     "inputs",
     "path",
@@ -251,6 +252,10 @@ def build_dataset(
     ds.refresh = str(header.get("refresh", "auto"))
     if ds.refresh not in ("auto", "full"):
         bad("refresh", f"refresh is auto or full, not {ds.refresh!r}")
+    if "engine" in header:
+        ds.engine = str(header["engine"])
+        if ds.engine not in ("duckdb", "spark", "auto"):
+            bad("engine", f"engine is duckdb, spark or auto, not {ds.engine!r}")
     try:
         ds.scd = int(header.get("scd", 1))
     except (TypeError, ValueError):

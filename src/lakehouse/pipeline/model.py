@@ -30,6 +30,7 @@ class Dataset:
     except_columns: list[str] = field(default_factory=list)
     stream: list[str] | None = None
     refresh: str = "auto"  # materialized views: auto (incremental where possible) | full
+    engine: str | None = None  # duckdb | spark | auto (unset: the pipeline's, the settings')
     expectations: list[Expectation] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     path: str | None = None

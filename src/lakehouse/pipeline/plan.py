@@ -49,13 +49,18 @@ class Plan:
 
 
 def validate(
-    pipeline: Pipeline, lh: Lakehouse, bind: bool = True, selection: list[str] | None = None
+    pipeline: Pipeline,
+    lh: Lakehouse,
+    bind: bool = True,
+    selection: list[str] | None = None,
+    engine: str | None = None,
 ) -> Plan:
     """The plan of a pipeline, or every problem of it with file and line. With ``bind``
     the folders of files datasets must exist (those of the run's ``selection``, when a run
     selects datasets) and every query is bound (its columns and those of its expectations
     checked); ``Plan.unchecked`` names datasets whose columns could not be known before a
-    run."""
+    run. Datasets that run on Spark (``engine``: the run's, else as each dataset, its
+    pipeline or the settings say) are checked for constructs Spark cannot run."""
     from lakehouse.pipeline.graph import select
 
     try:
@@ -90,6 +95,7 @@ def validate(
                         ds.file, ds.at("stream"), f"stream names {table}, which it does not read"
                     )
                 )
+    problems += _spark_problems(pipeline, lh, engine, chosen)
     if problems:
         raise PipelineError(problems)
     plan = Plan(pipeline, order(pipeline), folders=folders)
@@ -99,6 +105,27 @@ def validate(
     if bind:
         _bind_all(pipeline, lh, plan)
     return plan
+
+
+def _spark_problems(
+    pipeline: Pipeline, lh: Lakehouse, engine: str | None, chosen: set[str] | None
+) -> list[Problem]:
+    """What the datasets asked to run on Spark have that Spark cannot run (``auto``
+    datasets run such a query on DuckDB)."""
+    from lakehouse.spark.routing import requested
+
+    spark = [
+        ds
+        for ds in pipeline.datasets.values()
+        if ds.sql is not None
+        and (chosen is None or ds.name in chosen)
+        and requested(engine, ds, pipeline.name, lh.settings)[0] == "spark"
+    ]
+    if not spark:
+        return []
+    from lakehouse.spark.validate import dataset_problems
+
+    return [p for ds in spark for p in dataset_problems(ds)]
 
 
 def _folder(

@@ -10,7 +10,8 @@ def user_features(ctx):
 
 The function gets a context whose ``sql`` reads the inputs as the run pins them (for an
 append dataset, only the rows that arrived since the last run); it may return Arrow, pandas,
-Polars, a DuckDB relation or a query result.
+Polars, a DuckDB relation or a query result. ``spark_sql`` (and ``spark_read``) give a
+Spark DataFrame over the same input versions instead; the function may return it.
 """
 
 from __future__ import annotations
@@ -72,10 +73,31 @@ def collect(path: Path) -> list[tuple[dict[str, Any], Callable[..., Any]]]:
 class Context:
     """What a Python dataset's function receives."""
 
-    def __init__(self, lh: Lakehouse, ds: Dataset, tables: dict[str, str]) -> None:
+    def __init__(
+        self, lh: Lakehouse, ds: Dataset, tables: dict[str, str], spark: Any = None
+    ) -> None:
         self.lh = lh
         self.dataset = ds
         self._tables = tables
+        self._spark = spark  # makes the run's Spark engine (None: a new one)
+        self.spark_views: list[str] = []  # Spark views its frames read, dropped after
+
+    def spark_sql(self, query: str) -> Any:
+        """A Spark DataFrame of ``query`` (the platform's SQL, translated) with the inputs as
+        this run reads them: Spark reads their files."""
+        if self._spark is not None:
+            engine = self._spark()
+        else:
+            from lakehouse.spark.engine import SparkEngine
+
+            engine = SparkEngine(self.lh.engine, self.lh.settings.spark)
+        frame, views = engine.frame(query, self._tables)
+        self.spark_views += views
+        return frame
+
+    def spark_read(self, table: str) -> Any:
+        """One input as a Spark DataFrame (for an append dataset: the rows that are new)."""
+        return self.spark_sql(f"SELECT * FROM {table}")
 
     def sql(self, query: str) -> Any:
         """Run SQL with the inputs as this run reads them; returns Arrow."""

@@ -53,6 +53,8 @@ class DatasetRun:
     seconds: float = 0.0
     error: str | None = None
     checks: list[CheckResult] = field(default_factory=list)
+    engine: str | None = None  # the engine that computed its rows (None: no query ran)
+    engine_why: str | None = None  # why that engine: who asked, or the auto rule
 
 
 @dataclass
@@ -188,6 +190,8 @@ def _dataset_rows(report: RunReport) -> pa.Table:
                 "started_at": d.started_at,
                 "seconds": round(d.seconds, 3),
                 "error": d.error,
+                "engine": d.engine,
+                "engine_why": d.engine_why,
             }
         )
     return pa.Table.from_pylist(
@@ -213,6 +217,8 @@ def _dataset_rows(report: RunReport) -> pa.Table:
                 ("started_at", pa.timestamp("us", tz="UTC")),
                 ("seconds", pa.float64()),
                 ("error", pa.string()),
+                ("engine", pa.string()),
+                ("engine_why", pa.string()),
             ]
         ),
     )

@@ -60,15 +60,43 @@ def run_pipeline(
     on_progress: Progress | None = None,
     run_id: str | None = None,
     trigger: str = "manual",
+    engine: str | None = None,
+    master: str | None = None,
 ) -> RunReport:
     """Validate and run; raises ``RunFailed`` (after restoring what it wrote) on an error.
     ``run_id`` names the run (one is made up otherwise), e.g. for a caller that started
     the run in another process and must know its id at once. ``trigger`` records what
-    started it (manual, schedule, api, airflow, retry)."""
-    plan = validate(pipeline, lh, selection=select_)
+    started it (manual, schedule, api, airflow, retry). ``engine`` runs every dataset's
+    query on duckdb, spark or auto (None: as each dataset, its pipeline or the settings
+    say); ``master`` is Spark's (None: the settings')."""
+    plan = validate(pipeline, lh, selection=select_, engine=engine)
+    if _asks_for_spark(lh, plan, engine, select_):
+        from lakehouse.spark.session import preflight
+
+        preflight(lh.settings.spark, master)  # no Java, no master: nothing is written
     return Runner(
-        lh, plan, full_refresh=full_refresh, selection=select_, on_progress=on_progress
+        lh,
+        plan,
+        full_refresh=full_refresh,
+        selection=select_,
+        on_progress=on_progress,
+        engine=engine,
+        master=master,
     ).run(run_id, trigger)
+
+
+def _asks_for_spark(
+    lh: Lakehouse, plan: Plan, engine: str | None, selection: list[str] | None
+) -> bool:
+    """Whether a dataset the run selects is to run on Spark whatever its size."""
+    from lakehouse.spark.routing import requested
+
+    pipeline = plan.pipeline
+    return any(
+        pipeline.datasets[name].sql is not None
+        and requested(engine, pipeline.datasets[name], pipeline.name, lh.settings)[0] == "spark"
+        for name in select(pipeline, selection)
+    )
 
 
 def new_run_id() -> str:
@@ -84,6 +112,8 @@ class Runner:
         full_refresh: bool = False,
         selection: list[str] | None = None,
         on_progress: Progress | None = None,
+        engine: str | None = None,
+        master: str | None = None,
     ) -> None:
         self.lh = lh
         self.plan = plan
@@ -93,6 +123,7 @@ class Runner:
         self.selection = " ".join(selection) if selection else None
         self.notify: Progress = on_progress or (lambda *_: None)
         self.context = RunContext(lh, plan, full_refresh, self.notify)
+        self.context.engine, self.context.master = engine, master
         # tables written by this run -> (version before, inputs to reset on a rollback)
         self.written = self.context.written
 

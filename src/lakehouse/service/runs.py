@@ -44,6 +44,7 @@ DATASET_COLUMNS = (
     "rescued_values",
     "input_versions",
     "version_written",
+    "engine",
     "seconds",
     "error",
 )
@@ -59,6 +60,8 @@ def start_run(
     run_id: str | None = None,
     on_progress: OnProgress | None = None,
     trigger: str = "manual",
+    engine: str | None = None,
+    master: str | None = None,
 ) -> RunReport:
     """Validate and run ``pipeline`` in this process; ``on_progress`` hears of each step.
     Raises ``RunFailed`` (after restoring what the run wrote) on an error."""
@@ -77,6 +80,8 @@ def start_run(
             on_progress=on_progress,
             run_id=run_id,
             trigger=trigger,
+            engine=engine,
+            master=master,
         )
         ran = report.run_id
         return report

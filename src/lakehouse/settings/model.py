@@ -139,6 +139,7 @@ class PipelineSettings(Section):
     retries: int = Field(default=0, ge=0, le=20)
     retry_backoff: Duration = 30.0  # doubled after each failed attempt
     enabled: bool = True
+    engine: EngineName | None = None  # the engine of its datasets (unset: engine.default)
 
 
 class MaintenancePolicy(Section):
@@ -188,6 +189,26 @@ class MaintenanceSettings(Section):
             if over is not None:
                 merged.update({k: v for k, v in over.model_dump().items() if v is not None})
         return MaintenancePolicy(**merged)
+
+
+EngineName = Literal["duckdb", "spark", "auto"]
+
+
+class EngineSettings(Section):
+    """Which engine runs pipeline datasets: DuckDB in the process, Apache Spark, or auto
+    (Spark when a dataset's inputs hold at least ``spark_above`` bytes or rows)."""
+
+    default: EngineName = "duckdb"
+    spark_above: ByteSize = ByteSize(10 * 1024**3)  # auto: inputs this large go to Spark
+    spark_above_rows: int | None = Field(default=None, ge=0)  # auto: or this many rows
+
+
+class SparkSettings(Section):
+    """The Spark session a run or a query starts (once per process)."""
+
+    master: str = "local[*]"  # local[N], spark://host:port
+    app_name: str = "lakehouse"
+    config: dict[str, str] = Field(default_factory=dict)  # spark.* settings, as given
 
 
 class ServingSettings(Section):
@@ -293,6 +314,8 @@ class Settings(Section):
     tables: dict[str, TableSettings] = Field(default_factory=dict)
     pipelines: dict[str, PipelineSettings] = Field(default_factory=dict)
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    engine: EngineSettings = EngineSettings()
+    spark: SparkSettings = SparkSettings()
     serving: ServingSettings = ServingSettings()
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()

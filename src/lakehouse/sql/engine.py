@@ -85,6 +85,7 @@ class SQLEngine(Engine):
         self._views: dict[str, int] = {}  # view key -> version it shows
         self._sql_views: dict[str, str] = {}  # views defined in SQL (not stored) -> body
         self._counts: dict[str, int] = {}  # view -> its row count, from the table's metadata
+        self._snapshots: dict[str, Snapshot] = {}  # pinned view -> the files it reads
         self._local = threading.local()
         # Views of the sandboxed path: masked views and copies of SQL views, by full name
         # -> (the table or view they show, what they were made for: a version, a text).
@@ -426,6 +427,11 @@ class SQLEngine(Engine):
                 self._views[key] = until
         return view
 
+    def pinned(self, view: str) -> Snapshot | None:
+        """The files a view of ``version_view`` or ``changes_view`` reads (None: another
+        view)."""
+        return self._snapshots.get(view)
+
     def row_count(self, view: str) -> int:
         """The number of rows of a view ``version_view`` or ``changes_view`` returned: from
         the Delta log's file statistics when every file has them, else counted."""
@@ -596,6 +602,7 @@ class SQLEngine(Engine):
         else:
             body = self._fallback_sql(view, fmt, handle)
         self.db.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+        self._snapshots[view] = snap
         if snap.direct and all(f.num_records is not None for f in snap.files):
             self._counts[view] = snap.row_count  # no deletion vectors: the log's count holds
         else:

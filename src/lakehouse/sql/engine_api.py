@@ -42,6 +42,11 @@ class Engine(ABC):
         """A view of the rows a table gained after version ``since`` up to ``until``."""
 
     @abstractmethod
+    def pinned(self, view: str) -> Snapshot | None:
+        """The files a view of ``version_view`` or ``changes_view`` reads, for another
+        engine to read the same rows (None: not such a view)."""
+
+    @abstractmethod
     def row_count(self, view: str) -> int:
         """The number of rows of a view ``version_view`` or ``changes_view`` returned."""
 

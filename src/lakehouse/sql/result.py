@@ -16,6 +16,8 @@ class Result:
         self._table = table
         self.sql = sql
         self.seconds = seconds
+        self.engine = "duckdb"  # which engine computed it
+        self.engine_why: str | None = None  # and why, when it was chosen (engine="auto")
 
     @property
     def columns(self) -> list[str]:

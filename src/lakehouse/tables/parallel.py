@@ -77,14 +77,62 @@ def write_files(
 
     with ThreadPoolExecutor(max_workers=parts) as pool:
         actions: list[AddAction | RemoveAction] = list(pool.map(write, range(parts)))
+    return _commit(dt, root, actions, mode, table.schema, commit, str(batch))
+
+
+def commit_files(
+    dt: DeltaTable,
+    paths: list[str],
+    schema: pa.Schema,
+    *,
+    mode: str,
+    commit: CommitProperties,
+    partitions: list[dict[str, str | None]] | None = None,
+) -> tuple[int, int]:
+    """Commit parquet files written elsewhere (by another engine's workers) into the
+    table's folder, ``paths`` relative to it, with the statistics of their footers and
+    each file's ``partitions`` values; returns the version the commit made and the rows it
+    added. The files must hold ``schema``'s columns, the table's (partition columns
+    aside)."""
+    import pyarrow.parquet as pq
+
+    root = Path(dt.table_uri.removeprefix("file://"))
+    actions: list[AddAction | RemoveAction] = []
+    rows = 0
+    for i, relative in enumerate(paths):
+        path = root / relative
+        meta = pq.ParquetFile(path).metadata
+        rows += meta.num_rows
+        actions.append(
+            AddAction(
+                path=relative,
+                size=path.stat().st_size,
+                partition_values=partitions[i] if partitions else {},
+                modification_time=int(path.stat().st_mtime * 1000),
+                data_change=True,
+                stats=json.dumps(file_stats(meta, schema)),
+            )
+        )
+    return _commit(dt, root, actions, mode, schema, commit, str(uuid.uuid4())), rows
+
+
+def _commit(
+    dt: DeltaTable,
+    root: Path,
+    actions: list[AddAction | RemoveAction],
+    mode: str,
+    schema: pa.Schema,
+    commit: CommitProperties,
+    write_id: str,
+) -> int:
+    """One Delta transaction of ``actions``, marked with ``write_id`` to find its version."""
     before = dt.version()
-    write_id = str(batch)
     marked = CommitProperties(
         custom_metadata={**(commit.custom_metadata or {}), "lakehouse.write_id": write_id},
         max_commit_retries=commit.max_commit_retries,
         app_transactions=commit.app_transactions,
     )
-    dt.create_write_transaction(actions, mode=mode, schema=table.schema, commit_properties=marked)
+    dt.create_write_transaction(actions, mode=mode, schema=schema, commit_properties=marked)
     return _committed_version(dt, root, before, write_id)
 
 

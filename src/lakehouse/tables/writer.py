@@ -37,6 +37,7 @@ from lakehouse.tables.options import options_from_catalog
 from lakehouse.tables.prepared import METADATA_COLUMNS, Prepared
 from lakehouse.tables.registration import after_commit, register_found
 from lakehouse.tables.schema import plan_schema, type_name
+from lakehouse.tables.staged import StagedFiles, same_columns
 from lakehouse.tables.upsert import COMBINE
 
 __all__ = [
@@ -160,6 +161,13 @@ def _write(
     merge_combine: dict[str, str] | None,
 ) -> WriteResult:
     started = time.perf_counter()
+    if isinstance(data, StagedFiles):
+        committed = _commit_staged(storage, name, data, mode, predicate, txn, input_versions)
+        if committed is not None:
+            committed.seconds = time.perf_counter() - started
+            return committed
+        staged, data = data, data.read()
+        staged.discard()
     arrow = to_arrow(data)
     info = storage.catalog.get(str(name))
     if info is None and register_found(storage, str(name)):
@@ -218,6 +226,61 @@ def _write(
             raise _translate(name, exc, dt) from exc
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _commit_staged(
+    storage: Storage,
+    name: TableName,
+    staged: StagedFiles,
+    mode: WriteMode,
+    predicate: str | None,
+    txn: Txn | None,
+    input_versions: dict[str, int] | None,
+) -> WriteResult | None:
+    """Commit files written into the table's folder as they are: for a whole append or
+    overwrite of an existing local Delta table whose columns they hold, partitioned as
+    they are (None: not such a write, the files are to be read and written as data)."""
+    from lakehouse.tables import parallel
+
+    info = storage.catalog.get(str(name))
+    if not storage.local or mode == "merge" or predicate is not None or info is None:
+        return None
+    opts = TableOptions(**options_from_catalog(info.options))
+    given = txn_list(txn)
+    for attempt in range(MAX_ATTEMPTS):
+        fmt = format_of(storage, name)
+        dt = fmt.open(storage, name)
+        if fmt.name != "delta" or dt is None:
+            return None
+        if sorted(dt.metadata().partition_columns) != sorted(staged.partition_columns):
+            return None
+        schema = fmt.schema(dt)
+        if not same_columns(schema, staged.schema):
+            return None
+        if given and all(_holds(fmt, dt, app, n) for app, n in given):
+            staged.discard()
+            return WriteResult(str(name), mode, fmt.version(dt), 0, 0.0, skipped=True)
+        commit = fmt.commit(mode, marks(given, input_versions), max_retries=100)
+        try:
+            version, rows = parallel.commit_files(
+                dt,
+                list(staged.paths),
+                schema,
+                mode=mode,
+                commit=commit,
+                partitions=[staged.partition_values(p) for p in staged.paths],
+            )
+        except (CommitFailedError, CommitConflict) as exc:
+            if attempt == MAX_ATTEMPTS - 1:
+                raise ConcurrentWriteError(
+                    f"{name}: {mode} kept conflicting with concurrent writers ({exc})",
+                    "retry the write; if it keeps failing, write from one process at a time",
+                ) from exc
+            time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+            continue
+        after_commit(storage, name, fmt.refresh(dt), opts)
+        return WriteResult(str(name), mode, version, rows, 0.0)
+    return None
 
 
 def _write_once(

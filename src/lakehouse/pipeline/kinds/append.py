@@ -38,7 +38,7 @@ class Append(StreamKind):
         full = ctx.full(ds) or not exists
         pins = ctx.pins(current) if full else ctx.new_rows_pins(ds, current, recorded)
         item.strategy = "all input rows" if full else "new input rows"
-        split = compute(ctx.lh, ds, pins, item)
+        split = compute(ctx, ds, pins, item)
         kept = split.kept
         mode: WriteMode = "overwrite" if full else "append"
         if ds.keys:

@@ -50,7 +50,7 @@ class Cdc(StreamKind):
         item.strategy = "built from all changes" + (
             " (definition changed)" if ds.name in ctx.rebuild else ""
         )
-        split = compute(ctx.lh, ds, pins, item)
+        split = compute(ctx, ds, pins, item)
         with registered(con, CHANGES, split.kept) as changes:
             sql = latest_state(ds, changes, False) if ds.scd == 1 else history(ds, changes)
             state = con.sql(sql).to_arrow_table()
@@ -69,7 +69,7 @@ class Cdc(StreamKind):
         """The keys with new changes, recomputed from all their changes."""
         pins = ctx.pins(current)
         con = ctx.lh.engine.cursor()
-        split = compute(ctx.lh, ds, ctx.new_rows_pins(ds, current, recorded), item)
+        split = compute(ctx, ds, ctx.new_rows_pins(ds, current, recorded), item)
         keys = ", ".join(ident(k) for k in ds.keys)
         with registered(con, NEW, split.kept) as new:
             touched = con.sql(f"SELECT DISTINCT {keys} FROM {new}").to_arrow_table()

@@ -37,6 +37,17 @@ class RunContext:
     rebuild: set[str] = field(default_factory=set)  # datasets whose definition changed
     # while set, a dataset's quarantined rows are not written (they are there already)
     skip_quarantine: bool = False
+    engine: str | None = None  # the run's --engine (None: per dataset, pipeline, settings)
+    master: str | None = None  # the run's --master for Spark (None: the settings')
+    _spark: Any = None  # the Spark engine, made when a dataset first runs on Spark
+
+    def spark(self) -> Any:
+        """The run's Spark engine (its session starts on first use)."""
+        if self._spark is None:
+            from lakehouse.spark.engine import SparkEngine
+
+            self._spark = SparkEngine(self.lh.engine, self.lh.settings.spark, self.master)
+        return self._spark
 
     @property
     def pipeline(self) -> Pipeline:

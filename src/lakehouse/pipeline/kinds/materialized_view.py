@@ -7,7 +7,7 @@ from __future__ import annotations
 from lakehouse.pipeline.incremental import RefreshKey
 from lakehouse.pipeline.kinds.base import StoredKind
 from lakehouse.pipeline.kinds.checks import check_table
-from lakehouse.pipeline.kinds.compute import compute
+from lakehouse.pipeline.kinds.compute import compute, staged
 from lakehouse.pipeline.kinds.context import RunContext
 from lakehouse.pipeline.kinds.marks import Marks
 from lakehouse.pipeline.kinds.predicates import delta_literal, in_predicate
@@ -39,7 +39,12 @@ class MaterializedView(StoredKind):
                 if changes is not None and refresh_groups(ctx, ds, item, current, key, changes):
                     return
         item.strategy = "computed" if not marks.exists else ctx.recomputed(ds)
-        split = compute(ctx.lh, ds, ctx.pins(current), item)
+        files = staged(ctx, ds, ctx.pins(current), item)
+        if files is not None:  # written by Spark's executors, committed here
+            item.strategy += " (files written by Spark's executors)"
+            write(ctx, ds, item, files, current, mode="overwrite")
+            return
+        split = compute(ctx, ds, ctx.pins(current), item)
         check_table(ctx.lh, ds, item, split.kept, None)
         write_quarantine(ctx, ds, split, current, "overwrite")
         write(ctx, ds, item, split.kept, current, mode="overwrite")
@@ -82,7 +87,7 @@ def refresh_groups(
     )
     pins = ctx.pins(current)
     pins[key.source] = view
-    split = compute(ctx.lh, ds, pins, item)
+    split = compute(ctx, ds, pins, item)
     check_table(ctx.lh, ds, item, split.kept, None)
     write_quarantine(ctx, ds, split, current, "append")
     if existing.num_rows == 0:

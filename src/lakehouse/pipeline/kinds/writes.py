@@ -10,6 +10,7 @@ from lakehouse.pipeline.kinds.marks import write_marks
 from lakehouse.pipeline.model import Dataset
 from lakehouse.pipeline.quality import Split
 from lakehouse.pipeline.records import DatasetRun
+from lakehouse.tables.staged import StagedFiles
 from lakehouse.tables.writer import WriteMode
 
 
@@ -17,7 +18,7 @@ def write(
     ctx: RunContext,
     ds: Dataset,
     item: DatasetRun,
-    rows: pa.Table | None,
+    rows: pa.Table | StagedFiles | None,
     current: dict[str, int | None],
     *,
     mode: WriteMode,
@@ -25,8 +26,9 @@ def write(
     keys: list[str] | None = None,
     merge_delete: str | None = None,
 ) -> None:
-    """Write ``rows`` (None: nothing new, only the input versions seen) to the dataset's
-    table with the marks of the ``current`` input versions."""
+    """Write ``rows`` (None: nothing new, only the input versions seen; files another
+    engine wrote into the table's folder: committed as they are) to the dataset's table
+    with the marks of the ``current`` input versions."""
     target = ctx.existing(ds.name)
     ctx.remember(ds.name, target, [*current, ds.quarantine])
     if rows is None:

@@ -1,0 +1,142 @@
+"""Statements of the SQL editor: run for a caller with bound parameters, a page at a time
+(sorted and filtered by the engine, so a large result never travels whole), each run kept
+in the caller's history."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from lakehouse.catalog.queries import query_history, record_query
+from lakehouse.errors import SQLError
+from lakehouse.quoting import ident
+from lakehouse.service.sql_text import bound, engine_text, error_position
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lakehouse.service.reader import Reader
+    from lakehouse.warehouse import Lakehouse
+
+MAX_PAGE = 10_000
+
+
+@dataclass
+class Page:
+    """Which rows of a result: ``offset``/``size``, ordered by ``sort`` (column, direction)
+    pairs, kept where every ``filters`` condition holds (column to condition text:
+    ``text`` contains it, ``=v`` equals, ``>v`` ``<v`` ``>=v`` ``<=v``, ``null``, ``!null``)."""
+
+    offset: int = 0
+    size: int = 100
+    sort: list[tuple[str, Literal["asc", "desc"]]] = field(default_factory=list)
+    filters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PageResult:
+    table: pa.Table
+    total: int  # rows of the whole (filtered) result
+    offset: int
+    seconds: float
+    cached: bool
+    tables: list[str]
+
+
+def run_page(
+    lh: Lakehouse,
+    reader: Reader,
+    sql: str,
+    values: dict[str, Any] | None = None,
+    page: Page | None = None,
+    *,
+    timeout: float = 30.0,
+    record: bool = True,
+) -> PageResult:
+    """One page of ``sql``'s result as ``reader`` may see it (pii masked, tables it may
+    not read unknown), with the number of rows of the whole result; ``:name`` parameters
+    take ``values``. The run is added to the reader's history (errors too). An engine
+    error carries ``position`` (line and column in ``sql``) when it points somewhere."""
+    page = page or Page()
+    if not 0 < page.size <= MAX_PAGE:
+        raise SQLError(f"a page holds 1 to {MAX_PAGE:,} rows, not {page.size}")
+    params = bound(sql, values or {})
+    text = engine_text(sql).strip().rstrip(";").rstrip()
+    started = time.perf_counter()
+    where, filter_params = _where(page.filters)
+    all_params = {**(params or {}), **filter_params} or None
+    inner = f"(\n{text}\n) AS result"
+    order = ", ".join(
+        f"{ident(c)} {'DESC' if d == 'desc' else 'ASC'} NULLS LAST" for c, d in page.sort
+    )
+    body = f"SELECT * FROM {inner}{where}" + (f" ORDER BY {order}" if order else "")
+    options: dict[str, Any] = {
+        "timeout": timeout,
+        "masked": reader.masked,
+        "can_read": reader.can_read,
+        "params": all_params,
+    }
+    try:
+        rows = lh.engine.safe_query(
+            f"{body} LIMIT {page.size} OFFSET {max(page.offset, 0)}", limit=page.size, **options
+        )
+        counted = lh.engine.safe_query(f"SELECT count(*) AS n FROM {inner}{where}", **options)
+    except SQLError as exc:
+        if record:
+            record_query(lh.catalog, reader.name, sql, values or {}, error=exc.message[:2000])
+        position = error_position(exc.message, sql)
+        if position is not None:
+            exc.position = position  # type: ignore[attr-defined]
+        raise
+    seconds = time.perf_counter() - started
+    total = int(counted.table.column(0)[0].as_py())
+    if record:
+        record_query(
+            lh.catalog, reader.name, sql, values or {}, row_count=total, elapsed_ms=seconds * 1000
+        )
+    return PageResult(
+        rows.table, total, page.offset, seconds, rows.cached and counted.cached, rows.tables
+    )
+
+
+_CONDITION = re.compile(r"^(>=|<=|!=|=|>|<)\s*(.*)$", re.DOTALL)
+
+
+def _where(filters: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of the filters and the values it binds."""
+    from lakehouse.service.sql_text import typed
+
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    for i, (column, condition) in enumerate(sorted(filters.items())):
+        text = condition.strip()
+        if not text:
+            continue
+        col = ident(column)
+        name = f"__filter_{i}"
+        if text.lower() == "null":
+            parts.append(f"{col} IS NULL")
+            continue
+        if text.lower() in ("!null", "not null"):
+            parts.append(f"{col} IS NOT NULL")
+            continue
+        m = _CONDITION.match(text)
+        if m is not None:
+            op, value = m.group(1), typed(m.group(2).strip())
+            if isinstance(value, str):  # compared as text
+                parts.append(f"CAST({col} AS VARCHAR) {op} ${name}")
+            else:
+                parts.append(f"{col} {op} ${name}")
+            params[name] = value
+            continue
+        parts.append(f"CAST({col} AS VARCHAR) ILIKE ${name} ESCAPE '\\'")
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params[name] = f"%{escaped}%"
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def history(lh: Lakehouse, reader: Reader, limit: int = 50) -> list[dict[str, Any]]:
+    """The reader's statements, newest first."""
+    return query_history(lh.catalog, reader.name, limit)

@@ -43,6 +43,7 @@ class PageRequest(BaseModel):
     offset: int = Field(0, ge=0)
     size: int = Field(100, ge=1, le=queries.MAX_PAGE)
     sort: list[SortKey] = Field(default_factory=list)
+    limit: int | None = Field(None, ge=1, description="Only the statement's first rows")
     filters: dict[str, str] = Field(
         default_factory=dict,
         description="Per column: text it contains, =v, >v, <v, >=v, <=v, null or !null",
@@ -62,6 +63,7 @@ async def query_page(request: Request, who: Who, body: PageRequest) -> Any:
         size=body.size,
         sort=[(s.column, s.direction) for s in body.sort],
         filters=body.filters,
+        limit=body.limit,
     )
     try:
         result = await run_in_threadpool(
@@ -89,6 +91,7 @@ async def query_page(request: Request, who: Who, body: PageRequest) -> Any:
             "rows": rows_of(result.table),
             "offset": result.offset,
             "total": result.total,
+            "truncated": result.truncated,
             "cached": result.cached,
             "tables": result.tables,
             "elapsed_ms": round(result.seconds * 1000, 3),

@@ -33,6 +33,7 @@ class Page:
     size: int = 100
     sort: list[tuple[str, Literal["asc", "desc"]]] = field(default_factory=list)
     filters: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None  # the statement's first rows only (the editor's row limit)
 
 
 @dataclass
@@ -43,6 +44,7 @@ class PageResult:
     seconds: float
     cached: bool
     tables: list[str]
+    truncated: bool = False  # the statement had more rows than the page's limit
 
 
 def run_page(
@@ -68,6 +70,12 @@ def run_page(
     where, filter_params = _where(page.filters)
     all_params = {**(params or {}), **filter_params} or None
     inner = f"(\n{text}\n) AS result"
+    counted_from = inner
+    if page.limit is not None:
+        inner = f"(SELECT * FROM (\n{text}\n) AS statement LIMIT {int(page.limit)}) AS result"
+        counted_from = (
+            f"(SELECT * FROM (\n{text}\n) AS statement LIMIT {int(page.limit) + 1}) AS result"
+        )
     order = ", ".join(
         f"{ident(c)} {'DESC' if d == 'desc' else 'ASC'} NULLS LAST" for c, d in page.sort
     )
@@ -82,7 +90,9 @@ def run_page(
         rows = lh.engine.safe_query(
             f"{body} LIMIT {page.size} OFFSET {max(page.offset, 0)}", limit=page.size, **options
         )
-        counted = lh.engine.safe_query(f"SELECT count(*) AS n FROM {inner}{where}", **options)
+        counted = lh.engine.safe_query(
+            f"SELECT count(*) AS n FROM {counted_from}{where}", **options
+        )
     except SQLError as exc:
         if record:
             record_query(lh.catalog, reader.name, sql, values or {}, error=exc.message[:2000])
@@ -92,12 +102,21 @@ def run_page(
         raise
     seconds = time.perf_counter() - started
     total = int(counted.table.column(0)[0].as_py())
+    truncated = page.limit is not None and total > page.limit
+    if truncated:
+        total = int(page.limit or 0)
     if record:
         record_query(
             lh.catalog, reader.name, sql, values or {}, row_count=total, elapsed_ms=seconds * 1000
         )
     return PageResult(
-        rows.table, total, page.offset, seconds, rows.cached and counted.cached, rows.tables
+        rows.table,
+        total,
+        page.offset,
+        seconds,
+        rows.cached and counted.cached,
+        rows.tables,
+        truncated,
     )
 
 

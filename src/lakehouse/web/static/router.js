@@ -24,7 +24,7 @@ const routes = [
     /^#\/tables\/([^/]+)(?:\/([a-z]+))?$/,
     (m) => viewTable(decodeURIComponent(m[1]), m[2] || "schema"),
   ],
-  [/^#\/sql\/?$/, () => viewSql()],
+  [/^#\/sql\/?$/, (m, query) => viewSql(query)],
   [/^#\/lineage\/?$/, () => viewLineagePicker()],
   [/^#\/lineage\/([^/]+)$/, (m) => viewLineage(decodeURIComponent(m[1]))],
   [/^#\/runs\/?$/, () => viewRuns()],

@@ -22,7 +22,7 @@ const routes = [
   [/^#\/tables\/?$/, (m, query) => viewTables(query.get("q") || "")],
   [
     /^#\/tables\/([^/]+)(?:\/([a-z]+))?$/,
-    (m) => viewTable(decodeURIComponent(m[1]), m[2] || "schema"),
+    (m, query) => viewTable(decodeURIComponent(m[1]), m[2] || "schema", query),
   ],
   [/^#\/sql\/?$/, (m, query) => viewSql(query)],
   [/^#\/lineage\/?$/, () => viewLineagePicker()],

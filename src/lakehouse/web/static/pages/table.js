@@ -1,4 +1,5 @@
-// One table: its facts and tabs (schema, preview, history, quality, lineage).
+// One table: its facts and tabs (schema, preview, profile, facets, history, quality,
+// lineage).
 
 import { api, errorBox } from "../lib/api.js";
 import { badge, layerBadge } from "../lib/badges.js";
@@ -10,11 +11,12 @@ import { app, state } from "../lib/state.js";
 import { lineageLists } from "./lineage.js";
 import { openInEditor } from "./sql.js";
 import { tabHistory } from "./table-history.js";
+import { tabFacets, tabProfile } from "./table-profile.js";
 import { tabQuality } from "./table-quality.js";
 
-const TABLE_TABS = ["schema", "preview", "history", "quality", "lineage"];
+const TABLE_TABS = ["schema", "preview", "profile", "facets", "history", "quality", "lineage"];
 
-export async function viewTable(name, tab) {
+export async function viewTable(name, tab, query = new URLSearchParams()) {
   const token = routeToken;
   if (!TABLE_TABS.includes(tab)) tab = "schema";
   document.title = `${name} · Lakehouse`;
@@ -109,12 +111,14 @@ export async function viewTable(name, tab) {
   const views = {
     schema: tabSchema,
     preview: tabPreview,
+    profile: tabProfile,
+    facets: tabFacets,
     history: tabHistory,
     quality: tabQuality,
     lineage: tabLineage,
   };
   try {
-    await views[tab](panel, info, token);
+    await views[tab](panel, info, token, query);
   } catch (err) {
     if (current(token)) put(panel, errorBox(err));
   }

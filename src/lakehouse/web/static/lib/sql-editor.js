@@ -2,7 +2,7 @@
 // columns and functions from the schema the caller may read (GET /query/schema), errors
 // marked where the server says they are, Ctrl+Enter to run the selection (or all).
 
-import { acceptCompletion, startCompletion } from "@codemirror/autocomplete";
+import { acceptCompletion, closeCompletion, startCompletion } from "@codemirror/autocomplete";
 import { PostgreSQL, sql } from "@codemirror/lang-sql";
 import { setDiagnostics } from "@codemirror/lint";
 import { Prec } from "@codemirror/state";
@@ -77,7 +77,14 @@ export function createEditor(parent, { doc, schema, onRun, onChange }) {
       }),
       Prec.highest(
         keymap.of([
-          { key: "Mod-Enter", run: () => (onRun(), true) },
+          {
+            key: "Mod-Enter",
+            run: (v) => {
+              closeCompletion(v);
+              onRun();
+              return true;
+            },
+          },
           { key: "Shift-Alt-f", run: (v) => (formatAll(v), true) },
           { key: "Tab", run: acceptCompletion },
           { key: "Ctrl-Space", run: startCompletion },
@@ -98,6 +105,7 @@ export function createEditor(parent, { doc, schema, onRun, onChange }) {
     // The selected text, or the whole statement when nothing is selected; with the
     // offset of its start (errors are marked relative to it).
     runnable() {
+      closeCompletion(view);
       const sel = view.state.selection.main;
       if (!sel.empty)
         return { sql: view.state.sliceDoc(sel.from, sel.to), from: sel.from };

@@ -7,7 +7,7 @@
 import { api } from "../lib/api.js";
 import { PALETTE, esc, makeChart } from "../lib/charts.js";
 import { clear, fact, h, put, spinner } from "../lib/dom.js";
-import { fmtInt, numFormat } from "../lib/format.js";
+import { fmtInt, fmtTime, numFormat } from "../lib/format.js";
 import { dataGrid } from "../lib/grid.js";
 import { current } from "../lib/nav.js";
 
@@ -23,8 +23,10 @@ function facetHref(table, chosen) {
   return `#/tables/${encodeURIComponent(table)}/facets${text ? `?${text}` : ""}`;
 }
 
-function valueText(v) {
-  return v === null || v === undefined ? "null" : typeof v === "number" ? numFormat.format(v) : String(v);
+function valueText(v, kind) {
+  if (v === null || v === undefined) return "null";
+  if (typeof v === "number") return numFormat.format(v);
+  return kind === "time" ? fmtTime(v) : String(v);
 }
 
 export async function tabProfile(panel, info, token) {
@@ -42,8 +44,8 @@ export async function tabProfile(panel, info, token) {
         {},
         fact("Nulls", h("span", { class: "null-share" }, `${pct.format(c.null_share)} (${fmtInt(c.nulls)})`)),
         fact("Distinct", h("span", { class: "distinct" }, c.distinct === null ? "—" : fmtInt(c.distinct))),
-        fact("Min", h("span", { class: "min" }, valueText(c.min))),
-        fact("Max", h("span", { class: "max" }, valueText(c.max))),
+        fact("Min", h("span", { class: "min" }, valueText(c.min, c.kind))),
+        fact("Max", h("span", { class: "max" }, valueText(c.max, c.kind))),
         c.masked ? fact("Masked", "values are pseudonyms") : null,
       ),
       c.top_values.length

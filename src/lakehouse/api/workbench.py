@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -17,6 +17,8 @@ from lakehouse.service import completion, queries, saved_queries
 from lakehouse.service.reader import Reader
 
 router = APIRouter(tags=["workbench"])
+MOST_ROWS = 1 << 60  # offsets and limits: whole numbers the engine reads
+QueryId = Annotated[int, Path(ge=1, le=1 << 62, description="A saved query's id")]
 Who = Annotated[Principal, Depends(principal)]
 
 
@@ -40,10 +42,12 @@ class PageRequest(BaseModel):
     params: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict, description="Values of the statement's :name parameters"
     )
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MOST_ROWS)
     size: int = Field(100, ge=1, le=queries.MAX_PAGE)
     sort: list[SortKey] = Field(default_factory=list)
-    limit: int | None = Field(None, ge=1, description="Only the statement's first rows")
+    limit: int | None = Field(
+        None, ge=1, le=MOST_ROWS, description="Only the statement's first rows"
+    )
     filters: dict[str, str] = Field(
         default_factory=dict,
         description="Per column: text it contains, =v, >v, <v, >=v, <=v, null or !null",
@@ -155,14 +159,14 @@ def _found(call: Any) -> Any:
 
 
 @router.get("/queries/{query_id}", response_class=JSON)
-def get_saved(request: Request, who: Who, query_id: int) -> Any:
+def get_saved(request: Request, who: Who, query_id: QueryId) -> Any:
     """One saved query (404 also when the caller may not read one of its tables)."""
     lh = request.app.state.lh
     return JSON(_found(lambda: saved_queries.get_saved(lh, reader_of(request, who), query_id)))
 
 
 @router.put("/queries/{query_id}", response_class=JSON)
-def update_saved(request: Request, who: Who, query_id: int, body: SaveRequest) -> Any:
+def update_saved(request: Request, who: Who, query_id: QueryId, body: SaveRequest) -> Any:
     """Replace a saved query's name, description, statement, parameters and chart."""
     request.app.state.access.require(who, "query")
     lh = request.app.state.lh
@@ -183,7 +187,7 @@ def update_saved(request: Request, who: Who, query_id: int, body: SaveRequest) -
 
 
 @router.delete("/queries/{query_id}", response_class=JSON)
-def delete_saved(request: Request, who: Who, query_id: int) -> Any:
+def delete_saved(request: Request, who: Who, query_id: QueryId) -> Any:
     """Forget a saved query."""
     request.app.state.access.require(who, "query")
     lh = request.app.state.lh

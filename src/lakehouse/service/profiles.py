@@ -9,6 +9,7 @@ match the chosen values, with those rows."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -118,7 +119,8 @@ def _compute(lh: Lakehouse, reader: Reader, table: str) -> dict[str, Any]:
         }
         if kind != "other":
             column["top_values"] = _top_values(lh, reader, table, name)
-        if kind == "number" and low is not None and high is not None:
+        finite = low is not None and high is not None and math.isfinite(float(low))
+        if kind == "number" and finite and math.isfinite(float(high)):
             column["histogram"] = _histogram(lh, reader, table, name, float(low), float(high))
         out.append(column)
     return {"table": table, "rows": rows, "columns": out}
@@ -148,7 +150,8 @@ def _histogram(
         lh,
         reader,
         f"SELECT least(CAST(floor((CAST({col} AS DOUBLE) - $low) / $width) AS INTEGER), "
-        f"{BINS - 1}) AS bin, count(*) AS count FROM {table} WHERE {col} IS NOT NULL "
+        f"{BINS - 1}) AS bin, count(*) AS count FROM {table} "
+        f"WHERE isfinite(CAST({col} AS DOUBLE)) "
         "GROUP BY 1 ORDER BY 1",
         low=low,
         width=width,

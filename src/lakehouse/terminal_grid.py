@@ -90,12 +90,14 @@ def _print_records(
     console: Console, names: list[str], rows: list[list[str]], title: str | None
 ) -> None:
     """One block per row, one ``name  value`` line per column (names too wide to sit side
-    by side)."""
+    by side); a long value wraps beside its name."""
     if title:
         console.print(f"[bold]{title}[/bold]")
-    width = max(len(n) for n in names)
     for i, row in enumerate(rows):
         console.print(f"[dim]-- row {i + 1} --[/dim]")
+        block = RichTable.grid(padding=(0, 2))
+        block.add_column(style="bold cyan", no_wrap=True)
+        block.add_column(overflow="fold")
         for name, value in zip(names, row, strict=True):
-            console.print(f"[bold cyan]{name.ljust(width)}[/bold cyan]  ", end="")
-            console.print(value, markup=False, highlight=False, overflow="fold")
+            block.add_row(name, value)
+        console.print(block)

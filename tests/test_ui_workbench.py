@@ -124,6 +124,12 @@ def test_complete_run_sort_filter_and_chart_on_two_axes(site: Site, admin: Page)
     page.keyboard.press("Enter")
     assert editor_text(page) == "SELECT engagement_score FROM gold.user_segments"
 
+    # Format on demand.
+    set_sql(page, "select segment, count(*) as n from gold.user_segments group by segment")
+    page.click("#format-sql")
+    expect(page.locator("#sql-editor .cm-line").first).to_have_text("SELECT")
+    assert editor_text(page).splitlines()[-1] == "GROUP BY segment"
+
     sql = (
         "SELECT segment, count(*) AS users, avg(engagement_score) / max(engagement_score) AS rate\n"
         "FROM gold.user_segments\nWHERE events >= :least\nGROUP BY segment"
@@ -185,6 +191,12 @@ def test_complete_run_sort_filter_and_chart_on_two_axes(site: Site, admin: Page)
     assert chart["y"] == 2
     assert {s["name"]: s["axis"] for s in chart["series"]} == {"users": 0, "rate": 1}
     shot(page, "33_workbench_two_axes")
+    # The chart as a dashboard panel to paste into a dashboard file.
+    page.click("#panel-snippet-button")
+    snippet = page.locator("#panel-snippet")
+    expect(snippet).to_contain_text('y: ["users", "rate"]')
+    expect(snippet).to_contain_text('x: "segment"')
+    expect(snippet).to_contain_text("WHERE events >= $least")
     page.select_option("#chart-type", "area")
     page.check("#chart-stacked")
     page.wait_for_function(
@@ -259,6 +271,12 @@ def test_save_share_and_open_as_another_token(site: Site, admin: Page, browser: 
     expect(viewer.locator("#param-segment")).to_have_value(segment)
     expect(viewer.locator("#saved-list a", has_text="Users of one segment")).to_be_visible()
     shot(viewer, "36_workbench_shared_as_viewer")
+    # The saved query opens from the list, with its parameters' values.
+    viewer.locator("#saved-list a", has_text="Users of one segment").click()
+    expect(viewer.locator("#editor-tabs [aria-selected=true]")).to_have_text(
+        "Users of one segment"
+    )
+    expect(viewer.locator("#row-count")).to_have_text("1 row")
     viewer.goto(hidden)
     error = viewer.locator("#sql-output .error-box")
     expect(error).to_contain_text("404")

@@ -66,6 +66,20 @@ export function chartView(panel, result) {
       return { i, box, axis, el: h("span", { class: "series-choice" }, h("label", {}, box, c), axis) };
     });
   const canvas = h("div", { class: "chart", id: "chart-canvas" });
+  const snippet = h("pre", { id: "panel-snippet", class: "snippet", hidden: true });
+  const snippetButton = h(
+    "button",
+    {
+      type: "button",
+      class: "secondary outline small-button",
+      id: "panel-snippet-button",
+      onclick: () => {
+        snippet.textContent = panelSnippet(result.sql || "", state.chartSpec);
+        snippet.hidden = false;
+      },
+    },
+    "Dashboard panel",
+  );
   put(
     panel,
     h(
@@ -81,8 +95,10 @@ export function chartView(panel, result) {
         h("legend", { class: "small muted" }, "Series (y axis)"),
         choices.map((c) => c.el),
       ),
+      snippetButton,
     ),
     canvas,
+    snippet,
   );
   const chart = makeChart(canvas);
   if (!chart) return;
@@ -223,4 +239,28 @@ function drawPie(chart, result, rows, xi, chosen) {
     },
     { notMerge: true },
   );
+}
+
+// The chart as a panel of a dashboard file (docs/DASHBOARDS.md): paste it under `panels:`.
+// The editor's :name parameters are a dashboard's $name variables.
+export function panelSnippet(sql, spec) {
+  if (!spec) return "";
+  const kind = { scatter: "line" }[spec.type] || spec.type;
+  const title = spec.series.map((s) => s.column).join(" and ") || "Chart";
+  const id = title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "chart";
+  const lines = [
+    `- id: ${id}`,
+    `  title: ${JSON.stringify(title)}`,
+    `  kind: ${kind}`,
+  ];
+  if (spec.x) lines.push(`  x: ${JSON.stringify(spec.x)}`);
+  lines.push(`  y: [${spec.series.map((s) => JSON.stringify(s.column)).join(", ")}]`);
+  if (spec.by) lines.push(`  series: ${JSON.stringify(spec.by)}`);
+  if (spec.series.some((s) => s.axis === 1))
+    lines.push("  # a dashboard panel has one y axis: the right-axis series share it");
+  if (spec.type === "scatter") lines.push("  # scatter is drawn as a line in a dashboard");
+  lines.push("  grid: {x: 0, y: 0, w: 6, h: 8}", "  sql: |");
+  const text = sql.replace(/(^|[^:]):([A-Za-z_][A-Za-z0-9_]*)/g, "$1$$$2");
+  for (const line of text.trimEnd().split("\n")) lines.push(`    ${line}`);
+  return `${lines.join("\n")}\n`;
 }

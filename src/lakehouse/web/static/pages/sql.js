@@ -69,7 +69,8 @@ export async function viewSql(query = new URLSearchParams()) {
     for (const [k, v] of query.entries()) if (k.startsWith("p.")) opened.params[k.slice(2)] = v;
     const same = tabs.tabs.findIndex((t) => t.sql === opened.sql);
     if (same >= 0) {
-      tabs.tabs[same] = { ...tabs.tabs[same], ...opened, title: tabs.tabs[same].title };
+      const title = opened.saved ? opened.title : tabs.tabs[same].title;
+      tabs.tabs[same] = { ...tabs.tabs[same], ...opened, title };
       tabs.active = same;
     } else {
       tabs.tabs.push(opened);
@@ -421,7 +422,7 @@ function renderOutput(output, grid, request, page) {
       try {
         const rows = await api("/query/page", { json: { ...request, offset: 0, size: 5000 } });
         clear(chartPanel);
-        chartView(chartPanel, { ...rows, row_count: rows.total });
+        chartView(chartPanel, { ...rows, row_count: rows.total, sql: request.sql });
       } catch (err) {
         put(clear(chartPanel), errorBox(err, "Chart failed"));
       }

@@ -128,7 +128,7 @@ def test_complete_run_sort_filter_and_chart_on_two_axes(site: Site, admin: Page)
     set_sql(page, "select segment, count(*) as n from gold.user_segments group by segment")
     page.click("#format-sql")
     expect(page.locator("#sql-editor .cm-line").first).to_have_text("SELECT")
-    assert editor_text(page).splitlines()[-1] == "GROUP BY segment"
+    assert editor_text(page).strip().splitlines()[-1] == "GROUP BY segment"
 
     sql = (
         "SELECT segment, count(*) AS users, avg(engagement_score) / max(engagement_score) AS rate\n"

@@ -119,11 +119,14 @@ def _compute(lh: Lakehouse, reader: Reader, table: str) -> dict[str, Any]:
         }
         if kind != "other":
             column["top_values"] = _top_values(lh, reader, table, name)
-        finite = low is not None and high is not None and math.isfinite(float(low))
-        if kind == "number" and finite and math.isfinite(float(high)):
+        if kind == "number" and _finite(low) and _finite(high):
             column["histogram"] = _histogram(lh, reader, table, name, float(low), float(high))
         out.append(column)
     return {"table": table, "rows": rows, "columns": out}
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(float(value))
 
 
 def _top_values(

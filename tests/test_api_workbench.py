@@ -284,3 +284,15 @@ def test_profiles_and_facets_mask_pii(site: Site):
     assert by_segment["count"] == expected
     assert sum(v["count"] for v in by_segment["facets"][0]["values"]) <= expected
     assert site.viewer.get("/tables/silver.users/profile").status_code == 404
+
+
+def test_who_may_read_a_table(site: Site):
+    viewer = site.viewer.get("/tables/gold.user_segments/readers").json()
+    roles = {r["role"]: r for r in viewer["roles"]}
+    assert roles["viewer"]["reads"] and not roles["viewer"]["pii"]
+    assert roles["admin"]["pii"]
+    assert "grants" not in viewer  # grants are for whoever manages access
+    admin = site.admin.get("/tables/silver.users/readers").json()
+    assert {r["role"]: r["reads"] for r in admin["roles"]}["viewer"] is False
+    assert isinstance(admin["grants"], list)
+    assert site.viewer.get("/tables/silver.users/readers").status_code == 404

@@ -273,9 +273,7 @@ def test_save_share_and_open_as_another_token(site: Site, admin: Page, browser: 
     shot(viewer, "36_workbench_shared_as_viewer")
     # The saved query opens from the list, with its parameters' values.
     viewer.locator("#saved-list a", has_text="Users of one segment").click()
-    expect(viewer.locator("#editor-tabs [aria-selected=true]")).to_have_text(
-        "Users of one segment"
-    )
+    expect(viewer.locator("#editor-tabs [aria-selected=true]")).to_have_text("Users of one segment")
     expect(viewer.locator("#row-count")).to_have_text("1 row")
     viewer.goto(hidden)
     error = viewer.locator("#sql-output .error-box")
@@ -323,6 +321,9 @@ def test_profile_matches_plain_sql_and_facets_filter(site: Site, admin: Page, br
         + "'"
     ).to_dicts()[0]["n"]
     expect(page.locator("#facet-count")).to_have_text(f"{both:,} matching rows")
+
+    page.goto(f"{site.base}/#/tables/gold.user_segments")
+    expect(page.locator("#readers")).to_contain_text("viewer (pii masked)")
 
     # A viewer's profile of a pii column: pseudonyms only.
     viewer, errors = login(browser, site, site.viewer_token, "viewer")

@@ -283,3 +283,14 @@ def table_facets(
             raise LakehouseError(f"where={item!r} is not column=value", "e.g. where=segment=new")
         chosen[column_name] = value if value != "" else None
     return JSON(facets(request.app.state.lh, reader_of(request, who), table, column, chosen, rows))
+
+
+@router.get("/tables/{name}/readers", response_class=JSON)
+def table_readers(request: Request, who: Who, name: str) -> Any:
+    """Who may read the table: per role whether it reads it and sees its pii by default;
+    for callers who manage access, the grants on it or its layer too."""
+    from lakehouse.service.access import readers
+
+    table = readable_table(request, who, name)
+    access = request.app.state.access
+    return JSON(readers(access, table, with_grants=access.can(who, "manage_access")))

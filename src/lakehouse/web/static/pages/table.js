@@ -124,7 +124,7 @@ export async function viewTable(name, tab, query = new URLSearchParams()) {
   }
 }
 
-function tabSchema(panel, info) {
+async function tabSchema(panel, info, token) {
   put(
     panel,
     recordTable(
@@ -162,6 +162,9 @@ function tabSchema(panel, info) {
   if (info.location)
     options.push(fact("Location", h("span", { class: "mono small" }, info.location)));
   if (options.length) put(panel, h("dl", { class: "facts options" }, options));
+  const readersBox = h("section", { id: "readers", class: "readers" });
+  put(panel, readersBox);
+  readersPanel(readersBox, info, token);
   if (info.columns.some((c) => c.masked)) {
     put(
       panel,
@@ -204,4 +207,37 @@ async function tabLineage(panel, info, token) {
     ),
     lineageLists(data),
   );
+}
+
+// Who may read the table: the roles (and, for whoever manages access, the grants).
+async function readersPanel(el, info, token) {
+  try {
+    const data = await api(`/tables/${encodeURIComponent(info.name)}/readers`);
+    if (!current(token)) return;
+    const roles = data.roles.filter((r) => r.reads);
+    put(
+      el,
+      h("h3", {}, "Who may read it"),
+      h(
+        "p",
+        { class: "small" },
+        "Roles: ",
+        roles.map((r, i) => [
+          i ? ", " : "",
+          h("span", { class: "mono" }, r.role),
+          r.pii ? " (pii values)" : " (pii masked)",
+        ]),
+      ),
+      data.grants && data.grants.length
+        ? h(
+            "p",
+            { class: "small", id: "readers-grants" },
+            "Grants: ",
+            data.grants.map((g, i) => [i ? ", " : "", `${g.privilege} on ${g.on} to ${g.to}`]),
+          )
+        : null,
+    );
+  } catch (err) {
+    if (current(token)) put(el, errorBox(err));
+  }
 }

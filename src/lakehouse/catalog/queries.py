@@ -60,6 +60,15 @@ def _saved(row: Any) -> SavedQuery:
     )
 
 
+def storable(text: str | None) -> str | None:
+    """``text`` as every catalog database stores it: characters UTF-8 cannot encode (lone
+    surrogates) and NUL (which PostgreSQL refuses) replaced by U+FFFD."""
+    if text is None:
+        return None
+    clean = text.encode("utf-8", "replace").decode("utf-8")
+    return clean.replace("\x00", "\ufffd")
+
+
 def _stamp(value: datetime) -> str:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
@@ -79,9 +88,9 @@ def save_query(
     """Insert a saved query, or replace the one ``query_id`` names; the stored row back."""
     now = datetime.now(UTC)
     values = {
-        "name": name,
-        "description": description,
-        "sql": sql,
+        "name": storable(name),
+        "description": storable(description),
+        "sql": storable(sql),
         "params_json": json.dumps(params),
         "tables_json": json.dumps(sorted(set(tables))),
         "chart_json": json.dumps(chart) if chart is not None else None,
@@ -90,7 +99,7 @@ def save_query(
     t = cs.saved_queries
     with catalog.engine.begin() as conn:
         if query_id is None:
-            done = conn.execute(insert(t).values(**values, owner=owner, created_at=now))
+            done = conn.execute(insert(t).values(**values, owner=storable(owner), created_at=now))
             key = done.inserted_primary_key
             assert key is not None
             query_id = int(key[0])
@@ -132,6 +141,8 @@ def record_query(
 ) -> None:
     """One statement a caller ran (or tried), keeping the caller's newest ``HISTORY_KEPT``."""
     t = cs.query_history
+    sql = storable(sql) or ""
+    error = storable(error)
     with catalog.engine.begin() as conn:
         last = conn.execute(
             select(t.c.id, t.c.sql, t.c.params_json)

@@ -27,6 +27,7 @@ TOP_VALUES = 10
 BINS = 10
 KEPT = 64  # profiles kept per process
 FACET_ROWS = 50
+EXACT_DISTINCT = 1_000_000  # rows up to which distinct counts are exact
 
 _profiles: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
 _lock = threading.Lock()
@@ -88,8 +89,15 @@ def profile(lh: Lakehouse, reader: Reader, table: str) -> dict[str, Any]:
 
 
 def _compute(lh: Lakehouse, reader: Reader, table: str) -> dict[str, Any]:
+    """Two passes over the table: the counts, least and greatest of every column, then
+    one grouping of every column's values (and numbers' bins) for the top values and
+    histograms. Distinct counts are exact up to ``EXACT_DISTINCT`` rows, HyperLogLog
+    estimates (``distinct_exact`` false) beyond; a column whose values are (nearly) all
+    distinct gets no top values (``unique``)."""
     schema = _query(lh, reader, f"SELECT * FROM {table} LIMIT 0").schema
     columns = [(f.name, f.type, _kind(f.type)) for f in schema]
+    rows = int(_query(lh, reader, f"SELECT count(*) AS n FROM {table}").column(0)[0].as_py())
+    exact = rows <= EXACT_DISTINCT
     parts = ["count(*)"]
     for name, _, kind in columns:
         col = ident(name)
@@ -97,32 +105,106 @@ def _compute(lh: Lakehouse, reader: Reader, table: str) -> dict[str, Any]:
         if kind == "other":
             parts += ["NULL", "NULL", "NULL"]
         else:
-            parts += [f"count(DISTINCT {col})", f"min({col})", f"max({col})"]
+            distinct = f"count(DISTINCT {col})" if exact else f"approx_count_distinct({col})"
+            parts += [distinct, f"min({col})", f"max({col})"]
     stats = _query(lh, reader, f"SELECT {', '.join(parts)} FROM {table}").to_pylist()
     values = list(stats[0].values()) if stats else []
     rows = int(values[0] or 0) if values else 0
-    out = []
+    masked = {m.lower() for m in reader.masked(table)}
+    out: list[dict[str, Any]] = []
     for i, (name, dtype, kind) in enumerate(columns):
         non_null, distinct, low, high = values[1 + 4 * i : 5 + 4 * i]
-        column: dict[str, Any] = {
-            "name": name,
-            "type": str(dtype),
-            "kind": kind,
-            "masked": name.lower() in {m.lower() for m in reader.masked(table)},
-            "nulls": rows - int(non_null or 0),
-            "null_share": (rows - int(non_null or 0)) / rows if rows else 0.0,
-            "distinct": distinct,
-            "min": _json(low),
-            "max": _json(high),
-            "top_values": [],
-            "histogram": None,
-        }
-        if kind != "other":
-            column["top_values"] = _top_values(lh, reader, table, name)
-        if kind == "number" and _finite(low) and _finite(high):
-            column["histogram"] = _histogram(lh, reader, table, name, float(low), float(high))
-        out.append(column)
+        non_null = int(non_null or 0)
+        # A (nearly) unique column of a large table: its top values say nothing.
+        unique = not exact and kind != "other" and (distinct or 0) >= 0.95 * non_null
+        out.append(
+            {
+                "name": name,
+                "type": str(dtype),
+                "kind": kind,
+                "masked": name.lower() in masked,
+                "nulls": rows - non_null,
+                "null_share": (rows - non_null) / rows if rows else 0.0,
+                "distinct": distinct,
+                "distinct_exact": exact,
+                "unique": unique,
+                "min": _json(low),
+                "max": _json(high),
+                "top_values": [],
+                "histogram": None,
+            }
+        )
+    _groups(lh, reader, table, out, values)
     return {"table": table, "rows": rows, "columns": out}
+
+
+def _groups(
+    lh: Lakehouse, reader: Reader, table: str, out: list[dict[str, Any]], stats: list[Any]
+) -> None:
+    """Fill in the top values and histograms of ``out`` from one GROUPING SETS query."""
+    keys: list[tuple[str, int, str]] = []  # (expression, column index, "top" | "bins")
+    bins: dict[int, tuple[float, float, int]] = {}  # column -> low, width, bins
+    for i, column in enumerate(out):
+        if column["kind"] == "other":
+            continue
+        col = ident(column["name"])
+        if not column["unique"]:
+            keys.append((col, i, "top"))
+        low, high = stats[3 + 4 * i], stats[4 + 4 * i]
+        if column["kind"] == "number" and _finite(low) and _finite(high):
+            lo, hi = float(low), float(high)
+            width = (hi - lo) / BINS if hi > lo else 1.0
+            bins[i] = (lo, width, BINS if hi > lo else 1)
+            keys.append(
+                (
+                    f"CASE WHEN isfinite(CAST({col} AS DOUBLE)) THEN least(CAST(floor("
+                    f"(CAST({col} AS DOUBLE) - {lo!r}) / {width!r}) AS INTEGER), {BINS - 1}) END",
+                    i,
+                    "bins",
+                )
+            )
+    if not keys:
+        return
+    aliases = [f"k{n}" for n in range(len(keys))]
+    select = ", ".join(
+        f"{expr} AS {alias}" for (expr, _, _), alias in zip(keys, aliases, strict=True)
+    )
+    sets = ", ".join(f"({alias})" for alias in aliases)
+    order = ", ".join(f"{alias} NULLS LAST" for alias in aliases)
+    tops = ", ".join(
+        str(_grouping_id(n, len(keys))) for n, key in enumerate(keys) if key[2] == "top"
+    )
+    keep = f"row_number() OVER (PARTITION BY g ORDER BY n DESC, {order}) <= {TOP_VALUES}"
+    sql = (
+        f"SELECT * FROM (SELECT GROUPING({', '.join(aliases)}) AS g, {select}, count(*) AS n "
+        f"FROM {table} GROUP BY GROUPING SETS ({sets})) "
+        f"QUALIFY {'NOT g IN (' + tops + ') OR ' if tops else 'true OR '}{keep} "
+        f"ORDER BY g, n DESC, {order}"
+    )
+    if not tops:
+        sql = sql.replace("QUALIFY true OR " + keep, "QUALIFY true")
+    found = _query(lh, reader, sql).to_pylist()
+    by_id = {_grouping_id(n, len(keys)): (n, key) for n, key in enumerate(keys)}
+    counts: dict[int, dict[int, int]] = {}
+    for row in found:
+        n, (_, i, what) = by_id[row["g"]]
+        value = row[aliases[n]]
+        if what == "top":
+            out[i]["top_values"].append({"value": _json(value), "count": row["n"]})
+        elif value is not None:
+            counts.setdefault(i, {})[int(value)] = row["n"]
+    for i, (lo, width, count) in bins.items():
+        seen = counts.get(i, {})
+        out[i]["histogram"] = [
+            {"from": lo + b * width, "to": lo + (b + 1) * width, "count": seen.get(b, 0)}
+            for b in range(count)
+        ]
+
+
+def _grouping_id(position: int, keys: int) -> int:
+    """GROUPING(k0, ..., kn)'s value for the set of key ``position`` alone: a one bit per
+    key left out, the first key the highest bit."""
+    return (1 << keys) - 1 - (1 << (keys - 1 - position))
 
 
 def _finite(value: Any) -> bool:
@@ -141,30 +223,6 @@ def _top_values(
         **params,
     ).to_pylist()
     return [{"value": _json(r["value"]), "count": r["count"]} for r in found]
-
-
-def _histogram(
-    lh: Lakehouse, reader: Reader, table: str, column: str, low: float, high: float
-) -> list[dict[str, Any]]:
-    """Equal-width bins from ``low`` to ``high`` (the last one holds ``high``)."""
-    col = ident(column)
-    width = (high - low) / BINS if high > low else 1.0
-    found = _query(
-        lh,
-        reader,
-        f"SELECT least(CAST(floor((CAST({col} AS DOUBLE) - $low) / $width) AS INTEGER), "
-        f"{BINS - 1}) AS bin, count(*) AS count FROM {table} "
-        f"WHERE isfinite(CAST({col} AS DOUBLE)) "
-        "GROUP BY 1 ORDER BY 1",
-        low=low,
-        width=width,
-    ).to_pylist()
-    counts = {r["bin"]: r["count"] for r in found}
-    bins = BINS if high > low else 1
-    return [
-        {"from": low + b * width, "to": low + (b + 1) * width, "count": counts.get(b, 0)}
-        for b in range(bins)
-    ]
 
 
 def facets(

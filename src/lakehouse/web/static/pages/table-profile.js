@@ -43,10 +43,18 @@ export async function tabProfile(panel, info, token) {
         "dl",
         {},
         fact("Nulls", h("span", { class: "null-share" }, `${pct.format(c.null_share)} (${fmtInt(c.nulls)})`)),
-        fact("Distinct", h("span", { class: "distinct" }, c.distinct === null ? "—" : fmtInt(c.distinct))),
+        fact(
+          "Distinct",
+          h(
+            "span",
+            { class: "distinct", title: c.distinct_exact ? null : "an estimate (HyperLogLog)" },
+            c.distinct === null ? "—" : `${c.distinct_exact ? "" : "≈ "}${fmtInt(c.distinct)}`,
+          ),
+        ),
         fact("Min", h("span", { class: "min" }, valueText(c.min, c.kind))),
         fact("Max", h("span", { class: "max" }, valueText(c.max, c.kind))),
         c.masked ? fact("Masked", "values are pseudonyms") : null,
+        c.unique ? fact("Top values", "nearly all distinct") : null,
       ),
       c.top_values.length
         ? h(

@@ -245,6 +245,9 @@ def test_save_share_and_open_as_another_token(site: Site, admin: Page, browser: 
     page.fill("#param-segment", segment)
     page.click("#run-sql")
     expect(page.locator("#row-count")).to_have_text("1 row")
+    page.click('[data-view="chart"]')  # the chart goes with the saved query
+    expect(page.locator("#chart-canvas canvas").first).to_be_visible()
+    page.select_option("#chart-type", "line")
     page.click("#save-sql")
     page.fill("#save-name", "Users of one segment")
     page.fill("#save-description", "How many users a segment has")
@@ -275,6 +278,11 @@ def test_save_share_and_open_as_another_token(site: Site, admin: Page, browser: 
     viewer.locator("#saved-list a", has_text="Users of one segment").click()
     expect(viewer.locator("#editor-tabs [aria-selected=true]")).to_have_text("Users of one segment")
     expect(viewer.locator("#row-count")).to_have_text("1 row")
+    viewer.wait_for_function(
+        "() => { const el = document.getElementById('chart-canvas');"
+        " const c = el && echarts.getInstanceByDom(el);"
+        " return c && c.getOption().series[0].type === 'line'; }"
+    )
     viewer.goto(hidden)
     error = viewer.locator("#sql-output .error-box")
     expect(error).to_contain_text("404")

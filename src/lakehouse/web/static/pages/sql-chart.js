@@ -22,7 +22,9 @@ function chartDefaults(result) {
 
 const number = (v) => (v === null || v === undefined ? null : Number(v));
 
-export function chartView(panel, result) {
+// `spec` (a saved query's chart: type, x, by, stacked, series with their axes) sets the
+// controls instead of the defaults.
+export function chartView(panel, result, spec = null) {
   const defaults = chartDefaults(result);
   if (!defaults.series.length) {
     put(panel, h("p", { class: "muted", id: "chart-empty" }, "No numeric column to chart."));
@@ -100,6 +102,7 @@ export function chartView(panel, result) {
     canvas,
     snippet,
   );
+  if (spec) applySpec(spec, result, { kind, xSelect, bySelect, stacked, choices });
   const chart = makeChart(canvas);
   if (!chart) return;
   const rows = result.rows.slice(0, MAX_POINTS);
@@ -263,4 +266,20 @@ export function panelSnippet(sql, spec) {
   const text = sql.replace(/(^|[^:]):([A-Za-z_][A-Za-z0-9_]*)/g, "$1$$$2");
   for (const line of text.trimEnd().split("\n")) lines.push(`    ${line}`);
   return `${lines.join("\n")}\n`;
+}
+
+function applySpec(spec, result, { kind, xSelect, bySelect, stacked, choices }) {
+  const at = (name) => (name ? result.columns.indexOf(name) : -1);
+  if (spec.type) kind.value = spec.type;
+  xSelect.value = String(at(spec.x));
+  if (spec.by && at(spec.by) >= 0) bySelect.value = String(at(spec.by));
+  stacked.checked = Boolean(spec.stacked);
+  if (Array.isArray(spec.series) && spec.series.length) {
+    const axes = new Map(spec.series.map((s) => [s.column, String(s.axis || 0)]));
+    for (const c of choices) {
+      const name = result.columns[c.i];
+      c.box.checked = axes.has(name);
+      if (axes.has(name)) c.axis.value = axes.get(name);
+    }
+  }
 }

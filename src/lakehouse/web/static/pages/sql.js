@@ -64,7 +64,13 @@ export async function viewSql(query = new URLSearchParams()) {
     if (query.has("query")) {
       const saved = await api(`/queries/${encodeURIComponent(query.get("query"))}`);
       if (!current(token)) return;
-      opened = { title: saved.name, sql: saved.sql, params: { ...saved.params }, saved: saved.id };
+      opened = {
+        title: saved.name,
+        sql: saved.sql,
+        params: { ...saved.params },
+        saved: saved.id,
+        chart: saved.chart,
+      };
     }
     for (const [k, v] of query.entries()) if (k.startsWith("p.")) opened.params[k.slice(2)] = v;
     const same = tabs.tabs.findIndex((t) => t.sql === opened.sql);
@@ -213,6 +219,8 @@ export async function viewSql(query = new URLSearchParams()) {
     const { sql, from } = editor.runnable();
     if (!sql.trim()) return;
     const request = { sql, params: paramValues(sql), limit: Number(limit.value) };
+    state.chartSpec = null;
+    const savedChart = tab().chart && sql === tab().sql ? tab().chart : null;
     runButton.setAttribute("aria-busy", "true");
     runButton.disabled = true;
     disposeCharts();
@@ -226,8 +234,10 @@ export async function viewSql(query = new URLSearchParams()) {
         done();
         if (!current(token)) return;
         state.result = { request, page };
-        if (!output.querySelector("#result-meta")) renderOutput(output, grid, request, page);
-        else updateMeta(page);
+        if (!output.querySelector("#result-meta")) {
+          renderOutput(output, grid, request, page, savedChart);
+          if (savedChart) output.querySelector('[data-view="chart"]').click();
+        } else updateMeta(page);
         historyPanel(historyBox, useEntry);
       },
       onError: (err) => {
@@ -289,6 +299,7 @@ export async function viewSql(query = new URLSearchParams()) {
                 });
                 current_.title = saved.name;
                 current_.saved = saved.id;
+                current_.chart = saved.chart;
                 storeTabs(tabs);
                 drawTabs();
                 message.textContent = `Saved as “${saved.name}”.`;
@@ -374,7 +385,7 @@ export async function viewSql(query = new URLSearchParams()) {
   if (runNow) await run();
 }
 
-function renderOutput(output, grid, request, page) {
+function renderOutput(output, grid, request, page, savedChart = null) {
   const meta = h(
     "div",
     { class: "result-meta", id: "result-meta" },
@@ -422,7 +433,7 @@ function renderOutput(output, grid, request, page) {
       try {
         const rows = await api("/query/page", { json: { ...request, offset: 0, size: 5000 } });
         clear(chartPanel);
-        chartView(chartPanel, { ...rows, row_count: rows.total, sql: request.sql });
+        chartView(chartPanel, { ...rows, row_count: rows.total, sql: request.sql }, savedChart);
       } catch (err) {
         put(clear(chartPanel), errorBox(err, "Chart failed"));
       }

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, encode_table, json_answer, rows_json
+from lakehouse.api.workbench import ParamValue
 from lakehouse.errors import TableNotFoundError
 from lakehouse.service.sql_text import bound, engine_text
 from lakehouse.sql.sandbox import SafeResult, result_limit
@@ -24,7 +25,7 @@ class QueryRequest(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000, description="One SELECT statement")
     limit: int = Field(1000, ge=1, description="Rows to return at most")
     format: Literal["json", "csv", "parquet", "arrow"] = "json"
-    params: dict[str, str | int | float | bool | None] = Field(
+    params: dict[str, ParamValue] = Field(
         default_factory=dict, description="Values of the statement's :name parameters"
     )
 

@@ -18,6 +18,8 @@ from lakehouse.service.reader import Reader
 
 router = APIRouter(tags=["workbench"])
 MOST_ROWS = 1 << 60  # offsets and limits: whole numbers the engine reads
+# A parameter's value: text, a 64-bit whole number, a number, true/false or null.
+ParamValue = str | Annotated[int, Field(ge=-(1 << 63), le=(1 << 63) - 1)] | float | bool | None
 QueryId = Annotated[int, Path(ge=1, le=1 << 62, description="A saved query's id")]
 Who = Annotated[Principal, Depends(principal)]
 
@@ -39,7 +41,7 @@ class SortKey(BaseModel):
 
 class PageRequest(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000, description="One SELECT statement")
-    params: dict[str, str | int | float | bool | None] = Field(
+    params: dict[str, ParamValue] = Field(
         default_factory=dict, description="Values of the statement's :name parameters"
     )
     offset: int = Field(0, ge=0, le=MOST_ROWS)
@@ -119,12 +121,27 @@ def query_history(
     return JSON({"history": queries.history(lh, reader_of(request, who), limit)})
 
 
+class ChartSeries(BaseModel):
+    column: str = Field(max_length=1000)
+    axis: Literal[0, 1] = 0
+
+
+class ChartSpec(BaseModel):
+    """A chart as the editor draws it."""
+
+    type: Literal["bar", "line", "area", "scatter", "pie"] = "bar"
+    x: str | None = Field(None, max_length=1000)
+    by: str | None = Field(None, max_length=1000, description="Series by this column")
+    stacked: bool = False
+    series: list[ChartSeries] = Field(default_factory=list, max_length=100)
+
+
 class SaveRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=10_000)
     sql: str = Field(min_length=1, max_length=100_000)
-    params: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
-    chart: dict[str, Any] | None = None
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    chart: ChartSpec | None = None
 
 
 @router.get("/queries", response_class=JSON)
@@ -145,7 +162,7 @@ def save_query(request: Request, who: Who, body: SaveRequest) -> Any:
         description=body.description,
         sql=body.sql,
         params=dict(body.params),
-        chart=body.chart,
+        chart=body.chart.model_dump() if body.chart else None,
     )
     request.state.target = f"saved query {saved['id']}"
     return JSON(saved, 201)
@@ -179,7 +196,7 @@ def update_saved(request: Request, who: Who, query_id: QueryId, body: SaveReques
                 description=body.description,
                 sql=body.sql,
                 params=dict(body.params),
-                chart=body.chart,
+                chart=body.chart.model_dump() if body.chart else None,
                 query_id=query_id,
             )
         )

@@ -296,3 +296,11 @@ def test_who_may_read_a_table(site: Site):
     assert {r["role"]: r["reads"] for r in admin["roles"]}["viewer"] is False
     assert isinstance(admin["grants"], list)
     assert site.viewer.get("/tables/silver.users/readers").status_code == 404
+
+
+def test_quality_score_over_time(site: Site):
+    scores = site.viewer.get("/tables/gold.user_segments/quality/history").json()["scores"]
+    latest = site.viewer.get("/tables/gold.user_segments/quality").json()
+    assert scores and scores[-1]["score"] == latest["score"]
+    assert scores[-1]["run_id"] == latest["results"][0]["run_id"]
+    assert site.viewer.get("/tables/silver.users/quality/history").status_code == 404

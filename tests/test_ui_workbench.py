@@ -332,6 +332,8 @@ def test_profile_matches_plain_sql_and_facets_filter(site: Site, admin: Page, br
 
     page.goto(f"{site.base}/#/tables/gold.user_segments")
     expect(page.locator("#readers")).to_contain_text("viewer (pii masked)")
+    page.goto(f"{site.base}/#/tables/gold.user_segments/quality")
+    expect(page.locator("#quality-scores canvas").first).to_be_visible()
 
     # A viewer's profile of a pii column: pseudonyms only.
     viewer, errors = login(browser, site, site.viewer_token, "viewer")

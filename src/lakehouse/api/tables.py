@@ -294,3 +294,18 @@ def table_readers(request: Request, who: Who, name: str) -> Any:
     table = readable_table(request, who, name)
     access = request.app.state.access
     return JSON(readers(access, table, with_grants=access.can(who, "manage_access")))
+
+
+@router.get("/tables/{name}/quality/history", response_class=JSON)
+def table_quality_history(
+    request: Request,
+    who: Who,
+    name: str,
+    runs: Annotated[int, Query(ge=1, le=1000)] = 30,
+) -> Any:
+    """The table's quality score over its last `runs` checking runs, oldest first:
+    `{"scores": [{run_id, checked_at, score, checks, failed}]}`."""
+    from lakehouse.service.quality import quality_over_time
+
+    table = readable_table(request, who, name)
+    return JSON({"table": table, "scores": quality_over_time(request.app.state.lh, table, runs)})

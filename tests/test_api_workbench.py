@@ -212,6 +212,18 @@ def test_saved_queries_are_seen_by_whoever_reads_their_tables(site: Site):
     # Nobody saves a query over a table they may not read.
     refused = site.viewer.post("/queries", json={"name": "x", "sql": "SELECT * FROM silver.users"})
     assert refused.status_code == 404
+    # Only its owner (or whoever manages access) changes or deletes a saved query.
+    mine = site.viewer.post(
+        "/queries", json={"name": "Viewer's", "sql": "SELECT 1 AS one FROM gold.user_segments"}
+    ).json()
+    assert site.viewer.delete(f"/queries/{saved['id']}").status_code == 403
+    assert (
+        site.viewer.put(
+            f"/queries/{saved['id']}", json={"name": "taken", "sql": saved["sql"]}
+        ).status_code
+        == 403
+    )
+    assert site.viewer.delete(f"/queries/{mine['id']}").status_code == 200
     changed = site.admin.put(
         f"/queries/{saved['id']}",
         json={"name": "Segment users", "sql": saved["sql"], "params": {"s": "Active"}},

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, NotFound, error_body, rows_of
-from lakehouse.errors import SQLError
+from lakehouse.errors import AccessDeniedError, SQLError
 from lakehouse.service import completion, queries, saved_queries
 from lakehouse.service.reader import Reader
 
@@ -173,6 +173,8 @@ def _found(call: Any) -> Any:
         return call()
     except saved_queries.SavedQueryNotFound as exc:
         raise NotFound(exc.message, exc.hint) from exc
+    except saved_queries.NotYours as exc:
+        raise AccessDeniedError(exc.message, exc.hint) from exc
 
 
 @router.get("/queries/{query_id}", response_class=JSON)
@@ -198,6 +200,7 @@ def update_saved(request: Request, who: Who, query_id: QueryId, body: SaveReques
                 params=dict(body.params),
                 chart=body.chart.model_dump() if body.chart else None,
                 query_id=query_id,
+                manager=request.app.state.access.can(who, "manage_access"),
             )
         )
     )
@@ -208,5 +211,6 @@ def delete_saved(request: Request, who: Who, query_id: QueryId) -> Any:
     """Forget a saved query."""
     request.app.state.access.require(who, "query")
     lh = request.app.state.lh
-    _found(lambda: saved_queries.delete(lh, reader_of(request, who), query_id))
+    manager = request.app.state.access.can(who, "manage_access")
+    _found(lambda: saved_queries.delete(lh, reader_of(request, who), query_id, manager))
     return JSON({"deleted": query_id})

@@ -26,6 +26,22 @@ class SavedQueryNotFound(LakehouseError):
         )
 
 
+class NotYours(LakehouseError):
+    """A saved query someone else saved: only they (or whoever manages access) change it."""
+
+    def __init__(self, query_id: int, owner: str) -> None:
+        super().__init__(
+            f"saved query {query_id} is {owner}'s: only they may change or delete it",
+            "save your own copy under another name",
+        )
+
+
+def _check_owner(lh: Lakehouse, reader: Reader, query_id: int, manager: bool) -> None:
+    found = get_saved(lh, reader, query_id)
+    if not manager and found["owner"] != reader.name:
+        raise NotYours(query_id, found["owner"])
+
+
 def tables_of(sql: str) -> list[str]:
     """The ``layer.table`` names a statement reads (time travel included)."""
     return sorted({ref.name for ref in find_references(sql)})
@@ -59,9 +75,11 @@ def save(
     params: dict[str, Any] | None = None,
     chart: dict[str, Any] | None = None,
     query_id: int | None = None,
+    manager: bool = False,
 ) -> dict[str, Any]:
-    """Save a statement (a new one, or over ``query_id``). Every table it names must be
-    one ``reader`` may read (else ``TableNotFoundError``, as a query would answer)."""
+    """Save a statement (a new one, or over ``query_id``: the reader's own, unless it is a
+    ``manager`` of access, else ``NotYours``). Every table it names must be one ``reader``
+    may read (else ``TableNotFoundError``, as a query would answer)."""
     from lakehouse.errors import TableNotFoundError
 
     if not name.strip():
@@ -73,7 +91,7 @@ def save(
         if not reader.can_read(table) or not lh.exists(table):
             raise TableNotFoundError(table, lh.engine.suggest(table, reader.can_read))
     if query_id is not None:
-        get_saved(lh, reader, query_id)
+        _check_owner(lh, reader, query_id, manager)
     saved = store.save_query(
         lh.catalog,
         name=name.strip(),
@@ -88,7 +106,7 @@ def save(
     return saved.to_dict()
 
 
-def delete(lh: Lakehouse, reader: Reader, query_id: int) -> None:
-    """Forget a saved query ``reader`` may see."""
-    get_saved(lh, reader, query_id)
+def delete(lh: Lakehouse, reader: Reader, query_id: int, manager: bool = False) -> None:
+    """Forget a saved query: the reader's own, or any it may see for a ``manager``."""
+    _check_owner(lh, reader, query_id, manager)
     store.delete_saved_query(lh.catalog, query_id)

@@ -50,6 +50,7 @@ class PageRequest(BaseModel):
     limit: int | None = Field(
         None, ge=1, le=MOST_ROWS, description="Only the statement's first rows"
     )
+    record: bool = Field(True, description="Keep this run in the caller's history")
     filters: dict[str, str] = Field(
         default_factory=dict,
         description="Per column: text it contains, =v, >v, <v, >=v, <=v, null or !null",
@@ -80,6 +81,7 @@ async def query_page(request: Request, who: Who, body: PageRequest) -> Any:
             dict(body.params),
             page,
             timeout=state.settings.query_timeout,
+            record=body.record,
         )
     except SQLError as exc:
         position = getattr(exc, "position", None)

@@ -62,6 +62,7 @@ export function resultGrid(request, { onPage, onError, size = 100 } = {}) {
   let last = null;
   let selected = null; // [row, column]
   let seq = 0;
+  let record = true; // the first page is the run the history keeps; the others are views
 
   async function load() {
     const mine = ++seq;
@@ -73,7 +74,9 @@ export function resultGrid(request, { onPage, onError, size = 100 } = {}) {
         size,
         sort: view.sort,
         filters: view.filters,
+        record,
       };
+      record = false;
       const page = await api("/query/page", { json: body });
       if (mine !== seq) return;
       last = page;
@@ -130,7 +133,7 @@ export function resultGrid(request, { onPage, onError, size = 100 } = {}) {
           "th",
           {},
           h("input", {
-            type: "search",
+            type: "text",
             class: "col-filter",
             placeholder: "filter",
             "aria-label": `Filter ${c}`,

@@ -97,7 +97,9 @@ export async function historyPanel(el, use) {
           h(
             "span",
             { class: "muted small" },
-            entry.error ? "failed" : `${fmtInt(entry.row_count)} rows`,
+            entry.error
+              ? "failed"
+              : `${fmtInt(entry.row_count)} row${entry.row_count === 1 ? "" : "s"}`,
             ` · ${ago(entry.at)}`,
           ),
         ),

@@ -185,6 +185,10 @@ def test_history_is_per_caller(site: Site):
     assert history[0]["sql"] == "SELECT nope FROM gold.user_segments"
     assert history[0]["error"] and history[0]["row_count"] is None
     assert history[1]["sql"] == mine and history[1]["row_count"] == 1
+    # The pages, sorts and filters of a result are views of the run, not runs.
+    viewed = {"sql": mine, "offset": 0, "record": False, "filters": {"analyst_history": ">0"}}
+    assert site.analyst.post("/query/page", json=viewed).status_code == 200
+    assert site.analyst.get("/query/history").json()["history"] == history
     others = site.viewer.get("/query/history").json()["history"]
     assert all(h["sql"] != mine for h in others)
 

@@ -3,6 +3,7 @@ as name: value lines when names do not fit side by side, times in the user's zon
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -68,3 +69,38 @@ def test_times_in_the_users_zone_to_the_second():
     assert readable_time(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02 03:04:05"
     out = _render(_table("gold.t"), 200)
     assert "2026-12-06 00:06:07 EST" in out
+
+
+def test_cli_history_in_the_users_zone_and_json_unchanged(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lakehouse import Lakehouse
+
+    warehouse = tmp_path / "warehouse"
+    Lakehouse(warehouse).write("silver.t", pa.table({"a_rather_long_column_name": [1, 2]}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    env.update(TZ="Asia/Tokyo", COLUMNS="60", NO_COLOR="1")
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    shown = cli("history", "silver.t")
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST", shown), shown
+    stamps = [e["timestamp"] for e in json.loads(cli("history", "silver.t", "--format", "json"))]
+    # For scripts: ISO 8601 with the offset, as before.
+    assert stamps and all("T" in s and datetime.fromisoformat(s).tzinfo for s in stamps)
+    rows = cli("sql", "SELECT a_rather_long_column_name FROM silver.t")
+    assert "a_rather_long_column_name" in rows

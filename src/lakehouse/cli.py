@@ -307,7 +307,15 @@ def history(
     _check_format(fmt)
     entries = _lh().table(table).history(limit)
     if fmt == "table":
+        from lakehouse.terminal_grid import readable_time
+
         for e in entries:
+            stamp = e.get("timestamp")
+            if isinstance(stamp, str):
+                try:
+                    e["timestamp"] = readable_time(datetime.fromisoformat(stamp))
+                except ValueError:
+                    pass  # shown as it came
             m = e.pop("metrics")
             e.pop("parameters")
             e["rows added"] = m.get("num_added_rows", m.get("num_target_rows_inserted"))

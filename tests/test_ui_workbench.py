@@ -197,6 +197,19 @@ def test_complete_run_sort_filter_and_chart_on_two_axes(site: Site, admin: Page)
     expect(snippet).to_contain_text('y: ["users", "rate"]')
     expect(snippet).to_contain_text('x: "segment"')
     expect(snippet).to_contain_text("WHERE events >= $least")
+    # Series by a column: one series per value and measure.
+    page.select_option("#chart-by", label="segment")
+    page.wait_for_function(
+        "n => echarts.getInstanceByDom(document.getElementById('chart-canvas'))"
+        ".getOption().series.length === n",
+        arg=2 * len(expected),
+    )
+    names = page.evaluate(
+        "() => echarts.getInstanceByDom(document.getElementById('chart-canvas'))"
+        ".getOption().series.map(s => s.name)"
+    )
+    assert f"{expected[0]['segment']} · users" in names
+    page.select_option("#chart-by", label="(none)")
     page.select_option("#chart-type", "area")
     page.check("#chart-stacked")
     page.wait_for_function(

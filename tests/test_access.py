@@ -540,9 +540,8 @@ def test_pii_follows_the_data_through_a_pipeline(tmp_path: Path) -> None:
         for e in catalog.lineage_edges("gold.cities")
         if e["run_id"] is None
     ]
-    catalog.record_lineage(
-        job, "gold.cities", old, operation="materialized_view", fingerprint=fingerprint
-    )
+    catalog.record_lineage(job, "gold.cities", old, operation="materialized_view",
+                           fingerprint=fingerprint)
     catalog.record_lineage("pipeline people / (column lineage)", "-", [], fingerprint="1")
     assert set(Access(lh).masked_columns(analyst, "gold.cities")) == set()
     run_pipeline(lh, load_pipeline(folder))
@@ -564,9 +563,8 @@ def test_inherited_pii_is_masked_from_a_tables_first_version(tmp_path: Path) -> 
     from lakehouse.pipeline import load_pipeline, run_pipeline
 
     lh = Lakehouse(tmp_path / "warehouse")
-    lh.write(
-        "bronze.people", [{"id": 1, "email": "ann@example.com"}], column_tags={"email": ["pii"]}
-    )
+    lh.write("bronze.people", [{"id": 1, "email": "ann@example.com"}],
+             column_tags={"email": ["pii"]})
     folder = tmp_path / "pipeline"
     (folder / "silver").mkdir(parents=True)
     (folder / "silver" / "people.sql").write_text("SELECT id, email AS contact FROM bronze.people")
@@ -578,14 +576,10 @@ def test_inherited_pii_is_masked_from_a_tables_first_version(tmp_path: Path) -> 
         if event == "done" and name == "silver.people":  # the run has a dataset to go
             access = Access(Lakehouse(lh.root))
             seen["masked"] = access.masked_columns(analyst, "silver.people")
-            seen["rows"] = (
-                lh.engine.safe_query(
-                    "SELECT contact FROM silver.people",
-                    masked=lambda t: access.masked_columns(analyst, t),
-                )
-                .table.column("contact")
-                .to_pylist()
-            )
+            seen["rows"] = lh.engine.safe_query(
+                "SELECT contact FROM silver.people",
+                masked=lambda t: access.masked_columns(analyst, t),
+            ).table.column("contact").to_pylist()
 
     run_pipeline(lh, load_pipeline(folder), on_progress=progress)
     assert seen["masked"] == ["contact"]

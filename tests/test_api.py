@@ -37,10 +37,7 @@ PIPELINE = {
 def _cli(warehouse: Path, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=warehouse.parent,
+        capture_output=True, text=True, timeout=120, cwd=warehouse.parent,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -62,12 +59,8 @@ def site(tmp_path_factory: pytest.TempPathFactory):
         ),
         column_tags={"email": ["pii"]},
     )
-    lh.write(
-        "gold.countries",
-        lh.sql(
-            "SELECT country, count(*) AS users FROM silver.users GROUP BY country ORDER BY country"
-        ).to_arrow(),
-    )
+    lh.write("gold.countries", lh.sql("SELECT country, count(*) AS users FROM silver.users "
+                                      "GROUP BY country ORDER BY country").to_arrow())
     lh.write("bronze.raw_users", pa.table({"line": ["a", "b"]}))
     pipelines = root / "pipelines"
     for rel, text in PIPELINE.items():
@@ -77,12 +70,8 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     landing = warehouse / "landing" / "orders"
     landing.mkdir(parents=True)
     orders = [
-        {
-            "order_id": i,
-            "email": f"u{i % 3}@example.com",
-            "amount": 10 * i,
-            "country": ["fr", "de"][i % 2],
-        }
+        {"order_id": i, "email": f"u{i % 3}@example.com", "amount": 10 * i,
+         "country": ["fr", "de"][i % 2]}
         for i in range(1, 21)
     ]
     (landing / "orders-1.jsonl").write_text("\n".join(json.dumps(o) for o in orders) + "\n")
@@ -90,7 +79,9 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     for role in ("engineer", "analyst", "viewer"):
         out = _cli(warehouse, "token", "create", "--name", f"{role}1", "--role", role)
         tokens[role] = next(w for w in out.split() if w.startswith("lh_"))
-    server = start_server(warehouse, pipelines=pipelines, env={"LAKEHOUSE_QUERY_TIMEOUT": "3"})
+    server = start_server(
+        warehouse, pipelines=pipelines, env={"LAKEHOUSE_QUERY_TIMEOUT": "3"}
+    )
     tokens["admin"] = server.login_token
     try:
         yield {"server": server, "tokens": tokens, "warehouse": warehouse}
@@ -205,13 +196,9 @@ def test_unknown_and_forbidden_tables(site: dict) -> None:
             "message": "table silver.users does not exist",
             "hint": error_of(c.get("/tables/silver.nothing_here"))["hint"],
         }
-        for path in (
-            "/tables/silver.users",
-            "/tables/silver.users/history",
-            "/tables/silver.users/quality",
-            "/quality?table=silver.users",
-            "/catalog/lineage/silver.users?columns=true",
-        ):
+        for path in ("/tables/silver.users", "/tables/silver.users/history",
+                     "/tables/silver.users/quality", "/quality?table=silver.users",
+                     "/catalog/lineage/silver.users?columns=true"):
             assert c.get(path).json() == forbidden.json(), path
         near = c.get("/tables/gold.countrie")
         assert "gold.countries" in error_of(near)["hint"]
@@ -305,12 +292,8 @@ def test_query_refusals_and_errors(site: dict) -> None:
         assert slow.status_code == 408
         assert "3" in error_of(slow)["message"]
         assert c.post("/query", json={"sql": "SELECT 42 AS x"}).json()["rows"] == [[42]]
-        for body in (
-            {},
-            {"sql": ""},
-            {"sql": "SELECT 1", "format": "xml"},
-            {"sql": "SELECT 1", "limit": 0},
-        ):
+        for body in ({}, {"sql": ""}, {"sql": "SELECT 1", "format": "xml"},
+                     {"sql": "SELECT 1", "limit": 0}):
             answer = c.post("/query", json=body)
             assert answer.status_code == 422, body
             error_of(answer)
@@ -371,9 +354,7 @@ def test_pipeline_run_through_the_api(site: dict) -> None:
         listed = c.get("/pipelines").json()["pipelines"]
         assert [p["name"] for p in listed] == ["shop"]
         assert {d["name"] for d in listed[0]["datasets"]} == {
-            "bronze.orders",
-            "silver.orders",
-            "gold.revenue",
+            "bronze.orders", "silver.orders", "gold.revenue"
         }
         missing = c.post("/pipelines/nope/runs", json={})
         assert missing.status_code == 404 and "shop" in error_of(missing)["hint"]
@@ -390,13 +371,9 @@ def test_pipeline_run_through_the_api(site: dict) -> None:
         assert {d["dataset"]: d["rows_written"] for d in run["datasets"]}["silver.orders"] == 20
         assert run["kind"] == "run"
         for figures in run["datasets"]:  # every row read is accounted for
-            assert (
-                figures["rows_read"]
-                == figures["rows_written"]
-                + figures["rows_dropped"]
-                + (figures["rows_quarantined"] + figures["rows_deduplicated"])
-                or figures["dataset"] == "gold.revenue"
-            ), figures
+            assert figures["rows_read"] == figures["rows_written"] + figures["rows_dropped"] + (
+                figures["rows_quarantined"] + figures["rows_deduplicated"]
+            ) or figures["dataset"] == "gold.revenue", figures
         assert run_id in [r["run_id"] for r in c.get("/runs").json()["runs"]]
         assert c.get("/runs/nope").status_code == 404
         revenue = c.post("/query", json={"sql": "SELECT * FROM gold.revenue ORDER BY 1"})
@@ -435,11 +412,8 @@ def test_audit_log_records_calls_and_is_admin_only(site: dict) -> None:
         assert time.time() < deadline, rows
         time.sleep(0.5)
     assert any(
-        r["principal"] == "viewer1"
-        and r["outcome"] == "denied"
-        and r["status"] == 404
-        and r["target"] == "silver.users"
-        for r in rows
+        r["principal"] == "viewer1" and r["outcome"] == "denied" and r["status"] == 404
+        and r["target"] == "silver.users" for r in rows
     )
     assert any(r["outcome"] == "unauthenticated" and r["status"] == 401 for r in rows)
     assert any(r["action"] == "POST /query" and r["principal"] == "analyst1" for r in rows)

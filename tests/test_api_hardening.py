@@ -172,13 +172,9 @@ def test_a_line_nested_100000_levels_deep_is_quarantined_and_the_worker_lives(
         for _ in range(6):
             with client(site) as fresh:
                 assert fresh.get("/health").status_code == 200
-    rows = (
-        Lakehouse(site["warehouse"])
-        .sql(
-            "SELECT count(*) AS n, max(length(raw_payload)) AS longest FROM bronze.deep_quarantine"
-        )
-        .to_dicts()
-    )
+    rows = Lakehouse(site["warehouse"]).sql(
+        "SELECT count(*) AS n, max(length(raw_payload)) AS longest FROM bronze.deep_quarantine"
+    ).to_dicts()
     assert rows == [{"n": 3_004, "longest": len(deep(100_000))}]
     landed = Lakehouse(site["warehouse"]).sql("SELECT count(*) AS n FROM bronze.deep").to_dicts()
     assert landed == [{"n": 3}]
@@ -226,11 +222,8 @@ def test_results_over_the_size_limit_get_413_in_every_format(site: dict, fmt: st
     with client(site) as c:
         wide = c.post(
             "/query",
-            json={
-                "sql": "SELECT repeat('x', 1000) AS s FROM range(5000)",
-                "limit": 5000,
-                "format": fmt,
-            },
+            json={"sql": "SELECT repeat('x', 1000) AS s FROM range(5000)", "limit": 5000,
+                  "format": fmt},
         )
         error = error_of(wide, 413)
         assert f"{MAX_RESULT:,}" in error["message"] and "narrow" in error["hint"]
@@ -262,7 +255,9 @@ def test_values_a_format_cannot_hold_get_400(site: dict) -> None:
 
 def test_a_result_over_2_gib_gets_413(site: dict) -> None:
     with client(site) as c:
-        answer = c.post("/query", json={"sql": "SELECT repeat('x', 600000000) AS s FROM range(4)"})
+        answer = c.post(
+            "/query", json={"sql": "SELECT repeat('x', 600000000) AS s FROM range(4)"}
+        )
         assert "larger than the limit" in error_of(answer, 413)["message"]
         assert c.get("/health").status_code == 200
 
@@ -369,20 +364,9 @@ def test_tls_options_are_checked_before_serving(tmp_path: Path) -> None:
         (["--tls-cert", str(cert), "--tls-key", str(other_key)], "cannot use the certificate"),
     ]:
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "lakehouse.cli",
-                "--warehouse",
-                str(tmp_path / "w"),
-                "serve",
-                "--port",
-                "0",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
+            [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(tmp_path / "w"),
+             "serve", "--port", "0", *args],
+            capture_output=True, text=True, timeout=120,
         )
         said_all = " ".join((done.stdout + done.stderr).split())  # lines wrapped as shown
         assert done.returncode != 0 and said in said_all, done

@@ -1,4 +1,4 @@
-"""The SQL workbench's JSON API through a real `lakehouse serve` over the session's demo
+"""The SQL workbench's JSON API through a real `lakehouse serve` over the demo
 warehouse: statements a page at a time with bound parameters, sorting and filtering,
 error positions, completion schema, history, saved queries, and table profiles and
 facets (pii masked for a caller without the right, the figures those of plain SQL)."""

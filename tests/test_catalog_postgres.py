@@ -44,10 +44,9 @@ def test_the_pseudonym_key_lives_in_the_postgres_catalog(tmp_path, pg_url):
     again = Lakehouse(tmp_path / "w3", catalog_url=pg_url)  # another process, the same key
     assert warehouse_key(again.catalog) == warehouse_key(lh.catalog)
     assert shown.as_py() == pseudonym("a@x", warehouse_key(again.catalog))
-    assert (
-        again.engine.safe_query(sql, masked=lambda t: ["email"]).table.column("email")[0].as_py()
-        == shown.as_py()
-    )
+    assert again.engine.safe_query(sql, masked=lambda t: ["email"]).table.column("email")[
+        0
+    ].as_py() == shown.as_py()
 
 
 def test_iceberg_tables_in_the_postgres_catalog(tmp_path, pg_url):

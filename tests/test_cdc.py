@@ -218,8 +218,5 @@ def test_scd2_keeps_one_version_of_a_change_without_a_sequence(lh, tmp_path):
         lh.write("bronze.changes", batch_table([change]))
         run_pipeline(lh, pipeline)
     assert lh.sql(query).rows() == [
-        ("none", None, False),
-        ("a", 1, False),
-        ("b", 2, False),
-        ("b", 3, True),
+        ("none", None, False), ("a", 1, False), ("b", 2, False), ("b", 3, True)
     ]

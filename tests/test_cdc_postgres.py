@@ -327,7 +327,8 @@ def test_a_database_not_in_utf8(server, tmp_path):
     """pgoutput's text read through SQL is in the database's encoding."""
     with psycopg.connect(_plain(server), autocommit=True) as conn:
         conn.execute(
-            "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
+            "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' "
+            "LC_COLLATE 'C' LC_CTYPE 'C'"
         )
     url = server.rsplit("/", 1)[0] + "/latin"
     try:

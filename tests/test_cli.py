@@ -548,7 +548,6 @@ def test_validate_reports_folders_columns_and_empty_clauses_in_the_users_terms(
     """A missing landing folder is an error at its ``path:`` line, with the variables
     expanded; expectation columns are checked against the first file or the bronze table;
     what could not be checked is said, not called valid; an empty WHERE is named."""
-
     def pipeline(name: str, column: str, where: str = "") -> Path:
         folder = tmp_path / name
         (folder / "bronze").mkdir(parents=True)
@@ -584,11 +583,8 @@ def test_validate_reports_folders_columns_and_empty_clauses_in_the_users_terms(
         out = {k: f.result() for k, f in futures.items()}
 
     missing = failed(out["missing"])
-    assert (
-        f"events.yml:2: path ${{landing}}/events is {w}/landing/events, which does not exist"
-        in missing
-        and "--var landing=FOLDER" in missing
-    ), missing
+    assert f"events.yml:2: path ${{landing}}/events is {w}/landing/events, which does not " \
+        "exist" in missing and "--var landing=FOLDER" in missing, missing
     typo_text = failed(out["typo"])
     assert "events.sql:3: expectation has_user:" in typo_text and "usr_id" in typo_text
     good_text = ok(out["good"]).stdout

@@ -154,10 +154,9 @@ def check_user_figures(lh: Lakehouse, landing: Path) -> None:
         "SELECT user_id, count(*), count(DISTINCT event_type) FROM valid GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert sum(r[3] for r in got) == len(users)
-    assert (
-        lh.sql("SELECT user_id, events, distinct_event_types FROM silver.users ORDER BY 1").rows()
-        == users
-    )
+    assert lh.sql(
+        "SELECT user_id, events, distinct_event_types FROM silver.users ORDER BY 1"
+    ).rows() == users
     assert lh.sql("SELECT user_id, events FROM gold.user_segments ORDER BY 1").rows() == [
         u[:2] for u in users
     ]
@@ -166,14 +165,10 @@ def check_user_figures(lh: Lakehouse, landing: Path) -> None:
 def test_user_figures_are_one_population_of_the_sources(built):
     warehouse, _ = built
     check_user_figures(Lakehouse(warehouse), warehouse / "landing")
-    results = (
-        Lakehouse(warehouse)
-        .sql(
-            "SELECT expectation, action, passed FROM system.quality_results "
-            "WHERE dataset = 'gold.daily_summary' ORDER BY 1"
-        )
-        .rows()
-    )
+    results = Lakehouse(warehouse).sql(
+        "SELECT expectation, action, passed FROM system.quality_results "
+        "WHERE dataset = 'gold.daily_summary' ORDER BY 1"
+    ).rows()
     assert results == [
         ("new_within_daily", "fail", True),
         ("returning_is_the_rest", "fail", True),
@@ -329,7 +324,8 @@ def test_the_invariant_stops_a_run_that_mixes_populations(built, tmp_path):
     summary.write_text(
         text[:start]
         + "first_days AS (SELECT CAST(first_seen AS DATE) AS day, count(*) AS new_users "
-        "FROM silver.users GROUP BY 1),\n" + text[end:]
+        "FROM silver.users GROUP BY 1),\n"
+        + text[end:]
     )
     lh = Lakehouse(tmp_path / "warehouse")
     with pytest.raises(RunFailed) as caught:

@@ -368,23 +368,17 @@ def test_a_table_written_with_path_identifiers_ingests_nothing_again(lh, landing
             continue
         txn = (old_path_id(path), 1)
         if path.name == "a.jsonl":
-            lh.write(
-                "bronze.events_quarantine",
-                [{"raw_payload": "x", "reason": "r"}] * 2,
-                source=str(path),
-                txn=txn,
-            )
+            lh.write("bronze.events_quarantine", [{"raw_payload": "x", "reason": "r"}] * 2,
+                     source=str(path), txn=txn)
             rows = [{"user_id": 1, "kind": "click"}, {"user_id": 3, "kind": "view"}]
         elif path.name == "bad.jsonl":
-            lh.write(
-                "bronze.events_quarantine",
-                [{"raw_payload": "{", "reason": "r"}],
-                source=str(path),
-                txn=txn,
-            )
+            lh.write("bronze.events_quarantine", [{"raw_payload": "{", "reason": "r"}],
+                     source=str(path), txn=txn)
             continue
         else:
-            rows = [{"user_id": 0, "kind": path.name}] * {"b.csv": 2, "c.json": 1}.get(path.name, 2)
+            rows = [{"user_id": 0, "kind": path.name}] * {"b.csv": 2, "c.json": 1}.get(
+                path.name, 2
+            )
         lh.write("bronze.events", rows, source=str(path), txn=txn)
     assert counts(lh) == (7, 3)
     same_place = ingest_folder(lh, landing, "bronze.events")
@@ -447,10 +441,10 @@ def test_missing_values_are_null_and_empty_text_stays_empty_in_every_format(lh, 
     folder = tmp_path / "nulls"
     folder.mkdir()
     (folder / "a.csv").write_text(
-        "id,name,n,x,at,ok,code\n"
+        'id,name,n,x,at,ok,code\n'
         '1,,,,,,""\n'
         '2,"",5,1.5,2026-11-01 10:00:00,true,NA\n'
-        "3,ann,,,,false,null\n"
+        '3,ann,,,,false,null\n'
     )
     (folder / "a2.csv").write_text("id,name,n,nothing\n10,,,\n11,,,\n")  # columns of nulls
     write_lines(folder / "b.jsonl", [{"id": 4, "name": None, "code": ""}, {"id": 5, "name": ""}])
@@ -458,11 +452,12 @@ def test_missing_values_are_null_and_empty_text_stays_empty_in_every_format(lh, 
         folder / "c.jsonl", [{"id": 6, "name": None, "code": "", "tags": ["t"]}]
     )
     (folder / "d.json").write_text(json.dumps([{"id": 7, "name": None, "code": ""}]))
-    pq.write_table(
-        pa.table({"id": [8, 9], "name": [None, ""], "code": ["", None]}), folder / "e.parquet"
-    )
+    pq.write_table(pa.table({"id": [8, 9], "name": [None, ""], "code": ["", None]}),
+                   folder / "e.parquet")
     ingest_folder(lh, folder, "bronze.nulls")
-    got = lh.sql('SELECT id, name, n, x, "at", ok, code FROM bronze.nulls ORDER BY id').rows()
+    got = lh.sql(
+        'SELECT id, name, n, x, "at", ok, code FROM bronze.nulls ORDER BY id'
+    ).rows()
     assert [(r[0], r[1], r[6]) for r in got] == [
         (1, None, ""),
         (2, "", "NA"),
@@ -515,12 +510,8 @@ def test_csv_dialects_and_bad_rows_are_read_as_a_user_expects(lh, tmp_path):
     assert report.rows == 6 and report.quarantined == 3
     rows = lh.sql('SELECT id, name, "name; full" FROM bronze.people ORDER BY id').rows()
     assert rows == [
-        (1, None, "Ann"),
-        (2, None, None),
-        (3, "Bob", None),
-        (4, "Cy|d", None),
-        (5, "Di, E.", None),
-        (8, "Flo", None),
+        (1, None, "Ann"), (2, None, None), (3, "Bob", None), (4, "Cy|d", None),
+        (5, "Di, E.", None), (8, "Flo", None),
     ]
     reasons = sorted(
         lh.sql("SELECT raw_payload, reason FROM bronze.people_quarantine").rows(), key=repr

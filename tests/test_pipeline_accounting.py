@@ -40,9 +40,7 @@ FIXED = (
 def accounted(row: dict) -> None:
     """The invariant of every dataset run over a row-wise query."""
     assert row["rows_read"] == (
-        row["rows_written"]
-        + row["rows_dropped"]
-        + row["rows_quarantined"]
+        row["rows_written"] + row["rows_dropped"] + row["rows_quarantined"]
         + row["rows_deduplicated"]
     ), row
     assert sum(json.loads(row["dropped_by"]).values()) == row["rows_dropped"], row
@@ -166,12 +164,9 @@ def test_interrupted_replay_then_a_run_then_replay(tmp_path):
         run_pipeline(lh, load_pipeline(folder))
         replay_quarantine(lh, load_pipeline(folder), "silver.events")
         if root == killed:
-            assert (
-                "finishing"
-                in lh.sql(
-                    "SELECT strategy FROM system.dataset_runs ORDER BY started_at DESC LIMIT 1"
-                ).scalar()
-            )
+            assert "finishing" in lh.sql(
+                "SELECT strategy FROM system.dataset_runs ORDER BY started_at DESC LIMIT 1"
+            ).scalar()
             replay_quarantine(lh, load_pipeline(folder), "silver.events")
     tables = ("silver.events", "silver.events_quarantine")
     want = contents(Lakehouse(reference), *tables)
@@ -267,7 +262,7 @@ def test_every_row_is_accounted_for(tmp_path_factory, batches, actions, replay_a
 
     def define(chosen: list[str]) -> Path:
         checks = "\n".join(
-            f'--   - {{name: c{i}, expect: "{sql}", action: {a}}}'
+            f"--   - {{name: c{i}, expect: \"{sql}\", action: {a}}}"
             for i, (sql, a) in enumerate(zip(CHECKS, chosen, strict=True))
         )
         keys = "-- keys: [k]\n" if keyed else ""
@@ -277,16 +272,11 @@ def test_every_row_is_accounted_for(tmp_path_factory, batches, actions, replay_a
 
     folder = define(actions)
     for batch in batches:
-        lh.write(
-            "bronze.src",
-            pa.table(
-                {
-                    "k": pa.array([r[0] for r in batch], pa.int64()),
-                    "a": pa.array([r[1] for r in batch], pa.int64()),
-                    "b": pa.array([r[2] for r in batch], pa.int64()),
-                }
-            ),
-        )
+        lh.write("bronze.src", pa.table({
+            "k": pa.array([r[0] for r in batch], pa.int64()),
+            "a": pa.array([r[1] for r in batch], pa.int64()),
+            "b": pa.array([r[2] for r in batch], pa.int64()),
+        }))
         report = run_pipeline(lh, load_pipeline(folder))
         accounted(figures(lh, report.run_id))
     if not lh.exists("silver.t_quarantine"):

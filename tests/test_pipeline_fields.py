@@ -79,11 +79,7 @@ def test_header_fields_reach_the_catalog_for_every_kind(lh, tmp_path):
     lh.write("bronze.changes", pa.table({"user_id": [1, 2], "v": ["a", "b"], "seq": [1, 1]}))
     pipeline = load_pipeline(folder, {"landing": str(landing)})
     assert sorted(d.kind for d in pipeline.datasets.values()) == [
-        "append",
-        "cdc",
-        "files",
-        "materialized_view",
-        "view",
+        "append", "cdc", "files", "materialized_view", "view"
     ]
     run_pipeline(lh, pipeline)
     for name in pipeline.datasets:

@@ -39,10 +39,8 @@ def cli(warehouse: Path, *args: str) -> str:
         capture_output=True,
         text=True,
         timeout=120,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
-            "COLUMNS": "250",
-        },
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
+             "COLUMNS": "250"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

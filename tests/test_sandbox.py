@@ -561,8 +561,8 @@ def test_pseudonyms_cannot_be_computed_by_a_caller(shop):
     # Stable within the warehouse, different in another one.
     again = Lakehouse(shop.root)
     assert pii(again, "ada@example.com") == shown[0]
-    assert (
-        again.engine.safe_query(users, masked=masked).table.column("email")[0].as_py() == (shown[0])
+    assert again.engine.safe_query(users, masked=masked).table.column("email")[0].as_py() == (
+        shown[0]
     )
     other = Lakehouse(Path(shop.root).parent / "other")
     other.write("silver.users", [{"user_id": 1, "email": "ada@example.com"}])

@@ -83,9 +83,9 @@ def test_quality_restore_and_replay(lh: Lakehouse, folder: Path) -> None:
     done = replay.replay(lh, "silver.events")  # the folder the runs recorded
     assert (done["replayed"], done["written"], done["still_failing"]) == (3, 3, 0)
     restored = restore.restore_table(lh, "silver.events", "1")
-    assert (
-        restored.table == "silver.events" and restored.version == lh.table("silver.events").version
-    )
+    assert restored.table == "silver.events" and restored.version == lh.table(
+        "silver.events"
+    ).version
     assert lh.table("silver.events_quarantine").count() == 3  # back with its table
 
 

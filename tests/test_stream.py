@@ -90,7 +90,9 @@ def test_schema_drift_and_rescued_values(lh, bootstrap):
     stream(lh, bootstrap, topic, table="bronze.drift")
     send(bootstrap, topic, [b'{"id": 3, "v": "eleven", "extra": true}', b'{"id": 4, "v": 12}'])
     stream(lh, bootstrap, topic, table="bronze.drift")
-    rows = lh.sql("SELECT id, v, extra, _rescued_data FROM bronze.drift ORDER BY id").rows()
+    rows = lh.sql(
+        "SELECT id, v, extra, _rescued_data FROM bronze.drift ORDER BY id"
+    ).rows()
     assert rows[0] == (1, 10, None, None)
     assert rows[2][:3] == (3, None, True) and json.loads(rows[2][3]) == {"v": "eleven"}
     assert rows[3][:2] == (4, 12)
@@ -135,7 +137,9 @@ def expected_windows(on_time: list[dict], late: list[dict]) -> dict[str, Counter
 
     out = {
         "events": Counter((minute(e), e["event_type"]) for e in on_time),
-        "logins": Counter((minute(e), e["source"]) for e in on_time if e["event_type"] == "login"),
+        "logins": Counter(
+            (minute(e), e["source"]) for e in on_time if e["event_type"] == "login"
+        ),
         "purchases": Counter(minute(e) for e in on_time if e["event_type"] == "purchase"),
         "late": Counter((minute(e), e["event_type"]) for e in late),
     }
@@ -282,13 +286,9 @@ def test_debezium_topic_applies_to_silver(lh, bootstrap, tmp_path):
     note = {"table": "notes", "db": "app", "ts_ms": 0}
     names = [None, "a", "b", "c"]
     notes = [
-        {
-            "before": None if n == 1 else {"id": 1, "text": names[n - 1]},
-            "after": {"id": 1, "text": names[n]},
-            "op": "c" if n == 1 else "u",
-            "ts_ms": 1_700_000_000_000,
-            "source": note,
-        }
+        {"before": None if n == 1 else {"id": 1, "text": names[n - 1]},
+         "after": {"id": 1, "text": names[n]}, "op": "c" if n == 1 else "u",
+         "ts_ms": 1_700_000_000_000, "source": note}
         for n in (1, 2, 3)
     ]
     values += [json.dumps(n).encode() for n in notes]
@@ -336,7 +336,9 @@ def test_the_stream_runs_on_tansu_too(lh):
     with tansu() as address:
         topic = new_topic(address, partitions=2)
         send(address, topic, events(500))
-        stats = stream(lh, address, topic, idle=4.0, group="tansu")
+        stats = stream(
+            lh, address, topic, idle=4.0, group="tansu"
+        )
         assert stats.messages == 500
         assert lh.sql("SELECT count(DISTINCT event_id) FROM bronze.events").scalar() == 500
 
@@ -355,35 +357,12 @@ def cli(*args, env=None, timeout=120):
 def test_cli_produce_and_stream(tmp_path, bootstrap):
     warehouse = str(tmp_path / "wh")
     topic = f"cli-{os.getpid()}"
-    sent = cli(
-        "produce",
-        "--topic",
-        topic,
-        "--rate",
-        "2000",
-        "--count",
-        "500",
-        "--bootstrap",
-        bootstrap,
-        "--late-share",
-        "0",
-    )
+    sent = cli("produce", "--topic", topic, "--rate", "2000", "--count", "500",
+               "--bootstrap", bootstrap, "--late-share", "0")
     assert sent.returncode == 0, sent.stderr
     assert "500 events sent" in sent.stdout
-    out = cli(
-        "-w",
-        warehouse,
-        "stream",
-        "--topic",
-        topic,
-        "--table",
-        "bronze.user_events",
-        "--bootstrap",
-        bootstrap,
-        "--realtime",
-        "--idle-exit",
-        "2",
-    )
+    out = cli("-w", warehouse, "stream", "--topic", topic, "--table", "bronze.user_events",
+              "--bootstrap", bootstrap, "--realtime", "--idle-exit", "2")
     assert out.returncode == 0, out.stderr
     assert "500 messages" in out.stdout and "msg/s" in out.stdout and "lag" in out.stdout
     lh = Lakehouse(warehouse)
@@ -399,19 +378,8 @@ def test_clear_errors(tmp_path, bootstrap):
         stream(lh, bootstrap, "bad topic!")
     with pytest.raises(LakehouseError, match="land in bronze"):
         stream(lh, bootstrap, "ok", table="silver.events")
-    out = cli(
-        "-w",
-        str(tmp_path / "wh"),
-        "stream",
-        "--topic",
-        "t",
-        "--table",
-        "bronze.x",
-        "--bootstrap",
-        "127.0.0.1:1",
-        "--idle-exit",
-        "1",
-    )
+    out = cli("-w", str(tmp_path / "wh"), "stream", "--topic", "t", "--table", "bronze.x",
+              "--bootstrap", "127.0.0.1:1", "--idle-exit", "1")
     assert out.returncode == 1
     assert "cannot reach Kafka at 127.0.0.1:1" in out.stderr and "hint" in out.stderr
     assert "Traceback" not in out.stderr

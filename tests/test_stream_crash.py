@@ -24,24 +24,9 @@ def start_stream(warehouse, bootstrap: str, topic: str, *more: str) -> subproces
     code = "from lakehouse.cli import main; main()"
     return subprocess.Popen(
         [
-            sys.executable,
-            "-c",
-            code,
-            "-w",
-            str(warehouse),
-            "stream",
-            "--topic",
-            topic,
-            "--table",
-            "bronze.user_events",
-            "--bootstrap",
-            bootstrap,
-            "--realtime",
-            "--batch-size",
-            "1000",
-            "--interval",
-            "0.2",
-            *more,
+            sys.executable, "-c", code, "-w", str(warehouse), "stream",
+            "--topic", topic, "--table", "bronze.user_events", "--bootstrap", bootstrap,
+            "--realtime", "--batch-size", "1000", "--interval", "0.2", *more,
         ],
         env={**os.environ, "COLUMNS": "200"},
         stdout=subprocess.DEVNULL,
@@ -97,7 +82,7 @@ def test_kill_9_during_100k_messages(tmp_path):
     # The messages arrive in KILLS + 1 parts, the next part only after a kill: however fast
     # the stream is, every kill lands while messages are still coming, and the last part is
     # sent only once the kills are spent.
-    parts = [values[i :: KILLS + 1] for i in range(KILLS + 1)]
+    parts = [values[i::KILLS + 1] for i in range(KILLS + 1)]
     released = [threading.Event() for _ in parts]
     procs: list[subprocess.Popen] = []
     with kafka(tmp_path / "broker") as bootstrap:
@@ -138,7 +123,8 @@ def test_kill_9_during_100k_messages(tmp_path):
                     proc.wait()
             sender.join(60)
     counts = lh.sql(
-        "SELECT count(*), count(DISTINCT event_id), count(DISTINCT _source) FROM bronze.user_events"
+        "SELECT count(*), count(DISTINCT event_id), count(DISTINCT _source) "
+        "FROM bronze.user_events"
     ).rows()
     assert counts == [(MESSAGES, MESSAGES, MESSAGES)]
     assert lh.sql("SELECT sum(events) FROM realtime.events_per_minute").scalar() == MESSAGES

@@ -1,4 +1,4 @@
-"""The analyst's workbench in Chromium against a real `lakehouse serve` over the session's
+"""The analyst's workbench in Chromium against a real `lakehouse serve` over the
 demo warehouse: complete a column name, run with a parameter, sort, filter, page, chart on
 two y axes, save, share, open the shared link as another token (refused where it may not
 read the table), profile a table and compare with plain SQL, facets. Screenshots go to

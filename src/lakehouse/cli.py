@@ -160,14 +160,14 @@ def print_records(records: list[dict[str, Any]], fmt: str, title: str | None = N
         console.print("[dim]nothing to show[/dim]")
         return
     columns = list(records[0])
-    table = pa.table({c: [_cell(r.get(c)) for r in records] for c in columns})
+    table = pa.table({c: [_cell(r.get(c), fmt) for r in records] for c in columns})
     print_arrow(table, fmt, title)
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: Any, fmt: str = "table") -> Any:
     if value is None or isinstance(value, int | float):
         return value  # numbers stay numbers, so the table right-aligns them
-    if isinstance(value, datetime):
+    if isinstance(value, datetime) and fmt == "table":  # csv keeps the text it had
         from lakehouse.terminal_grid import readable_time
 
         return readable_time(value)

@@ -320,3 +320,20 @@ def test_quality_score_over_time(site: Site):
     assert scores and scores[-1]["score"] == latest["score"]
     assert scores[-1]["run_id"] == latest["results"][0]["run_id"]
     assert site.viewer.get("/tables/silver.users/quality/history").status_code == 404
+
+
+def test_history_keeps_the_newest_and_a_rerun_once(lh, monkeypatch):
+    from lakehouse.catalog import queries
+
+    monkeypatch.setattr(queries, "HISTORY_KEPT", 3)
+    for n in range(5):
+        queries.record_query(lh.catalog, "ann", f"SELECT {n}", {}, row_count=1)
+    queries.record_query(lh.catalog, "ann", "SELECT 4", {}, row_count=1)  # ran again
+    queries.record_query(lh.catalog, "bob", "SELECT 9", {"p": 1}, error="bad\x00 \udc80")
+    assert [h["sql"] for h in queries.query_history(lh.catalog, "ann")] == [
+        "SELECT 4",
+        "SELECT 3",
+        "SELECT 2",
+    ]
+    (bob,) = queries.query_history(lh.catalog, "bob")
+    assert bob["params"] == {"p": 1} and bob["error"] == "bad\ufffd \ufffd"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from lakehouse.catalog.store import Catalog
 
 HISTORY_KEPT = 200  # per caller
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates
 
 
 @dataclass
@@ -65,8 +67,7 @@ def storable(text: str | None) -> str | None:
     surrogates) and NUL (which PostgreSQL refuses) replaced by U+FFFD."""
     if text is None:
         return None
-    clean = text.encode("utf-8", "replace").decode("utf-8")
-    return clean.replace("\x00", "\ufffd")
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def _stamp(value: datetime) -> str:

@@ -337,3 +337,12 @@ def test_history_keeps_the_newest_and_a_rerun_once(lh, monkeypatch):
     ]
     (bob,) = queries.query_history(lh.catalog, "bob")
     assert bob["params"] == {"p": 1} and bob["error"] == "bad\ufffd \ufffd"
+
+
+def test_a_random_sample_of_rows_is_masked_too(site: Site):
+    drawn = site.viewer.get(
+        "/tables/gold.user_segments/preview", params={"sample": "true", "limit": 20}
+    ).json()
+    assert drawn["sample"] is True and len(drawn["rows"]) == 20
+    at = drawn["columns"].index("user_id")
+    assert all(PSEUDONYM.match(r[at]) for r in drawn["rows"])

@@ -345,6 +345,10 @@ def test_profile_matches_plain_sql_and_facets_filter(site: Site, admin: Page, br
 
     page.goto(f"{site.base}/#/tables/gold.user_segments")
     expect(page.locator("#readers")).to_contain_text("viewer (pii masked)")
+    page.goto(f"{site.base}/#/tables/gold.user_segments/preview")
+    page.click("#preview-sample")
+    expect(page.locator("#tab-preview")).to_contain_text("drawn at random")
+    expect(page.locator("#tab-preview tbody tr")).to_have_count(100)
     page.goto(f"{site.base}/#/tables/gold.user_segments/quality")
     expect(page.locator("#quality-scores canvas").first).to_be_visible()
 

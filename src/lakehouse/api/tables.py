@@ -124,12 +124,15 @@ def preview(
     who: Who,
     name: str,
     limit: Annotated[int, Query(ge=1, le=MAX_PREVIEW)] = 100,
+    sample: Annotated[bool, Query(description="Rows drawn at random, not the first")] = False,
 ) -> Any:
-    """The first rows, PII masked as for any query of the caller."""
+    """The first rows (or, with `sample`, rows drawn at random), PII masked as for any
+    query of the caller."""
     table = readable_table(request, who, name)
     state = request.app.state
+    drawn = f" USING SAMPLE {int(limit)} ROWS" if sample else ""
     result = state.lh.engine.safe_query(
-        f"SELECT * FROM {table}",
+        f"SELECT * FROM {table}{drawn}",
         limit=limit,
         timeout=state.settings.query_timeout,
         masked=lambda t: state.access.masked_columns(who, t),
@@ -142,6 +145,7 @@ def preview(
             "types": [str(t) for t in result.table.schema.types],
             "rows": rows_of(result.table),
             "truncated": result.truncated,
+            "sample": sample,
         }
     )
 

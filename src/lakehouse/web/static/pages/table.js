@@ -177,16 +177,24 @@ async function tabSchema(panel, info, token) {
   }
 }
 
-async function tabPreview(panel, info, token) {
+async function tabPreview(panel, info, token, query) {
   put(panel, spinner());
-  const data = await api(`/tables/${encodeURIComponent(info.name)}/preview?limit=100`);
+  const sample = query && query.get("sample") === "1";
+  const data = await api(
+    `/tables/${encodeURIComponent(info.name)}/preview?limit=100${sample ? "&sample=true" : ""}`,
+  );
   if (!current(token)) return;
+  const base = `#/tables/${encodeURIComponent(info.name)}/preview`;
   put(
     clear(panel),
     h(
       "p",
       { class: "muted small" },
-      `${fmtInt(data.rows.length)} row${data.rows.length === 1 ? "" : "s"}${data.truncated ? " (the first of more)" : ""}`,
+      `${fmtInt(data.rows.length)} row${data.rows.length === 1 ? "" : "s"}`,
+      sample ? " drawn at random · " : data.truncated ? " (the first of more) · " : " · ",
+      sample
+        ? link(base, "First rows", { id: "preview-first" })
+        : link(`${base}?sample=1`, "A random sample", { id: "preview-sample" }),
     ),
     dataGrid(data.columns, data.rows, data.types || []),
   );

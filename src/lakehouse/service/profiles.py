@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from lakehouse.errors import LakehouseError
 from lakehouse.quoting import ident
 
 if TYPE_CHECKING:
@@ -238,8 +239,6 @@ def facets(
     how many there are. Values are compared as the caller sees them (pseudonyms)."""
     schema = _query(lh, reader, f"SELECT * FROM {table} LIMIT 0").schema
     names = {n.lower(): n for n in schema.names}
-    from lakehouse.errors import LakehouseError
-
     for column in [*columns, *chosen]:
         if column.lower() not in names:
             raise LakehouseError(

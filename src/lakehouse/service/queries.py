@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from lakehouse.catalog.queries import query_history, record_query
 from lakehouse.errors import SQLError
 from lakehouse.quoting import ident
-from lakehouse.service.sql_text import bound, engine_text, error_position
+from lakehouse.service.sql_text import bound, engine_text, error_position, typed
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -125,8 +125,6 @@ _CONDITION = re.compile(r"^(>=|<=|!=|=|>|<)\s*(.*)$", re.DOTALL)
 
 def _where(filters: dict[str, str]) -> tuple[str, dict[str, Any]]:
     """The WHERE clause of the filters and the values it binds."""
-    from lakehouse.service.sql_text import typed
-
     parts: list[str] = []
     params: dict[str, Any] = {}
     for i, (column, condition) in enumerate(sorted(filters.items())):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog import queries as store
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import LakehouseError, TableNotFoundError
 from lakehouse.sql.names import find_references
 
 if TYPE_CHECKING:
@@ -80,8 +80,6 @@ def save(
     """Save a statement (a new one, or over ``query_id``: the reader's own, unless it is a
     ``manager`` of access, else ``NotYours``). Every table it names must be one ``reader``
     may read (else ``TableNotFoundError``, as a query would answer)."""
-    from lakehouse.errors import TableNotFoundError
-
     if not name.strip():
         raise LakehouseError("a saved query needs a name", "name it for what it answers")
     if not sql.strip():

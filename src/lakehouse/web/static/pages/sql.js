@@ -244,7 +244,11 @@ export async function viewSql(query = new URLSearchParams()) {
         if (!current(token)) return;
         if (!output.querySelector("#result-meta")) {
           put(clear(output), errorBox(err, "Query failed"));
-          if (err instanceof ApiError && err.position) editor.markError(err.message, err.position, from);
+          if (err instanceof ApiError && err.position) {
+            const where = `at line ${err.position.line}, column ${err.position.column}`;
+            put(output.querySelector(".error-box"), h("p", { class: "error-hint", id: "error-at" }, where));
+            editor.markError(err.message, err.position, from);
+          }
           else if (err instanceof ApiError && err.status === 400) editor.markError(err.message, null, from);
         } else {
           output.querySelector("#result-table").prepend(errorBox(err, "Query failed"));

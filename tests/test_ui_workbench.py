@@ -230,6 +230,25 @@ def test_complete_run_sort_filter_and_chart_on_two_axes(site: Site, admin: Page)
     expect(page.locator("#history-list li").first).to_contain_text("nope")
 
 
+def test_run_the_selection_and_keep_tabs_apart(site: Site, admin: Page):
+    page = admin
+    open_editor(page, site)
+    set_sql(page, "SELECT segment FROM gold.user_segments LIMIT 2\nthis line is not SQL")
+    page.keyboard.press("Control+Home")
+    page.keyboard.press("Shift+End")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#row-count")).to_have_text("2 rows")
+    first = page.locator("#editor-tabs [aria-selected=true]").inner_text()
+    page.click("#new-tab")
+    second = page.locator("#editor-tabs [aria-selected=true]").inner_text()
+    set_sql(page, "SELECT 42 AS answer")
+    page.locator("#editor-tabs [role=tab]", has_text=re.compile(f"^{first}$")).click()
+    expect(page.locator("#sql-editor")).to_contain_text("this line is not SQL")
+    page.reload()  # the tabs are kept in the browser
+    page.locator("#editor-tabs [role=tab]", has_text=re.compile(f"^{second}$")).click()
+    expect(page.locator("#sql-editor")).to_have_text("SELECT 42 AS answer")
+
+
 def test_a_million_rows_page_through_the_grid(site: Site, admin: Page):
     page = admin
     open_editor(page, site)

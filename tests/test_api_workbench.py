@@ -139,7 +139,7 @@ def test_a_page_binds_parameters_sorts_and_filters(site: Site):
 
 
 def test_a_page_of_a_million_rows_is_quick(site: Site):
-    sql = "SELECT range AS n, range % 7 AS weekday FROM range(1000000)"
+    sql = "SELECT range AS n, range % 7 AS weekday FROM range(1000000) ORDER BY n DESC"
     times = []
     for offset in (0, 100, 500_000, 999_900, 250_000):
         started = time.perf_counter()
@@ -147,9 +147,10 @@ def test_a_page_of_a_million_rows_is_quick(site: Site):
         times.append(time.perf_counter() - started)
         body = page.json()
         assert body["total"] == 1_000_000
-        assert body["rows"][0][0] == offset and len(body["rows"]) == 100
-    # The spec is 100 ms a page; the median of a shared test machine gets some slack.
-    assert statistics.median(times) < 0.25, times
+        assert body["rows"][0][0] == 999_999 - offset and len(body["rows"]) == 100
+    # The first page reads the result once; the others are slices of it: 100 ms at most
+    # (the median, on a test machine shared with other work).
+    assert statistics.median(times[1:]) < 0.1, times
 
 
 def test_errors_say_where_they_are(site: Site):
@@ -346,3 +347,29 @@ def test_a_random_sample_of_rows_is_masked_too(site: Site):
     assert drawn["sample"] is True and len(drawn["rows"]) == 20
     at = drawn["columns"].index("user_id")
     assert all(PSEUDONYM.match(r[at]) for r in drawn["rows"])
+
+
+def test_kept_results_follow_new_versions_and_each_reader(lh):
+    import pyarrow as pa
+
+    from lakehouse.service.queries import Page, run_page
+    from lakehouse.service.reader import Reader
+
+    lh.write("silver.kept", pa.table({"n": list(range(10)), "who": ["a", "b"] * 5}))
+    ann = Reader("ann")
+    masked = Reader("bob", masked=lambda t: ["who"])
+    page = Page(offset=0, size=3, sort=[("n", "desc")])
+    first = run_page(lh, ann, "SELECT * FROM silver.kept", page=page, record=False)
+    assert first.total == 10 and first.table.column("n").to_pylist() == [9, 8, 7]
+    again = run_page(lh, ann, "SELECT * FROM silver.kept", page=page, record=False)
+    assert again.cached and again.table.column("n").to_pylist() == [9, 8, 7]
+    # Another reader with other masks never gets the first one's rows.
+    other = run_page(lh, masked, "SELECT * FROM silver.kept", page=page, record=False)
+    assert all(PSEUDONYM.match(v) for v in other.table.column("who").to_pylist())
+    lh.write("silver.kept", pa.table({"n": [100], "who": ["c"]}), mode="append")
+    fresh = run_page(lh, ann, "SELECT * FROM silver.kept", page=page, record=False)
+    assert fresh.total == 11 and fresh.table.column("n").to_pylist() == [100, 9, 8]
+    deeper = Page(offset=9, size=3, sort=[("n", "desc")])
+    assert run_page(lh, ann, "SELECT * FROM silver.kept", page=deeper, record=False).table.column(
+        "n"
+    ).to_pylist() == [1, 0]

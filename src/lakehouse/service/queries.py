@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from lakehouse.catalog.queries import query_history, record_query
 from lakehouse.errors import SQLError
 from lakehouse.quoting import ident
+from lakehouse.service.result_cache import KEEP_BYTES, KEEP_ROWS, KEPT, result_key
 from lakehouse.service.sql_text import bound, engine_text, error_position, typed
+from lakehouse.sql.sandbox import ResultTooLargeError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -86,10 +88,27 @@ def run_page(
         "can_read": reader.can_read,
         "params": all_params,
     }
+    view = (tuple(page.sort), tuple(sorted(page.filters.items())), page.limit)
+    key = result_key(lh, reader, text, all_params, view)
+    offset = max(page.offset, 0)
     try:
-        rows = lh.engine.safe_query(
-            f"{body} LIMIT {page.size} OFFSET {max(page.offset, 0)}", limit=page.size, **options
-        )
+        kept = KEPT.get(key) if key is not None else None
+        hit = kept is not None
+        if kept is None and key is not None:  # read it whole once, if it is not too large
+            try:
+                whole = lh.engine.safe_query(body, limit=KEEP_ROWS, **options)
+            except ResultTooLargeError:
+                kept = KEPT.put(key, None, [])
+            else:
+                small = not whole.truncated and whole.table.nbytes <= KEEP_BYTES
+                kept = KEPT.put(key, whole.table if small else None, whole.tables)
+        if kept is not None and kept.table is not None:
+            rows_table, rows_cached, read = kept.table.slice(offset, page.size), hit, kept.tables
+        else:
+            rows = lh.engine.safe_query(
+                f"{body} LIMIT {page.size} OFFSET {offset}", limit=page.size, **options
+            )
+            rows_table, rows_cached, read = rows.table, rows.cached, rows.tables
         counted = lh.engine.safe_query(
             f"SELECT count(*) AS n FROM {counted_from}{where}", **options
         )
@@ -110,13 +129,7 @@ def run_page(
             lh.catalog, reader.name, sql, values or {}, row_count=total, elapsed_ms=seconds * 1000
         )
     return PageResult(
-        rows.table,
-        total,
-        page.offset,
-        seconds,
-        rows.cached and counted.cached,
-        rows.tables,
-        truncated,
+        rows_table, total, page.offset, seconds, rows_cached and counted.cached, read, truncated
     )
 
 

@@ -11,9 +11,15 @@ import { isNumericType, isTemporalType } from "./types.js";
 
 const locale = navigator.language || "en-US";
 const numbers = new Intl.NumberFormat(locale, { maximumFractionDigits: 6 });
+// A time with a zone in the browser's zone (named); one without a zone as it is.
 const stamps = new Intl.DateTimeFormat(locale, {
   dateStyle: "medium",
+  timeStyle: "long",
+});
+const wallClock = new Intl.DateTimeFormat(locale, {
+  dateStyle: "medium",
   timeStyle: "medium",
+  timeZone: "UTC",
 });
 
 // A value as the grid shows it, and a title with the raw value when they differ.
@@ -29,7 +35,7 @@ export function shown(value, type) {
     const hasZone = /tz=/.test(type);
     const t = Date.parse(hasZone ? value : `${String(value).replace(" ", "T")}Z`);
     if (!Number.isNaN(t)) {
-      const text = hasZone ? stamps.format(t) : stamps.format(t);
+      const text = hasZone ? stamps.format(t) : wallClock.format(t);
       return { text, cls: "time", raw: String(value) };
     }
   }

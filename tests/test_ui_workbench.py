@@ -123,6 +123,17 @@ def test_complete_run_sort_filter_and_chart_on_two_axes(site: Site, admin: Page)
     shot(page, "30_workbench_completion")
     page.keyboard.press("Enter")
     assert editor_text(page) == "SELECT engagement_score FROM gold.user_segments"
+    # A table of a layer, and a function.
+    page.keyboard.press("End")
+    page.keyboard.type(" JOIN gold.daily_su")
+    table = page.locator(".cm-tooltip-autocomplete li", has_text="daily_summary").first
+    expect(table).to_be_visible()
+    page.keyboard.press("Escape")
+    set_sql(page, "SELECT approx_count_d")
+    page.keyboard.press("Control+Space")
+    function = page.locator(".cm-tooltip-autocomplete li", has_text="approx_count_distinct")
+    expect(function.first).to_be_visible()
+    page.keyboard.press("Escape")
 
     # Format on demand.
     set_sql(page, "select segment, count(*) as n from gold.user_segments group by segment")

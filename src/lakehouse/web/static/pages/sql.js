@@ -31,6 +31,13 @@ function storeTabs(tabs) {
   localStorage.setItem(TABS_KEY, JSON.stringify(tabs));
 }
 
+// "Query N" for a new tab, N the first number no tab has.
+function freeTitle(tabs) {
+  let n = tabs.tabs.length + 1;
+  while (tabs.tabs.some((t) => t.title === `Query ${n}`)) n += 1;
+  return `Query ${n}`;
+}
+
 export function openInEditor(sql) {
   go(`#/sql?sql=${encodeURIComponent(sql)}`);
 }
@@ -59,7 +66,7 @@ export async function viewSql(query = new URLSearchParams()) {
   const tabs = loadTabs();
   let runNow = false;
   if (query.has("sql") || query.has("query")) {
-    let opened = { title: "Shared", sql: query.get("sql") || "", params: {} };
+    let opened = { title: freeTitle(tabs), sql: query.get("sql") || "", params: {} };
     if (query.has("query")) {
       const saved = await api(`/queries/${encodeURIComponent(query.get("query"))}`);
       if (!current(token)) return;
@@ -198,8 +205,7 @@ export async function viewSql(query = new URLSearchParams()) {
     clear(output);
   }
   function newTab() {
-    const n = tabs.tabs.length + 1;
-    tabs.tabs.push({ title: `Query ${n}`, sql: "", params: {} });
+    tabs.tabs.push({ title: freeTitle(tabs), sql: "", params: {} });
     switchTo(tabs.tabs.length - 1);
     editor.focus();
   }

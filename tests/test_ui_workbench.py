@@ -117,7 +117,22 @@ def test_complete_run_sort_filter_and_chart_on_two_axes(site: Site, admin: Page)
     page.keyboard.press("Home")
     for _ in range(len("SELECT ")):
         page.keyboard.press("ArrowRight")
-    page.keyboard.type("engagem")
+    # From a key to the suggestions on the page (the goal is 50 ms; the test allows for a
+    # busy machine but not for the editor's default 100 ms wait before it suggests).
+    page.evaluate(
+        """() => { window.shownAt = null;
+        const seen = new MutationObserver(() => {
+          if (document.querySelector('.cm-tooltip-autocomplete')) {
+            window.shownAt = performance.now(); seen.disconnect(); } });
+        seen.observe(document.body, {childList: true, subtree: true});
+        document.addEventListener('keydown', () => { window.typedAt = performance.now(); },
+          {once: true, capture: true}); }"""
+    )
+    page.keyboard.type("e")
+    page.wait_for_function("() => window.shownAt !== null")
+    waited = page.evaluate("() => window.shownAt - window.typedAt")
+    assert waited < 100, waited
+    page.keyboard.type("ngagem")
     option = page.locator(".cm-tooltip-autocomplete li", has_text="engagement_score").first
     expect(option).to_be_visible()
     shot(page, "30_workbench_completion")

@@ -2,7 +2,12 @@
 // columns and functions from the schema the caller may read (GET /query/schema), errors
 // marked where the server says they are, Ctrl+Enter to run the selection (or all).
 
-import { acceptCompletion, closeCompletion, startCompletion } from "@codemirror/autocomplete";
+import {
+  acceptCompletion,
+  autocompletion,
+  closeCompletion,
+  startCompletion,
+} from "@codemirror/autocomplete";
 import { PostgreSQL, sql } from "@codemirror/lang-sql";
 import { setDiagnostics } from "@codemirror/lint";
 import { Prec } from "@codemirror/state";
@@ -71,6 +76,7 @@ export function createEditor(parent, { doc, schema, onRun, onChange }) {
     doc: doc || "",
     extensions: [
       basicSetup,
+      autocompletion({ activateOnTypingDelay: 10 }), // suggestions as soon as a key is typed
       language,
       language.language.data.of({
         autocomplete: bareSource(columns, (schema && schema.functions) || []),

@@ -6,6 +6,7 @@ facets (pii masked for a caller without the right, the figures those of plain SQ
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,7 @@ class Site:
     admin: httpx.Client
     viewer: httpx.Client
     analyst: httpx.Client
+    dashboards: Path
 
 
 def _token(warehouse: Path, name: str, role: str) -> str:
@@ -61,13 +63,17 @@ def _token(warehouse: Path, name: str, role: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(demo_warehouse: Path) -> Iterator[Site]:
+def site(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     viewer = _token(demo_warehouse, "wb-api-viewer", "viewer")
     analyst = _token(demo_warehouse, "wb-api-analyst", "analyst")
-    srv = start_server(demo_warehouse, args=["--workers", "1"], cwd=ROOT)
+    dashboards = tmp_path_factory.mktemp("wb-api-dashboards")
+    shutil.copy(ROOT / "dashboards" / "platform.yaml", dashboards / "platform.yaml")
+    srv = start_server(
+        demo_warehouse, args=["--workers", "1", "--dashboards", str(dashboards)], cwd=ROOT
+    )
     clients = [srv.client(srv.login_token), srv.client(viewer), srv.client(analyst)]
     try:
-        yield Site(srv, demo_warehouse, *clients)
+        yield Site(srv, demo_warehouse, *clients, dashboards)
     finally:
         for c in clients:
             c.close()
@@ -373,3 +379,29 @@ def test_kept_results_follow_new_versions_and_each_reader(lh):
     assert run_page(lh, ann, "SELECT * FROM silver.kept", page=deeper, record=False).table.column(
         "n"
     ).to_pylist() == [1, 0]
+
+
+def test_a_chart_becomes_a_panel_of_a_dashboard_file(site: Site):
+    panel = {
+        "title": "Users per segment",
+        "kind": "bar",
+        "x": "segment",
+        "y": ["users"],
+        "sql": "SELECT segment, count(*) AS users FROM gold.user_segments GROUP BY segment",
+    }
+    before = (site.dashboards / "platform.yaml").read_text()
+    assert site.viewer.post("/dashboards/platform/panels", json=panel).status_code == 403
+    added = site.admin.post("/dashboards/platform/panels", json=panel)
+    assert added.status_code == 201, added.text
+    assert added.json()["panel"] == "users-per-segment"
+    after = (site.dashboards / "platform.yaml").read_text()
+    assert after.startswith(before.rstrip("\n"))  # the file as it was, comments too, then it
+    shown = site.admin.get("/dashboards/platform").json()
+    assert any(p["id"] == "users-per-segment" for p in shown["panels"])
+    rows = site.admin.get("/dashboards/platform/panels/users-per-segment").json()
+    assert rows["error"] is None and rows["rows"]
+    # A panel that would not read is refused and the file stays as it was.
+    pie = {**panel, "kind": "pie", "y": ["users", "segment"]}
+    assert site.admin.post("/dashboards/platform/panels", json=pie).status_code == 400
+    assert (site.dashboards / "platform.yaml").read_text() == after
+    assert site.admin.post("/dashboards/nope/panels", json=panel).status_code == 404

@@ -7,6 +7,7 @@ tests/artifacts/ui/."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ class Site:
     server: Server
     warehouse: Path
     viewer_token: str
+    dashboards: Path
 
     @property
     def base(self) -> str:
@@ -38,7 +40,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(demo_warehouse: Path) -> Iterator[Site]:
+def site(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     done = subprocess.run(
         [
             sys.executable,
@@ -60,9 +62,13 @@ def site(demo_warehouse: Path) -> Iterator[Site]:
     )
     token = re.search(r"\blh_[A-Za-z0-9_-]+", done.stdout)
     assert token, done.stdout + done.stderr
-    srv = start_server(demo_warehouse, args=["--workers", "1"], cwd=ROOT)
+    dashboards = tmp_path_factory.mktemp("wb-ui-dashboards")
+    shutil.copy(ROOT / "dashboards" / "platform.yaml", dashboards / "platform.yaml")
+    srv = start_server(
+        demo_warehouse, args=["--workers", "1", "--dashboards", str(dashboards)], cwd=ROOT
+    )
     try:
-        yield Site(srv, demo_warehouse, token.group(0))
+        yield Site(srv, demo_warehouse, token.group(0), dashboards)
     finally:
         srv.stop()
 
@@ -223,6 +229,11 @@ def test_complete_run_sort_filter_and_chart_on_two_axes(site: Site, admin: Page)
     expect(snippet).to_contain_text('y: ["users", "rate"]')
     expect(snippet).to_contain_text('x: "segment"')
     expect(snippet).to_contain_text("WHERE events >= $least")
+    # ... or added to a dashboard file of the server.
+    page.select_option("#dashboard-choice", "platform")
+    page.click("#dashboard-add")
+    expect(page.locator("#dashboard-added")).to_contain_text("Added as users-and-rate")
+    assert "id: users-and-rate" in (site.dashboards / "platform.yaml").read_text()
     # Series by a column: one series per value and measure.
     page.select_option("#chart-by", label="segment")
     page.wait_for_function(

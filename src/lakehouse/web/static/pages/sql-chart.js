@@ -3,7 +3,8 @@
 // rate beside counts), series split by the values of a column (a pivot), stacked.
 
 import { PALETTE, axisTooltip, esc, makeChart } from "../lib/charts.js";
-import { h, put } from "../lib/dom.js";
+import { api, errorBox } from "../lib/api.js";
+import { clear, h, put } from "../lib/dom.js";
 import { numFormat } from "../lib/format.js";
 import { state } from "../lib/state.js";
 import { isNumericType, isTemporalType, isTextType } from "../lib/types.js";
@@ -69,6 +70,7 @@ export function chartView(panel, result, spec = null) {
     });
   const canvas = h("div", { class: "chart", id: "chart-canvas" });
   const snippet = h("pre", { id: "panel-snippet", class: "snippet", hidden: true });
+  const adder = h("div", { id: "dashboard-adder" });
   const snippetButton = h(
     "button",
     {
@@ -78,6 +80,8 @@ export function chartView(panel, result, spec = null) {
       onclick: () => {
         snippet.textContent = panelSnippet(result.sql || "", state.chartSpec);
         snippet.hidden = false;
+        if (state.me && state.me.can && state.me.can.run_pipeline)
+          addToDashboard(adder, result.sql || "");
       },
     },
     "Dashboard panel",
@@ -101,6 +105,7 @@ export function chartView(panel, result, spec = null) {
     ),
     canvas,
     snippet,
+    adder,
   );
   if (spec) applySpec(spec, result, { kind, xSelect, bySelect, stacked, choices });
   const chart = makeChart(canvas);
@@ -244,28 +249,76 @@ function drawPie(chart, result, rows, xi, chosen) {
   );
 }
 
-// The chart as a panel of a dashboard file (docs/DASHBOARDS.md): paste it under `panels:`.
-// The editor's :name parameters are a dashboard's $name variables.
+// The chart as a panel of a dashboard file (docs/DASHBOARDS.md). The editor's :name
+// parameters are a dashboard's $name variables; scatter is drawn as a line there.
+export function panelOf(sql, spec) {
+  const title = spec.series.map((s) => s.column).join(" and ") || "Chart";
+  const panel = {
+    title,
+    kind: { scatter: "line" }[spec.type] || spec.type,
+    sql: sql.replace(/(^|[^:]):([A-Za-z_][A-Za-z0-9_]*)/g, "$1$$$2").trim(),
+    y: spec.series.map((s) => s.column),
+  };
+  if (spec.x) panel.x = spec.x;
+  if (spec.by) panel.series = spec.by;
+  return panel;
+}
+
 export function panelSnippet(sql, spec) {
   if (!spec) return "";
-  const kind = { scatter: "line" }[spec.type] || spec.type;
-  const title = spec.series.map((s) => s.column).join(" and ") || "Chart";
-  const id = title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "chart";
-  const lines = [
-    `- id: ${id}`,
-    `  title: ${JSON.stringify(title)}`,
-    `  kind: ${kind}`,
-  ];
-  if (spec.x) lines.push(`  x: ${JSON.stringify(spec.x)}`);
-  lines.push(`  y: [${spec.series.map((s) => JSON.stringify(s.column)).join(", ")}]`);
-  if (spec.by) lines.push(`  series: ${JSON.stringify(spec.by)}`);
+  const panel = panelOf(sql, spec);
+  const id = panel.title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "chart";
+  const lines = [`- id: ${id}`, `  title: ${JSON.stringify(panel.title)}`, `  kind: ${panel.kind}`];
+  if (panel.x) lines.push(`  x: ${JSON.stringify(panel.x)}`);
+  lines.push(`  y: [${panel.y.map((c) => JSON.stringify(c)).join(", ")}]`);
+  if (panel.series) lines.push(`  series: ${JSON.stringify(panel.series)}`);
   if (spec.series.some((s) => s.axis === 1))
     lines.push("  # a dashboard panel has one y axis: the right-axis series share it");
-  if (spec.type === "scatter") lines.push("  # scatter is drawn as a line in a dashboard");
-  lines.push("  grid: {x: 0, y: 0, w: 6, h: 8}", "  sql: |");
-  const text = sql.replace(/(^|[^:]):([A-Za-z_][A-Za-z0-9_]*)/g, "$1$$$2");
-  for (const line of text.trimEnd().split("\n")) lines.push(`    ${line}`);
+  lines.push("  sql: |");
+  for (const line of panel.sql.split("\n")) lines.push(`    ${line}`);
   return `${lines.join("\n")}\n`;
+}
+
+// Add the chart to a dashboard file of the server (for roles that run pipelines).
+async function addToDashboard(el, sql) {
+  let listed;
+  try {
+    listed = await api("/dashboards");
+  } catch (err) {
+    put(el, errorBox(err, "No dashboards"));
+    return;
+  }
+  const choice = h(
+    "select",
+    { id: "dashboard-choice", "aria-label": "Dashboard" },
+    listed.dashboards.map((d) => h("option", { value: d.name }, d.title)),
+  );
+  const said = h("span", { class: "small", id: "dashboard-added", "aria-live": "polite" });
+  const add = h(
+    "button",
+    {
+      type: "button",
+      class: "secondary outline small-button",
+      id: "dashboard-add",
+      onclick: async () => {
+        try {
+          const done = await api(`/dashboards/${encodeURIComponent(choice.value)}/panels`, {
+            json: panelOf(sql, state.chartSpec),
+          });
+          put(
+            clear(said),
+            `Added as ${done.panel} to `,
+            h("a", { href: `#/dashboards/${encodeURIComponent(done.dashboard)}` }, done.dashboard),
+            ".",
+          );
+        } catch (err) {
+          put(clear(said), errorBox(err, "Not added"));
+        }
+      },
+    },
+    "Add to dashboard",
+  );
+  put(clear(el), h("div", { class: "chart-controls" }, choice, add, said));
 }
 
 function applySpec(spec, result, { kind, xSelect, bySelect, stacked, choices }) {

@@ -68,6 +68,13 @@ def add_panel(path: Path, panel: dict[str, Any]) -> tuple[Dashboard, str]:
     if head and not head.endswith("\n"):
         head += "\n"
     new_text = head + "\n" + block + "".join(lines[end:])
+    try:
+        new_text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LakehouseError(
+            "the panel holds characters a file cannot: lone surrogates",
+            "send its text as UTF-8",
+        ) from exc
     with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=path.parent, prefix=".", suffix=path.suffix, delete=False
     ) as out:

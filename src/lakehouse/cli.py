@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import pyarrow as pa
@@ -143,17 +144,9 @@ def print_arrow(table: pa.Table, fmt: str, title: str | None = None) -> None:
         pacsv.write_csv(table, sink)
         sys.stdout.write(sink.getvalue().to_pybytes().decode())
         return
-    grid = RichTable(title=title, show_lines=False, header_style="bold cyan")
-    for name, field in zip(table.column_names, table.schema, strict=True):
-        numeric = (
-            pa.types.is_integer(field.type)
-            or pa.types.is_floating(field.type)
-            or (pa.types.is_decimal(field.type))
-        )
-        grid.add_column(name, justify="right" if numeric else "left", overflow="fold")
-    for row in table.to_pylist():
-        grid.add_row(*("" if v is None else str(v) for v in row.values()))
-    console.print(grid)
+    from lakehouse.terminal_grid import print_grid
+
+    print_grid(console, table, title)
     console.print(f"[dim]{table.num_rows} row{'s' if table.num_rows != 1 else ''}[/dim]")
 
 
@@ -167,13 +160,17 @@ def print_records(records: list[dict[str, Any]], fmt: str, title: str | None = N
         console.print("[dim]nothing to show[/dim]")
         return
     columns = list(records[0])
-    table = pa.table({c: [_cell(r.get(c)) for r in records] for c in columns})
+    table = pa.table({c: [_cell(r.get(c), fmt) for r in records] for c in columns})
     print_arrow(table, fmt, title)
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: Any, fmt: str = "table") -> Any:
     if value is None or isinstance(value, int | float):
         return value  # numbers stay numbers, so the table right-aligns them
+    if isinstance(value, datetime) and fmt == "table":  # csv keeps the text it had
+        from lakehouse.terminal_grid import readable_time
+
+        return readable_time(value)
     if isinstance(value, dict | list):
         from lakehouse.sql.result import json_default
 
@@ -220,9 +217,7 @@ def tables(
             "size": _size(i.size_bytes) if fmt == "table" else i.size_bytes,
             "owner": i.owner,
             "tags": ", ".join(i.tags) if fmt == "table" else i.tags,
-            "updated": i.updated_at.strftime("%Y-%m-%d %H:%M:%S")
-            if fmt == "table"
-            else i.updated_at.isoformat(),
+            "updated": i.updated_at if fmt == "table" else i.updated_at.isoformat(),
         }
         for i in infos
     ]
@@ -245,6 +240,8 @@ def describe(table: str, fmt: Format = "table") -> None:
         out["inherited_tags"] = {c: {"pii": origin} for c, origin in inherited.items()}
         print_records([out], fmt)
         return
+    from lakehouse.terminal_grid import readable_time
+
     grid = RichTable.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -264,8 +261,8 @@ def describe(table: str, fmt: Format = "table") -> None:
         ("description", info.description or "-"),
         ("tags", ", ".join(info.tags) or "-"),
         ("constraints", ", ".join(f"{k}: {v}" for k, v in t.constraints.items()) or "-"),
-        ("created", info.created_at.isoformat(timespec="seconds")),
-        ("updated", info.updated_at.isoformat(timespec="seconds")),
+        ("created", readable_time(info.created_at)),
+        ("updated", readable_time(info.updated_at)),
     ]:
         grid.add_row(label, str(value))
     console.print(grid)
@@ -310,7 +307,15 @@ def history(
     _check_format(fmt)
     entries = _lh().table(table).history(limit)
     if fmt == "table":
+        from lakehouse.terminal_grid import readable_time
+
         for e in entries:
+            stamp = e.get("timestamp")
+            if isinstance(stamp, str):
+                try:
+                    e["timestamp"] = readable_time(datetime.fromisoformat(stamp))
+                except ValueError:
+                    pass  # shown as it came
             m = e.pop("metrics")
             e.pop("parameters")
             e["rows added"] = m.get("num_added_rows", m.get("num_target_rows_inserted"))

@@ -27,6 +27,7 @@ from lakehouse.api import (
     schedules,
     serving,
     tables,
+    workbench,
 )
 from lakehouse.api import health as health_api
 from lakehouse.api.audit import AuditMiddleware
@@ -144,6 +145,7 @@ def _errors(app: FastAPI) -> None:
 
 def _routes(app: FastAPI) -> None:
     app.include_router(tables.router)
+    app.include_router(workbench.router)
     app.include_router(query.router)
     app.include_router(pipelines.router)
     app.include_router(ingest.router)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from lakehouse.access import Principal
@@ -253,3 +254,29 @@ async def read_panel(request: Request, who: Who, name: str, panel_id: str) -> An
         },
         rows,
     )
+
+
+class NewPanel(BaseModel):
+    """A chart as a dashboard panel: `:name` parameters of the editor are `$name` here."""
+
+    title: str = Field(min_length=1, max_length=200)
+    kind: Literal["line", "bar", "area", "table", "pie", "stat"] = "bar"
+    sql: str = Field(min_length=1, max_length=100_000)
+    x: str | None = Field(None, max_length=1000)
+    y: list[Annotated[str, Field(max_length=1000)]] = Field(default_factory=list, max_length=50)
+    series: str | None = Field(None, max_length=1000)
+
+
+@router.post("/dashboards/{name}/panels", response_class=JSON, status_code=201)
+def add_dashboard_panel(request: Request, who: Who, name: str, body: NewPanel) -> Any:
+    """Add a panel at the end of a dashboard file (for roles that run pipelines: they
+    change the server's files); the file is checked as a dashboard before it is replaced."""
+    from lakehouse.service.dashboard_panels import add_chart
+
+    request.state.target = f"dashboard {name}"
+    request.app.state.access.require(who, "run_pipeline")
+    try:
+        added = add_chart(_folder(request), name, body.model_dump())
+    except DashboardNotFound as exc:
+        raise NotFound(exc.message, exc.hint) from exc
+    return JSON(added, 201)

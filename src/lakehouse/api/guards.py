@@ -3,6 +3,10 @@ before a parser sees them, and every answer carries the browser security headers
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+from pathlib import Path
 from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
@@ -10,10 +14,29 @@ from starlette.types import Message, Receive, Scope, Send
 from lakehouse import nesting
 from lakehouse.api.responses import JSON, error_body
 
-# What the web UI needs: its own scripts, styles and images, calls to its own server;
-# inline style attributes too (its charts' tooltips and graph labels are built with them).
+INDEX = Path(__file__).resolve().parent.parent / "web" / "static" / "index.html"
+
+
+def import_map_hash(index: Path = INDEX) -> str:
+    """The CSP source of the page's inline import map (which names the editor's modules
+    under /vendor): its SHA-256, so that no other inline script runs."""
+    try:
+        html = index.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    found = re.search(r'<script type="importmap">(.*?)</script>', html, re.DOTALL)
+    if found is None:
+        return ""
+    digest = hashlib.sha256(found.group(1).encode()).digest()
+    return f" 'sha256-{base64.b64encode(digest).decode()}'"
+
+
+# What the web UI needs: its own scripts (and its import map), styles and images, calls to
+# its own server; inline style attributes too (its charts' tooltips and graph labels are
+# built with them, the editor styles itself).
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    f"default-src 'self'; script-src 'self'{import_map_hash()}; "
+    "style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"

@@ -12,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, encode_table, json_answer, rows_json
+from lakehouse.api.workbench import ParamValue
 from lakehouse.errors import TableNotFoundError
+from lakehouse.service.sql_text import bound, engine_text
 from lakehouse.sql.sandbox import SafeResult, result_limit
 
 router = APIRouter(tags=["query"])
@@ -23,6 +25,9 @@ class QueryRequest(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000, description="One SELECT statement")
     limit: int = Field(1000, ge=1, description="Rows to return at most")
     format: Literal["json", "csv", "parquet", "arrow"] = "json"
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="Values of the statement's :name parameters"
+    )
 
 
 @router.post("/query", response_class=JSON)
@@ -33,8 +38,11 @@ async def query(request: Request, who: Who, body: QueryRequest) -> Any:
     request.state.target = body.sql[:2000]
     state.access.require(who, "query")
     limit = min(body.limit, state.settings.max_rows)
+    # With values, :name parameters are the engine's $name, bound to them.
+    sql = engine_text(body.sql) if body.params else body.sql
     options = {
         "limit": limit,
+        "params": bound(body.sql, dict(body.params)) if body.params else None,
         "masked": lambda t: state.access.masked_columns(who, t),
         "can_read": lambda t: state.access.can_read(who, t),
     }
@@ -43,10 +51,10 @@ async def query(request: Request, who: Who, body: QueryRequest) -> Any:
     reads_audit = "audit_log" in body.sql  # the caller sees its own calls up to this one
     try:
         cached: SafeResult | None = (
-            None if reads_audit else state.lh.engine.cached_query(body.sql, **options)
+            None if reads_audit else state.lh.engine.cached_query(sql, **options)
         )
         if cached is None:
-            result = await run_in_threadpool(_run, state, body.sql, options, reads_audit)
+            result = await run_in_threadpool(_run, state, sql, options, reads_audit)
         else:
             result = cached
     except TableNotFoundError as exc:

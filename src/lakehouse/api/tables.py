@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from lakehouse.access import Principal
 from lakehouse.api.auth import principal
 from lakehouse.api.responses import JSON, rows_of
-from lakehouse.errors import TableNotFoundError
+from lakehouse.errors import LakehouseError, TableNotFoundError
 from lakehouse.lineage.tags import table_inherited
 from lakehouse.names import parse_table_name
 
@@ -124,12 +124,15 @@ def preview(
     who: Who,
     name: str,
     limit: Annotated[int, Query(ge=1, le=MAX_PREVIEW)] = 100,
+    sample: Annotated[bool, Query(description="Rows drawn at random, not the first")] = False,
 ) -> Any:
-    """The first rows, PII masked as for any query of the caller."""
+    """The first rows (or, with `sample`, rows drawn at random), PII masked as for any
+    query of the caller."""
     table = readable_table(request, who, name)
     state = request.app.state
+    drawn = f" USING SAMPLE {int(limit)} ROWS" if sample else ""
     result = state.lh.engine.safe_query(
-        f"SELECT * FROM {table}",
+        f"SELECT * FROM {table}{drawn}",
         limit=limit,
         timeout=state.settings.query_timeout,
         masked=lambda t: state.access.masked_columns(who, t),
@@ -142,6 +145,7 @@ def preview(
             "types": [str(t) for t in result.table.schema.types],
             "rows": rows_of(result.table),
             "truncated": result.truncated,
+            "sample": sample,
         }
     )
 
@@ -243,3 +247,69 @@ def _as_graph(data: dict[str, Any]) -> dict[str, Any]:
         "nodes": sorted(nodes.values(), key=lambda n: (n["depth"], n["name"])),
         "edges": list(edges.values()),
     }
+
+
+@router.get("/tables/{name}/profile", response_class=JSON)
+def table_profile(request: Request, who: Who, name: str) -> Any:
+    """Per column: null share, distinct count, least and greatest value, most frequent
+    values and a histogram (numbers); pii the caller sees masked is profiled as its
+    pseudonyms. Computed on first ask, then kept for the table's version."""
+    from lakehouse.api.workbench import reader_of
+    from lakehouse.service.profiles import profile, suggested_facets
+
+    table = readable_table(request, who, name)
+    found = profile(request.app.state.lh, reader_of(request, who), table)
+    return JSON({**found, "suggested_facets": suggested_facets(found)})
+
+
+@router.get("/tables/{name}/facets", response_class=JSON)
+def table_facets(
+    request: Request,
+    who: Who,
+    name: str,
+    column: Annotated[list[str], Query(description="A column to facet on")],
+    where: Annotated[
+        list[str] | None, Query(description="column=value (column=: null) the rows match")
+    ] = None,
+    rows: Annotated[int, Query(ge=0, le=MAX_PREVIEW)] = 50,
+) -> Any:
+    """Datasette's facets: the most frequent values of each `column` among the rows
+    matching every `where`, with the first `rows` of those rows and their count; values
+    as the caller sees them (pii as pseudonyms)."""
+    from lakehouse.api.workbench import reader_of
+    from lakehouse.service.profiles import facets
+
+    table = readable_table(request, who, name)
+    chosen: dict[str, str | None] = {}
+    for item in where or []:
+        column_name, sep, value = item.partition("=")
+        if not sep:
+            raise LakehouseError(f"where={item!r} is not column=value", "e.g. where=segment=new")
+        chosen[column_name] = value if value != "" else None
+    return JSON(facets(request.app.state.lh, reader_of(request, who), table, column, chosen, rows))
+
+
+@router.get("/tables/{name}/readers", response_class=JSON)
+def table_readers(request: Request, who: Who, name: str) -> Any:
+    """Who may read the table: per role whether it reads it and sees its pii by default;
+    for callers who manage access, the grants on it or its layer too."""
+    from lakehouse.service.access import readers
+
+    table = readable_table(request, who, name)
+    access = request.app.state.access
+    return JSON(readers(access, table, with_grants=access.can(who, "manage_access")))
+
+
+@router.get("/tables/{name}/quality/history", response_class=JSON)
+def table_quality_history(
+    request: Request,
+    who: Who,
+    name: str,
+    runs: Annotated[int, Query(ge=1, le=1000)] = 30,
+) -> Any:
+    """The table's quality score over its last `runs` checking runs, oldest first:
+    `{"scores": [{run_id, checked_at, score, checks, failed}]}`."""
+    from lakehouse.service.quality import quality_over_time
+
+    table = readable_table(request, who, name)
+    return JSON({"table": table, "scores": quality_over_time(request.app.state.lh, table, runs)})

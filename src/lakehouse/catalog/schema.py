@@ -174,3 +174,35 @@ schedule_log = Table(
     Column("holder", String(200)),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+# Queries saved by name from the SQL editor: their text, ``:name`` parameters with default
+# values, and the tables the text names (a caller sees a saved query only if it may read
+# every one of them).
+saved_queries = Table(
+    "saved_queries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("sql", Text, nullable=False),
+    Column("params_json", Text, nullable=False, default="{}"),
+    Column("chart_json", Text),  # the chart drawn with it, as the editor describes it
+    Column("tables_json", Text, nullable=False, default="[]"),
+    Column("owner", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The statements each caller ran through the API, newest kept (``query_history`` trims).
+query_history = Table(
+    "query_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("principal", String(200), nullable=False, index=True),
+    Column("sql", Text, nullable=False),
+    Column("params_json", Text, nullable=False, default="{}"),
+    Column("row_count", BigInteger),
+    Column("elapsed_ms", BigInteger),
+    Column("error", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

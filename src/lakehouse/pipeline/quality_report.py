@@ -136,3 +136,27 @@ def mask_sample(sample: str | None, columns: set[str], key: bytes) -> str | None
             if name.lower() in columns:
                 row[name] = pseudonym(row[name], key)
     return json.dumps(rows)
+
+
+def quality_scores(lh: Lakehouse, table: str, runs: int = 30) -> list[dict[str, Any]]:
+    """The table's quality score at each of the last ``runs`` runs that checked it, oldest
+    first: ``{run_id, checked_at, score, checks, failed}`` (the score as
+    ``quality_report`` computes it for a run)."""
+    name = str(parse_table_name(table))
+    if lh.catalog.get(QUALITY) is None:
+        return []
+    rows = lh.sql(
+        f"""
+        SELECT run_id, max(checked_at) AS checked_at,
+               round(100 * avg(CASE WHEN total_rows > 0
+                                    THEN 1 - failed_rows / total_rows
+                                    ELSE CAST(passed AS INTEGER) END), 1) AS score,
+               count(*) AS checks, count(*) FILTER (WHERE NOT passed) AS failed
+        FROM {QUALITY} WHERE dataset = {string(name)}
+        GROUP BY run_id ORDER BY checked_at DESC LIMIT {int(runs)}
+        """
+    ).to_dicts()
+    return [
+        {**r, "checked_at": r["checked_at"].isoformat() if r["checked_at"] else None}
+        for r in reversed(rows)
+    ]

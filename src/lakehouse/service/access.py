@@ -55,3 +55,24 @@ def list_grants(lh: Lakehouse | Access) -> list[dict[str, Any]]:
     """The grants (``privilege``, ``on``, ``to``, ``granted_at``), added to the roles'
     defaults."""
     return _access(lh).grants()
+
+
+def readers(lh: Lakehouse | Access, table: str, with_grants: bool) -> dict[str, Any]:
+    """Who may read ``table``: per role whether it reads it and sees its pii values by
+    default, and (``with_grants``: for whoever manages access) the grants that add ``read``
+    or ``pii`` on it or its layer."""
+    from lakehouse.access.policy import ROLES
+
+    layer = table.partition(".")[0]
+    roles = [
+        {"role": r.name, "reads": layer in r.reads, "pii": r.pii and layer in r.reads}
+        for r in ROLES.values()
+    ]
+    out: dict[str, Any] = {"table": table, "roles": roles}
+    if with_grants:
+        out["grants"] = [
+            {**g, "granted_at": g["granted_at"].isoformat()}
+            for g in _access(lh).grants()
+            if g["on"] in (table, layer)
+        ]
+    return out

@@ -28,3 +28,11 @@ def quality_overview(lh: Lakehouse) -> list[dict[str, Any]]:
     """Per table, its latest run's checks: how many passed, warned and failed, the rows
     they found, and the worst status (an empty list before any run checked anything)."""
     return overview(lh)
+
+
+def quality_over_time(lh: Lakehouse, table: str, runs: int = 30) -> list[dict[str, Any]]:
+    """The table's quality score at each of its last ``runs`` checking runs, oldest first
+    (an empty list before any run checked it)."""
+    from lakehouse.pipeline.quality_report import quality_scores
+
+    return quality_scores(lh, table, runs)

@@ -22,9 +22,9 @@ const routes = [
   [/^#\/tables\/?$/, (m, query) => viewTables(query.get("q") || "")],
   [
     /^#\/tables\/([^/]+)(?:\/([a-z]+))?$/,
-    (m) => viewTable(decodeURIComponent(m[1]), m[2] || "schema"),
+    (m, query) => viewTable(decodeURIComponent(m[1]), m[2] || "schema", query),
   ],
-  [/^#\/sql\/?$/, () => viewSql()],
+  [/^#\/sql\/?$/, (m, query) => viewSql(query)],
   [/^#\/lineage\/?$/, () => viewLineagePicker()],
   [/^#\/lineage\/([^/]+)$/, (m) => viewLineage(decodeURIComponent(m[1]))],
   [/^#\/runs\/?$/, () => viewRuns()],

@@ -11,10 +11,11 @@ export function onLoggedOut(handler) {
 }
 
 export class ApiError extends Error {
-  constructor(status, message, hint) {
+  constructor(status, message, hint, position = null) {
     super(message);
     this.status = status;
     this.hint = hint;
+    this.position = position; // where in a statement the error is: {line, column}
   }
 }
 
@@ -44,16 +45,18 @@ export async function api(path, options = {}) {
 async function apiError(response) {
   let message = `${response.status} ${response.statusText}`;
   let hint = null;
+  let position = null;
   try {
     const body = await response.json();
     if (body && body.error) {
       message = body.error.message || message;
       hint = body.error.hint || null;
+      position = body.error.position || null;
     }
   } catch (err) {
     // not JSON: keep the status line
   }
-  return new ApiError(response.status, message, hint);
+  return new ApiError(response.status, message, hint, position);
 }
 
 export function errorBox(err, title = "Error") {

@@ -1,10 +1,11 @@
-// A table's quality tab: its score and the latest run's checks, with samples of failing
-// rows.
+// A table's quality tab: its score, the score over time, and the latest run's checks,
+// with samples of failing rows.
 
 import { ApiError, api } from "../lib/api.js";
 import { statusBadge } from "../lib/badges.js";
 import { clear, fact, h, link, put, spinner } from "../lib/dom.js";
 import { fmtInt, numFormat } from "../lib/format.js";
+import { PALETTE, axisTooltip, makeChart } from "../lib/charts.js";
 import { recordTable } from "../lib/grid.js";
 import { current } from "../lib/nav.js";
 
@@ -78,6 +79,7 @@ export async function tabQuality(panel, info, token) {
   const latest = data.results.filter((r) => r.run_id === latestRun);
   const score = Number(data.score);
   const level = score >= 99 ? "good" : score >= 90 ? "warn" : "bad";
+  const scoresBox = h("section", { id: "quality-over-time" });
   put(
     clear(panel),
     h(
@@ -102,6 +104,7 @@ export async function tabQuality(panel, info, token) {
         ),
       ),
     ),
+    scoresBox,
     recordTable(
       latest,
       [
@@ -117,4 +120,41 @@ export async function tabQuality(panel, info, token) {
       { id: "quality-table" },
     ),
   );
+  drawScores(scoresBox, info, token);
+}
+
+// The score at each run that checked the table (GET /tables/{name}/quality/history).
+async function drawScores(el, info, token) {
+  let data;
+  try {
+    data = await api(`/tables/${encodeURIComponent(info.name)}/quality/history?runs=60`);
+  } catch {
+    return; // the latest results above say what there is to say
+  }
+  if (!current(token) || !data.scores.length) return;
+  const canvas = h("div", { class: "chart small-chart", id: "quality-scores" });
+  put(
+    el,
+    h("h3", {}, "Score over time"),
+    h("p", { class: "muted small" }, `${data.scores.length} run${data.scores.length === 1 ? "" : "s"}`),
+    canvas,
+  );
+  const chart = makeChart(canvas);
+  if (!chart) return;
+  chart.setOption({
+    animation: false,
+    color: PALETTE,
+    grid: { left: 8, right: 16, top: 16, bottom: 8, containLabel: true },
+    tooltip: { trigger: "axis", formatter: axisTooltip(true, (v) => `${numFormat.format(v)}%`) },
+    xAxis: { type: "time" },
+    yAxis: { type: "value", min: (v) => Math.max(0, Math.floor(v.min - 5)), max: 100 },
+    series: [
+      {
+        name: "score",
+        type: "line",
+        showSymbol: true,
+        data: data.scores.map((s) => [s.checked_at, s.score]),
+      },
+    ],
+  });
 }

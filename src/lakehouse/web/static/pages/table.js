@@ -1,4 +1,5 @@
-// One table: its facts and tabs (schema, preview, history, quality, lineage).
+// One table: its facts and tabs (schema, preview, profile, facets, history, quality,
+// lineage).
 
 import { api, errorBox } from "../lib/api.js";
 import { badge, layerBadge } from "../lib/badges.js";
@@ -10,11 +11,12 @@ import { app, state } from "../lib/state.js";
 import { lineageLists } from "./lineage.js";
 import { openInEditor } from "./sql.js";
 import { tabHistory } from "./table-history.js";
+import { tabFacets, tabProfile } from "./table-profile.js";
 import { tabQuality } from "./table-quality.js";
 
-const TABLE_TABS = ["schema", "preview", "history", "quality", "lineage"];
+const TABLE_TABS = ["schema", "preview", "profile", "facets", "history", "quality", "lineage"];
 
-export async function viewTable(name, tab) {
+export async function viewTable(name, tab, query = new URLSearchParams()) {
   const token = routeToken;
   if (!TABLE_TABS.includes(tab)) tab = "schema";
   document.title = `${name} · Lakehouse`;
@@ -109,18 +111,20 @@ export async function viewTable(name, tab) {
   const views = {
     schema: tabSchema,
     preview: tabPreview,
+    profile: tabProfile,
+    facets: tabFacets,
     history: tabHistory,
     quality: tabQuality,
     lineage: tabLineage,
   };
   try {
-    await views[tab](panel, info, token);
+    await views[tab](panel, info, token, query);
   } catch (err) {
     if (current(token)) put(panel, errorBox(err));
   }
 }
 
-function tabSchema(panel, info) {
+async function tabSchema(panel, info, token) {
   put(
     panel,
     recordTable(
@@ -158,6 +162,9 @@ function tabSchema(panel, info) {
   if (info.location)
     options.push(fact("Location", h("span", { class: "mono small" }, info.location)));
   if (options.length) put(panel, h("dl", { class: "facts options" }, options));
+  const readersBox = h("section", { id: "readers", class: "readers" });
+  put(panel, readersBox);
+  readersPanel(readersBox, info, token);
   if (info.columns.some((c) => c.masked)) {
     put(
       panel,
@@ -170,16 +177,24 @@ function tabSchema(panel, info) {
   }
 }
 
-async function tabPreview(panel, info, token) {
+async function tabPreview(panel, info, token, query) {
   put(panel, spinner());
-  const data = await api(`/tables/${encodeURIComponent(info.name)}/preview?limit=100`);
+  const sample = query && query.get("sample") === "1";
+  const data = await api(
+    `/tables/${encodeURIComponent(info.name)}/preview?limit=100${sample ? "&sample=true" : ""}`,
+  );
   if (!current(token)) return;
+  const base = `#/tables/${encodeURIComponent(info.name)}/preview`;
   put(
     clear(panel),
     h(
       "p",
       { class: "muted small" },
-      `${fmtInt(data.rows.length)} row${data.rows.length === 1 ? "" : "s"}${data.truncated ? " (the first of more)" : ""}`,
+      `${fmtInt(data.rows.length)} row${data.rows.length === 1 ? "" : "s"}`,
+      sample ? " drawn at random · " : data.truncated ? " (the first of more) · " : " · ",
+      sample
+        ? link(base, "First rows", { id: "preview-first" })
+        : link(`${base}?sample=1`, "A random sample", { id: "preview-sample" }),
     ),
     dataGrid(data.columns, data.rows, data.types || []),
   );
@@ -200,4 +215,37 @@ async function tabLineage(panel, info, token) {
     ),
     lineageLists(data),
   );
+}
+
+// Who may read the table: the roles (and, for whoever manages access, the grants).
+async function readersPanel(el, info, token) {
+  try {
+    const data = await api(`/tables/${encodeURIComponent(info.name)}/readers`);
+    if (!current(token)) return;
+    const roles = data.roles.filter((r) => r.reads);
+    put(
+      el,
+      h("h3", {}, "Who may read it"),
+      h(
+        "p",
+        { class: "small" },
+        "Roles: ",
+        roles.map((r, i) => [
+          i ? ", " : "",
+          h("span", { class: "mono" }, r.role),
+          r.pii ? " (pii values)" : " (pii masked)",
+        ]),
+      ),
+      data.grants && data.grants.length
+        ? h(
+            "p",
+            { class: "small", id: "readers-grants" },
+            "Grants: ",
+            data.grants.map((g, i) => [i ? ", " : "", `${g.privilege} on ${g.on} to ${g.to}`]),
+          )
+        : null,
+    );
+  } catch (err) {
+    if (current(token)) put(el, errorBox(err));
+  }
 }

@@ -353,6 +353,32 @@ def restore(table: str, version: str) -> None:
 
 
 @app.command()
+def convert(
+    table: str,
+    to: Annotated[str, typer.Option("--to", help="The table format to convert to.")],
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the table's writers to finish.")
+    ] = 0.0,
+) -> None:
+    """Rewrite a table in the other table format (delta or iceberg), keeping its current
+    rows, schema, partitioning and catalog entry (owner, tags, grants, lineage); its
+    versions start again. A table being written is refused (or waited for, --wait)."""
+    from lakehouse.service.convert import convert as convert_table
+
+    with _spinner(f"converting {table} to {to}"):
+        done = convert_table(_lh(), table, to, wait)
+    console.print(
+        f"converted {done['table']} from {done['source']} (version {done['source_version']}) "
+        f"to {done['target']}: {done['rows']} rows, now at version {done['version']} "
+        f"({done['seconds']:.1f} s)"
+    )
+    for part in done["dropped_partitions"]:
+        err_console.print(
+            f"[yellow]partition {part} has no {done['target']} equivalent: not kept[/yellow]"
+        )
+
+
+@app.command()
 def optimize(
     table: str,
     zorder: Annotated[

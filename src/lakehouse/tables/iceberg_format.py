@@ -229,6 +229,9 @@ class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
     def transaction_version(self, handle: IcebergHandle, app_id: str) -> int | None:
         return transactions(handle.snapshot).get(app_id)
 
+    def transactions(self, handle: IcebergHandle) -> dict[str, int]:
+        return transactions(handle.snapshot)
+
     def transactions_at(
         self, where: Locations, name: TableName, version: int, apps: list[str]
     ) -> dict[str, int | None] | None:

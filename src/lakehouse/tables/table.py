@@ -49,7 +49,12 @@ class Table:
         self.storage = storage
         self.engine = engine
         self.name = name
-        self.format: TableFormat[Any, Any] = format_of(storage, name)
+
+    @property
+    def format(self) -> TableFormat[Any, Any]:
+        """The table's format, found at each use: a table converted meanwhile is in the
+        other one."""
+        return format_of(self.storage, self.name)
 
     def __repr__(self) -> str:
         return f"<Table {self.name} v{self.version}>"
@@ -59,9 +64,7 @@ class Table:
 
     # -- state ----------------------------------------------------------------------------
     def _open(self) -> Any:
-        """The table at its latest version, through its format (found again: a table
-        converted meanwhile is in the other one)."""
-        self.format = format_of(self.storage, self.name)
+        """The table at its latest version, through its format."""
         handle = self.format.open(self.storage, self.name)
         if handle is None:
             raise TableNotFoundError(str(self.name), self.engine.suggest(str(self.name)))

@@ -514,6 +514,15 @@ def demo(
         ),
     ] = False,
     rate: Annotated[float, typer.Option(help="--stream: user events a second.")] = 20.0,
+    table_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="The table format of the demo's tables: delta or iceberg (default: the "
+            "settings' format).",
+            show_default=False,
+        ),
+    ] = None,
     seconds: Annotated[
         float | None, typer.Option(help="--stream: stop after this long (default: Ctrl-C).")
     ] = None,
@@ -523,6 +532,12 @@ def demo(
 
     from lakehouse.demo import run_demo
 
+    if table_format is not None:
+        if table_format not in ("delta", "iceberg"):
+            raise LakehouseError(f"unknown table format {table_format!r}", "use delta or iceberg")
+        # The settings of this process and of the runs it starts in child processes.
+        os.environ["LAKEHOUSE_FORMAT"] = table_format
+        _state["settings"] = settings().model_copy(update={"format": table_format})
     if stream:
         from lakehouse.demo.stream import run_stream_demo
 

@@ -56,5 +56,9 @@ def named(fmt: str | None) -> TableFormat[Any, Any]:
 
 
 def holds_table(where: Locations, name: TableName) -> bool:
-    """Whether a table of any format lies at the table's location (registered or not)."""
-    return DELTA.exists(where, name) or _iceberg_here(where, name)
+    """Whether a table of any format lies at the table's location (registered or not).
+    Iceberg metadata the Iceberg catalog does not know (a creation killed between its
+    first metadata file and its catalog row) is no table: the next write makes it."""
+    if DELTA.exists(where, name):
+        return True
+    return _iceberg_here(where, name) and iceberg().exists(where, name)

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table as IcebergTable
 from pyiceberg.table.snapshots import Snapshot as IcebergSnapshot
+from sqlalchemy import select
 
 from lakehouse.errors import LakehouseError, VersionNotFoundError
 from lakehouse.names import TableName
@@ -69,11 +70,11 @@ def ident(name: TableName) -> tuple[str, str]:
 
 
 def on_disk(where: Locations, name: TableName) -> bool:
-    """Whether Iceberg metadata lies at the table's location (local tables), or the catalog
-    holds the table (remote ones)."""
+    """Whether the catalog holds the table and, for a local table, Iceberg metadata lies
+    at its location."""
     uri = where.table_uri(name)
-    if is_local(uri):
-        return iceberg_metadata_in(uri)
+    if is_local(uri) and not iceberg_metadata_in(uri):
+        return False
     return bool(catalog_of(where).table_exists(ident(name)))
 
 
@@ -127,6 +128,21 @@ def chain(table: IcebergTable) -> list[IcebergSnapshot]:
         parent = current.parent_snapshot_id
         current = table.snapshot_by_id(parent) if parent is not None else None
     return out[::-1]
+
+
+def metadata_location(where: Locations, name: TableName) -> str | None:
+    """The table's current metadata file as the catalog records it (one row read, no
+    file): it changes with every commit and schema change, so a reader holding the table
+    loaded from it need not load it again."""
+    catalog = catalog_of(where)
+    query = select(IcebergTables.metadata_location).where(
+        IcebergTables.catalog_name == catalog.name,
+        IcebergTables.table_namespace == name.layer,
+        IcebergTables.table_name == name.name,
+    )
+    with catalog.engine.connect() as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else str(found)
 
 
 def open_table(where: Locations, name: TableName) -> IcebergTable | None:

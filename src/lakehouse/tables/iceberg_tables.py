@@ -20,10 +20,10 @@ from pyiceberg.table import Table as IcebergTable
 from pyiceberg.table.snapshots import Snapshot as IcebergSnapshot
 from sqlalchemy import select
 
-from lakehouse.errors import LakehouseError, VersionNotFoundError
+from lakehouse.errors import CatalogError, LakehouseError, VersionNotFoundError
 from lakehouse.names import TableName
 from lakehouse.storage import Locations
-from lakehouse.tables.snapshot import iceberg_metadata_in, is_local
+from lakehouse.tables.snapshot import iceberg_metadata_in, is_local, local_path
 
 VERSION = "lakehouse.version"
 TRANSACTIONS = "lakehouse.transactions"  # every app's last number, carried from snapshot on
@@ -146,12 +146,24 @@ def metadata_location(where: Locations, name: TableName) -> str | None:
 
 
 def open_table(where: Locations, name: TableName) -> IcebergTable | None:
+    """The table as the catalog's metadata location gives it; None if there is none. A
+    catalog entry whose metadata file is missing while the table's other metadata is
+    there is refused (neither read nor written over) with ``CatalogError``."""
     try:
         return catalog_of(where).load_table(ident(name))
     except NoSuchTableError:
         return None
     except FileNotFoundError:
-        return None  # dropped: its files are gone, the catalog row is stale
+        uri = where.table_uri(name)
+        if not is_local(uri) or not iceberg_metadata_in(uri):
+            return None  # dropped: its files are gone, the catalog row is stale
+        missing = metadata_location(where, name)
+        raise CatalogError(
+            f"{name}: the Iceberg catalog names the metadata file {missing}, which is "
+            "missing; the table is neither read nor written until it is back",
+            "restore the file from a backup, or drop the table "
+            f"(its other metadata files are in {local_path(uri)}/metadata)",
+        ) from None
 
 
 def at_version(table: IcebergTable, name: TableName, version: int | None) -> IcebergHandle:

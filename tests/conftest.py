@@ -42,6 +42,24 @@ def demo_warehouse(tmp_path_factory) -> Path:
     return warehouse
 
 
+@pytest.fixture(scope="session")
+def iceberg_demo_warehouse(tmp_path_factory) -> Path:
+    """The same demo built on Iceberg (`lakehouse demo --format iceberg`), once per test
+    session; tests that use it change no table."""
+    warehouse = tmp_path_factory.mktemp("demo-iceberg") / "warehouse"
+    done = subprocess.run(
+        [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), "demo"]
+        + ["--format", "iceberg"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return warehouse
+
+
 @pytest.fixture(params=["delta", "iceberg"])
 def table_format(request) -> str:
     """Each table format the platform writes: tests of the table API run once per format."""

@@ -5,30 +5,34 @@ releases all of them at the same moment at the start of each round, and each rou
 its own table. Afterwards each table must be what running the same writes one after
 another, in some order, gives.
 
-Version 0 of every table is its creation: an empty commit whose commitInfo says
+Version 0 of every table is its creation: an empty commit whose commit record says
 ``"lakehouse.operation": "create"``. When writers race to create a table, delta-rs may
 commit a losing creation as a later version as well (still without rows), so the tests count
 the creation commits instead of assuming one.
+
+The races run once per table format: versions, commits and rows are read through the
+platform (each format's history and time travel) and the format's own reader.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
 
 from lakehouse import Lakehouse
+from lakehouse.settings.model import Settings
+from lakehouse.tables.table import Table
 
 WRITER = Path(__file__).parent / "helpers" / "writer_proc.py"
 TIMEOUT = 240
@@ -76,7 +80,9 @@ class Scenario:
         return layer, name
 
 
-def run_rounds(root: Path, scenarios: list[Scenario], tmp: Path) -> dict[int, Outcome]:
+def run_rounds(
+    root: Path, scenarios: list[Scenario], tmp: Path, table_format: str
+) -> dict[int, Outcome]:
     """Start the writer processes, release them together at each round, wait for all."""
     barrier = tmp / f"barrier-{uuid.uuid4().hex[:8]}"
     barrier.mkdir()
@@ -92,6 +98,7 @@ def run_rounds(root: Path, scenarios: list[Scenario], tmp: Path) -> dict[int, Ou
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                env={**os.environ, "LAKEHOUSE_FORMAT": table_format},
             )
         deadline = time.monotonic() + TIMEOUT
         for round_ in range(len(scenarios)):
@@ -204,17 +211,20 @@ class Race:
         return scenario, self.root / layer / table, outcomes
 
 
-@pytest.fixture(scope="module")
-def race(tmp_path_factory: pytest.TempPathFactory) -> Race:
-    tmp = tmp_path_factory.mktemp("race")
+@pytest.fixture(scope="module", params=["delta", "iceberg"])
+def race(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Race:
+    tmp = tmp_path_factory.mktemp(f"race-{request.param}")
     root = tmp / "warehouse"
-    lh = Lakehouse(root)
+    lh = Lakehouse(root, settings=Settings(format=request.param))
     for scenario in SCENARIOS.values():
         if scenario.base is not None:
             lh.write(scenario.table, scenario.base, mode="overwrite")
         else:
             assert not (root / "/".join(scenario.path_parts)).exists()
-    return Race(root, run_rounds(root, list(SCENARIOS.values()), tmp))
+    race = Race(root, run_rounds(root, list(SCENARIOS.values()), tmp, request.param))
+    for scenario in SCENARIOS.values():
+        assert lh.table(scenario.table).format.name == request.param
+    return race
 
 
 # -- checks --------------------------------------------------------------------------------
@@ -234,24 +244,46 @@ def rows_of(table: pa.Table, columns: list[str]) -> list[tuple]:
     return sorted(zip(*(table.column(c).to_pylist() for c in columns), strict=True))
 
 
-def actions_at(path: Path, version: int) -> list[dict[str, Any]]:
-    log = path / "_delta_log" / f"{version:020d}.json"
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+_READERS: dict[Path, Lakehouse] = {}
+
+
+def table_at(path: Path) -> Table:
+    """The table at ``path``, through one reader per warehouse (after the writers)."""
+    root = path.parent.parent
+    if root not in _READERS:
+        _READERS[root] = Lakehouse(root)
+    return _READERS[root].table(f"{path.parent.name}.{path.name}")
+
+
+def latest(path: Path) -> int:
+    return table_at(path).version
+
+
+def commits(path: Path) -> list[dict[str, Any]]:
+    """The table's commits as its format records them, newest first."""
+    table = table_at(path)
+    return table.format.history(table.format.load(table.storage, table.name))
+
+
+def operations(path: Path) -> dict[int, str | None]:
+    """The lakehouse operation each version's commit records: the write's mode, or
+    ``create`` for the empty commit that creates the table before its first write."""
+    return {c["version"]: c.get("lakehouse.operation") for c in commits(path)}
 
 
 def operation_at(path: Path, version: int) -> str | None:
-    """The lakehouse operation a version's commit records: the write's mode, or ``create``
-    for the empty commit that creates the table before its first write."""
-    for action in actions_at(path, version):
-        info = action.get("commitInfo")
-        if info is not None:
-            return info.get("lakehouse.operation")
-    return None
+    return operations(path).get(version)
 
 
 def create_versions(path: Path) -> list[int]:
-    final = DeltaTable(str(path)).version()
-    return [v for v in range(final + 1) if operation_at(path, v) == "create"]
+    return sorted(v for v, op in operations(path).items() if op == "create")
+
+
+def own_reader_rows(path: Path) -> int:
+    """The rows of the latest version as the format's own reader (deltalake's,
+    pyiceberg's) counts them."""
+    table = table_at(path)
+    return table.format.scan(table.format.load(table.storage, table.name)).num_rows
 
 
 def create_commits(path: Path) -> int:
@@ -259,15 +291,17 @@ def create_commits(path: Path) -> int:
 
 
 def assert_creations(path: Path, racing: int) -> list[int]:
-    """Version 0 creates the table; every creation commit adds and removes no file; each
-    of the ``racing`` writers that found no table created it at most once. Returns the
-    creation versions."""
+    """Version 0 creates the table; every creation commit changes no row; each of the
+    ``racing`` writers that found no table created it at most once. Returns the creation
+    versions."""
     versions = create_versions(path)
     assert versions[:1] == [0], f"version 0 is not the table's creation: {versions}"
     assert len(versions) <= racing, f"more creation commits than writers: {versions}"
-    for version in versions:
-        data = [a for a in actions_at(path, version) if "add" in a or "remove" in a]
-        assert not data, f"creation commit {version} adds or removes files: {data}"
+    assert table_at(path).to_arrow(version=0).num_rows == 0
+    for version in versions[1:]:
+        columns = table_at(path).schema.names
+        before, after = state_at(path, version - 1, columns), state_at(path, version, columns)
+        assert before == after, f"creation commit {version} changes the rows"
     return versions
 
 
@@ -275,7 +309,8 @@ def assert_reported_versions(path: Path, outcomes: dict[int, Outcome], skip: set
     """Each committed write reported the version its own commit made: the reported
     versions are distinct, are exactly the table's versions other than ``skip`` (the
     creations and the base write), and each one's commit records the write's mode."""
-    final = DeltaTable(str(path)).version()
+    final = latest(path)
+    ops = operations(path)
     reported = sorted(v for o in outcomes.values() for v in o.versions)
     expected = [v for v in range(final + 1) if v not in skip]
     assert reported == expected, (
@@ -286,16 +321,21 @@ def assert_reported_versions(path: Path, outcomes: dict[int, Outcome], skip: set
     for outcome in outcomes.values():
         for line in outcome.lines:
             if "ok" in line:
-                assert operation_at(path, line["version"]) == line["ok"], (
+                assert ops.get(line["version"]) == line["ok"], (
                     f"process {outcome.proc} reported {line}; that version's commit is a "
-                    f"{operation_at(path, line['version'])!r}"
+                    f"{ops.get(line['version'])!r}"
                 )
 
 
+_STATES: dict[tuple[Path, int, tuple[str, ...]], list[tuple]] = {}
+
+
 def state_at(path: Path, version: int, columns: list[str]) -> list[tuple]:
-    return rows_of(
-        DeltaTable(str(path), version=version).to_pyarrow_table(columns=columns), columns
-    )
+    """The rows of a version (read once: a version never changes)."""
+    key = (path, version, tuple(columns))
+    if key not in _STATES:
+        _STATES[key] = rows_of(table_at(path).to_arrow(version=version), columns)
+    return _STATES[key]
 
 
 def apply(state: list[tuple], op: Op, columns: list[str]) -> list[tuple]:
@@ -325,7 +365,7 @@ def assert_serial(
     next write applied to the version before it, or a creation commit that changes no row;
     every reported write is in the log at the version it reported, no failed one is.
     Returns the final state."""
-    final = DeltaTable(str(path)).version()
+    final = latest(path)
     creations = assert_creations(path, racing=len(ops) if base is None else 1)
     done = dict.fromkeys(ops, 0)
     landed: dict[int, list[int]] = {p: [] for p in ops}
@@ -377,12 +417,11 @@ def assert_serial(
 
 
 def assert_catalog_current(root: Path, table: str, path: Path) -> None:
-    dt = DeltaTable(str(path))
     lh = Lakehouse(root)
     info = lh.table(table).info
-    assert info.version == dt.version()
-    assert info.row_count == dt.to_pyarrow_table().num_rows
-    assert info.num_files == len(dt.file_uris())
+    assert info.version == latest(path)
+    assert info.row_count == own_reader_rows(path)
+    assert info.num_files == len(lh.table(table).files())
     assert [t.name for t in lh.tables()].count(table) == 1
 
 
@@ -399,38 +438,38 @@ def test_append_race_keeps_every_row_once(race: Race) -> None:
         f"SELECT proc, i, count(*) AS n FROM {table} GROUP BY proc, i ORDER BY proc, i"
     ).rows()
     assert batches == [(p, i, ROWS) for p in range(PROCS) for i in range(BATCHES)]
-    assert DeltaTable(str(path)).to_pyarrow_table().num_rows == 1000
+    assert own_reader_rows(path) == 1000
 
 
 def rows_added_at(path: Path, version: int) -> list[tuple]:
-    """The ``proc, i, j`` rows a commit adds; it must remove no file."""
-    actions = actions_at(path, version)
-    assert not [a for a in actions if "remove" in a], f"version {version} removes files"
-    files = [unquote(a["add"]["path"]) for a in actions if "add" in a]
-    if not files:
-        return []
-    return rows_of(
-        pa.concat_tables([pq.read_table(path / f, columns=["proc", "i", "j"]) for f in files]),
-        ["proc", "i", "j"],
-    )
+    """The ``proc, i, j`` rows a commit adds; it must remove no row."""
+    columns = ["proc", "i", "j"]
+    after = Counter(state_at(path, version, columns))
+    if version == 0:
+        return sorted(after.elements())
+    before = Counter(state_at(path, version - 1, columns))
+    assert not before - after, f"version {version} removes rows"
+    return sorted((after - before).elements())
 
 
 def test_append_race_log_has_one_write_commit_per_append(race: Race) -> None:
     _, path, outcomes = race.of("append_race")
-    dt = DeltaTable(str(path))
-    history = dt.history()
+    history = commits(path)
     creations = assert_creations(path, racing=PROCS)
-    assert dt.version() == PROCS * BATCHES + len(creations) - 1
+    final = latest(path)
+    assert final == PROCS * BATCHES + len(creations) - 1
     assert len(history) == PROCS * BATCHES + len(creations)
-    assert all(h["operation"] == "WRITE" for h in history), {h["operation"] for h in history}
+    writes = [h for h in history if h.get("lakehouse.operation") != "create"]
+    assert all(h["operation"] == "WRITE" for h in writes), {h["operation"] for h in writes}
     # Every other commit adds exactly one whole batch of one process, in each process's order.
     done = dict.fromkeys(range(PROCS), 0)
-    for version in range(dt.version() + 1):
+    ops = operations(path)
+    for version in range(final + 1):
         rows = rows_added_at(path, version)
         if version in creations:
             assert rows == [], f"creation commit {version} adds rows"
             continue
-        assert operation_at(path, version) == "append", version
+        assert ops.get(version) == "append", version
         proc = rows[0][0] if rows else None
         assert proc is not None and rows == [(proc, done[proc], j) for j in range(ROWS)], (
             f"version {version} adds {rows}, not one whole batch; batches so far: {done}"
@@ -504,11 +543,10 @@ def test_concurrent_merges_into_a_new_table(race: Race) -> None:
     for r in range(NEW_TABLE_RACES):
         scenario, path, outcomes = race.of(f"new_table_{r}")
         check_outcomes(outcomes, scenario.table)
-        dt = DeltaTable(str(path))
-        keys = [k for k, _ in state_at(path, dt.version(), KV_COLUMNS)]
+        keys = [k for k, _ in state_at(path, latest(path), KV_COLUMNS)]
         if keys != list(range(10)):
-            commits = [h["operation"] for h in dt.history()][::-1]
-            bad.append(f"{scenario.table}: keys {keys}, commits {commits}")
+            made = [h["operation"] for h in commits(path)][::-1]
+            bad.append(f"{scenario.table}: keys {keys}, commits {made}")
             continue
         assert_serial(path, KV_COLUMNS, None, scenario.ops, outcomes)
         assert_catalog_current(race.root, scenario.table, path)
@@ -524,21 +562,21 @@ def test_concurrent_overwrite_and_append(race: Race) -> None:
     batch whole."""
     scenario, path, outcomes = race.of("overwrite_append")
     check_outcomes(outcomes, scenario.table)
-    dt = DeltaTable(str(path))
+    final_version = latest(path)
     writes = sum(o.committed for o in outcomes.values())
     # Version 0 creates the table, version 1 is the base write, then one per write.
     assert assert_creations(path, racing=1) == [0]
     assert operation_at(path, 1) == "overwrite"
-    assert dt.version() == 1 + writes
+    assert final_version == 1 + writes
     assert_reported_versions(path, outcomes, skip={0, 1})
     columns = ["proc", "i", "j"]
-    for version in range(dt.version() + 1):
+    for version in range(final_version + 1):
         state = state_at(path, version, columns)
         assert len(state) == len(set(state)), f"version {version} has a row twice"
         batches = {(p, i) for p, i, _ in state}
         assert len(state) == ROWS * len(batches), f"version {version} holds a partial batch"
 
-    final = state_at(path, dt.version(), columns)
+    final = state_at(path, final_version, columns)
     overwrites = outcomes[0].committed
     assert overwrites >= 1, outcomes[0].describe()
     last = {(0, overwrites - 1, j) for j in range(ROWS)}

@@ -5,8 +5,10 @@ API into a table with known committed content and is killed with SIGKILL at chos
 moments: as soon as its first data file shows up in the table folder, at random delays,
 right when a finished data file appears (a breath before the commit), and during a merge.
 Afterwards the table must open at the last committed version with exactly that version's
-rows, by the lakehouse's SQL engine and by deltalake's own reader alike, and the next
-write, from a fresh process, must succeed. A table's version 0 is its creation (no rows),
+rows, by the lakehouse's SQL engine and by the format's own reader (deltalake's,
+pyiceberg's) alike, and the next write, from a fresh process, must succeed. The merge is
+killed on an Iceberg table too (the platform's own copy-on-write merge); the other kills
+are of the write path both formats share. A table's version 0 is its creation (no rows),
 so its first write is version 1; a writer killed in the middle of a new table's first write
 leaves at most that empty version 0.
 """
@@ -26,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deltalake import DeltaTable
 
 from lakehouse import Lakehouse
+from lakehouse.settings.model import Settings
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from writer_proc import big_table  # noqa: E402
@@ -65,20 +67,34 @@ class State:
         return State(self.version + 1, np.sort(ids))
 
 
-@pytest.fixture
-def table(tmp_path: Path) -> tuple[Path, Path, State]:
+@pytest.fixture(params=["delta"])
+def table(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path, State]:
     """silver.big at version 2: created empty (0), 200,000 rows written (1), then 100,000
-    appended (2)."""
+    appended (2); in Delta unless a test asks for another format (indirect parameter)."""
     root = tmp_path / "warehouse"
-    lh = Lakehouse(root)
+    lh = Lakehouse(root, settings=Settings(format=request.param))
     first = lh.write(TABLE, big_table(200_000, 0), mode="overwrite")
     second = lh.write(TABLE, big_table(100_000, 200_000), mode="append")
     assert (first.version, second.version) == (1, 2)
     path = root / "silver" / "big"
-    assert DeltaTable(str(path)).version() == 2
-    assert DeltaTable(str(path), version=0).to_pyarrow_table().num_rows == 0
+    assert lh.table(TABLE).format.name == request.param
+    assert lh.table(TABLE).version == 2
+    assert lh.table(TABLE).to_arrow(version=0).num_rows == 0
     state = State(2, np.arange(0, 300_000, dtype=np.int64))
     return root, path, state
+
+
+def data_folder(path: Path) -> Path:
+    """Where the table's data files go: the table's folder (Delta) or its ``data``
+    folder (Iceberg)."""
+    return path / "data" if (path / "metadata").is_dir() else path
+
+
+def own_reader_ids(root: Path) -> np.ndarray:
+    """The ids of the latest version as the format's own reader reads them."""
+    lh = Lakehouse(root)
+    fmt = lh.table(TABLE).format
+    return fmt.scan(fmt.load(lh.storage, lh.table(TABLE).name)).column("id").to_numpy()
 
 
 def start_writer(
@@ -94,16 +110,17 @@ def start_writer(
 
 
 def referenced(path: Path) -> set[str]:
-    return {os.path.basename(u) for u in DeltaTable(str(path)).file_uris()}
+    return {os.path.basename(f.path) for f in Lakehouse(path.parent.parent).table(TABLE).files()}
 
 
 def new_data_file(path: Path, *, finished_only: bool) -> Callable[[], bool]:
     """True once a data file (or, unless ``finished_only``, its in-progress staging file,
     ``name.parquet#n``) exists that no committed version references."""
-    known = {p.name for p in path.iterdir()}
+    folder = data_folder(path)
+    known = {p.name for p in folder.iterdir()} if folder.exists() else set()
 
     def check() -> bool:
-        for name in os.listdir(path):
+        for name in os.listdir(folder) if folder.exists() else []:
             if name in known or ".parquet" not in name:
                 continue
             if finished_only and not name.endswith(".parquet"):
@@ -152,8 +169,7 @@ def write_and_kill(
 def check_table(root: Path, path: Path, before: State, attempted: State) -> State:
     """After a kill: the table is at ``before`` or, when the commit made it in before the
     kill, at ``attempted``, never in between. Returns the state it is at."""
-    dt = DeltaTable(str(path))
-    version = dt.version()
+    version = Lakehouse(root).table(TABLE).version
     assert version in (before.version, attempted.version), (
         f"version {version} after the kill; committed before: {before.version}"
     )
@@ -169,9 +185,10 @@ def check_table(root: Path, path: Path, before: State, attempted: State) -> Stat
     )
     assert distinct == count, "an id appears twice"
     assert lh.table(TABLE).count() == expected.count
-    ids = DeltaTable(str(path)).to_pyarrow_table(columns=["id"]).column("id").to_numpy()
+    ids = own_reader_ids(root)
     assert len(ids) == expected.count and int(ids.sum()) == expected.id_sum, (
-        f"deltalake reads {len(ids)} rows; version {expected.version} has {expected.count}"
+        f"the format's own reader reads {len(ids)} rows; "
+        f"version {expected.version} has {expected.count}"
     )
     return expected
 
@@ -182,16 +199,17 @@ def vacuum_after_kill(root: Path, path: Path, state: State) -> State:
     removes files commits VACUUM START/END, no row changes: returns the state at the
     version it leaves the table at."""
     live = referenced(path)
-    Lakehouse(root).table(TABLE).vacuum(retain_hours=0)
-    finished = {n for n in os.listdir(path) if n.endswith(".parquet")}
+    table = Lakehouse(root).table(TABLE)
+    table.vacuum(retain_hours=0)
+    finished = {n for n in os.listdir(data_folder(path)) if n.endswith(".parquet")}
     assert finished - live == set(), f"vacuum left unreferenced data files: {finished - live}"
     assert live <= finished, f"vacuum removed files the table reads: {live - finished}"
-    dt = DeltaTable(str(path))
-    assert dt.version() >= state.version
-    added = dt.version() - state.version
-    operations = {h["operation"] for h in dt.history(added)} if added else set()
+    version = table.version
+    assert version >= state.version
+    added = version - state.version
+    operations = {h["operation"] for h in table.history(added)} if added else set()
     assert operations <= {"VACUUM START", "VACUUM END"}, operations
-    after = State(dt.version(), state.ids)
+    after = State(version, state.ids)
     return check_table(root, path, after, after)
 
 
@@ -209,8 +227,8 @@ def fresh_write(root: Path, path: Path, state: State, start: int) -> State:
     assert last.get("ok") == "append", out
     after = state.after("append", 1000, start)
     assert last["version"] == after.version, out
-    assert DeltaTable(str(path)).version() == after.version
     lh = Lakehouse(root)
+    assert lh.table(TABLE).version == after.version
     assert lh.sql(f"SELECT count(*), sum(id) FROM {TABLE}").rows()[0] == (
         after.count,
         after.id_sum,
@@ -225,7 +243,8 @@ def test_kill_when_the_first_data_file_appears(table: tuple[Path, Path, State]) 
     proc = start_writer(root, "overwrite", BIG, 10_000_000)
     killed = write_and_kill(proc, when=new_data_file(path, finished_only=False))
     assert killed, "the overwrite finished before its first data file was seen"
-    leftovers = {p.name for p in path.iterdir() if ".parquet" in p.name} - referenced(path)
+    leftovers = {p.name for p in data_folder(path).iterdir() if ".parquet" in p.name}
+    leftovers -= referenced(path)
     assert leftovers, "the kill was meant to leave an uncommitted data file behind"
     state = check_table(root, path, state, state.after("overwrite", BIG, 10_000_000))
     state = vacuum_after_kill(root, path, state)
@@ -253,12 +272,14 @@ def test_kill_right_before_the_commit(table: tuple[Path, Path, State]) -> None:
     before = state
     state = check_table(root, path, state, state.after("append", BIG, start))
     if state.version == before.version:
-        finished = {n for n in os.listdir(path) if n.endswith(".parquet")} - referenced(path)
+        finished = {n for n in os.listdir(data_folder(path)) if n.endswith(".parquet")}
+        finished -= referenced(path)
         assert finished, "killed before its commit, the append left no finished data file"
     state = vacuum_after_kill(root, path, state)
     fresh_write(root, path, state, 50_000_000)
 
 
+@pytest.mark.parametrize("table", ["delta", "iceberg"], indirect=True)
 def test_kill_during_a_merge(table: tuple[Path, Path, State]) -> None:
     root, path, state = table
     # 1M ids from 250,000: 50,000 update existing rows, the rest are new.

@@ -154,9 +154,10 @@ def check_user_figures(lh: Lakehouse, landing: Path) -> None:
         "SELECT user_id, count(*), count(DISTINCT event_type) FROM valid GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert sum(r[3] for r in got) == len(users)
-    assert lh.sql(
-        "SELECT user_id, events, distinct_event_types FROM silver.users ORDER BY 1"
-    ).rows() == users
+    assert (
+        lh.sql("SELECT user_id, events, distinct_event_types FROM silver.users ORDER BY 1").rows()
+        == users
+    )
     assert lh.sql("SELECT user_id, events FROM gold.user_segments ORDER BY 1").rows() == [
         u[:2] for u in users
     ]
@@ -165,10 +166,14 @@ def check_user_figures(lh: Lakehouse, landing: Path) -> None:
 def test_user_figures_are_one_population_of_the_sources(built):
     warehouse, _ = built
     check_user_figures(Lakehouse(warehouse), warehouse / "landing")
-    results = Lakehouse(warehouse).sql(
-        "SELECT expectation, action, passed FROM system.quality_results "
-        "WHERE dataset = 'gold.daily_summary' ORDER BY 1"
-    ).rows()
+    results = (
+        Lakehouse(warehouse)
+        .sql(
+            "SELECT expectation, action, passed FROM system.quality_results "
+            "WHERE dataset = 'gold.daily_summary' ORDER BY 1"
+        )
+        .rows()
+    )
     assert results == [
         ("new_within_daily", "fail", True),
         ("returning_is_the_rest", "fail", True),
@@ -324,8 +329,7 @@ def test_the_invariant_stops_a_run_that_mixes_populations(built, tmp_path):
     summary.write_text(
         text[:start]
         + "first_days AS (SELECT CAST(first_seen AS DATE) AS day, count(*) AS new_users "
-        "FROM silver.users GROUP BY 1),\n"
-        + text[end:]
+        "FROM silver.users GROUP BY 1),\n" + text[end:]
     )
     lh = Lakehouse(tmp_path / "warehouse")
     with pytest.raises(RunFailed) as caught:
@@ -406,3 +410,21 @@ def test_every_row_of_the_demo_run_is_accounted_for(built):
         "WHERE event_id IS NOT NULL AND event_time IS NOT NULL"
     ).scalar()
     assert app["rows_deduplicated"] == replays == 14
+
+
+def test_the_demo_on_iceberg_gives_the_gold_tables_of_the_delta_run(
+    demo_warehouse: Path, iceberg_demo_warehouse: Path
+) -> None:
+    delta, iceberg = Lakehouse(demo_warehouse), Lakehouse(iceberg_demo_warehouse)
+    assert set(iceberg.catalog.names()) == set(delta.catalog.names())
+    formats = {i.name: i.format for i in iceberg.tables()}
+    assert {f for f in formats.values() if f != "view"} == {"iceberg"}
+    for name in GOLD:
+        table = f"gold.{name}"
+        assert formats[table] == "iceberg"
+        assert iceberg.table(table).format.name == "iceberg"
+        assert delta.table(table).format.name == "delta"
+        query = f"SELECT * FROM {table} ORDER BY ALL"
+        expected = delta.sql(query).rows()
+        assert expected, table
+        assert iceberg.sql(query).rows() == expected, table

@@ -11,9 +11,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from lakehouse import Lakehouse
 from lakehouse.demo.landing import add_drop, write_sources
 from lakehouse.pipeline import load_pipeline, run_pipeline
+from lakehouse.settings.model import Settings
 from tests.helpers.commits import kill_after_commits
 
 DEMO = Path(__file__).resolve().parents[1] / "pipelines" / "demo"
@@ -34,19 +37,22 @@ def contents(lh: Lakehouse, pipeline) -> dict[str, list]:
     return out
 
 
-def start_run(warehouse: Path, landing: Path) -> subprocess.Popen:
+def start_run(warehouse: Path, landing: Path, table_format: str) -> subprocess.Popen:
     code = "from lakehouse.cli import main; main()"
+    env = {"LAKEHOUSE_WAREHOUSE": str(warehouse), "LAKEHOUSE_FORMAT": table_format}
     return subprocess.Popen(
         [sys.executable, "-c", code, "run", str(DEMO), "--var", f"landing={landing}"],
-        env={**os.environ, "LAKEHOUSE_WAREHOUSE": str(warehouse), "COLUMNS": "200"},
+        env={**os.environ, **env, "COLUMNS": "200"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
 
 
-def test_kill_9_during_runs_then_run_again(tmp_path):
+@pytest.mark.parametrize("table_format", ["delta", "iceberg"])
+def test_kill_9_during_runs_then_run_again(tmp_path, table_format):
     """New data arrives before every attempt, so each run has work to be killed in; the
-    killed warehouse must end equal to one uninterrupted run over all the data."""
+    killed warehouse must end equal to one uninterrupted run over all the data (of the
+    same format)."""
     landing = tmp_path / "landing"
     write_sources(landing, events=2000, drops=2, start=datetime(2026, 11, 1, tzinfo=UTC))
     warehouse = tmp_path / "killed"
@@ -55,23 +61,24 @@ def test_kill_9_during_runs_then_run_again(tmp_path):
     while interrupted < 3 and attempts < 14:
         attempts += 1
         add_drop(landing, fraction=0.25)
-        proc = start_run(warehouse, landing)
+        proc = start_run(warehouse, landing, table_format)
         # Killed after a random number of the run's commits: somewhere in its work.
         kill_after_commits(proc, warehouse, rng.randint(1, 25))
         if (warehouse / "system").exists():
             statuses = Lakehouse(warehouse).sql("SELECT status FROM system.pipeline_runs").rows()
             interrupted = sum(1 for (s,) in statuses if s in ("running", "interrupted"))
     assert interrupted >= 3, f"only {interrupted} of {attempts} runs were killed mid-run"
-    final = start_run(warehouse, landing)
+    final = start_run(warehouse, landing, table_format)
     _, err = final.communicate(timeout=300)
     assert final.returncode == 0, err.decode()
 
     pipeline = load_pipeline(DEMO, {"landing": str(landing)})
-    reference = Lakehouse(tmp_path / "reference")
+    reference = Lakehouse(tmp_path / "reference", settings=Settings(format=table_format))
     run_pipeline(reference, pipeline)
     expected = contents(reference, pipeline)
     assert len(expected) >= 20
     lh = Lakehouse(warehouse)
+    assert {i.format for i in lh.tables("gold")} <= {table_format, "view"}
     got = contents(lh, pipeline)
     assert sorted(got) == sorted(expected)
     for table, rows in expected.items():

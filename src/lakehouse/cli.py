@@ -369,6 +369,32 @@ def restore(table: str, version: str) -> None:
 
 
 @app.command()
+def convert(
+    table: str,
+    to: Annotated[str, typer.Option("--to", help="The table format to convert to.")],
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the table's writers to finish.")
+    ] = 0.0,
+) -> None:
+    """Rewrite a table in the other table format (delta or iceberg), keeping its current
+    rows, schema, partitioning and catalog entry (owner, tags, grants, lineage); its
+    versions start again. A table being written is refused (or waited for, --wait)."""
+    from lakehouse.service.convert import convert as convert_table
+
+    with _spinner(f"converting {table} to {to}"):
+        done = convert_table(_lh(), table, to, wait)
+    console.print(
+        f"converted {done['table']} from {done['source']} (version {done['source_version']}) "
+        f"to {done['target']}: {done['rows']} rows, now at version {done['version']} "
+        f"({done['seconds']:.1f} s)"
+    )
+    for part in done["dropped_partitions"]:
+        err_console.print(
+            f"[yellow]partition {part} has no {done['target']} equivalent: not kept[/yellow]"
+        )
+
+
+@app.command()
 def optimize(
     table: str,
     zorder: Annotated[
@@ -523,6 +549,15 @@ def demo(
         ),
     ] = False,
     rate: Annotated[float, typer.Option(help="--stream: user events a second.")] = 20.0,
+    table_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="The table format of the demo's tables: delta or iceberg (default: the "
+            "settings' format).",
+            show_default=False,
+        ),
+    ] = None,
     seconds: Annotated[
         float | None, typer.Option(help="--stream: stop after this long (default: Ctrl-C).")
     ] = None,
@@ -532,6 +567,12 @@ def demo(
 
     from lakehouse.demo import run_demo
 
+    if table_format is not None:
+        if table_format not in ("delta", "iceberg"):
+            raise LakehouseError(f"unknown table format {table_format!r}", "use delta or iceberg")
+        # The settings of this process and of the runs it starts in child processes.
+        os.environ["LAKEHOUSE_FORMAT"] = table_format
+        _state["settings"] = settings().model_copy(update={"format": table_format})
     if stream:
         from lakehouse.demo.stream import run_stream_demo
 

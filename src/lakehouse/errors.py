@@ -73,6 +73,11 @@ class ConcurrentWriteError(LakehouseError):
     """A write that kept conflicting with other writers and was given up."""
 
 
+class TableBusyError(ConcurrentWriteError):
+    """A table being written, which an operation that needs it alone (a format
+    conversion) did not wait for."""
+
+
 class ConstraintViolationError(LakehouseError):
     """A write that breaks a CHECK or NOT NULL constraint of the table."""
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 
 def commits(warehouse: Path) -> int:
-    """The Delta commits of every table of the warehouse."""
-    return sum(1 for _ in warehouse.glob("*/*/_delta_log/*.json"))
+    """The commits of every table of the warehouse: Delta commit files, Iceberg metadata
+    files (one a commit)."""
+    delta = sum(1 for _ in warehouse.glob("*/*/_delta_log/*.json"))
+    return delta + sum(1 for _ in warehouse.glob("*/*/metadata/*.metadata.json"))
 
 
 def kill_after_commits(

@@ -18,6 +18,7 @@ Each committed write prints a JSON line ``{"ok": mode, "round": r, "n": i, "vers
 ``v`` being the version its own commit made (``WriteResult.version``). Version 0 of a table
 is its empty creation, so the first write into a new table reports 1 (or later, if other
 writers got in first); no write ever reports a creation commit.
+New tables are made in the format ``LAKEHOUSE_FORMAT`` names (Delta by default).
 A failure prints ``{"error": <class name>, "round": r, "message": ...}`` and exits with 3 for
 ``ConcurrentWriteError``, 4 for anything else.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -35,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse import ConcurrentWriteError, Lakehouse
+from lakehouse.settings.model import Settings
 
 
 def emit(**fields: object) -> None:
@@ -88,7 +91,9 @@ def main() -> int:
     parser.add_argument("--start", type=int, default=0)
     args = parser.parse_args()
 
-    lh = Lakehouse(args.warehouse)
+    # New tables in the format the test names (existing ones keep theirs).
+    table_format = "iceberg" if os.environ.get("LAKEHOUSE_FORMAT") == "iceberg" else "delta"
+    lh = Lakehouse(args.warehouse, settings=Settings(format=table_format))
     try:
         if args.action == "ops":
             plan = json.loads(Path(args.plan).read_text())

@@ -3,7 +3,7 @@ pipelines)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -40,3 +40,23 @@ async def maintenance_run(request: Request, who: Who, body: MaintainRequest) -> 
         request.state.target = body.table
     records = await run_in_threadpool(service.maintain, state.lh, body.table, False)
     return JSON({"actions": records, "failed": service.failed(records)})
+
+
+class ConvertRequest(BaseModel):
+    to: Literal["delta", "iceberg"] = Field(description="The table format to convert to")
+    wait: float = Field(
+        0.0, ge=0, le=600, description="Seconds to wait for the table's writers to finish"
+    )
+
+
+@router.post("/tables/{name}/convert", response_class=JSON)
+async def convert_table(request: Request, who: Who, name: str, body: ConvertRequest) -> Any:
+    """Rewrite a table in the other table format, keeping its rows, schema, partitioning
+    and catalog entry; 409 when the table is being written."""
+    from lakehouse.service.convert import convert
+
+    state = request.app.state
+    state.access.require(who, "run_pipeline")
+    request.state.target = name
+    done = await run_in_threadpool(convert, state.lh, name, body.to, body.wait)
+    return JSON(done)

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from lakehouse.errors import (
     AccessDeniedError,
     AuthenticationError,
+    ConcurrentWriteError,
     LakehouseError,
     QueryTimeoutError,
     TableNotFoundError,
@@ -65,6 +66,8 @@ def status_of(exc: LakehouseError) -> int:
         return 408
     if isinstance(exc, ResultTooLargeError):
         return 413
+    if isinstance(exc, ConcurrentWriteError):
+        return 409
     return 400
 
 

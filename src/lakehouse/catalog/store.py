@@ -201,6 +201,47 @@ class Catalog:
 
         self._retry(go)
 
+    def reformatted(
+        self,
+        name: str,
+        *,
+        fmt: str,
+        options: dict[str, Any],
+        version: int,
+        row_count: int,
+        size_bytes: int,
+        num_files: int,
+        columns: list[dict[str, Any]],
+    ) -> None:
+        """After a table was converted to the format ``fmt``: its format, options and new
+        figures (its versions start again), the rest of its entry kept."""
+        now = _now()
+        values = dict(
+            format=fmt,
+            options_json=json.dumps(options),
+            version=version,
+            row_count=row_count,
+            size_bytes=size_bytes,
+            num_files=num_files,
+            schema_json=json.dumps(columns),
+            updated_at=now,
+        )
+
+        def go() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(update(cs.tables).where(cs.tables.c.name == name).values(**values))
+                conn.execute(
+                    insert(cs.schema_history).values(
+                        name=name,
+                        version=version,
+                        schema_json=values["schema_json"],
+                        change=f"converted to {fmt}",
+                        recorded_at=now,
+                    )
+                )
+
+        self._retry(go)
+
     def update_info(self, name: str, **fields: Any) -> None:
         """Change descriptive fields: owner, description, tags, column_tags, retention_days."""
         values: dict[str, Any] = {}

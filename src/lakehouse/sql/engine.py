@@ -450,7 +450,8 @@ class SQLEngine(Engine):
         layer, table = name.split(".")
         with self._lock:
             self._latest.pop(name, None)
-            self._views.pop(name, None)
+            for key in [k for k in self._views if k == name or k.startswith(f"{name}@")]:
+                del self._views[key]
             self._sql_views.pop(name, None)
             self.db.execute(f"DROP VIEW IF EXISTS memory.{layer}.{quote(table)}")
             for view in [v for v, (of, _) in self._sandbox_views.items() if of == name]:
@@ -519,7 +520,14 @@ class SQLEngine(Engine):
         try:
             handle, replaced = follower.newest()
         except TableNotFoundError as exc:
-            raise TableNotFoundError(name, self.suggest(name)) from exc
+            if name not in self._latest:
+                raise TableNotFoundError(name, self.suggest(name)) from exc
+            # Gone from the format it was in: converted to the other one, or dropped.
+            follower = self._format(name).latest(self.storage, parse_table_name(name))
+            try:
+                handle, replaced = follower.newest()[0], True
+            except TableNotFoundError as again:
+                raise TableNotFoundError(name, self.suggest(name)) from again
         if replaced:
             for key in [k for k in self._views if k == name or k.startswith(f"{name}@")]:
                 del self._views[key]

@@ -99,6 +99,11 @@ class DeltaFormat(TableFormat[DeltaTable, CommitProperties]):
         found = handle.transaction_version(app_id)
         return None if found is None else int(found)
 
+    def transactions(self, handle: DeltaTable) -> dict[str, int]:
+        apps = delta_read.transactions_after(handle, -1)
+        found = {app: handle.transaction_version(app) for app in apps}
+        return {app: int(n) for app, n in found.items() if n is not None}
+
     def transactions_at(
         self, where: Locations, name: TableName, version: int, apps: list[str]
     ) -> dict[str, int | None] | None:

@@ -164,6 +164,11 @@ class TableFormat(ABC, Generic[Handle, Commit]):
         """The last transaction number committed for ``app_id``."""
 
     @abstractmethod
+    def transactions(self, handle: Handle) -> dict[str, int]:
+        """Every application's last transaction number at the version (what can still be
+        told: for Delta, the apps of commits not cleaned up)."""
+
+    @abstractmethod
     def transactions_at(
         self, where: Locations, name: TableName, version: int, apps: list[str]
     ) -> dict[str, int | None] | None:

@@ -15,7 +15,7 @@ from lakehouse.names import TableName
 from lakehouse.storage import Locations
 from lakehouse.tables.delta_format import DELTA
 from lakehouse.tables.format import TableFormat
-from lakehouse.tables.snapshot import iceberg_metadata_in, is_local
+from lakehouse.tables.snapshot import delta_log_in, iceberg_metadata_in, is_local
 
 ICEBERG_NAME = "iceberg"
 FORMAT_NAMES = (DELTA.name, ICEBERG_NAME)
@@ -30,10 +30,14 @@ def iceberg() -> TableFormat[Any, Any]:
 
 def _iceberg_here(where: Locations, name: TableName) -> bool:
     """Whether an Iceberg table lies at the table's location: its metadata files on a
-    local disk (no import needed), else what the Iceberg catalog says."""
+    local disk (no import needed) and no Delta log, else what the Iceberg catalog says.
+
+    On a local disk the Delta log decides first: a conversion to Iceberg writes the
+    Iceberg table beside the Delta log and switches by moving the log away; a conversion
+    to Delta moves a finished log in last (``reformat.py``)."""
     uri = where.table_uri(name)
     if is_local(uri):
-        return iceberg_metadata_in(uri)
+        return not delta_log_in(uri) and iceberg_metadata_in(uri)
     return iceberg().exists(where, name)
 
 
@@ -52,5 +56,9 @@ def named(fmt: str | None) -> TableFormat[Any, Any]:
 
 
 def holds_table(where: Locations, name: TableName) -> bool:
-    """Whether a table of any format lies at the table's location (registered or not)."""
-    return DELTA.exists(where, name) or _iceberg_here(where, name)
+    """Whether a table of any format lies at the table's location (registered or not).
+    Iceberg metadata the Iceberg catalog does not know (a creation killed between its
+    first metadata file and its catalog row) is no table: the next write makes it."""
+    if DELTA.exists(where, name):
+        return True
+    return _iceberg_here(where, name) and iceberg().exists(where, name)

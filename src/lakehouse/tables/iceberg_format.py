@@ -41,6 +41,7 @@ from lakehouse.tables.iceberg_tables import (
     catalog_of,
     chain,
     ident,
+    metadata_location,
     on_disk,
     open_table,
     properties,
@@ -65,26 +66,35 @@ _OPERATIONS = {
 
 
 class IcebergLatest(Latest[IcebergHandle]):
-    """Follows the newest version through the catalog's metadata location."""
+    """Follows the newest version through the catalog's metadata location: while it is
+    the one the held table was loaded from, the table is not loaded again (a query then
+    costs one catalog row read, not the metadata file's)."""
 
     def __init__(self, where: Locations, name: TableName) -> None:
         self.where = where
         self.name = name
         self._uuid: str | None = None
+        self._handle: IcebergHandle | None = None
+        self._location: str | None = None
 
     def newest(self) -> tuple[IcebergHandle, bool]:
+        held = self._handle
+        if held is not None and metadata_location(self.where, self.name) == self._location:
+            return held, False
         handle = ICEBERG.load(self.where, self.name)
         uuid = str(handle.table.metadata.table_uuid)
         other = self._uuid is not None and uuid != self._uuid
         self._uuid = uuid
+        self._handle, self._location = handle, str(handle.table.metadata_location)
         return handle, other
 
     def stamp(self, version: int | None) -> Hashable:
-        return version
+        return ("metadata", self._location, version)
 
     def fresh(self, stamp: Hashable) -> bool:
-        table = open_table(self.where, self.name)
-        return table is not None and version_of(table.current_snapshot()) == stamp
+        assert isinstance(stamp, tuple)
+        location = stamp[1]
+        return location is not None and metadata_location(self.where, self.name) == location
 
 
 class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
@@ -228,6 +238,9 @@ class IcebergFormat(TableFormat[IcebergHandle, IcebergCommit]):
 
     def transaction_version(self, handle: IcebergHandle, app_id: str) -> int | None:
         return transactions(handle.snapshot).get(app_id)
+
+    def transactions(self, handle: IcebergHandle) -> dict[str, int]:
+        return transactions(handle.snapshot)
 
     def transactions_at(
         self, where: Locations, name: TableName, version: int, apps: list[str]

@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table as IcebergTable
 from pyiceberg.table.snapshots import Snapshot as IcebergSnapshot
+from sqlalchemy import select
 
-from lakehouse.errors import LakehouseError, VersionNotFoundError
+from lakehouse.errors import CatalogError, LakehouseError, VersionNotFoundError
 from lakehouse.names import TableName
 from lakehouse.storage import Locations
-from lakehouse.tables.snapshot import iceberg_metadata_in, is_local
+from lakehouse.tables.snapshot import iceberg_metadata_in, is_local, local_path
 
 VERSION = "lakehouse.version"
 TRANSACTIONS = "lakehouse.transactions"  # every app's last number, carried from snapshot on
@@ -69,11 +70,11 @@ def ident(name: TableName) -> tuple[str, str]:
 
 
 def on_disk(where: Locations, name: TableName) -> bool:
-    """Whether Iceberg metadata lies at the table's location (local tables), or the catalog
-    holds the table (remote ones)."""
+    """Whether the catalog holds the table and, for a local table, Iceberg metadata lies
+    at its location."""
     uri = where.table_uri(name)
-    if is_local(uri):
-        return iceberg_metadata_in(uri)
+    if is_local(uri) and not iceberg_metadata_in(uri):
+        return False
     return bool(catalog_of(where).table_exists(ident(name)))
 
 
@@ -129,13 +130,40 @@ def chain(table: IcebergTable) -> list[IcebergSnapshot]:
     return out[::-1]
 
 
+def metadata_location(where: Locations, name: TableName) -> str | None:
+    """The table's current metadata file as the catalog records it (one row read, no
+    file): it changes with every commit and schema change, so a reader holding the table
+    loaded from it need not load it again."""
+    catalog = catalog_of(where)
+    query = select(IcebergTables.metadata_location).where(
+        IcebergTables.catalog_name == catalog.name,
+        IcebergTables.table_namespace == name.layer,
+        IcebergTables.table_name == name.name,
+    )
+    with catalog.engine.connect() as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
 def open_table(where: Locations, name: TableName) -> IcebergTable | None:
+    """The table as the catalog's metadata location gives it; None if there is none. A
+    catalog entry whose metadata file is missing while the table's other metadata is
+    there is refused (neither read nor written over) with ``CatalogError``."""
     try:
         return catalog_of(where).load_table(ident(name))
     except NoSuchTableError:
         return None
     except FileNotFoundError:
-        return None  # dropped: its files are gone, the catalog row is stale
+        uri = where.table_uri(name)
+        if not is_local(uri) or not iceberg_metadata_in(uri):
+            return None  # dropped: its files are gone, the catalog row is stale
+        missing = metadata_location(where, name)
+        raise CatalogError(
+            f"{name}: the Iceberg catalog names the metadata file {missing}, which is "
+            "missing; the table is neither read nor written until it is back",
+            "restore the file from a backup, or drop the table "
+            f"(its other metadata files are in {local_path(uri)}/metadata)",
+        ) from None
 
 
 def at_version(table: IcebergTable, name: TableName, version: int | None) -> IcebergHandle:

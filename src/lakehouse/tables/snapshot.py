@@ -257,6 +257,11 @@ def _subtree(elements: list[tuple[Any, ...]], i: int) -> tuple[Column, int]:
     return Column(name, field_id, kind, tuple(children)), i
 
 
+def delta_log_in(uri: str) -> bool:
+    """Whether a Delta log lies in the local table folder ``uri``."""
+    return os.path.isdir(os.path.join(local_path(uri), "_delta_log"))
+
+
 def iceberg_metadata_in(uri: str) -> bool:
     """Whether Iceberg metadata files lie in the local table folder ``uri``."""
     try:

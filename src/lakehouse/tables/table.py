@@ -26,6 +26,7 @@ from lakehouse.tables.format import CommitConflict, FormatError, TableFormat
 from lakehouse.tables.formats import format_of, holds_table
 from lakehouse.tables.registration import after_commit
 from lakehouse.tables.snapshot import DataFile
+from lakehouse.tables.write_lock import writing
 
 REPLAYED = "lakehouse.replayed"  # on a quarantine: the version its last finished replay read
 
@@ -48,7 +49,12 @@ class Table:
         self.storage = storage
         self.engine = engine
         self.name = name
-        self.format: TableFormat[Any, Any] = format_of(storage, name)
+
+    @property
+    def format(self) -> TableFormat[Any, Any]:
+        """The table's format, found at each use: a table converted meanwhile is in the
+        other one."""
+        return format_of(self.storage, self.name)
 
     def __repr__(self) -> str:
         return f"<Table {self.name} v{self.version}>"
@@ -169,14 +175,15 @@ class Table:
     def delete(self, predicate: str | None = None) -> dict[str, Any]:
         """Delete the rows matching a SQL predicate (all rows when none is given)."""
         try:
-            metrics = self.format.delete(self._open(), predicate, self._compression())
+            with writing(self.storage, self.name):
+                metrics = self.format.delete(self._open(), predicate, self._compression())
+                self._committed()
         except CommitConflict:
             raise  # another writer committed meanwhile: the caller may try again
         except FormatError as exc:
             raise LakehouseError(
                 f"{self.name}: delete failed: {exc}", "check the predicate's SQL"
             ) from exc
-        self._committed()
         return metrics
 
     def restore(
@@ -261,7 +268,8 @@ class Table:
             elif self.format.transaction_version(handle, app) not in (None, -1):
                 txns.append((app, -1))
         try:
-            self.format.restore(handle, target, self.format.commit("restore", txns))
+            with writing(self.storage, self.name):
+                self.format.restore(handle, target, self.format.commit("restore", txns))
         except FormatError as exc:
             raise LakehouseError(f"{self.name}: restore to {asked} failed: {exc}") from exc
         return self._committed()
@@ -339,8 +347,9 @@ class Table:
 
     def optimize(self, target_size: int | None = None) -> dict[str, Any]:
         """Compact small files into larger ones (of up to 1 GiB unless ``target_size``)."""
-        metrics = self.format.optimize(self._open(), target_size, self._compression())
-        self._committed()
+        with writing(self.storage, self.name):
+            metrics = self.format.optimize(self._open(), target_size, self._compression())
+            self._committed()
         return metrics
 
     def zorder(self, columns: list[str]) -> dict[str, Any]:
@@ -351,8 +360,9 @@ class Table:
                 f"{self.name}: no column {', '.join(unknown)} to z-order by",
                 f"the columns are {', '.join(self.schema.names)}",
             )
-        metrics = self.format.zorder(self._open(), columns, self._compression())
-        self._committed()
+        with writing(self.storage, self.name):
+            metrics = self.format.zorder(self._open(), columns, self._compression())
+            self._committed()
         return metrics
 
     def vacuum(
@@ -373,6 +383,10 @@ class Table:
         # delta-rs counts whole hours: round up, so a file the user asked to keep is kept.
         hours = math.ceil(retain_hours)
         floor = hours if unreferenced_hours is None else max(hours, math.ceil(unreferenced_hours))
+        with writing(self.storage, self.name):  # not while the table is converted
+            return self._vacuum(hours, floor, dry_run)
+
+    def _vacuum(self, hours: int, floor: int, dry_run: bool) -> list[str]:
         if floor == hours:
             removed = self.format.vacuum(self._open(), hours, dry_run)
         else:

@@ -39,6 +39,7 @@ from lakehouse.tables.registration import after_commit, register_found
 from lakehouse.tables.schema import plan_schema, type_name
 from lakehouse.tables.staged import StagedFiles, same_columns
 from lakehouse.tables.upsert import COMBINE
+from lakehouse.tables.write_lock import writing
 
 __all__ = [
     # Imported from here by other packages: the modules that define them are named below.
@@ -195,25 +196,27 @@ def _write(
     prepared.combine = dict(merge_combine or {})
 
     for attempt in range(MAX_ATTEMPTS):
-        fmt = format_of(storage, name)
-        dt = fmt.open(storage, name)
-        if dt is None:
-            fmt = named(opts.format)
+        dt = None
         try:
-            result = _write_once(
-                storage,
-                name,
-                fmt,
-                dt,
-                prepared,
-                mode,
-                keys,
-                predicate,
-                evolve,
-                opts,
-                txn,
-                input_versions,
-            )
+            with writing(storage, name):  # waits while the table is converted
+                fmt = format_of(storage, name)
+                dt = fmt.open(storage, name)
+                if dt is None:
+                    fmt = named(opts.format)
+                result = _write_once(
+                    storage,
+                    name,
+                    fmt,
+                    dt,
+                    prepared,
+                    mode,
+                    keys,
+                    predicate,
+                    evolve,
+                    opts,
+                    txn,
+                    input_versions,
+                )
             break
         except (CommitFailedError, CommitConflict) as exc:
             if stream or attempt == MAX_ATTEMPTS - 1:

@@ -25,13 +25,11 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
 
 
-@pytest.fixture(scope="session")
-def demo_warehouse(tmp_path_factory) -> Path:
-    """A warehouse built by `lakehouse demo`, once per test session; tests that use it add
-    only what they need (tokens, grants) and change no table."""
-    warehouse = tmp_path_factory.mktemp("demo-session") / "warehouse"
+def _built_demo(tmp_path_factory, folder: str, *options: str) -> Path:
+    """A warehouse made by `lakehouse demo` with ``options``, in a new folder."""
+    warehouse = tmp_path_factory.mktemp(folder) / "warehouse"
     done = subprocess.run(
-        [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), "demo"],
+        [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), "demo", *options],
         cwd=Path(__file__).resolve().parents[1],
         env={k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
         capture_output=True,
@@ -40,24 +38,20 @@ def demo_warehouse(tmp_path_factory) -> Path:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return warehouse
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory) -> Path:
+    """A warehouse built by `lakehouse demo`, once per test session; tests that use it add
+    only what they need (tokens, grants) and change no table."""
+    return _built_demo(tmp_path_factory, "demo-session")
 
 
 @pytest.fixture(scope="session")
 def iceberg_demo_warehouse(tmp_path_factory) -> Path:
     """The same demo built on Iceberg (`lakehouse demo --format iceberg`), once per test
     session; tests that use it change no table."""
-    warehouse = tmp_path_factory.mktemp("demo-iceberg") / "warehouse"
-    done = subprocess.run(
-        [sys.executable, "-m", "lakehouse.cli", "--warehouse", str(warehouse), "demo"]
-        + ["--format", "iceberg"],
-        cwd=Path(__file__).resolve().parents[1],
-        env={k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return warehouse
+    return _built_demo(tmp_path_factory, "demo-iceberg", "--format", "iceberg")
 
 
 @pytest.fixture(params=["delta", "iceberg"])

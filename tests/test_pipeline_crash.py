@@ -18,23 +18,9 @@ from lakehouse.demo.landing import add_drop, write_sources
 from lakehouse.pipeline import load_pipeline, run_pipeline
 from lakehouse.settings.model import Settings
 from tests.helpers.commits import kill_after_commits
+from tests.helpers.pipeline_rows import contents
 
 DEMO = Path(__file__).resolve().parents[1] / "pipelines" / "demo"
-# Columns that say when and from which path a row was loaded, not what it holds.
-LOAD_COLUMNS = ("_ingested_at", "_ingest_date", "_source")
-
-
-def contents(lh: Lakehouse, pipeline) -> dict[str, list]:
-    out = {}
-    names = set(lh.catalog.names())
-    for ds in pipeline.datasets.values():
-        for table in (ds.name, ds.quarantine):
-            if table not in names or lh.catalog.get(table).format == "view":
-                continue
-            columns = [c for c in lh.table(table).schema.names if c not in LOAD_COLUMNS]
-            select = ", ".join(f'"{c}"' for c in columns)
-            out[table] = sorted(lh.sql(f"SELECT {select} FROM {table}").rows(), key=repr)
-    return out
 
 
 def start_run(warehouse: Path, landing: Path, table_format: str) -> subprocess.Popen:

@@ -26,25 +26,11 @@ from lakehouse.pipeline.errors import PipelineError, RunFailed
 from lakehouse.pipeline.plan import validate
 from lakehouse.settings.model import EngineSettings, Settings
 from lakehouse.spark.session import SparkUnavailable, check_java, stop_session
+from tests.helpers.pipeline_rows import contents
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "pipelines" / "demo"
 MASTER = "local[2]"
-# Columns that say when and from which path a row was loaded, not what it holds.
-LOAD_COLUMNS = ("_ingested_at", "_ingest_date", "_source")
-
-
-def contents(lh: Lakehouse, pipeline) -> dict[str, list]:
-    out = {}
-    names = set(lh.catalog.names())
-    for ds in pipeline.datasets.values():
-        for table in (ds.name, ds.quarantine):
-            if table not in names:
-                continue
-            columns = [c for c in lh.table(table).schema.names if c not in LOAD_COLUMNS]
-            select = ", ".join(f'"{c}"' for c in columns)
-            out[table] = sorted(lh.sql(f"SELECT {select} FROM {table}").rows(), key=repr)
-    return out
 
 
 def schemas(lh: Lakehouse, pipeline) -> dict[str, pa.Schema]:

@@ -122,17 +122,24 @@ def _open(path: Path) -> sqlite3.Connection | None:
 
 
 def _lookup(cache: sqlite3.Connection | None, paths: list[str]) -> dict[str, tuple[Any, ...]]:
-    if cache is None or not paths:
+    """The cache's (size, mtime_ns, ctime_ns, inode, id) of each file it knows."""
+    return _select(
+        cache, "SELECT path, size, mtime_ns, ctime_ns, inode, id FROM file_ids", "path", paths
+    )
+
+
+def _select(
+    cache: sqlite3.Connection | None, select: str, key: str, keys: list[str]
+) -> dict[str, tuple[Any, ...]]:
+    """``select``'s rows whose ``key`` is one of ``keys`` (500 at a time), by key; nothing
+    when the cache cannot be read (it is only a cache)."""
+    if cache is None or not keys:
         return {}
-    found: dict[str, tuple[Any, ...]] = {}  # size, mtime_ns, ctime_ns, inode, id
+    found: dict[str, tuple[Any, ...]] = {}
     try:
-        for start in range(0, len(paths), 500):
-            part = paths[start : start + 500]
-            rows = cache.execute(
-                "SELECT path, size, mtime_ns, ctime_ns, inode, id FROM file_ids "
-                f"WHERE path IN ({', '.join('?' * len(part))})",
-                part,
-            )
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            rows = cache.execute(f"{select} WHERE {key} IN ({', '.join('?' * len(part))})", part)
             found.update((r[0], tuple(r[1:])) for r in rows)
     except sqlite3.Error:
         return {}
@@ -155,22 +162,12 @@ def known_objects(warehouse: str, uris: list[str]) -> dict[str, tuple[str, str]]
     """What the cache of the (local) ``warehouse`` folder remembers of objects: each one's
     ETag and content identifier, by URI."""
     cache = _open(Path(warehouse) / CACHE)
-    if cache is None or not uris:
-        return {}
-    found: dict[str, tuple[str, str]] = {}
     try:
-        for start in range(0, len(uris), 500):
-            part = uris[start : start + 500]
-            rows = cache.execute(
-                f"SELECT uri, etag, id FROM object_ids WHERE uri IN ({', '.join('?' * len(part))})",
-                part,
-            )
-            found.update((r[0], (r[1], r[2])) for r in rows)
-    except sqlite3.Error:
-        return {}
+        found = _select(cache, "SELECT uri, etag, id FROM object_ids", "uri", uris)
     finally:
-        cache.close()
-    return found
+        if cache is not None:
+            cache.close()
+    return {uri: (row[0], row[1]) for uri, row in found.items()}
 
 
 def remember_objects(warehouse: str, rows: list[tuple[str, str, str]]) -> None:

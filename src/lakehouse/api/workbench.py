@@ -157,7 +157,14 @@ def list_saved(request: Request, who: Who) -> Any:
 def save_query(request: Request, who: Who, body: SaveRequest) -> Any:
     """Save a statement with a name, a description, its parameters' values and chart."""
     request.app.state.access.require(who, "query")
-    saved = saved_queries.save(
+    saved = _save(request, who, body)
+    request.state.target = f"saved query {saved['id']}"
+    return JSON(saved, 201)
+
+
+def _save(request: Request, who: Any, body: SaveRequest, **which: Any) -> Any:
+    """``body`` saved as a new query, or over the one ``which`` names."""
+    return saved_queries.save(
         request.app.state.lh,
         reader_of(request, who),
         name=body.name,
@@ -165,9 +172,8 @@ def save_query(request: Request, who: Who, body: SaveRequest) -> Any:
         sql=body.sql,
         params=dict(body.params),
         chart=body.chart.model_dump() if body.chart else None,
+        **which,
     )
-    request.state.target = f"saved query {saved['id']}"
-    return JSON(saved, 201)
 
 
 def _found(call: Any) -> Any:
@@ -190,22 +196,8 @@ def get_saved(request: Request, who: Who, query_id: QueryId) -> Any:
 def update_saved(request: Request, who: Who, query_id: QueryId, body: SaveRequest) -> Any:
     """Replace a saved query's name, description, statement, parameters and chart."""
     request.app.state.access.require(who, "query")
-    lh = request.app.state.lh
-    return JSON(
-        _found(
-            lambda: saved_queries.save(
-                lh,
-                reader_of(request, who),
-                name=body.name,
-                description=body.description,
-                sql=body.sql,
-                params=dict(body.params),
-                chart=body.chart.model_dump() if body.chart else None,
-                query_id=query_id,
-                manager=request.app.state.access.can(who, "manage_access"),
-            )
-        )
-    )
+    manager = request.app.state.access.can(who, "manage_access")
+    return JSON(_found(lambda: _save(request, who, body, query_id=query_id, manager=manager)))
 
 
 @router.delete("/queries/{query_id}", response_class=JSON)
